@@ -1,0 +1,45 @@
+"""Provider metadata read by Airflow's providers manager (imports nothing heavy)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lytics_provider import __version__
+from lytics_provider.connections import CONNECTION_TYPES
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the package, its hooks, operators and connection types to Airflow."""
+    integration = "Lytics"
+    return {
+        "package-name": "airflow-provider-lytics",
+        "name": "Lytics",
+        "description": "Lytics CDP integration jobs: audience exports, stream imports, file drops.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": integration,
+                "external-doc-url": "https://docs.lytics.com",
+                "tags": ["service"],
+            },
+            {
+                "integration-name": "Dotdigital",
+                "external-doc-url": "https://developer.dotdigital.com",
+                "tags": ["service"],
+            },
+            {
+                "integration-name": "iContact",
+                "external-doc-url": "https://www.icontact.com",
+                "tags": ["service"],
+            },
+        ],
+        "hooks": [
+            {"integration-name": integration, "python-modules": ["lytics_provider.hooks.lytics"]},
+            {"integration-name": "Dotdigital", "python-modules": ["lytics_provider.hooks.dotdigital"]},
+            {"integration-name": "iContact", "python-modules": ["lytics_provider.hooks.icontact"]},
+        ],
+        "operators": [
+            {"integration-name": integration, "python-modules": ["lytics_provider.operators.lytics"]},
+        ],
+        "connection-types": [dict(spec) for spec in CONNECTION_TYPES],
+    }

@@ -1,0 +1,245 @@
+"""Hook for the Lytics REST API (v1 ``/api`` and ``/collect``, v2 ``/v2``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from airflow.sdk import BaseHook
+
+from lytics_provider.connections import ui_field_behaviour
+from lytics_provider.pipeline.http import HttpClient, RetryPolicy, ServiceError
+
+DEFAULT_API_URL = "https://api.lytics.io"
+DEFAULT_BULK_URL = "https://bulk.lytics.io"
+MAX_SCAN_LIMIT = 100
+MAX_RECORD_BYTES = 16 * 1024
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+
+
+class CursorExpiredError(ServiceError):
+    """The scan cursor passed as ``start`` is no longer accepted; the scan must restart."""
+
+
+@dataclass(frozen=True)
+class ScanPage:
+    """One page of a segment scan: members, the cursor of the next page and the audience size."""
+
+    members: list[dict[str, Any]]
+    next_cursor: str
+    total: int | None
+    start: str
+
+
+@dataclass
+class CollectResult:
+    """What a collect call reported: records accepted and rejected."""
+
+    accepted: int = 0
+    rejected: int = 0
+    requests: int = 0
+
+    def add(self, data: dict[str, Any]) -> None:
+        """Add one ``DataUploadModel`` answer to the totals."""
+        self.accepted += int(data.get("message_count") or 0)
+        self.rejected += int(data.get("rejected_count") or 0)
+        self.requests += 1
+
+
+class LyticsHook(BaseHook):
+    """Talk to the Lytics API with the token stored in a ``lytics`` connection.
+
+    The token is the connection password; it is sent as the raw ``Authorization`` header value
+    (no ``Bearer`` prefix), as the Lytics API documents.
+    """
+
+    conn_name_attr = "lytics_conn_id"
+    default_conn_name = "lytics_default"
+    conn_type = "lytics"
+    hook_name = "Lytics"
+
+    def __init__(
+        self, lytics_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
+    ) -> None:
+        super().__init__()
+        self.lytics_conn_id = lytics_conn_id
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._client: HttpClient | None = None
+        self._bulk_url = DEFAULT_BULK_URL
+        self._params: dict[str, str] = {}
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form layout (declared once in ``lytics_provider.connections``)."""
+        return ui_field_behaviour(cls.conn_type)
+
+    def get_conn(self) -> HttpClient:
+        """Build (once) the HTTP client from the Airflow connection."""
+        if self._client is None:
+            conn = self.get_connection(self.lytics_conn_id)
+            token = conn.password or ""
+            if not token:
+                raise ValueError(
+                    f"Connection {self.lytics_conn_id!r} has no API token: put the Lytics token in its "
+                    "Password field."
+                )
+            extra = conn.extra_dejson
+            host = conn.host or DEFAULT_API_URL
+            if "://" not in host:
+                scheme = conn.schema if conn.schema in ("http", "https") else "https"
+                host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
+            self._bulk_url = (extra.get("bulk_url") or DEFAULT_BULK_URL).rstrip("/")
+            if extra.get("account_id"):
+                self._params["account_id"] = str(extra["account_id"])
+            self._client = HttpClient(
+                base_url=host,
+                headers={"Authorization": token, "Accept": "application/json"},
+                secrets=(token,),
+                policy=self.retry_policy,
+            )
+        return self._client
+
+    @property
+    def calls(self) -> int:
+        """HTTP calls made so far, retries included."""
+        return self._client.calls if self._client else 0
+
+    def _get(self, path: str, **params: Any) -> Any:
+        query = {**self._params, **{k: v for k, v in params.items() if v is not None}}
+        return self.get_conn().json("GET", path, params=query)
+
+    def list_segments(
+        self, kind: str = "segment", table: str = "user", sizes: bool = True
+    ) -> list[dict[str, Any]]:
+        """All audiences of the account (``GET /v2/segment``)."""
+        body = self._get("/v2/segment", table=table, kind=kind, sizes=str(sizes).lower())
+        return list(body.get("data") or [])
+
+    def get_segment(self, segment: str, sizes: bool = True) -> dict[str, Any]:
+        """One audience by id or slug (``GET /v2/segment/{id}``)."""
+        return dict(self._get(f"/v2/segment/{segment}", sizes=str(sizes).lower())["data"])
+
+    def get_schema_fields(self, table: str = "user", filter: str = "all") -> list[dict[str, Any]]:
+        """Field definitions of a table (``GET /v2/schema/{table}/field``)."""
+        return list(self._get(f"/v2/schema/{table}/field", filter=filter).get("data") or [])
+
+    def scan_segment_page(
+        self,
+        segment_id: str,
+        start: str = "",
+        limit: int = MAX_SCAN_LIMIT,
+        fields: Iterable[str] | None = None,
+    ) -> ScanPage:
+        """Fetch one scan page starting at cursor ``start`` (empty for the first page)."""
+        params: dict[str, Any] = {"limit": min(int(limit), MAX_SCAN_LIMIT), "start": start}
+        if fields:
+            params["fields"] = ",".join(fields)
+        try:
+            body = self._get(f"/api/segment/{segment_id}/scan", **params)
+        except ServiceError as exc:
+            if start and exc.status == 400:
+                raise CursorExpiredError(str(exc), exc.status, exc.body) from None
+            raise
+        return ScanPage(
+            members=list(body.get("data") or []),
+            next_cursor=body.get("_next") or "",
+            total=body.get("total"),
+            start=start,
+        )
+
+    def scan_segment(
+        self,
+        segment_id: str,
+        start: str = "",
+        limit: int = MAX_SCAN_LIMIT,
+        fields: Iterable[str] | None = None,
+    ) -> Iterator[ScanPage]:
+        """Stream every page of an audience, following the ``_next`` cursor until it is empty."""
+        fields = list(fields) if fields else None
+        cursor = start
+        while True:
+            page = self.scan_segment_page(segment_id, start=cursor, limit=limit, fields=fields)
+            yield page
+            if not page.next_cursor or not page.members:
+                return
+            cursor = page.next_cursor
+
+    def collect_json(
+        self,
+        stream: str,
+        records: Iterable[dict[str, Any]],
+        *,
+        timestamp_field: str | None = None,
+        dryrun: bool = False,
+        filename: str | None = None,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+    ) -> CollectResult:
+        """Post records to ``/collect/json/{stream}`` as JSON arrays of bounded size."""
+        result = CollectResult()
+        batch: list[bytes] = []
+        size = 2
+        for record in records:
+            encoded = json.dumps(record, separators=(",", ":"), default=str).encode()
+            if batch and size + len(encoded) + 1 > max_batch_bytes:
+                self._post_json_batch(stream, batch, result, timestamp_field, dryrun, filename)
+                batch, size = [], 2
+            batch.append(encoded)
+            size += len(encoded) + 1
+        if batch:
+            self._post_json_batch(stream, batch, result, timestamp_field, dryrun, filename)
+        return result
+
+    def _post_json_batch(
+        self,
+        stream: str,
+        batch: list[bytes],
+        result: CollectResult,
+        timestamp_field: str | None,
+        dryrun: bool,
+        filename: str | None,
+    ) -> None:
+        params = {**self._params, "dryrun": str(dryrun).lower()}
+        if timestamp_field:
+            params["timestamp_field"] = timestamp_field
+        if filename:
+            params["filename"] = filename
+        body = b"[" + b",".join(batch) + b"]"
+        answer = self.get_conn().json(
+            "POST",
+            f"/collect/json/{stream}",
+            params=params,
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        result.add(answer.get("data") or {})
+
+    def collect_bulk(
+        self,
+        stream: str,
+        body: IO[bytes],
+        *,
+        content_type: str = "application/csv",
+        gzipped: bool = False,
+        timestamp_field: str | None = None,
+        dryrun: bool = False,
+        droperrors: bool = True,
+        filename: str | None = None,
+    ) -> CollectResult:
+        """Upload one file body to ``{bulk_url}/collect/bulk/{stream}`` (CSV, or JSON lines)."""
+        self.get_conn()
+        params = {**self._params, "dryrun": str(dryrun).lower(), "droperrors": str(droperrors).lower()}
+        if timestamp_field:
+            params["timestamp_field"] = timestamp_field
+        if filename:
+            params["filename"] = filename
+        headers = {"Content-Type": content_type}
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        answer = self.get_conn().json(
+            "POST", f"{self._bulk_url}/collect/bulk/{stream}", params=params, data=body, headers=headers
+        )
+        result = CollectResult()
+        result.add(answer.get("data") or {})
+        return result

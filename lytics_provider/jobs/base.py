@@ -1,0 +1,146 @@
+"""Typed job configs: the fields every job shares, and the Keep Updated schedule fields.
+
+Each integration defines its job types in ``lytics_provider.jobs.types.<integration>`` as
+subclasses of :class:`JobConfig` with a ``type`` literal, registered in
+``lytics_provider.jobs.types.JOB_TYPES``. A job type adds its tasks to the DAG in ``add_tasks``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+import pendulum
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from lytics_provider.jobs.context import JobContext
+
+_TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_EVERY_N_HOURS = re.compile(r"^every (\d{1,2}) hours$")
+HOURLY_DIVISORS = (2, 3, 4, 6, 8, 12)
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class StrictModel(BaseModel):
+    """A model that refuses unknown keys (a typo is an error, never silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class ScheduleFields(StrictModel):
+    """Keep Updated, Frequency, Time of Day and Timezone, as the Lytics job forms have them."""
+
+    keep_updated: bool = Field(
+        default=False, description="Run again on the schedule below; false runs the job once."
+    )
+    frequency: str = Field(
+        default="daily",
+        description='How often a Keep Updated job runs: "hourly", "every N hours" (N in 2, 3, 4, 6, 8, 12), '
+        '"daily", "weekly" or "monthly".',
+    )
+    time_of_day: str | None = Field(
+        default=None,
+        description='Time of Day "HH:MM" (24-hour) for daily, weekly and monthly jobs; default "00:00".',
+    )
+    timezone: str = Field(default="UTC", description="IANA timezone of Time of Day, e.g. America/New_York.")
+    day_of_week: Literal[WEEKDAYS] = Field(  # type: ignore[valid-type]
+        default="monday", description="Day of a weekly run."
+    )
+    day_of_month: int = Field(default=1, ge=1, le=28, description="Day of a monthly run (1-28).")
+
+    @field_validator("frequency")
+    @classmethod
+    def _check_frequency(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("hourly", "daily", "weekly", "monthly"):
+            return value
+        match = _EVERY_N_HOURS.match(value)
+        if match and int(match.group(1)) in HOURLY_DIVISORS:
+            return value
+        raise ValueError(
+            f'unknown frequency {value!r}; use "hourly", "every N hours" with N one of '
+            f'{", ".join(map(str, HOURLY_DIVISORS))}, "daily", "weekly" or "monthly"'
+        )
+
+    @field_validator("time_of_day")
+    @classmethod
+    def _check_time_of_day(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _TIME_OF_DAY.match(value):
+            raise ValueError(f'time of day {value!r} is not "HH:MM" in 24-hour form, e.g. "02:30"')
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            pendulum.timezone(value)
+        except Exception:
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name such as UTC, Europe/London or America/New_York"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _time_of_day_needs_daily(self) -> ScheduleFields:
+        if self.time_of_day is not None and self.is_sub_daily:
+            raise ValueError(
+                f"time_of_day is only used by daily, weekly and monthly jobs, not {self.frequency!r}; "
+                "remove time_of_day or change frequency"
+            )
+        return self
+
+    @property
+    def is_sub_daily(self) -> bool:
+        """True for hourly and every-N-hours frequencies."""
+        return self.frequency == "hourly" or self.frequency.startswith("every ")
+
+    @property
+    def every_hours(self) -> int:
+        """Hours between runs of a sub-daily job."""
+        match = _EVERY_N_HOURS.match(self.frequency)
+        return int(match.group(1)) if match else 1
+
+
+class JobConfig(ScheduleFields):
+    """Fields shared by every job; subclasses add ``type`` and their own options."""
+
+    type: str
+    description: str | None = Field(default=None, description="Shown as the DAG description.")
+    dag_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="DAG id; defaults to lytics_<file name without .yaml>.",
+    )
+    tags: list[str] = Field(default_factory=list, description="Extra DAG tags.")
+    owner: str = Field(default="lytics", description="DAG owner shown in the UI.")
+    retries: int = Field(default=3, ge=0, le=20, description="Task retries.")
+    retry_delay_minutes: float = Field(default=2.0, gt=0, description="Minutes between task retries.")
+    start_date: str = Field(
+        default="2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="First date the schedule applies."
+    )
+    lytics_conn_id: str = Field(default="lytics_default", min_length=1, description="Lytics connection id.")
+
+    def add_tasks(self, job: JobContext) -> None:  # pragma: no cover - every job type overrides it
+        """Add this job's tasks to the DAG being built."""
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """DAG params a user may override when triggering a run (UI or REST API)."""
+        return {"dry_run": False}
+
+
+class AudienceExportConfig(JobConfig):
+    """A job that scans one Lytics audience and delivers it somewhere."""
+
+    audience: str = Field(min_length=1, description="Audience (segment) slug or id to export.")
+    fields: list[str] | None = Field(
+        default=None, description="Lytics fields to export; default all fields on the profile."
+    )
+    user_limit: int | None = Field(default=None, ge=1, description="Export at most this many users.")
+
+    def params(self) -> dict[str, Any]:
+        """Audience, full refresh and dry run can be overridden per run."""
+        return {"audience": self.audience, "full_refresh": False, "dry_run": False}

@@ -1,0 +1,172 @@
+"""Operators for the Lytics side of every job: scan an audience, commit a delivered run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from lytics_provider.hooks.lytics import MAX_SCAN_LIMIT, CursorExpiredError, LyticsHook
+from lytics_provider.pipeline.progress import Progress
+from lytics_provider.pipeline.snapshot import Snapshot, count_changes
+from lytics_provider.pipeline.workarea import JobState, run_dir
+
+MAX_CURSOR_RESTARTS = 2
+
+
+def as_bool(value: Any) -> bool:
+    """Read a DAG param that may arrive as a bool or as rendered text."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+class LyticsAudienceScanOperator(BaseOperator):
+    """Stream every member of an audience into a run snapshot, resuming from its checkpoint.
+
+    Each page is committed together with the cursor that follows it, so a retry after a
+    dropped connection or a killed worker continues where the last committed page ended and
+    nobody is written twice. Returns a small dict (never rows) for the next tasks.
+    """
+
+    template_fields: Sequence[str] = ("audience",)
+
+    def __init__(
+        self,
+        *,
+        audience: str,
+        job_id: str,
+        lytics_conn_id: str = LyticsHook.default_conn_name,
+        fields: Sequence[str] | None = None,
+        user_limit: int | None = None,
+        page_size: int = MAX_SCAN_LIMIT,
+        digest_fields: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.audience = audience
+        self.job_id = job_id
+        self.lytics_conn_id = lytics_conn_id
+        self.fields = list(fields) if fields else None
+        self.user_limit = user_limit
+        self.page_size = page_size
+        self.digest_fields = list(digest_fields) if digest_fields else None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = LyticsHook(self.lytics_conn_id)
+        segment = hook.get_segment(self.audience)
+        path = run_dir(self.job_id, context["run_id"]) / "snapshot.db"
+        fields = sorted({"_uid", *self.fields}) if self.fields else None
+        with Snapshot(path, digest_fields=self.digest_fields) as snapshot:
+            if snapshot.get_meta("segment_id") not in (None, segment["id"]):
+                self.log.info("Audience changed since the last attempt of this run; starting over")
+                snapshot.reset()
+            snapshot.set_meta("segment_id", segment["id"])
+            self._scan(hook, segment, snapshot, fields)
+            members = snapshot.count()
+        self.log.info(
+            "Scanned audience %r (%s): %d members into %s, %d API calls",
+            segment.get("name"),
+            segment["id"],
+            members,
+            path,
+            hook.calls,
+        )
+        return {
+            "snapshot": str(path),
+            "members": members,
+            "audience": {
+                "id": segment["id"],
+                "name": segment.get("name") or segment.get("slug_name") or self.audience,
+                "slug": segment.get("slug_name") or self.audience,
+            },
+            "api_calls": hook.calls,
+        }
+
+    def _scan(
+        self, hook: LyticsHook, segment: dict[str, Any], snapshot: Snapshot, fields: list[str] | None
+    ) -> None:
+        restarts = 0
+        while True:
+            checkpoint = snapshot.checkpoint
+            if checkpoint.complete:
+                self.log.info("Snapshot already complete (%d members); nothing to scan", checkpoint.members)
+                return
+            if checkpoint.pages:
+                self.log.info(
+                    "Resuming scan after %d committed pages (%d members)",
+                    checkpoint.pages,
+                    checkpoint.members,
+                )
+            progress = Progress(self.log, "members scanned", segment.get("size") or checkpoint.total)
+            progress.done = checkpoint.members
+            try:
+                for page in hook.scan_segment(
+                    segment["id"], start=checkpoint.cursor, limit=self.page_size, fields=fields
+                ):
+                    members = page.members
+                    if self.user_limit is not None:
+                        members = members[: max(0, self.user_limit - snapshot.count())]
+                    snapshot.add_page(members, page.next_cursor, page.total)
+                    progress.total = progress.total or page.total
+                    progress.advance(len(members))
+                    if self.user_limit is not None and snapshot.count() >= self.user_limit:
+                        self.log.info("User limit %d reached", self.user_limit)
+                        break
+            except CursorExpiredError:
+                restarts += 1
+                if restarts > MAX_CURSOR_RESTARTS:
+                    raise
+                self.log.warning("Scan cursor expired; restarting the scan from the first page")
+                snapshot.reset()
+                snapshot.set_meta("segment_id", segment["id"])
+                continue
+            snapshot.mark_complete()
+            progress.finish()
+            return
+
+
+class LyticsCommitRunOperator(BaseOperator):
+    """Report the run and make its snapshot the baseline of the next run's diff.
+
+    Runs last, after the destination acknowledged delivery; a dry run commits nothing.
+    Returns the run report: members, enters, exits, changes and what ``deliver`` reported.
+    """
+
+    def __init__(
+        self, *, job_id: str, scan_task_id: str = "scan", deliver_task_id: str = "deliver", **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.scan_task_id = scan_task_id
+        self.deliver_task_id = deliver_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        scan = ti.xcom_pull(task_ids=self.scan_task_id) or {}
+        delivered = ti.xcom_pull(task_ids=self.deliver_task_id) or {}
+        params = context.get("params") or {}
+        state = JobState(self.job_id)
+        previous = state.get("last_snapshot")
+        if as_bool(params.get("full_refresh")) or (previous and not Path(previous).exists()):
+            previous = None
+        counts = count_changes(scan["snapshot"], previous)
+        report = {
+            "audience": scan.get("audience"),
+            "members": scan.get("members"),
+            "enters": counts.enters,
+            "exits": counts.exits,
+            "changes": counts.changes,
+            "unchanged": counts.unchanged,
+            "scan_api_calls": scan.get("api_calls"),
+            "delivery": delivered,
+            "dry_run": as_bool(params.get("dry_run")),
+        }
+        if report["dry_run"]:
+            self.log.info("Dry run: state not committed. Report: %s", report)
+            return report
+        state.update(last_snapshot=scan["snapshot"], last_run_id=context["run_id"], last_report=report)
+        self.log.info("Run committed. Report: %s", report)
+        return report

@@ -1,0 +1,1 @@
+"""Pipeline of the Lytics provider."""

@@ -1,0 +1,10 @@
+# The Airflow image with this provider installed (used by docker-compose.yaml).
+FROM apache/airflow:3.3.2-python3.11
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gnupg \
+ && rm -rf /var/lib/apt/lists/*
+USER airflow
+COPY --chown=airflow:root pyproject.toml README.md /opt/lytics-provider/
+COPY --chown=airflow:root lytics_provider /opt/lytics-provider/lytics_provider
+RUN pip install --no-cache-dir "/opt/lytics-provider[amazon,google,snowflake,postgres,celery,sandbox]"

@@ -82,7 +82,7 @@ def main() -> int:
     print(f"Mapp export landed on the SFTP server: {landed}")
     print(f"    header: {','.join(header)}")
     print(
-        f"    rows:   {len(rows):,} (audience {args.audience!r} has {len(members):,} members with {identifier})"
+        f"    rows:   {len(rows):,} (audience {args.audience!r}: {len(members):,} members with {identifier})"
     )
     if problems:
         print("MISMATCH:\n  " + "\n  ".join(problems[:10]), file=sys.stderr)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
+import msgspec
 from airflow.sdk import BaseHook
+from requests.utils import get_environ_proxies
 
 from lytics_provider.connections import ui_field_behaviour
 from lytics_provider.pipeline.http import HttpClient, RetryPolicy, ServiceError
@@ -17,6 +21,8 @@ DEFAULT_BULK_URL = "https://bulk.lytics.io"
 MAX_SCAN_LIMIT = 100
 MAX_RECORD_BYTES = 16 * 1024
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+
+_decode_json = msgspec.json.Decoder().decode
 
 
 class CursorExpiredError(ServiceError):
@@ -91,14 +97,18 @@ class LyticsHook(BaseHook):
                 scheme = conn.schema if conn.schema in ("http", "https") else "https"
                 host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
             self._bulk_url = (extra.get("bulk_url") or DEFAULT_BULK_URL).rstrip("/")
+            policy = self.retry_policy
+            if extra.get("max_attempts"):
+                policy = dataclasses.replace(policy, max_attempts=max(1, int(extra["max_attempts"])))
             if extra.get("account_id"):
                 self._params["account_id"] = str(extra["account_id"])
             self._client = HttpClient(
                 base_url=host,
                 headers={"Authorization": token, "Accept": "application/json"},
                 secrets=(token,),
-                policy=self.retry_policy,
+                policy=policy,
             )
+            _settle_environment(self._client.session, host)
         return self._client
 
     @property
@@ -136,8 +146,10 @@ class LyticsHook(BaseHook):
         params: dict[str, Any] = {"limit": min(int(limit), MAX_SCAN_LIMIT), "start": start}
         if fields:
             params["fields"] = ",".join(fields)
+        query = {**self._params, **{k: v for k, v in params.items() if v is not None}}
         try:
-            body = self._get(f"/api/segment/{segment_id}/scan", **params)
+            response = self.get_conn().request("GET", f"/api/segment/{segment_id}/scan", params=query)
+            body = _decode_json(response.content)
         except ServiceError as exc:
             if start and exc.status == 400:
                 raise CursorExpiredError(str(exc), exc.status, exc.body) from None
@@ -155,16 +167,37 @@ class LyticsHook(BaseHook):
         start: str = "",
         limit: int = MAX_SCAN_LIMIT,
         fields: Iterable[str] | None = None,
+        prefetch: bool = True,
     ) -> Iterator[ScanPage]:
-        """Stream every page of an audience, following the ``_next`` cursor until it is empty."""
+        """Stream every page of an audience, following the ``_next`` cursor until it is empty.
+
+        With ``prefetch`` the request for page N+1 is in flight while the caller handles page N
+        (the cursor of N+1 comes from page N's body, so at most one request runs ahead). An error
+        fetching page N+1 is raised only after page N was handed over, so a caller that commits
+        every page it receives never loses one.
+        """
         fields = list(fields) if fields else None
-        cursor = start
-        while True:
-            page = self.scan_segment_page(segment_id, start=cursor, limit=limit, fields=fields)
-            yield page
-            if not page.next_cursor or not page.members:
-                return
-            cursor = page.next_cursor
+        if not prefetch:
+            cursor = start
+            while True:
+                page = self.scan_segment_page(segment_id, start=cursor, limit=limit, fields=fields)
+                yield page
+                if not page.next_cursor or not page.members:
+                    return
+                cursor = page.next_cursor
+        self.get_conn()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lytics-scan") as pool:
+            future: Future[ScanPage] = pool.submit(self.scan_segment_page, segment_id, start, limit, fields)
+            try:
+                while True:
+                    page = future.result()
+                    if not page.next_cursor or not page.members:
+                        yield page
+                        return
+                    future = pool.submit(self.scan_segment_page, segment_id, page.next_cursor, limit, fields)
+                    yield page
+            finally:
+                future.cancel()
 
     def collect_json(
         self,
@@ -238,8 +271,27 @@ class LyticsHook(BaseHook):
         if gzipped:
             headers["Content-Encoding"] = "gzip"
         answer = self.get_conn().json(
-            "POST", f"{self._bulk_url}/collect/bulk/{stream}", params=params, data=body, headers=headers
+            "POST",
+            f"{self._bulk_url}/collect/bulk/{stream}",
+            params=params,
+            data=body,
+            headers=headers,
+            proxies=get_environ_proxies(self._bulk_url) or {"http": None, "https": None},
         )
         result = CollectResult()
         result.add(answer.get("data") or {})
         return result
+
+
+def _settle_environment(session: Any, url: str) -> None:
+    """Read proxy and CA settings from the environment once instead of on every request.
+
+    ``requests`` re-reads the proxy variables for each call when ``trust_env`` is on, which costs
+    more than the call itself on a loopback scan of 100-member pages.
+    """
+    settings = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies.update(settings.get("proxies") or get_environ_proxies(url))
+    session.verify = settings.get("verify", True)
+    if settings.get("cert"):
+        session.cert = settings["cert"]
+    session.trust_env = False

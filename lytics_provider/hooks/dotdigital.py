@@ -1,0 +1,415 @@
+"""Hook for the Dotdigital (formerly dotmailer) REST API v2.
+
+Authentication is HTTP Basic with an API user's username and password (the connection's Login
+and Password). The endpoint is the connection's Host, else ``https://{region}-api.dotdigital.com``
+(region ``r1`` by default); when no Host is set, the ``ApiEndpoint`` that ``/v2/account-info``
+names is used from then on.
+
+Every call first takes one call from a :class:`~lytics_provider.pipeline.ratelimit.CallLedger`
+shared by all tasks using the connection (``calls_per_hour`` in the extras, default 2,000: the
+flat scheme's rolling-hour cap). Server signals tighten it: tiered 429 with
+``X-RateLimit-Reset`` pauses every user of the ledger until the reset, and the flat scheme's
+400 ``ERROR_APIUSAGE_EXCEEDED`` pauses for ``usage_backoff`` seconds and retries until
+``max_usage_wait`` has passed, then fails with :class:`ApiUsageExceededError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from airflow.sdk import BaseHook
+
+from lytics_provider.connections import ui_field_behaviour
+from lytics_provider.pipeline.http import AuthError, HttpClient, RetryPolicy, ServiceError
+from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REGION = "r1"
+REGIONS = ("r1", "r2", "r3")
+PAGE_SIZE = 1000
+CALLS_PER_HOUR = 2000
+_CODE = re.compile(r"\b(ERROR_[A-Z_]+)\b")
+
+IMPORT_DONE = "Finished"
+IMPORT_PENDING = "NotFinished"
+IMPORT_FAILED = ("RejectedByWatchdog", "InvalidFileFormat", "Unknown", "Failed", "ExceedsAllowedContactLimit")
+
+
+class DotdigitalError(ServiceError):
+    """A Dotdigital call that failed; ``code`` is the ``ERROR_*`` token of the message, if any."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None, code: str | None = None):
+        super().__init__(message, status, body)
+        self.code = code
+
+
+class ApiUsageExceededError(DotdigitalError):
+    """The API user is over its call cap and the budget did not free up in time."""
+
+
+def error_code(body: Any) -> str | None:
+    """The ``ERROR_*`` token of an error body (``{"message": "... ERROR_X"}``)."""
+    text = body.get("message", "") if isinstance(body, dict) else str(body or "")
+    match = _CODE.search(str(text))
+    return match.group(1) if match else None
+
+
+def api_date(value: datetime | str) -> str:
+    """A date path segment: ISO 8601 date-time without offset, in UTC, URL-encoded."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        value = value.strftime("%Y-%m-%dT%H:%M:%S")
+    return quote(str(value), safe="")
+
+
+class DotdigitalHook(BaseHook):
+    """Talk to the Dotdigital v2 API with the API user stored in a ``dotdigital`` connection."""
+
+    conn_name_attr = "dotdigital_conn_id"
+    default_conn_name = "dotdigital_default"
+    conn_type = "dotdigital"
+    hook_name = "Dotdigital"
+    usage_backoff = 300.0
+    max_usage_wait = 3600.0
+
+    def __init__(
+        self,
+        dotdigital_conn_id: str = default_conn_name,
+        retry_policy: RetryPolicy | None = None,
+        usage_backoff: float | None = None,
+        max_usage_wait: float | None = None,
+        ledger: CallLedger | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.dotdigital_conn_id = dotdigital_conn_id
+        self.retry_policy = retry_policy or RetryPolicy(sleep=sleep)
+        if usage_backoff is not None:
+            self.usage_backoff = usage_backoff
+        if max_usage_wait is not None:
+            self.max_usage_wait = max_usage_wait
+        self.sleep = sleep
+        self.clock = clock
+        self.ledger = ledger
+        self._client: HttpClient | None = None
+        self._explicit_host = False
+        self.account: dict[str, Any] | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form layout (declared once in ``lytics_provider.connections``)."""
+        return ui_field_behaviour(cls.conn_type)
+
+    # -- connection -----------------------------------------------------------------------
+    def get_conn(self) -> HttpClient:
+        """Build (once) the HTTP client and the shared call ledger from the Airflow connection."""
+        if self._client is not None:
+            return self._client
+        conn = self.get_connection(self.dotdigital_conn_id)
+        username, password = conn.login or "", conn.password or ""
+        if not username or not password:
+            raise ValueError(
+                f"Connection {self.dotdigital_conn_id!r} needs the Dotdigital API username in Login and "
+                "the API password in Password."
+            )
+        extra = conn.extra_dejson
+        region = str(extra.get("region") or DEFAULT_REGION).lower()
+        if region not in REGIONS:
+            raise ValueError(
+                f"Connection {self.dotdigital_conn_id!r}: region {region!r} is not one of "
+                f"{', '.join(REGIONS)}; fix the Region field or set the API endpoint as Host."
+            )
+        host = conn.host or ""
+        self._explicit_host = bool(host)
+        if not host:
+            host = f"https://{region}-api.dotdigital.com"
+        elif "://" not in host:
+            scheme = conn.schema if conn.schema in ("http", "https") else "https"
+            host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
+        if self.ledger is None:
+            per_hour = int(extra.get("calls_per_hour") or CALLS_PER_HOUR)
+            self.ledger = CallLedger(
+                ledger_path(ledger_key(self.dotdigital_conn_id, username)),
+                limit=per_hour,
+                max_wait=self.max_usage_wait,
+                clock=self.clock,
+                sleep=self.sleep,
+            )
+        self._client = HttpClient(
+            base_url=host,
+            headers={"Accept": "application/json"},
+            auth=(username, password),
+            secrets=(password,),
+            policy=self.retry_policy,
+            before_call=self._before_call,
+            after_response=self._after_response,
+        )
+        return self._client
+
+    @property
+    def calls(self) -> int:
+        """HTTP calls made so far, retries included."""
+        return self._client.calls if self._client else 0
+
+    def _before_call(self) -> None:
+        assert self.ledger is not None
+        try:
+            self.ledger.acquire()
+        except RateLimitWaitTooLong as exc:
+            raise ApiUsageExceededError(
+                f"Dotdigital call budget of connection {self.dotdigital_conn_id!r} is spent: {exc}. "
+                "The run stopped before sending more; it resumes on retry. Options that cost one call "
+                "per contact (Trigger Join Actions, Unsubscribe on exit) use the budget fastest.",
+                code="ERROR_APIUSAGE_EXCEEDED",
+            ) from None
+
+    def _after_response(self, response: requests.Response) -> None:
+        """Pause the shared ledger when the tiered scheme says a tier is exhausted."""
+        remaining = response.headers.get("X-RateLimit-Remaining")
+        reset = response.headers.get("X-RateLimit-Reset")
+        if reset and (response.status_code == 429 or remaining == "0"):
+            try:
+                when = float(reset)
+            except ValueError:
+                return
+            assert self.ledger is not None
+            self.ledger.pause_until(when)
+            log.warning(
+                "Dotdigital %s tier exhausted; pausing calls until %s",
+                response.headers.get("X-RateLimit-Scope") or "rate-limit",
+                time.strftime("%H:%M:%S", time.gmtime(when)),
+            )
+
+    # -- calls ----------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One API call, with the usage-cap and error translation this API needs."""
+        client = self.get_conn()
+        waited = 0.0
+        while True:
+            try:
+                return client.request(method, path, **kwargs)
+            except AuthError as exc:
+                raise AuthError(
+                    f"Dotdigital refused the API user of connection {self.dotdigital_conn_id!r} "
+                    f"({exc.status}): check the API username and password (and the region: another "
+                    f"region's endpoint answers 403). {exc}",
+                    exc.status,
+                ) from None
+            except ApiUsageExceededError:
+                raise
+            except ServiceError as exc:
+                code = error_code(exc.body)
+                if code != "ERROR_APIUSAGE_EXCEEDED":
+                    raise DotdigitalError(str(exc), exc.status, exc.body, code) from None
+                if self.usage_backoff <= 0 or waited + self.usage_backoff > self.max_usage_wait:
+                    raise ApiUsageExceededError(
+                        f"Dotdigital capped the API user of connection {self.dotdigital_conn_id!r} "
+                        f"(over {CALLS_PER_HOUR} calls in the last hour) and it stayed capped for "
+                        f"{waited:.0f}s. The run stopped without losing data and resumes on retry.",
+                        exc.status,
+                        exc.body,
+                        code,
+                    ) from None
+                assert self.ledger is not None
+                log.warning(
+                    "Dotdigital API usage cap reached; pausing %.0fs before retrying", self.usage_backoff
+                )
+                self.ledger.pause_until(self.clock() + self.usage_backoff)
+                waited += self.usage_backoff
+                if hasattr(kwargs.get("data"), "seek"):
+                    kwargs["data"].seek(0)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One API call returning the decoded JSON body (None for empty bodies)."""
+        response = self.request(method, path, **kwargs)
+        if not response.content:
+            return None
+        return response.json()
+
+    def iter_pages(self, path: str, select: int = PAGE_SIZE, **params: Any) -> Iterator[dict[str, Any]]:
+        """Items of a ``select``/``skip`` paged list; stops at a short page."""
+        skip = 0
+        while True:
+            page = self.call("GET", path, params={**params, "select": select, "skip": skip}) or []
+            yield from page
+            if len(page) < select:
+                return
+            skip += len(page)
+
+    # -- account --------------------------------------------------------------------------
+    def account_info(self) -> dict[str, Any]:
+        """``GET /v2/account-info`` as ``{"id": ..., <property name>: value}``; syncs the ledger."""
+        body = self.call("GET", "/v2/account-info")
+        info: dict[str, Any] = {"id": body.get("id")}
+        for prop in body.get("properties") or []:
+            info[prop.get("name")] = prop.get("value")
+        used = info.get("ApiCallsInLastHour")
+        if used not in (None, "") and self.ledger is not None:
+            added = self.ledger.observe_usage(int(used))
+            if added:
+                log.info("Dotdigital counts %s calls in the last hour; %d made elsewhere", used, added)
+        endpoint = str(info.get("ApiEndpoint") or "").rstrip("/")
+        if endpoint and not self._explicit_host and self._client and endpoint != self._client.base_url:
+            log.info("Using the account's API endpoint %s", endpoint)
+            self._client.base_url = endpoint
+        self.account = info
+        return info
+
+    # -- address books --------------------------------------------------------------------
+    def list_address_books(self) -> list[dict[str, Any]]:
+        """Every address book of the account."""
+        return list(self.iter_pages("/v2/address-books"))
+
+    def get_address_book(self, book_id: int | str) -> dict[str, Any]:
+        """One address book by id."""
+        return self.call("GET", f"/v2/address-books/{book_id}")
+
+    def create_address_book(self, name: str, visibility: str = "Private") -> dict[str, Any]:
+        """Create an address book (``ERROR_ADDRESSBOOK_DUPLICATE`` when the name is taken)."""
+        return self.call("POST", "/v2/address-books", json={"name": name, "visibility": visibility})
+
+    def iter_address_book_contacts(self, book_id: int | str, full: bool = False) -> Iterator[dict[str, Any]]:
+        """Contacts of an address book (``dataFields`` only with ``full``)."""
+        return self.iter_pages(f"/v2/address-books/{book_id}/contacts", withFullData=str(full).lower())
+
+    # -- contacts -------------------------------------------------------------------------
+    def get_contact(self, identifier: str | int) -> dict[str, Any] | None:
+        """A contact by email or id; None when Dotdigital does not know it."""
+        try:
+            return self.call("GET", f"/v2/contacts/{quote(str(identifier), safe='@')}")
+        except DotdigitalError as exc:
+            if exc.code == "ERROR_CONTACT_NOT_FOUND" or exc.status == 404:
+                return None
+            raise
+
+    def add_contact_to_address_book(self, book_id: int | str, contact: dict[str, Any]) -> dict[str, Any]:
+        """Add (or update) one contact in an address book; fires the book's join actions."""
+        return self.call("POST", f"/v2/address-books/{book_id}/contacts", json=contact)
+
+    def remove_contact(self, book_id: int | str, contact_id: int | str) -> None:
+        """Remove one contact from an address book."""
+        self.call("DELETE", f"/v2/address-books/{book_id}/contacts/{contact_id}")
+
+    def bulk_remove(self, book_id: int | str, contact_ids: list[int]) -> dict[str, Any]:
+        """Start removing many contacts from an address book; poll with :meth:`deletion_status`."""
+        return self.call("POST", f"/v2/address-books/{book_id}/contacts/delete", json=contact_ids)
+
+    def deletion_status(self, deletion_id: str) -> dict[str, Any]:
+        """``{"id", "status": Started|Completed|Failed}`` of a bulk removal."""
+        return self.call("GET", f"/v2/contacts/deletion/{deletion_id}")
+
+    def unsubscribe(self, email: str, book_id: int | str | None = None) -> dict[str, Any]:
+        """Unsubscribe a contact from one address book, or from the account when no book is given."""
+        path = f"/v2/address-books/{book_id}/contacts/unsubscribe" if book_id else "/v2/contacts/unsubscribe"
+        return self.call("POST", path, json={"email": email})
+
+    def resubscribe(
+        self,
+        contact: dict[str, Any],
+        book_id: int | str | None = None,
+        no_challenge: bool = False,
+        return_url: str | None = None,
+    ) -> dict[str, Any]:
+        """Resubscribe an unsubscribed contact (to a book, or the account); returns the result status."""
+        base = f"/v2/address-books/{book_id}/contacts" if book_id else "/v2/contacts"
+        path = f"{base}/resubscribe-with-no-challenge" if no_challenge else f"{base}/resubscribe"
+        body: dict[str, Any] = {"unsubscribedContact": contact}
+        if return_url and not no_challenge:
+            body["returnUrlToUseIfChallenged"] = return_url
+        return self.call("POST", path, json=body)
+
+    # -- bulk import ----------------------------------------------------------------------
+    def import_contacts(
+        self, path: Path | str, book_id: int | str | None = None, filename: str | None = None
+    ) -> dict[str, Any]:
+        """Upload a CSV file (multipart, with a file name) into a book or the account; 202 import."""
+        target = f"/v2/address-books/{book_id}/contacts/import" if book_id else "/v2/contacts/import"
+        path = Path(path)
+        with path.open("rb") as handle:
+            return self.call("POST", target, files={"file": (filename or path.name, handle, "text/csv")})
+
+    def import_contacts_base64(
+        self, data: bytes, filename: str, book_id: int | str | None = None
+    ) -> dict[str, Any]:
+        """The JSON form of :meth:`import_contacts` (``{"fileName", "data": base64}``)."""
+        target = f"/v2/address-books/{book_id}/contacts/import" if book_id else "/v2/contacts/import"
+        body = {"fileName": filename, "data": base64.b64encode(data).decode()}
+        return self.call("POST", target, json=body)
+
+    def import_status(self, import_id: str) -> dict[str, Any]:
+        """``{"id", "status"}`` of a bulk import."""
+        return self.call("GET", f"/v2/contacts/import/{import_id}")
+
+    def import_report(self, import_id: str) -> dict[str, Any]:
+        """Counts of a finished import (new, updated, invalid, suppressed, ...)."""
+        return self.call("GET", f"/v2/contacts/import/{import_id}/report")
+
+    def import_faults(self, import_id: str) -> str:
+        """The CSV of the rows a finished import rejected."""
+        return self.request("GET", f"/v2/contacts/import/{import_id}/report-faults").text
+
+    # -- data fields ----------------------------------------------------------------------
+    def list_data_fields(self) -> list[dict[str, Any]]:
+        """Every contact data field of the account."""
+        return list(self.call("GET", "/v2/data-fields") or [])
+
+    def create_data_field(
+        self, name: str, type: str = "String", visibility: str = "Private", default: Any = None
+    ) -> dict[str, Any] | None:
+        """Create a contact data field."""
+        body = {"name": name, "type": type, "visibility": visibility, "defaultValue": default}
+        return self.call("POST", "/v2/data-fields", json=body)
+
+    # -- changes since --------------------------------------------------------------------
+    def iter_modified_since(
+        self, since: datetime | str, book_id: int | str | None = None, full: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        """Contacts created or changed since ``since`` (in one book, or the account)."""
+        prefix = f"/v2/address-books/{book_id}/contacts" if book_id else "/v2/contacts"
+        return self.iter_pages(f"{prefix}/modified-since/{api_date(since)}", withFullData=str(full).lower())
+
+    def iter_unsubscribed_since(
+        self, since: datetime | str, book_id: int | str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Contacts unsubscribed since ``since`` (``ApiContactSuppression`` records)."""
+        prefix = f"/v2/address-books/{book_id}/contacts" if book_id else "/v2/contacts"
+        return self.iter_pages(f"{prefix}/unsubscribed-since/{api_date(since)}")
+
+    def iter_suppressed_since(self, since: datetime | str) -> Iterator[dict[str, Any]]:
+        """Account-level suppressions since ``since``."""
+        return self.iter_pages(f"/v2/contacts/suppressed-since/{api_date(since)}")
+
+    def iter_campaigns_with_activity_since(self, since: datetime | str) -> Iterator[dict[str, Any]]:
+        """Campaigns with any activity since ``since``."""
+        return self.iter_pages(f"/v2/campaigns/with-activity-since/{api_date(since)}")
+
+    def iter_campaign_activities(
+        self, campaign_id: int | str, since: datetime | str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Per-contact send summaries of a campaign (all, or since a date)."""
+        path = f"/v2/campaigns/{campaign_id}/activities"
+        return self.iter_pages(f"{path}/since-date/{api_date(since)}" if since else path)
+
+    def iter_campaign_opens(self, campaign_id: int | str, since: datetime | str) -> Iterator[dict[str, Any]]:
+        """Opens of a campaign since ``since``."""
+        return self.iter_pages(f"/v2/campaigns/{campaign_id}/opens/since-date/{api_date(since)}")
+
+    def iter_campaign_clicks(self, campaign_id: int | str, since: datetime | str) -> Iterator[dict[str, Any]]:
+        """Clicks of a campaign since ``since``."""
+        return self.iter_pages(f"/v2/campaigns/{campaign_id}/clicks/since-date/{api_date(since)}")
+
+    def server_time(self) -> str:
+        """The API server's current UTC time."""
+        return str(self.call("GET", "/v2/server-time"))

@@ -1,0 +1,942 @@
+"""Deliver Lytics audiences to Dotdigital address books (Export Contacts, Export Multiple Audiences,
+Export Modified Contacts, Remove Contacts).
+
+Each operator runs as the ``deliver`` task after ``scan``: it diffs the run's snapshot against the
+last committed one (everyone enters on the first run, on ``full_refresh`` or when the baseline is
+gone), plans every send into a run-local SQLite file, then executes the plan:
+
+* adds go through one bulk CSV import per address book and per 50 MB file, polled to completion;
+  the import report and ``report-faults`` CSV are read back so each rejected row lands in the
+  rejects file with Dotdigital's reason. With Trigger Join Actions each contact is added on its
+  own (one call each), which is what fires the address book's join actions;
+* exits are removed in bulk by contact id (the ID Field, else a per-job email -> id map kept fresh
+  from the address book listing), or unsubscribed one by one;
+* with Sync Status, every contact's outcome is written to the ``dotmailer_export_status`` stream.
+
+Every step is recorded in the plan file, so a retried task reconnects to the bulk import or bulk
+removal it already started instead of submitting a second one, and per-contact steps continue
+after the last contact they finished. The run's snapshot becomes the next baseline only when the
+``report`` task commits it, after this task succeeded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from lytics_provider.hooks.dotdigital import IMPORT_DONE, IMPORT_PENDING, DotdigitalError, DotdigitalHook
+from lytics_provider.operators.lytics import as_bool
+from lytics_provider.pipeline.snapshot import iter_changes
+from lytics_provider.pipeline.workarea import JobState, job_dir, run_dir
+
+EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
+MAX_IMPORT_BYTES = 50 * 1024 * 1024
+REMOVE_CHUNK = 10_000
+OPT_IN_TYPES = ("Unknown", "Single", "Double", "VerifiedDouble")
+EMAIL_TYPES = ("PlainText", "Html")
+STATUS_STREAM = "dotmailer_export_status"
+FAULT_REASONS = {
+    "InvalidEmail": "Dotdigital rejected the email address as invalid",
+    "DuplicateEmail": "the email appears more than once in the audience; the first row was sent",
+    "InvalidDataFieldValue": "a mapped value does not fit its Dotdigital data field type",
+}
+
+
+class DotdigitalConfigError(ValueError):
+    """The job's options do not fit the Dotdigital account (missing address book or data field)."""
+
+
+class DotdigitalImportError(RuntimeError):
+    """A bulk import or bulk removal ended in a failed state."""
+
+
+# -- the run's plan and outcomes --------------------------------------------------------------
+_PLAN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS steps (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS work (
+    seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, book TEXT NOT NULL, uid TEXT NOT NULL, email TEXT NOT NULL,
+    contact_id TEXT, payload TEXT);
+CREATE INDEX IF NOT EXISTS work_kind ON work (kind, book, seq);
+CREATE TABLE IF NOT EXISTS outcomes (
+    email TEXT NOT NULL, book TEXT NOT NULL, action TEXT NOT NULL, uid TEXT, status TEXT NOT NULL,
+    account_status TEXT, reason TEXT, PRIMARY KEY (email, book, action));
+"""
+
+
+class Plan:
+    """Run-local SQLite file: planned work, finished steps and per-contact outcomes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(_PLAN_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def step(self, name: str) -> Any:
+        row = self.db.execute("SELECT value FROM steps WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_step(self, name: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?)", (name, json.dumps(value)))
+
+    def reset(self) -> None:
+        self.db.executescript("DELETE FROM steps; DELETE FROM work; DELETE FROM outcomes;")
+
+    def add_work(self, rows: list[tuple[str, str, str, str, str | None, str | None]]) -> None:
+        self.db.execute("BEGIN")
+        self.db.executemany(
+            "INSERT INTO work (kind, book, uid, email, contact_id, payload) VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
+        self.db.execute("COMMIT")
+
+    def iter_work(self, kind: str, book: str, after: int = 0, batch: int = 1000) -> Iterator[sqlite3.Row]:
+        while True:
+            rows = self.db.execute(
+                "SELECT seq, uid, email, contact_id, payload FROM work "
+                "WHERE kind = ? AND book = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (kind, book, after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield from rows
+            after = rows[-1][0]
+
+    def work_books(self, kind: str) -> list[str]:
+        return [
+            r[0]
+            for r in self.db.execute("SELECT DISTINCT book FROM work WHERE kind = ? ORDER BY book", (kind,))
+        ]
+
+    def count_work(self, kind: str) -> int:
+        return int(self.db.execute("SELECT count(*) FROM work WHERE kind = ?", (kind,)).fetchone()[0])
+
+    def record(self, rows: Iterable[tuple[str, str, str, str | None, str, str | None, str | None]]) -> None:
+        """Store outcomes: (email, book, action, uid, status, account_status, reason)."""
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self.db.execute("COMMIT")
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT action, status, count(*) FROM outcomes GROUP BY action, status")
+        return {f"{action}:{status}": n for action, status, n in rows}
+
+    def iter_outcomes(self, rejected_only: bool = False) -> Iterator[tuple[Any, ...]]:
+        where = "WHERE reason IS NOT NULL" if rejected_only else ""
+        yield from self.db.execute(
+            f"SELECT email, book, action, uid, status, account_status, reason FROM outcomes {where} "
+            "ORDER BY email, book, action"
+        )
+
+
+class ContactIdMap:
+    """Per-job ``email -> Dotdigital contact id`` per address book, refreshed from the book listing."""
+
+    def __init__(self, job_id: str) -> None:
+        path = job_dir(job_id) / "dotdigital_contact_ids.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.executescript(
+            "CREATE TABLE IF NOT EXISTS ids (book TEXT, email TEXT, id INTEGER, PRIMARY KEY (book, email));"
+            "CREATE TABLE IF NOT EXISTS synced (book TEXT PRIMARY KEY, at REAL NOT NULL);"
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def lookup(self, book: str, emails: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(emails), 500):
+            chunk = emails[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for email, cid in self.db.execute(
+                f"SELECT email, id FROM ids WHERE book = ? AND email IN ({marks})", (book, *chunk)
+            ):
+                found[email] = int(cid)
+        return found
+
+    def refresh(self, hook: DotdigitalHook, book: str, clock: Any = time.time) -> int:
+        """Add the book's contacts changed since the last refresh (all of them the first time)."""
+        row = self.db.execute("SELECT at FROM synced WHERE book = ?", (book,)).fetchone()
+        started = clock()
+        if row is None:
+            contacts = hook.iter_address_book_contacts(book)
+        else:
+            since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(row[0] - 3600))
+            contacts = hook.iter_modified_since(since, book_id=book, full=False)
+        added = 0
+        batch: list[tuple[str, str, int]] = []
+        for contact in contacts:
+            batch.append((book, str(contact.get("email") or "").lower(), int(contact["id"])))
+            if len(batch) >= 5000:
+                added += self._store(batch)
+                batch = []
+        added += self._store(batch)
+        self.db.execute("INSERT OR REPLACE INTO synced VALUES (?, ?)", (book, started))
+        return added
+
+    def _store(self, rows: list[tuple[str, str, int]]) -> int:
+        if rows:
+            self.db.execute("BEGIN")
+            self.db.executemany("INSERT OR REPLACE INTO ids VALUES (?, ?, ?)", rows)
+            self.db.execute("COMMIT")
+        return len(rows)
+
+    def forget(self, book: str, emails: list[str]) -> None:
+        self.db.execute("BEGIN")
+        self.db.executemany("DELETE FROM ids WHERE book = ? AND email = ?", [(book, e) for e in emails])
+        self.db.execute("COMMIT")
+
+
+# -- mapping a Lytics profile to a Dotdigital contact -----------------------------------------
+def scalar_text(value: Any) -> str:
+    """A scalar as CSV text (booleans as true/false, None as empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def message_of(exc: DotdigitalError) -> str:
+    """The message of a Dotdigital error body (never the request)."""
+    body = exc.body
+    return str(body.get("message") if isinstance(body, dict) else body or exc.code or "error")
+
+
+def lookup_field(record: dict[str, Any], name: str) -> Any:
+    """A (possibly dotted) field of a profile."""
+    value: Any = record
+    for part in name.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+@dataclass
+class ExportOptions:
+    """What to send and how; see the operators for each option."""
+
+    email_field: str = "email"
+    id_field: str = "dm_contact_id"
+    map_fields: dict[str, str] = field(default_factory=dict)
+    opt_in_type: str = "Unknown"
+    email_type: str = "Html"
+    trigger_join_actions: bool = False
+    resubscribe: bool = False
+    resubscribe_with_no_challenge: bool = False
+    sync_status: bool = False
+    max_file_bytes: int = MAX_IMPORT_BYTES
+    poll_interval: float = 15.0
+    timeout: float = 6 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.opt_in_type not in OPT_IN_TYPES:
+            raise DotdigitalConfigError(
+                f"opt_in_type {self.opt_in_type!r} is not one of {', '.join(OPT_IN_TYPES)}"
+            )
+        if self.email_type not in EMAIL_TYPES:
+            raise DotdigitalConfigError(
+                f"email_type {self.email_type!r} is not one of {', '.join(EMAIL_TYPES)}"
+            )
+
+    @property
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys(self.map_fields.values()))
+
+    @property
+    def resubscribes(self) -> bool:
+        return self.resubscribe or self.resubscribe_with_no_challenge
+
+
+class _DotdigitalDeliveryOperator(BaseOperator):
+    """Shared machinery: diff, plan, bulk import, bulk removal, per-contact calls, status sync."""
+
+    ui_color = "#f4b183"
+    enter_kinds: tuple[str, ...] = ("enter", "change")
+    sleep = staticmethod(time.sleep)
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        dotdigital_conn_id: str = DotdigitalHook.default_conn_name,
+        lytics_conn_id: str = "lytics_default",
+        scan_task_id: str = "scan",
+        email_field: str = "email",
+        id_field: str = "dm_contact_id",
+        map_fields: dict[str, str] | None = None,
+        opt_in_type: str = "Unknown",
+        email_type: str = "Html",
+        trigger_join_actions: bool = False,
+        resubscribe: bool = False,
+        resubscribe_with_no_challenge: bool = False,
+        sync_status: bool = False,
+        max_file_bytes: int = MAX_IMPORT_BYTES,
+        poll_interval: float = 15.0,
+        timeout: float = 6 * 3600.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.dotdigital_conn_id = dotdigital_conn_id
+        self.lytics_conn_id = lytics_conn_id
+        self.scan_task_id = scan_task_id
+        self.options = ExportOptions(
+            email_field=email_field,
+            id_field=id_field,
+            map_fields=dict(map_fields or {}),
+            opt_in_type=opt_in_type,
+            email_type=email_type,
+            trigger_join_actions=trigger_join_actions,
+            resubscribe=resubscribe,
+            resubscribe_with_no_challenge=resubscribe_with_no_challenge,
+            sync_status=sync_status,
+            max_file_bytes=max_file_bytes,
+            poll_interval=poll_interval,
+            timeout=timeout,
+        )
+
+    # -- hooks for subclasses -------------------------------------------------------------------
+    def resolve_books(self, hook: DotdigitalHook, audience: dict[str, Any], dry_run: bool) -> dict[str, str]:
+        """``book id -> name`` of the address books this run writes to."""
+        raise NotImplementedError
+
+    def targets(self, record: dict[str, Any], books: dict[str, str]) -> list[str]:
+        """Address books a member belongs in (all resolved books by default)."""
+        return list(books)
+
+    def enter_action(self) -> str:
+        return "add"
+
+    def exit_action(self) -> str:
+        return "ignore"
+
+    # -- execution ------------------------------------------------------------------------------
+    def execute(self, context: Context) -> dict[str, Any]:
+        params = context.get("params") or {}
+        dry_run = as_bool(params.get("dry_run"))
+        scan = context["ti"].xcom_pull(task_ids=self.scan_task_id)
+        if not scan or not scan.get("snapshot"):
+            raise ValueError(f"task {self.scan_task_id!r} left no snapshot; run the scan task first")
+        previous = JobState(self.job_id).get("last_snapshot")
+        if as_bool(params.get("full_refresh")) or (previous and not Path(previous).exists()):
+            previous = None
+        folder = run_dir(self.job_id, context["run_id"])
+        hook = DotdigitalHook(self.dotdigital_conn_id)
+        account = hook.account_info()
+        self.account_id = str(account.get("id"))
+        books = self.resolve_books(hook, scan.get("audience") or {}, dry_run)
+        self._check_data_fields(hook)
+        plan = Plan(folder / ("dotdigital_dry_run.db" if dry_run else "dotdigital_plan.db"))
+        try:
+            if plan.step("planned") is None or dry_run:
+                plan.reset()
+                self._plan(plan, scan["snapshot"], previous, books, folder)
+            report: dict[str, Any] = {
+                "account_id": self.account_id,
+                "address_books": books,
+                "planned": plan.step("planned"),
+                "dry_run": dry_run,
+            }
+            if dry_run:
+                report["dotdigital_calls"] = hook.calls
+                self.log.info("Dry run: nothing sent. Plan: %s", report)
+                return report
+            for book in plan.work_books("add"):
+                self._adds(hook, plan, book, folder)
+            for kind in ("remove", "unsubscribe", "resubscribe"):
+                for book in plan.work_books(kind):
+                    getattr(self, f"_{kind}s")(hook, plan, book)
+            rejects = self._write_rejects(plan, folder)
+            if self.options.sync_status and plan.step("status_synced") is None:
+                plan.set_step("status_synced", self._sync_status(plan))
+            report.update(
+                outcomes=plan.counts(),
+                rejected=rejects,
+                rejects_file=str(folder / "rejects.csv"),
+                imports=plan.step("imports") or {},
+                status_sync=plan.step("status_synced"),
+                dotdigital_calls=hook.calls,
+            )
+        finally:
+            plan.close()
+        if rejects:
+            self.log.warning("%d contacts were rejected; reasons in %s", rejects, report["rejects_file"])
+        self.log.info("Delivered to Dotdigital: %s", report)
+        return report
+
+    def _check_data_fields(self, hook: DotdigitalHook) -> None:
+        wanted = self.options.columns
+        if not wanted:
+            return
+        known = {str(f.get("name", "")).upper() for f in hook.list_data_fields()}
+        missing = [name for name in wanted if name.upper() not in known]
+        if missing:
+            raise DotdigitalConfigError(
+                f"map_fields of job {self.job_id!r} names data fields that do not exist in Dotdigital "
+                f"account {self.account_id}: {', '.join(missing)}. Create them in Dotdigital "
+                f"(Contacts > Data fields) or remove them from map_fields. "
+                f"Known fields: {', '.join(sorted(known))}."
+            )
+
+    # -- planning -------------------------------------------------------------------------------
+    def _contact_payload(self, record: dict[str, Any], dropped: Counter[str]) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        for source, target in self.options.map_fields.items():
+            value = lookup_field(record, source)
+            if isinstance(value, (list, dict, tuple, set)):
+                if value:
+                    dropped[source] += 1
+                continue
+            fields[target] = scalar_text(value)
+        return fields
+
+    def _plan(
+        self, plan: Plan, current: str, previous: str | None, books: dict[str, str], folder: Path
+    ) -> None:
+        opts = self.options
+        dropped: Counter[str] = Counter()
+        counts: Counter[str] = Counter()
+        rejected: list[tuple[str, str, str, str | None, str, str | None, str | None]] = []
+        rows: list[tuple[str, str, str, str, str | None, str | None]] = []
+        prev_db = sqlite3.connect(f"file:{previous}?mode=ro", uri=True) if previous else None
+        kinds = tuple(dict.fromkeys([*self.enter_kinds, "exit"]))
+        try:
+            for change in iter_changes(current, previous, kinds):
+                record = change.record
+                email = scalar_text(lookup_field(record, opts.email_field)).strip().lower()
+                cid = scalar_text(lookup_field(record, opts.id_field)).strip() or None
+                if change.kind == "exit":
+                    actions = [(self.exit_action(), book) for book in self.targets(record, books)]
+                else:
+                    now_in = self.targets(record, books)
+                    actions = [(self.enter_action(), book) for book in now_in]
+                    if change.kind == "change" and prev_db is not None:
+                        old = prev_db.execute(
+                            "SELECT record FROM members WHERE uid = ?", (change.uid,)
+                        ).fetchone()
+                        if old:
+                            gone = set(self.targets(json.loads(old[0]), books)) - set(now_in)
+                            actions += [(self.exit_action(), book) for book in sorted(gone)]
+                counts[change.kind] += 1
+                for action, book in actions:
+                    if action == "ignore":
+                        continue
+                    if not EMAIL_RE.match(email):
+                        reason = (
+                            f"{opts.email_field!r} is not a valid email address"
+                            if email
+                            else (f"no email in {opts.email_field!r}")
+                        )
+                        rejected.append(
+                            (email or f"<{change.uid}>", book, action, change.uid, "Invalid", None, reason)
+                        )
+                        continue
+                    payload = json.dumps(self._contact_payload(record, dropped)) if action == "add" else None
+                    rows.append((action, book, change.uid, email, cid, payload))
+                    counts[f"{action}s"] += 1
+                if len(rows) >= 5000:
+                    plan.add_work(rows)
+                    rows = []
+            plan.add_work(rows)
+            plan.record(rejected)
+        finally:
+            if prev_db is not None:
+                prev_db.close()
+        if dropped:
+            self.log.warning(
+                "Dropped non-scalar values (arrays and maps are not supported by Dotdigital): %s",
+                dict(dropped),
+            )
+        plan.set_step(
+            "planned",
+            {
+                "enters": counts["enter"],
+                "changes": counts["change"],
+                "exits": counts["exit"],
+                "adds": counts["adds"],
+                "removes": counts["removes"],
+                "unsubscribes": counts["unsubscribes"],
+                "resubscribes": counts["resubscribes"],
+                "invalid": len(rejected),
+                "dropped_fields": dict(dropped),
+            },
+        )
+
+    # -- adds -----------------------------------------------------------------------------------
+    def _adds(self, hook: DotdigitalHook, plan: Plan, book: str, folder: Path) -> None:
+        if self.options.trigger_join_actions and book != "account":
+            self._add_one_by_one(hook, plan, book)
+        else:
+            self._add_in_bulk(hook, plan, book, folder)
+
+    def _write_batches(self, plan: Plan, book: str, folder: Path) -> list[dict[str, Any]]:
+        """Write the book's adds as CSV files of at most ``max_file_bytes``; deterministic names."""
+        opts = self.options
+        header = ["Email", "EmailType", "OptInType", *opts.columns]
+        batches: list[dict[str, Any]] = []
+        handle = writer = None
+        size = 0
+        try:
+            for seq, _, email, _, payload in plan.iter_work("add", book):
+                fields = json.loads(payload or "{}")
+                line = [email, opts.email_type, opts.opt_in_type, *(fields.get(c, "") for c in opts.columns)]
+                approx = sum(len(v) + 3 for v in line) + 2
+                if handle is None or size + approx > opts.max_file_bytes:
+                    if handle is not None:
+                        handle.close()
+                    path = folder / f"dotdigital-{book}-{len(batches) + 1:04d}.csv"
+                    batches.append({"file": str(path), "first": seq, "last": seq, "rows": 0})
+                    handle = path.open("w", newline="", encoding="utf-8")
+                    writer = csv.writer(handle, lineterminator="\r\n")
+                    writer.writerow(header)
+                    size = sum(len(h) + 1 for h in header) + 1
+                assert writer is not None
+                writer.writerow(line)
+                size += approx
+                batches[-1]["last"] = seq
+                batches[-1]["rows"] += 1
+        finally:
+            if handle is not None:
+                handle.close()
+        return batches
+
+    def _add_in_bulk(self, hook: DotdigitalHook, plan: Plan, book: str, folder: Path) -> None:
+        key = f"batches:{book}"
+        batches = plan.step(key)
+        if batches is None:
+            batches = self._write_batches(plan, book, folder)
+            plan.set_step(key, batches)
+        imports = plan.step("imports") or {}
+        for number, batch in enumerate(batches, 1):
+            name = f"{book}:{number}"
+            state = imports.get(name) or {}
+            if state.get("done"):
+                continue
+            if not state.get("id"):
+                answer = hook.import_contacts(batch["file"], book_id=None if book == "account" else book)
+                state = {"id": answer["id"], "file": Path(batch["file"]).name, "rows": batch["rows"]}
+                imports[name] = state
+                plan.set_step("imports", imports)
+                self.log.info("Import %s started for %d contacts (%s)", answer["id"], batch["rows"], name)
+            else:
+                self.log.info("Reconnecting to import %s of %s", state["id"], name)
+            status = self._wait(lambda i=state["id"]: hook.import_status(i)["status"], IMPORT_PENDING)
+            state["status"] = status
+            if status != IMPORT_DONE:
+                plan.set_step("imports", imports)
+                raise DotdigitalImportError(
+                    f"Dotdigital import {state['id']} of {state['file']} ended as {status!r}; nothing "
+                    "of this file was added. Check the file in the run folder and the account's "
+                    "import limits."
+                )
+            report = hook.import_report(state["id"])
+            state["report"] = report
+            faulted = self._faults(hook, plan, book, state["id"], report)
+            self._record_batch(plan, book, batch, faulted)
+            state["done"] = True
+            plan.set_step("imports", imports)
+
+    def _faults(
+        self, hook: DotdigitalHook, plan: Plan, book: str, import_id: str, report: dict[str, Any]
+    ) -> dict[str, str]:
+        """Rows the import rejected: ``email -> reason``; suppressed ones are resubscribed if asked."""
+        ok = ("newContacts", "updatedContacts")
+        if not any(int(v or 0) for k, v in report.items() if k not in ok):
+            return {}
+        faulted: dict[str, str] = {}
+        text = hook.import_faults(import_id)
+        reader = csv.DictReader(text.splitlines())
+        fieldnames = {n.lower(): n for n in reader.fieldnames or []}
+        email_col, reason_col = fieldnames.get("email"), fieldnames.get("reason")
+        for row in reader:
+            email = (row.get(email_col or "", "") or "").strip().lower()
+            reason = (row.get(reason_col or "", "") or "Rejected").strip()
+            if email and email not in faulted:
+                faulted[email] = reason
+        suppressed = {
+            e: r for e, r in faulted.items() if r not in FAULT_REASONS and not r.startswith("Invalid")
+        }
+        if suppressed and self.options.resubscribes:
+            for email, reason in suppressed.items():
+                result = self._resubscribe_contact(hook, email, None)
+                if result == "ContactAdded":
+                    added = hook.add_contact_to_address_book(book, self._contact(email, {}))
+                    faulted[email] = (
+                        "" if added.get("status") == "Subscribed" else added.get("status") or reason
+                    )
+                elif result == "ContactChallenged":
+                    faulted[email] = "ResubscribeChallenged"
+        return {e: r for e, r in faulted.items() if r}
+
+    def _record_batch(self, plan: Plan, book: str, batch: dict[str, Any], faulted: dict[str, str]) -> None:
+        rows: list[tuple[str, str, str, str | None, str, str | None, str | None]] = []
+        cur = plan.db.execute(
+            "SELECT uid, email FROM work WHERE kind = 'add' AND book = ? AND seq BETWEEN ? AND ? "
+            "ORDER BY seq",
+            (book, batch["first"], batch["last"]),
+        )
+        for uid, email in cur:
+            reason = faulted.get(email)
+            if reason is None:
+                rows.append((email, book, "add", uid, "Subscribed", "Subscribed", None))
+            else:
+                status = (
+                    reason if reason not in FAULT_REASONS and not reason.startswith("Invalid") else "Rejected"
+                )
+                text = FAULT_REASONS.get(reason) or (
+                    f"Dotdigital did not add the contact: {reason}"
+                    + ("" if self.options.resubscribes else " (enable resubscribe to resubscribe it)")
+                )
+                rows.append((email, book, "add", uid, status, status if status != "Rejected" else None, text))
+        plan.record(rows)
+
+    def _contact(self, email: str, fields: dict[str, str]) -> dict[str, Any]:
+        contact: dict[str, Any] = {
+            "email": email,
+            "optInType": self.options.opt_in_type,
+            "emailType": self.options.email_type,
+        }
+        if fields:
+            contact["dataFields"] = [{"key": k, "value": v} for k, v in fields.items() if v != ""]
+        return contact
+
+    def _resubscribe_contact(self, hook: DotdigitalHook, email: str, book: str | None) -> str:
+        answer = hook.resubscribe(
+            {"email": email}, book_id=book, no_challenge=self.options.resubscribe_with_no_challenge
+        )
+        return str(answer.get("status") or "")
+
+    def _add_one_by_one(self, hook: DotdigitalHook, plan: Plan, book: str) -> None:
+        key = f"per_contact:add:{book}"
+        done = int(plan.step(key) or 0)
+        pending: list[tuple[str, str, str, str | None, str, str | None, str | None]] = []
+        for seq, uid, email, _, payload in plan.iter_work("add", book, after=done):
+            contact = self._contact(email, json.loads(payload or "{}"))
+            status, reason = self._add_contact(hook, book, contact)
+            pending.append(
+                (email, book, "add", uid, status, status if status != "Rejected" else None, reason)
+            )
+            if len(pending) >= 50:
+                plan.record(pending)
+                plan.set_step(key, seq)
+                pending = []
+            done = seq
+        plan.record(pending)
+        plan.set_step(key, done)
+
+    def _add_contact(
+        self, hook: DotdigitalHook, book: str, contact: dict[str, Any]
+    ) -> tuple[str, str | None]:
+        """Add one contact (resubscribing it when asked); return (status, reject reason)."""
+        try:
+            answer = hook.add_contact_to_address_book(book, contact)
+        except DotdigitalError as exc:
+            if exc.code != "ERROR_CONTACT_SUPPRESSED":
+                if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+                    return "Rejected", f"Dotdigital refused the contact: {message_of(exc)}"
+                raise
+            if not self.options.resubscribes:
+                return (
+                    "Suppressed",
+                    "contact is suppressed in Dotdigital (enable resubscribe to resubscribe it)",
+                )
+            result = self._resubscribe_contact(hook, contact["email"], None)
+            if result != "ContactAdded":
+                return "Suppressed", f"resubscribe answered {result}"
+            answer = hook.add_contact_to_address_book(book, contact)
+        status = str(answer.get("status") or "Subscribed")
+        if status == "Unsubscribed":
+            if not self.options.resubscribes:
+                return (
+                    status,
+                    "contact unsubscribed from this address book (enable resubscribe to resubscribe it)",
+                )
+            result = self._resubscribe_contact(hook, contact["email"], book)
+            if result == "ContactAdded":
+                return "Subscribed", None
+            return status, f"address book resubscribe answered {result}"
+        return status, None
+
+    # -- exits ----------------------------------------------------------------------------------
+    def _removes(self, hook: DotdigitalHook, plan: Plan, book: str) -> None:
+        key = f"removal:{book}"
+        state = plan.step(key) or {}
+        if state.get("done"):
+            return
+        if "ids" not in state:
+            rows = list(plan.iter_work("remove", book))
+            known: dict[str, int] = {}
+            for _, _, email, cid, _ in rows:
+                if cid and cid.isdigit():
+                    known[email] = int(cid)
+            missing = [email for _, _, email, cid, _ in rows if email not in known]
+            if missing:
+                ids = ContactIdMap(self.job_id)
+                try:
+                    found = ids.lookup(book, missing)
+                    if len(found) < len(missing):
+                        ids.refresh(hook, book)
+                        found = ids.lookup(book, missing)
+                finally:
+                    ids.close()
+                known.update(found)
+            state = {"ids": sorted(set(known.values())), "jobs": []}
+            plan.record(
+                (email, book, "remove", uid, "Removed" if email in known else "NotInAddressBook", None, None)
+                for _, uid, email, _, _ in rows
+            )
+            plan.set_step(key, state)
+        ids_to_remove: list[int] = state["ids"]
+        for number, start in enumerate(range(0, len(ids_to_remove), REMOVE_CHUNK)):
+            if number < len(state["jobs"]) and state["jobs"][number].get("done"):
+                continue
+            if number >= len(state["jobs"]):
+                answer = hook.bulk_remove(book, ids_to_remove[start : start + REMOVE_CHUNK])
+                state["jobs"].append({"id": answer["id"]})
+                plan.set_step(key, state)
+            job = state["jobs"][number]
+            status = self._wait(lambda j=job["id"]: hook.deletion_status(j)["status"], "Started")
+            if status != "Completed":
+                raise DotdigitalImportError(f"Dotdigital bulk removal {job['id']} ended as {status!r}")
+            job["done"] = True
+            plan.set_step(key, state)
+        emails = [email for _, _, email, _, _ in plan.iter_work("remove", book)]
+        ids = ContactIdMap(self.job_id)
+        try:
+            ids.forget(book, emails)
+        finally:
+            ids.close()
+        state["done"] = True
+        plan.set_step(key, state)
+
+    def _per_contact(self, plan: Plan, kind: str, book: str, call: Any) -> None:
+        key = f"per_contact:{kind}:{book}"
+        done = int(plan.step(key) or 0)
+        pending: list[tuple[str, str, str, str | None, str, str | None, str | None]] = []
+        for seq, uid, email, _, _ in plan.iter_work(kind, book, after=done):
+            status, reason = call(email)
+            pending.append((email, book, kind, uid, status, None, reason))
+            if len(pending) >= 50:
+                plan.record(pending)
+                plan.set_step(key, seq)
+                pending = []
+            done = seq
+        plan.record(pending)
+        plan.set_step(key, done)
+
+    def _unsubscribes(self, hook: DotdigitalHook, plan: Plan, book: str) -> None:
+        target = None if book == "account" else book
+
+        def unsubscribe(email: str) -> tuple[str, str | None]:
+            try:
+                hook.unsubscribe(email, target)
+            except DotdigitalError as exc:
+                if exc.code == "ERROR_CONTACT_NOT_FOUND":
+                    return "NotInDotdigital", None
+                raise
+            return "Unsubscribed", None
+
+        self._per_contact(plan, "unsubscribe", book, unsubscribe)
+
+    def _resubscribes(self, hook: DotdigitalHook, plan: Plan, book: str) -> None:
+        target = None if book == "account" else book
+
+        def resubscribe(email: str) -> tuple[str, str | None]:
+            result = self._resubscribe_contact(hook, email, target)
+            if result == "ContactAdded":
+                return "Subscribed", None
+            if result == "ContactChallenged":
+                return "PendingOptIn", None
+            return "Suppressed", f"resubscribe answered {result}"
+
+        self._per_contact(plan, "resubscribe", book, resubscribe)
+
+    # -- waiting, rejects, status ---------------------------------------------------------------
+    def _wait(self, poll: Any, pending: str) -> str:
+        deadline = time.monotonic() + self.options.timeout
+        while True:
+            status = poll()
+            if status != pending:
+                return status
+            if time.monotonic() >= deadline:
+                raise DotdigitalImportError(
+                    f"Dotdigital job still {pending!r} after {self.options.timeout:.0f}s; "
+                    "a retry reconnects to it"
+                )
+            self.sleep(self.options.poll_interval)
+
+    def _write_rejects(self, plan: Plan, folder: Path) -> int:
+        path = folder / "rejects.csv"
+        count = 0
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["email", "address_book", "action", "uid", "status", "reason"])
+            for email, book, action, uid, status, _, reason in plan.iter_outcomes(rejected_only=True):
+                writer.writerow([email, book, action, uid, status, reason])
+                count += 1
+        tmp.replace(path)
+        return count
+
+    def _status_records(self, plan: Plan) -> Iterator[dict[str, Any]]:
+        stamp = int(time.time() * 1000)
+        for email, book, _, _, status, account_status, _ in plan.iter_outcomes():
+            if not EMAIL_RE.match(email):
+                continue
+            record: dict[str, Any] = {"email": email, "dm_addressbook_status_ts": stamp}
+            if book != "account":
+                record["dm_addressbook_status"] = {f"{self.account_id}_{book}": status.lower()}
+            if account_status:
+                record["dm_account_status"] = {self.account_id: account_status.lower()}
+            yield record
+
+    def _sync_status(self, plan: Plan) -> dict[str, int]:
+        from lytics_provider.hooks.lytics import LyticsHook
+
+        result = LyticsHook(self.lytics_conn_id).collect_json(STATUS_STREAM, self._status_records(plan))
+        self.log.info("Wrote %d status records to %s", result.accepted, STATUS_STREAM)
+        return {"accepted": result.accepted, "rejected": result.rejected, "requests": result.requests}
+
+
+def _named_books(
+    hook: DotdigitalHook, names: Sequence[str], create: bool, dry_run: bool, job_id: str, account_id: str
+) -> dict[str, str]:
+    """Resolve address books by id or name (case-insensitive); create missing ones when allowed."""
+    existing = hook.list_address_books()
+    by_id = {str(b["id"]): str(b["name"]) for b in existing}
+    by_name = {str(b["name"]).lower(): str(b["id"]) for b in existing}
+    resolved: dict[str, str] = {}
+    for name in names:
+        if name in by_id:
+            resolved[name] = by_id[name]
+        elif name.lower() in by_name:
+            resolved[by_name[name.lower()]] = name
+        elif create and dry_run:
+            resolved[f"new:{name}"] = name
+        elif create:
+            book = hook.create_address_book(name)
+            resolved[str(book["id"])] = str(book["name"])
+        else:
+            raise DotdigitalConfigError(
+                f"Address book {name!r} does not exist in Dotdigital account {account_id} (job {job_id!r}). "
+                "Set create_address_book: true to create it, or name an existing address book in "
+                "address_book."
+            )
+    return resolved
+
+
+class DotdigitalExportContactsOperator(_DotdigitalDeliveryOperator):
+    """Export Contacts / Export Multiple Audiences: keep address books in step with an audience.
+
+    Entering members are added (one bulk import per book, or one call each with
+    ``trigger_join_actions``); on exit they are removed (default), unsubscribed or ignored. With
+    ``address_book_status_field`` each member's own map (``"{account}_{book}": "syncing"``) names
+    its books and ``address_book`` / ``create_address_book`` are ignored.
+    """
+
+    template_fields: Sequence[str] = ("address_book",)
+
+    def __init__(
+        self,
+        *,
+        address_book: str | None = None,
+        create_address_book: bool = False,
+        address_book_status_field: str | None = None,
+        on_exit: str = "remove",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_exit not in ("remove", "unsubscribe", "ignore"):
+            raise DotdigitalConfigError(f"on_exit {on_exit!r} is not one of remove, unsubscribe, ignore")
+        self.address_book = address_book
+        self.create_address_book = create_address_book
+        self.address_book_status_field = address_book_status_field
+        self.on_exit = on_exit
+
+    def exit_action(self) -> str:
+        return self.on_exit
+
+    def resolve_books(self, hook: DotdigitalHook, audience: dict[str, Any], dry_run: bool) -> dict[str, str]:
+        if self.address_book_status_field:
+            return {str(b["id"]): str(b["name"]) for b in hook.list_address_books()}
+        name = self.address_book or f"Lytics {audience.get('name') or audience.get('slug') or ''}".strip()
+        return _named_books(hook, [name], self.create_address_book, dry_run, self.job_id, self.account_id)
+
+    def targets(self, record: dict[str, Any], books: dict[str, str]) -> list[str]:
+        if not self.address_book_status_field:
+            return list(books)
+        status = lookup_field(record, self.address_book_status_field)
+        if not isinstance(status, dict):
+            return []
+        found = []
+        for key, value in status.items():
+            account, _, book = str(key).partition("_")
+            if account == self.account_id and str(value).lower() == "syncing" and book in books:
+                found.append(book)
+        return sorted(found)
+
+
+class DotdigitalExportModifiedContactsOperator(_DotdigitalDeliveryOperator):
+    """Export Modified Contacts: keep contacts' data fields up to date (account-wide bulk import)."""
+
+    def resolve_books(self, hook: DotdigitalHook, audience: dict[str, Any], dry_run: bool) -> dict[str, str]:
+        if not self.options.map_fields:
+            raise DotdigitalConfigError(
+                f"job {self.job_id!r}: Export Modified Contacts needs map_fields (Lytics field -> data field)"
+            )
+        return {"account": "All contacts"}
+
+
+class DotdigitalRemoveContactsOperator(_DotdigitalDeliveryOperator):
+    """Remove Contacts: remove or unsubscribe members who enter; optionally resubscribe on exit.
+
+    Without ``address_book`` the contacts are unsubscribed from the whole account.
+    """
+
+    enter_kinds = ("enter",)
+    template_fields: Sequence[str] = ("address_book",)
+
+    def __init__(
+        self,
+        *,
+        address_book: str | None = None,
+        on_enter: str = "unsubscribe",
+        resubscribe_on_exit: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_enter not in ("remove", "unsubscribe"):
+            raise DotdigitalConfigError(f"on_enter {on_enter!r} is not one of remove, unsubscribe")
+        if on_enter == "remove" and not address_book:
+            raise DotdigitalConfigError(
+                "on_enter: remove needs address_book (removal is from one address book)"
+            )
+        self.address_book = address_book
+        self.on_enter = on_enter
+        self.resubscribe_on_exit = resubscribe_on_exit
+
+    def enter_action(self) -> str:
+        return self.on_enter
+
+    def exit_action(self) -> str:
+        return "resubscribe" if self.resubscribe_on_exit else "ignore"
+
+    def resolve_books(self, hook: DotdigitalHook, audience: dict[str, Any], dry_run: bool) -> dict[str, str]:
+        if not self.address_book:
+            return {"account": "All contacts"}
+        return _named_books(hook, [self.address_book], False, dry_run, self.job_id, self.account_id)

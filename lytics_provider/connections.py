@@ -33,6 +33,11 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
                 "description": "Host for /collect/bulk uploads; default https://bulk.lytics.io.",
                 "schema": _STR,
             },
+            "max_attempts": {
+                "label": "Attempts per API call",
+                "description": "How often one call is tried on 429, 5xx or a dropped connection (default 8).",
+                "schema": {"type": ["integer", "null"], "default": 8, "minimum": 1},
+            },
         },
     },
     {
@@ -75,6 +80,30 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
             "account_id": {"label": "Account ID", "schema": _STR},
             "client_folder_id": {"label": "Client folder ID", "schema": _STR},
             "api_version": {"label": "API version", "schema": {"type": ["string", "null"], "default": "2.2"}},
+        },
+    },
+    {
+        "hook-class-name": "lytics_provider.hooks.pgp.PGPHook",
+        "hook-name": "PGP keys (Lytics file drops)",
+        "connection-type": "lytics_pgp",
+        "ui-field-behaviour": {
+            "hidden-fields": ["host", "schema", "login", "port", "extra"],
+            "relabeling": {"password": "Passphrase"},
+            "placeholders": {"password": "passphrase of the private key (imports only)"},
+        },
+        "conn-fields": {
+            "public_key": {
+                "label": "Public key",
+                "description": "ASCII-armored PGP public key (-----BEGIN PGP PUBLIC KEY BLOCK-----) that "
+                "exported files are encrypted for.",
+                "schema": _SECRET,
+            },
+            "private_key": {
+                "label": "Private key",
+                "description": "ASCII-armored PGP private key (-----BEGIN PGP PRIVATE KEY BLOCK-----) that "
+                "decrypts imported files; its passphrase goes in the Passphrase field.",
+                "schema": _SECRET,
+            },
         },
     },
 ]

@@ -32,14 +32,32 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://www.icontact.com",
                 "tags": ["service"],
             },
+            {
+                "integration-name": "PGP",
+                "external-doc-url": "https://www.gnupg.org",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {"integration-name": integration, "python-modules": ["lytics_provider.hooks.lytics"]},
             {"integration-name": "Dotdigital", "python-modules": ["lytics_provider.hooks.dotdigital"]},
             {"integration-name": "iContact", "python-modules": ["lytics_provider.hooks.icontact"]},
+            {"integration-name": "PGP", "python-modules": ["lytics_provider.hooks.pgp"]},
         ],
         "operators": [
             {"integration-name": integration, "python-modules": ["lytics_provider.operators.lytics"]},
+        ],
+        "transfers": [
+            {
+                "source-integration-name": "iContact",
+                "target-integration-name": integration,
+                "python-module": "lytics_provider.transfers.icontact_to_lytics",
+            },
+            {
+                "source-integration-name": integration,
+                "target-integration-name": "iContact",
+                "python-module": "lytics_provider.transfers.lytics_to_icontact",
+            },
         ],
         "connection-types": [dict(spec) for spec in CONNECTION_TYPES],
     }

@@ -1,0 +1,250 @@
+"""Hook for the iContact API 2.x (``https://app.icontact.com/icp``).
+
+Every call carries the four iContact headers (``API-Version``, ``API-AppId``, ``API-Username``,
+``API-Password``). Collections are read with ``limit``/``offset`` until ``total`` is reached (or
+a short page). 503 ("high traffic / maintenance") and dropped connections are retried with
+backoff by :class:`~lytics_provider.pipeline.http.HttpClient`; 401/403 fail at once. iContact
+error bodies are ``{"errors": ["..."]}``; their text (never a credential) ends up in the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from airflow.sdk import BaseHook
+
+from lytics_provider.connections import ui_field_behaviour
+from lytics_provider.pipeline.http import HttpClient, RetryPolicy
+
+DEFAULT_API_URL = "https://app.icontact.com/icp"
+DEFAULT_API_VERSION = "2.2"
+# The Lytics Application ID that iContact users enable under "external login".
+LYTICS_APP_ID = "lqx6zVy4N9ElnUQ10SEOHGnrsiKUMaYI"
+DEFAULT_PAGE_SIZE = 500
+ACTIVITY_COLLECTIONS = ("bounces", "opens", "clicks", "unsubscribes")
+
+
+def icontact_error(response: requests.Response) -> str:
+    """The text of an iContact error body (``{"errors": [...]}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict):
+        errors = body.get("errors") or body.get("warnings")
+        if isinstance(errors, list):
+            return "; ".join(str(e) for e in errors)
+        if body.get("message"):
+            return str(body["message"])
+    return str(body)[:300]
+
+
+@dataclass(frozen=True)
+class Folder:
+    """An account and client folder: the prefix of every contact, list and message path."""
+
+    account_id: str
+    client_folder_id: str
+
+    @property
+    def path(self) -> str:
+        return f"/a/{self.account_id}/c/{self.client_folder_id}"
+
+
+@dataclass
+class WriteResult:
+    """What a collection POST answered: the items written and iContact's warnings."""
+
+    items: list[dict[str, Any]]
+    warnings: list[str]
+
+
+class IContactHook(BaseHook):
+    """Talk to iContact with the credentials of an ``icontact`` connection.
+
+    Connection: Login = API username (the iContact login email), Password = API password (the
+    application password set under "external login"), Host = API URL (optional), extras
+    ``app_id`` (default: the Lytics Application ID), ``account_id``, ``client_folder_id`` and
+    ``api_version`` (default 2.2).
+    """
+
+    conn_name_attr = "icontact_conn_id"
+    default_conn_name = "icontact_default"
+    conn_type = "icontact"
+    hook_name = "iContact"
+
+    def __init__(
+        self,
+        icontact_conn_id: str = default_conn_name,
+        retry_policy: RetryPolicy | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> None:
+        super().__init__()
+        self.icontact_conn_id = icontact_conn_id
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.page_size = page_size
+        self._client: HttpClient | None = None
+        self._extra: dict[str, Any] = {}
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form layout (declared once in ``lytics_provider.connections``)."""
+        return ui_field_behaviour(cls.conn_type)
+
+    def get_conn(self) -> HttpClient:
+        """Build (once) the HTTP client from the Airflow connection."""
+        if self._client is None:
+            conn = self.get_connection(self.icontact_conn_id)
+            username, password = conn.login or "", conn.password or ""
+            if not username or not password:
+                raise ValueError(
+                    f"Connection {self.icontact_conn_id!r} needs the iContact API username in Login and "
+                    "the API (application) password in Password."
+                )
+            self._extra = dict(conn.extra_dejson)
+            app_id = str(self._extra.get("app_id") or LYTICS_APP_ID)
+            host = conn.host or DEFAULT_API_URL
+            if "://" not in host:
+                scheme = conn.schema if conn.schema in ("http", "https") else "https"
+                host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
+            self._client = HttpClient(
+                base_url=host,
+                headers={
+                    "Accept": "application/json",
+                    "Content-Type": "application/json",
+                    "API-Version": str(self._extra.get("api_version") or DEFAULT_API_VERSION),
+                    "API-AppId": app_id,
+                    "API-Username": username,
+                    "API-Password": password,
+                },
+                secrets=(password,),
+                policy=self.retry_policy,
+                error_message=icontact_error,
+            )
+        return self._client
+
+    @property
+    def calls(self) -> int:
+        """HTTP calls made so far, retries included."""
+        return self._client.calls if self._client else 0
+
+    # -- account and folder --------------------------------------------------------------------
+    def list_accounts(self) -> list[dict[str, Any]]:
+        """``GET /a/``."""
+        return list(self.get_conn().json("GET", "/a/").get("accounts") or [])
+
+    def list_client_folders(self, account_id: str) -> list[dict[str, Any]]:
+        """``GET /a/{accountId}/c/``."""
+        return list(self.get_conn().json("GET", f"/a/{account_id}/c/").get("clientfolders") or [])
+
+    def resolve_folder(self, account_id: str | None = None, client_folder_id: str | None = None) -> Folder:
+        """The account and client folder to use: given, else the connection's, else the only one.
+
+        An account or folder that does not exist raises ``ValueError`` naming the ones available.
+        """
+        self.get_conn()
+        account_id = str(account_id or self._extra.get("account_id") or "") or None
+        client_folder_id = str(client_folder_id or self._extra.get("client_folder_id") or "") or None
+        accounts = self.list_accounts()
+        ids = [str(a.get("accountId")) for a in accounts]
+        if account_id is None:
+            enabled = [str(a.get("accountId")) for a in accounts if str(a.get("enabled", 1)) == "1"]
+            if not enabled:
+                raise ValueError("the iContact user has no enabled account")
+            account_id = enabled[0]
+        elif account_id not in ids:
+            raise ValueError(f"iContact account {account_id!r} not found; accounts of this user: {ids}")
+        folders = [str(f.get("clientFolderId")) for f in self.list_client_folders(account_id)]
+        if client_folder_id is None:
+            if not folders:
+                raise ValueError(f"iContact account {account_id} has no client folder")
+            client_folder_id = folders[0]
+        elif client_folder_id not in folders:
+            raise ValueError(
+                f"iContact client folder {client_folder_id!r} not found in account {account_id}; "
+                f"client folders: {folders}"
+            )
+        return Folder(account_id, client_folder_id)
+
+    # -- paging --------------------------------------------------------------------------------
+    def iter_collection(
+        self, path: str, key: str, params: dict[str, Any] | None = None, page_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a collection, page by page (``limit``/``offset`` until ``total``)."""
+        limit = page_size or self.page_size
+        offset = 0
+        while True:
+            query = {**(params or {}), "limit": limit, "offset": offset}
+            body = self.get_conn().json("GET", path, params=query)
+            items = list(body.get(key) or [])
+            yield from items
+            offset += len(items)
+            total = body.get("total")
+            if not items or len(items) < limit or (total is not None and offset >= int(total)):
+                return
+
+    # -- contacts ------------------------------------------------------------------------------
+    def iter_contacts(
+        self, folder: Folder, status: str = "total", page_size: int | None = None, **filters: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Contacts of a folder; ``status=total`` includes contacts on no list."""
+        params = {"status": status, **filters}
+        return self.iter_collection(f"{folder.path}/contacts", "contacts", params, page_size)
+
+    def upsert_contacts(self, folder: Folder, contacts: Sequence[dict[str, Any]]) -> WriteResult:
+        """Create or update contacts in one collection ``POST`` (an existing email is updated)."""
+        if not contacts:
+            return WriteResult([], [])
+        body = self.get_conn().json("POST", f"{folder.path}/contacts", json=list(contacts))
+        return WriteResult(list(body.get("contacts") or []), [str(w) for w in body.get("warnings") or []])
+
+    # -- lists and subscriptions ---------------------------------------------------------------
+    def list_lists(self, folder: Folder) -> list[dict[str, Any]]:
+        """Every list of the folder."""
+        return list(self.iter_collection(f"{folder.path}/lists", "lists"))
+
+    def resolve_list(self, folder: Folder, list_ref: str) -> dict[str, Any]:
+        """A list by id or by name; ``ValueError`` naming the lists there are when none matches."""
+        lists = self.list_lists(folder)
+        for item in lists:
+            if str(item.get("listId")) == str(list_ref):
+                return item
+        named = [item for item in lists if str(item.get("name")) == str(list_ref)]
+        if len(named) == 1:
+            return named[0]
+        shown = ", ".join(f"{item.get('listId')} ({item.get('name')})" for item in lists[:20])
+        problem = "matches several lists" if named else "not found"
+        raise ValueError(
+            f"destination list {list_ref!r} {problem} in iContact account {folder.account_id}, client "
+            f"folder {folder.client_folder_id}; lists: {shown or 'none'}"
+        )
+
+    def iter_subscriptions(self, folder: Folder, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Subscriptions of the folder, filtered (``listId``, ``contactId``, ``status``)."""
+        return self.iter_collection(f"{folder.path}/subscriptions", "subscriptions", filters)
+
+    def subscribe(
+        self, folder: Folder, list_id: str, contact_ids: Sequence[str], status: str = "normal"
+    ) -> WriteResult:
+        """Subscribe contacts to a list in one collection ``POST``."""
+        if not contact_ids:
+            return WriteResult([], [])
+        rows = [{"contactId": cid, "listId": list_id, "status": status} for cid in contact_ids]
+        body = self.get_conn().json("POST", f"{folder.path}/subscriptions", json=rows)
+        return WriteResult(
+            list(body.get("subscriptions") or []), [str(w) for w in body.get("warnings") or []]
+        )
+
+    # -- messages and activity -----------------------------------------------------------------
+    def iter_messages(self, folder: Folder, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Messages of the folder (with ``htmlBody``)."""
+        return self.iter_collection(f"{folder.path}/messages", "messages", filters)
+
+    def iter_activity(self, folder: Folder, message_id: str, collection: str) -> Iterator[dict[str, Any]]:
+        """A message's ``bounces``, ``opens``, ``clicks`` or ``unsubscribes``."""
+        if collection not in ACTIVITY_COLLECTIONS:
+            raise ValueError(f"unknown activity collection {collection!r}")
+        return self.iter_collection(f"{folder.path}/messages/{message_id}/{collection}", collection)

@@ -52,6 +52,9 @@ class Keyring:
         # Short path: gpg-agent's socket path must stay under the UNIX socket length limit.
         self.home = Path(tempfile.mkdtemp(prefix="lgpg-", dir="/tmp" if Path("/tmp").is_dir() else None))
         os.chmod(self.home, 0o700)
+        # A fixed S2K count spares the agent its start-up calibration (seconds on a busy worker);
+        # it only protects the copy of the key inside this keyring, which is deleted after use.
+        (self.home / "gpg-agent.conf").write_text("s2k-count 65536\n", encoding="utf-8")
 
     def __enter__(self) -> Keyring:
         return self

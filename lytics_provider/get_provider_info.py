@@ -46,6 +46,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "operators": [
             {"integration-name": integration, "python-modules": ["lytics_provider.operators.lytics"]},
+            {"integration-name": "Dotdigital", "python-modules": ["lytics_provider.operators.dotdigital"]},
         ],
         "transfers": [
             {
@@ -57,6 +58,11 @@ def get_provider_info() -> dict[str, Any]:
                 "source-integration-name": integration,
                 "target-integration-name": "iContact",
                 "python-module": "lytics_provider.transfers.lytics_to_icontact",
+            },
+            {
+                "source-integration-name": "Dotdigital",
+                "target-integration-name": integration,
+                "python-module": "lytics_provider.transfers.dotdigital_to_lytics",
             },
         ],
         "connection-types": [dict(spec) for spec in CONNECTION_TYPES],

@@ -1,0 +1,361 @@
+"""Dotdigital (dotmailer) job types: Import Contacts & Activity, Export Contacts, Export Multiple
+Audiences, Export Modified Contacts and Remove Contacts.
+
+Exports build ``scan`` -> ``deliver`` -> ``report`` (one chain per audience for Export Multiple
+Audiences); the import builds one ``import`` task. Every Dotdigital task of a DAG shares the
+connection's call budget (2,000 calls per rolling hour by default), and may also be put in an
+Airflow pool with ``pool``. Operators are imported inside ``add_tasks``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, StrictModel
+
+if TYPE_CHECKING:
+    from lytics_provider.jobs.context import JobContext
+
+_DATA_FIELD = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
+OptInType = Literal["Unknown", "Single", "Double", "VerifiedDouble"]
+EmailType = Literal["Html", "PlainText"]
+
+
+def _check_data_fields(mapping: dict[str, str]) -> dict[str, str]:
+    for source, target in mapping.items():
+        if not _DATA_FIELD.match(target):
+            raise ValueError(
+                f"Dotdigital data field {target!r} (mapped from {source!r}) must be 1-20 letters, digits, "
+                "'-' or '_', e.g. FIRSTNAME"
+            )
+    return mapping
+
+
+def _scan_fields(*names: str | None) -> list[str]:
+    return list(dict.fromkeys(n.split(".")[0] for n in names if n))
+
+
+def _chain(
+    job_id: str,
+    audience: str,
+    deliver: Any,
+    scan_fields: list[str],
+    lytics_conn_id: str,
+    user_limit: int | None,
+    suffix: str = "",
+) -> None:
+    """``scan`` -> ``deliver`` -> ``report`` for one audience."""
+    from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+
+    scan = LyticsAudienceScanOperator(
+        task_id=f"scan{suffix}",
+        audience=audience,
+        job_id=job_id,
+        lytics_conn_id=lytics_conn_id,
+        fields=scan_fields,
+        digest_fields=scan_fields,
+        user_limit=user_limit,
+    )
+    report = LyticsCommitRunOperator(
+        task_id=f"report{suffix}",
+        job_id=job_id,
+        scan_task_id=f"scan{suffix}",
+        deliver_task_id=deliver.task_id,
+    )
+    scan >> deliver >> report
+
+
+class _DotdigitalConnection(StrictModel):
+    dotdigital_conn_id: str = Field(
+        default="dotdigital_default", min_length=1, description="Dotdigital connection (API user)."
+    )
+    pool: str | None = Field(
+        default=None,
+        description="Airflow pool for the Dotdigital task, to serialise jobs sharing an API user.",
+    )
+
+
+class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
+    email_field: str = Field(
+        default="email", min_length=1, description="Email Field: Lytics field with the email."
+    )
+    id_field: str = Field(
+        default="dm_contact_id",
+        min_length=1,
+        description="ID Field: Lytics field with the Dotdigital contact id (removes contacts in bulk).",
+    )
+    map_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Map Fields: Lytics field -> Dotdigital data field; arrays and maps are dropped.",
+    )
+    opt_in_type: OptInType = Field(default="Unknown", description="Opt-in Type of added contacts.")
+    email_type: EmailType = Field(default="Html", description="Email Type of added contacts.")
+    trigger_join_actions: bool = Field(
+        default=False,
+        description="Trigger Join Actions: add contacts one call at a time so address-book join actions "
+        "fire (significantly increases API usage).",
+    )
+    resubscribe: bool = Field(
+        default=False, description="Resubscribe unsubscribed contacts (with a challenge)."
+    )
+    resubscribe_with_no_challenge: bool = Field(
+        default=False, description="Resubscribe With No Challenge: resubscribe without a confirmation email."
+    )
+    sync_status: bool = Field(
+        default=False, description="Sync Status: write each contact's status to dotmailer_export_status."
+    )
+
+    @field_validator("map_fields")
+    @classmethod
+    def _fields(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_data_fields(value)
+
+    def _scan_fields(self, *extra: str | None) -> list[str]:
+        return _scan_fields(self.email_field, self.id_field, *extra, *self.map_fields)
+
+    def _deliver_kwargs(self) -> dict[str, Any]:
+        kwargs = {
+            "dotdigital_conn_id": self.dotdigital_conn_id,
+            "lytics_conn_id": self.lytics_conn_id,
+            "email_field": self.email_field,
+            "id_field": self.id_field,
+            "map_fields": dict(self.map_fields),
+            "opt_in_type": self.opt_in_type,
+            "email_type": self.email_type,
+            "trigger_join_actions": self.trigger_join_actions,
+            "resubscribe": self.resubscribe,
+            "resubscribe_with_no_challenge": self.resubscribe_with_no_challenge,
+            "sync_status": self.sync_status,
+        }
+        if self.pool:
+            kwargs["pool"] = self.pool
+        return kwargs
+
+    def _chain(self, job_id: str, audience: str, deliver: Any, scan_fields: list[str]) -> None:
+        _chain(job_id, audience, deliver, scan_fields, self.lytics_conn_id, self.user_limit)
+
+
+class DotdigitalExportContactsJob(_DotdigitalExportFields):
+    """Export Contacts: an audience to a Dotdigital address book (add; remove or unsubscribe on exit)."""
+
+    type: Literal["dotdigital_export_contacts"]
+    address_book_name: str | None = Field(
+        default=None,
+        max_length=128,
+        description='Address Book Name (or id); default "Lytics " + audience name.',
+    )
+    create_address_book: bool = Field(default=False, description="Create Address Book if it does not exist.")
+    address_book_status_field: str | None = Field(
+        default=None,
+        description='Address Book Status Field: a map keyed "<account id>_<address book id>"; books whose '
+        'value is "syncing" are updated. When set, Address Book Name and Create Address Book are ignored.',
+    )
+    on_exit: Literal["remove", "unsubscribe", "ignore"] = Field(
+        default="remove",
+        description="On exit: remove from the address book (default), unsubscribe (Unsubscribe on exit; "
+        "significantly increases API usage) or ignore.",
+    )
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` -> ``deliver`` -> ``report``."""
+        from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator
+
+        deliver = DotdigitalExportContactsOperator(
+            task_id="deliver",
+            job_id=job.job_id,
+            address_book=self.address_book_name,
+            create_address_book=self.create_address_book,
+            address_book_status_field=self.address_book_status_field,
+            on_exit=self.on_exit,
+            **self._deliver_kwargs(),
+        )
+        self._chain(
+            job.job_id, "{{ params.audience }}", deliver, self._scan_fields(self.address_book_status_field)
+        )
+
+
+class AudienceBook(StrictModel):
+    """One audience and the existing address book it is exported to."""
+
+    audience: str = Field(min_length=1, description="Audience (segment) slug or id.")
+    address_book: str = Field(min_length=1, max_length=128, description="Address book name or id.")
+
+
+class DotdigitalExportMultipleAudiencesJob(JobConfig, _DotdigitalConnection):
+    """Export Multiple Audiences: several audiences, each to an existing address book."""
+
+    type: Literal["dotdigital_export_multiple_audiences"]
+    audiences: list[AudienceBook] = Field(min_length=1, description="Audiences and their address books.")
+    map_audiences: dict[str, str] = Field(
+        default_factory=dict,
+        description="Map Audiences: Lytics field -> Dotdigital data field (no arrays or maps).",
+    )
+    email_field: str = Field(default="email", min_length=1, description="Email Field.")
+    id_field: str = Field(
+        default="dm_contact_id", min_length=1, description="ID Field (Dotdigital contact id)."
+    )
+    one_time: bool = Field(default=False, description="One Time: export once (same as keep_updated: false).")
+    create_address_book: bool = Field(
+        default=False, description="Create an address book that does not exist."
+    )
+    on_exit: Literal["remove", "unsubscribe", "ignore"] = Field(default="remove", description="On exit.")
+    trigger_join_actions: bool = Field(default=False, description="Trigger Join Actions.")
+    resubscribe: bool = Field(default=False, description="Resubscribe.")
+    resubscribe_with_no_challenge: bool = Field(default=False, description="Resubscribe With No Challenge.")
+    sync_status: bool = Field(default=False, description="Sync Status (dotmailer_export_status).")
+    opt_in_type: OptInType = Field(default="Unknown", description="Opt-in Type.")
+    email_type: EmailType = Field(default="Html", description="Email Type.")
+    user_limit: int | None = Field(
+        default=None, ge=1, description="Export at most this many users per audience."
+    )
+
+    @field_validator("map_audiences")
+    @classmethod
+    def _fields(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_data_fields(value)
+
+    @model_validator(mode="after")
+    def _one_time(self) -> DotdigitalExportMultipleAudiencesJob:
+        if self.one_time and self.keep_updated:
+            raise ValueError("one_time and keep_updated contradict each other; set only one of them")
+        slugs = [a.audience for a in self.audiences]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError("an audience is listed twice in audiences; list each audience once")
+        return self
+
+    def add_tasks(self, job: JobContext) -> None:
+        """One ``scan_<n>`` -> ``deliver_<n>`` -> ``report_<n>`` chain per audience."""
+        from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator
+
+        scan_fields = _scan_fields(self.email_field, self.id_field, *self.map_audiences)
+        for number, item in enumerate(self.audiences, 1):
+            job_id = f"{job.job_id}__{item.audience}"
+            extra = {"pool": self.pool} if self.pool else {}
+            deliver = DotdigitalExportContactsOperator(
+                task_id=f"deliver_{number}",
+                job_id=job_id,
+                scan_task_id=f"scan_{number}",
+                address_book=item.address_book,
+                create_address_book=self.create_address_book,
+                on_exit=self.on_exit,
+                dotdigital_conn_id=self.dotdigital_conn_id,
+                lytics_conn_id=self.lytics_conn_id,
+                email_field=self.email_field,
+                id_field=self.id_field,
+                map_fields=dict(self.map_audiences),
+                opt_in_type=self.opt_in_type,
+                email_type=self.email_type,
+                trigger_join_actions=self.trigger_join_actions,
+                resubscribe=self.resubscribe,
+                resubscribe_with_no_challenge=self.resubscribe_with_no_challenge,
+                sync_status=self.sync_status,
+                **extra,
+            )
+            _chain(
+                job_id,
+                item.audience,
+                deliver,
+                scan_fields,
+                self.lytics_conn_id,
+                self.user_limit,
+                f"_{number}",
+            )
+
+    def params(self) -> dict[str, Any]:
+        return {"full_refresh": False, "dry_run": False}
+
+
+class DotdigitalExportModifiedContactsJob(_DotdigitalExportFields):
+    """Export Modified Contacts: keep contacts' data fields up to date in Dotdigital."""
+
+    type: Literal["dotdigital_export_modified_contacts"]
+    map_fields: dict[str, str] = Field(
+        min_length=1, description="Map Fields: Lytics field -> Dotdigital data field to keep up to date."
+    )
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` -> ``deliver`` (account-wide bulk import of entered and changed members) -> ``report``."""
+        from lytics_provider.operators.dotdigital import DotdigitalExportModifiedContactsOperator
+
+        deliver = DotdigitalExportModifiedContactsOperator(
+            task_id="deliver", job_id=job.job_id, **self._deliver_kwargs()
+        )
+        self._chain(job.job_id, "{{ params.audience }}", deliver, self._scan_fields())
+
+
+class DotdigitalRemoveContactsJob(_DotdigitalExportFields):
+    """Remove Contacts: remove or unsubscribe members who enter; optionally resubscribe on exit."""
+
+    type: Literal["dotdigital_remove_contacts"]
+    address_book_name: str | None = Field(
+        default=None,
+        description="Address book (name or id); without it contacts are unsubscribed account-wide.",
+    )
+    on_enter: Literal["remove", "unsubscribe"] = Field(
+        default="unsubscribe", description="What to do with a member who enters: remove or unsubscribe."
+    )
+    resubscribe_on_exit: bool = Field(
+        default=False, description="Resubscribe members who exit (useful for an opted-out audience)."
+    )
+
+    @model_validator(mode="after")
+    def _book_for_remove(self) -> DotdigitalRemoveContactsJob:
+        if self.on_enter == "remove" and not self.address_book_name:
+            raise ValueError("on_enter: remove needs address_book_name; removal is from one address book")
+        return self
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` -> ``deliver`` -> ``report``."""
+        from lytics_provider.operators.dotdigital import DotdigitalRemoveContactsOperator
+
+        deliver = DotdigitalRemoveContactsOperator(
+            task_id="deliver",
+            job_id=job.job_id,
+            address_book=self.address_book_name,
+            on_enter=self.on_enter,
+            resubscribe_on_exit=self.resubscribe_on_exit,
+            **self._deliver_kwargs(),
+        )
+        self._chain(job.job_id, "{{ params.audience }}", deliver, self._scan_fields())
+
+
+class DotdigitalImportContactsActivityJob(JobConfig, _DotdigitalConnection):
+    """Import Contacts & Activity into dotmailer_contacts and dotmailer_activity (sends, opens, clicks)."""
+
+    type: Literal["dotdigital_import_contacts_activity"]
+    initial_since: str = Field(
+        default="2000-01-01T00:00:00",
+        pattern=r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?$",
+        description="First run reads changes since this UTC date-time; later runs continue from the last.",
+    )
+    include_activity: bool = Field(default=True, description="Import sends, opens and clicks too.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        """One ``import`` task; the watermark moves only after Lytics acknowledged."""
+        from lytics_provider.transfers.dotdigital_to_lytics import DotdigitalToLyticsOperator
+
+        extra = {"pool": self.pool} if self.pool else {}
+        DotdigitalToLyticsOperator(
+            task_id="import",
+            job_id=job.job_id,
+            dotdigital_conn_id=self.dotdigital_conn_id,
+            lytics_conn_id=self.lytics_conn_id,
+            initial_since=self.initial_since,
+            include_activity=self.include_activity,
+            **extra,
+        )
+
+    def params(self) -> dict[str, Any]:
+        return {"full_refresh": False, "dry_run": False}
+
+
+DOTDIGITAL_JOB_TYPES = (
+    DotdigitalImportContactsActivityJob,
+    DotdigitalExportContactsJob,
+    DotdigitalExportMultipleAudiencesJob,
+    DotdigitalExportModifiedContactsJob,
+    DotdigitalRemoveContactsJob,
+)

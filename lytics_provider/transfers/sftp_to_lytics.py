@@ -358,7 +358,7 @@ class SFTPToLyticsOperator(BaseOperator):
                 if record is not None:
                     encoded = len(json.dumps(record, separators=(",", ":"), default=str).encode())
                     if encoded > MAX_RECORD_BYTES:
-                        reason = f"record over the 16 KB Lytics limit ({encoded} bytes)"
+                        reason = f"record over the 16 KB Lytics limit: {encoded} bytes"
                         record = None
                 if record is None:
                     rejects.reject(reason or "rejected", number, original, id=record_id(original))

@@ -159,10 +159,12 @@ def plan_columns(
     return [Column(f, types[f], n, kind_of(types[f])) for f, n in zip(fields, names, strict=True)]
 
 
-def create_table_sql(table: str, columns: Sequence[Column], dialect: Dialect) -> str:
-    """``CREATE TABLE`` for ``columns`` (``table`` already quoted as needed)."""
+def create_table_sql(
+    table: str, columns: Sequence[Column], dialect: Dialect, or_replace: bool = False
+) -> str:
+    """``CREATE [OR REPLACE] TABLE`` for ``columns`` (``table`` already quoted as needed)."""
     body = ", ".join(f'"{c.name}" {c.sql_type(dialect)}' for c in columns)
-    return f"CREATE TABLE {table} ({body})"
+    return f"CREATE {'OR REPLACE ' if or_replace else ''}TABLE {table} ({body})"
 
 
 def _timestamp(value: Any) -> str:

@@ -101,7 +101,7 @@ def test_bad_options_name_the_fix() -> None:
 
 
 def test_activity_export_writes_every_event_of_the_stream(lytics_env, s3_bucket, moto_endpoint) -> None:
-    from tests.integration.stream_events import install_stream_events
+    from tests.integration.conftest_warehouse import install_stream_events
 
     events = [{"email": f"u{i}@example.com", "event": "click", "n": i} for i in range(2345)]
     events[5]["extra"] = "only here"

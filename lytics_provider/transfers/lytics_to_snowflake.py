@@ -139,7 +139,8 @@ class LyticsToSnowflakeOperator(AudienceExportOperator):
         cur.execute(
             f"COPY INTO {self.qualified(temp)} ({names}) FROM @{stage_path}/ "
             "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
-            "COMPRESSION = GZIP EMPTY_FIELD_AS_NULL = TRUE) ON_ERROR = ABORT_STATEMENT PURGE = TRUE FORCE = TRUE"
+            "COMPRESSION = GZIP EMPTY_FIELD_AS_NULL = TRUE) "
+            "ON_ERROR = ABORT_STATEMENT PURGE = TRUE FORCE = TRUE"
         )
 
     def _columns_of(self, cur: Any, table: str) -> list[str] | None:
@@ -151,7 +152,8 @@ class LyticsToSnowflakeOperator(AudienceExportOperator):
         schema_filter = "table_schema = %s" if self.schema else "table_schema = CURRENT_SCHEMA()"
         params: list[Any] = [table, *([self.schema] if self.schema else [])]
         cur.execute(
-            f"SELECT column_name FROM {info} WHERE table_name = %s AND {schema_filter} ORDER BY ordinal_position",
+            f"SELECT column_name FROM {info} WHERE table_name = %s AND {schema_filter} "
+            "ORDER BY ordinal_position",
             params,
         )
         names = [str(row[0]) for row in cur.fetchall()]

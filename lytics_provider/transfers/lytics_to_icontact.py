@@ -264,16 +264,18 @@ class LyticsToIContactListOperator(BaseOperator):
                 wanted.setdefault(found, member)
             else:
                 to_create.setdefault(email, member)
+        planned_new = 0
         if to_create:
             if dry_run:
-                counts.contacts_created += len(to_create)
+                planned_new = len(to_create)
+                counts.contacts_created += planned_new
             else:
                 self._create(hook, folder, to_create, index, wanted, counts, reject)
         skipped = index.unsubscribed(list(wanted)) if wanted else set()
         counts.skipped_unsubscribed += len(skipped)
         ids = [cid for cid in wanted if cid not in skipped]
         if dry_run or not ids:
-            counts.subscribed += len(ids)
+            counts.subscribed += len(ids) + planned_new
             return
         result = hook.subscribe(folder, list_id, ids)
         done = {str(s.get("contactId")) for s in result.items}

@@ -22,7 +22,7 @@ def test_every_declared_module_and_hook_imports() -> None:
     info = get_provider_info()
     for section in ("hooks", "operators", "transfers"):
         for entry in info.get(section, []):
-            for module in entry["python-modules"]:
+            for module in entry.get("python-modules") or [entry["python-module"]]:
                 importlib.import_module(module)
     for spec in info["connection-types"]:
         module, _, name = spec["hook-class-name"].rpartition(".")

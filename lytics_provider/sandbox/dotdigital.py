@@ -338,7 +338,8 @@ class DotdigitalSandbox(SandboxHTTPServer):
         with self.state_lock:
             return sum(1 for t in self.api_calls if t > now - 3600)
 
-    def _page(self, request: Request, items: list[Any]) -> Response:
+    def _window(self, request: Request) -> tuple[int, int] | Response:
+        """``(skip, select)`` of a paged request, or the API's error for bad values."""
         try:
             select = int(request.query.get("select", "1000"))
             skip = int(request.query.get("skip", "0"))
@@ -348,6 +349,13 @@ class DotdigitalSandbox(SandboxHTTPServer):
             return self.fail(
                 "select must be between 1 and 1000. skip must not be negative. ERROR_PARAMETER_INVALID"
             )
+        return skip, select
+
+    def _page(self, request: Request, items: list[Any]) -> Response:
+        window = self._window(request)
+        if isinstance(window, Response):
+            return window
+        skip, select = window
         return json_response(items[skip : skip + select])
 
     def _since(self, request: Request) -> float | Response:
@@ -544,13 +552,18 @@ class DotdigitalSandbox(SandboxHTTPServer):
         book = self._book(request)
         if isinstance(book, Response):
             return book
+        window = self._window(request)
+        if isinstance(window, Response):
+            return window
+        skip, select = window
         full = request.flag("withFullData")
         with self.state_lock:
+            chosen = sorted(book.members.items())[skip : skip + select]
             items = [
                 self.contacts[cid].doc(full, "Unsubscribed" if m.status == "Unsubscribed" else None)
-                for cid, m in sorted(book.members.items())
+                for cid, m in chosen
             ]
-        return self._page(request, items)
+        return json_response(items)
 
     # -- contacts -----------------------------------------------------------------------------
     def _contact_body(self, body: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]] | Response:

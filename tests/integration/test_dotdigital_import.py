@@ -85,7 +85,7 @@ def test_first_import_then_only_changes_since_the_watermark(env) -> None:
 
 
 def test_failed_delivery_to_lytics_keeps_the_watermark(env) -> None:
-    lytics, dd, clock = env
+    lytics, dd, _ = env
     dd.add_contact("ann@example.com", books=[dd.add_address_book("News")])
     lytics.faults.add("5xx", path_regex="/collect/json/dotmailer_contacts", times=None)
     op = importer()

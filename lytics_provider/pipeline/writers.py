@@ -104,12 +104,11 @@ class CsvWriter:
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record (missing keys become empty cells)."""
         get = record.get
-        self._writer.writerow([format_csv_value(get(name)) for name in self.columns])
-        self.rows += 1
+        self.write_cells([get(name) for name in self.columns])
 
     def write_cells(self, cells: Sequence[Any]) -> None:
         """Append one row given as already ordered cells."""
-        self._writer.writerow([format_csv_value(cell) for cell in cells])
+        self._writer.writerow([cell if type(cell) is str else format_csv_value(cell) for cell in cells])
         self.rows += 1
 
     def write_all(self, records: Iterable[Mapping[str, Any]]) -> int:

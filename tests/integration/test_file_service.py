@@ -249,3 +249,35 @@ def test_an_unreadable_file_fails_the_task_after_importing_the_others(
     ):
         run_task(importer(pattern="contacts_*.csv"), make_context())
     assert lytics_sandbox.collected("file_contacts") == GOOD_CSV
+
+
+# -- job configs ---------------------------------------------------------------------------------
+
+INCLUDE = Path(__file__).resolve().parents[2] / "include"
+
+
+@pytest.mark.parametrize(
+    ("file", "tasks"),
+    [("file_service_export.yaml", {"scan", "deliver", "report"}), ("file_service_import.yaml", {"import"})],
+)
+def test_example_jobs_load_and_build(file: str, tasks: set[str]) -> None:
+    from airflow.sdk import DAG
+
+    from lytics_provider.jobs.context import JobContext
+    from lytics_provider.jobs.loader import load_job_file
+
+    config = load_job_file(INCLUDE / "jobs" / file)
+    with DAG("fs_example", schedule=None) as dag:
+        config.add_tasks(JobContext(dag, "fs_example", INCLUDE / "jobs" / file))
+    assert set(dag.task_dict) == tasks
+
+
+def test_import_pattern_must_not_hold_a_path() -> None:
+    from pydantic import ValidationError
+
+    from lytics_provider.jobs.types.files import FileServiceImportJob
+
+    with pytest.raises(ValidationError, match="put the directory in `folder`"):
+        FileServiceImportJob.model_validate(
+            {"type": "file_service_import", "sftp_conn_id": "s", "stream": "x", "pattern": "in/*.csv"}
+        )

@@ -195,3 +195,62 @@ def _deliver_to(context: dict[str, Any], folder: str) -> None:
     MappSftpExportOperator(
         task_id="deliver", job_id="mapp", sftp_conn_id="mapp_sftp", folder=folder, field_mapping=MAPPING
     ).execute(context)
+
+
+# -- job config --------------------------------------------------------------------------------
+
+INCLUDE = Path(__file__).resolve().parents[2] / "include"
+
+
+def test_example_job_builds_scan_deliver_report_daily_with_keep_updated_on() -> None:
+    from lytics_provider.jobs.context import JobContext
+    from lytics_provider.jobs.loader import load_job_file
+    from lytics_provider.jobs.types.files import MappSftpExportJob
+
+    config = load_job_file(INCLUDE / "jobs" / "mapp_high_value_daily.yaml")
+    assert isinstance(config, MappSftpExportJob) and config.keep_updated is True
+    from airflow.sdk import DAG
+
+    with DAG("mapp_example", schedule=None) as dag:
+        config.add_tasks(JobContext(dag, "mapp_example", INCLUDE / "jobs" / "mapp_high_value_daily.yaml"))
+    assert dag.task_dict["scan"].downstream_task_ids == {"deliver"}
+    assert dag.task_dict["deliver"].downstream_task_ids == {"report"}
+    assert set(dag.task_dict["scan"].fields) >= {"email", "first_name", "segments"}
+
+    minimal = MappSftpExportJob.model_validate(
+        {
+            "type": "mapp_sftp_export",
+            "audience": "a",
+            "sftp_conn_id": "s",
+            "field_mapping": {"email": "user.Email"},
+        }
+    )
+    assert (minimal.keep_updated, minimal.frequency, minimal.timezone) == (True, "daily", "UTC")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"field_mapping": {"first_name": "user.FirstName"}},
+            "identifier_field 'email' is not in field_mapping",
+        ),
+        ({"field_mapping": {"email": "user.Email", "x": "user.Email"}}, "appear twice"),
+        ({"frequency": "hourly"}, "runs daily"),
+        ({"fields": ["email"]}, "remove `fields`"),
+    ],
+)
+def test_bad_mapp_configs_say_what_to_fix(change: dict[str, Any], message: str) -> None:
+    from pydantic import ValidationError
+
+    from lytics_provider.jobs.types.files import MappSftpExportJob
+
+    config = {
+        "type": "mapp_sftp_export",
+        "audience": "a",
+        "sftp_conn_id": "s",
+        "field_mapping": MAPPING,
+        **change,
+    }
+    with pytest.raises(ValidationError, match=message):
+        MappSftpExportJob.model_validate(config)

@@ -64,6 +64,16 @@ def get_provider_info() -> dict[str, Any]:
                 "target-integration-name": integration,
                 "python-module": "lytics_provider.transfers.dotdigital_to_lytics",
             },
+            {
+                "source-integration-name": integration,
+                "target-integration-name": "SSH File Transfer Protocol (SFTP)",
+                "python-module": "lytics_provider.transfers.lytics_to_sftp",
+            },
+            {
+                "source-integration-name": "SSH File Transfer Protocol (SFTP)",
+                "target-integration-name": integration,
+                "python-module": "lytics_provider.transfers.sftp_to_lytics",
+            },
         ],
         "connection-types": [dict(spec) for spec in CONNECTION_TYPES],
     }

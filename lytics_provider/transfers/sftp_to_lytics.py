@@ -43,6 +43,7 @@ from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.workarea import JobState, atomic_write_text, run_dir, safe_name
 
 if TYPE_CHECKING:
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
     from paramiko import SFTPAttributes, SFTPClient
 
     from lytics_provider.hooks.lytics import LyticsHook
@@ -204,34 +205,36 @@ class SFTPToLyticsOperator(BaseOperator):
         lytics = LyticsHook(self.lytics_conn_id)
         files: list[dict[str, Any]] = []
         failures: list[str] = []
-        with open_sftp(SFTPHook(ssh_conn_id=self.sftp_conn_id)) as sftp:
+        sftp_hook = SFTPHook(ssh_conn_id=self.sftp_conn_id)
+        with open_sftp(sftp_hook) as sftp:
             ensure_folder(sftp, self.folder)
             candidates = self.list_candidates(sftp)
-            imported = dict(state.get(STATE_KEY) or {})
-            new = [entry for entry in candidates if imported.get(entry.filename) != self.fingerprint(entry)]
-            waiting = new[self.max_files :] if self.max_files else []
-            new = new[: self.max_files] if self.max_files else new
-            self.log.info(
-                "%d files match %r in %r: %d already imported, %d to import%s",
-                len(candidates),
-                self.pattern,
-                self.folder or ".",
-                len(candidates) - len(new) - len(waiting),
-                len(new),
-                f", {len(waiting)} left for later runs (max_files)" if waiting else "",
-            )
-            for entry in new:
-                try:
-                    report = self._import_file(sftp, lytics, entry, work, dry_run)
-                except (FileImportError, PGPError, OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-                    if isinstance(exc, ConnectionError):
-                        raise
-                    failures.append(f"{entry.filename}: {exc}")
-                    self.log.error("Could not import %s: %s", entry.filename, exc)
-                    continue
-                files.append(report)
-                if not dry_run:
-                    self._commit(state, entry, report, {c.filename for c in candidates})
+        imported = dict(state.get(STATE_KEY) or {})
+        new = [entry for entry in candidates if imported.get(entry.filename) != self.fingerprint(entry)]
+        waiting = new[self.max_files :] if self.max_files else []
+        new = new[: self.max_files] if self.max_files else new
+        self.log.info(
+            "%d files match %r in %r: %d already imported, %d to import%s",
+            len(candidates),
+            self.pattern,
+            self.folder or ".",
+            len(candidates) - len(new) - len(waiting),
+            len(new),
+            f", {len(waiting)} left for later runs (max_files)" if waiting else "",
+        )
+        present = {entry.filename for entry in candidates}
+        for entry in new:
+            try:
+                report = self._import_file(sftp_hook, lytics, entry, work, dry_run)
+            except (FileImportError, PGPError, OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+                if isinstance(exc, ConnectionError):
+                    raise
+                failures.append(f"{entry.filename}: {exc}")
+                self.log.error("Could not import %s: %s", entry.filename, exc)
+                continue
+            files.append(report)
+            if not dry_run:
+                self._commit(state, entry, report, present)
         report = {
             "stream": self.stream,
             "files": files,
@@ -271,9 +274,10 @@ class SFTPToLyticsOperator(BaseOperator):
         self.log.info("Committed %s (%d rows)", entry.filename, report["rows"])
 
     def _import_file(
-        self, sftp: SFTPClient, lytics: LyticsHook, entry: SFTPAttributes, work: Path, dry_run: bool
+        self, sftp_hook: SFTPHook, lytics: LyticsHook, entry: SFTPAttributes, work: Path, dry_run: bool
     ) -> dict[str, Any]:
-        from lytics_provider.pipeline.sftp_upload import download_file, remote_path
+        """Download (own SFTP session, closed before posting), decrypt, parse and send one file."""
+        from lytics_provider.pipeline.sftp_upload import download_file, open_sftp, remote_path
 
         name = entry.filename
         base = safe_name(name)
@@ -284,7 +288,8 @@ class SFTPToLyticsOperator(BaseOperator):
             checkpoint = {"fingerprint": fingerprint, "acked": 0, "accepted": 0, "lytics_rejected": 0}
         local = work / f"{base}.download"
         if not local.exists() or local.stat().st_size != fingerprint["size"]:
-            download_file(sftp, remote_path(self.folder, name), local)
+            with open_sftp(sftp_hook) as sftp:
+                download_file(sftp, remote_path(self.folder, name), local)
         plain_name, encrypted = strip_pgp_suffix(name)
         source = local
         if encrypted:

@@ -1,0 +1,122 @@
+"""``lytics-airflow``: check job configs, list their DAGs and print the job config JSON Schema.
+
+lytics-airflow validate include/jobs        # exit 1 when any file is bad (use it in CI)
+lytics-airflow list include/jobs            # DAG id, type and schedule of every job
+lytics-airflow schema > lytics_provider/jobs/job-config.schema.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from lytics_provider.jobs.errors import JobConfigError, display_path
+from lytics_provider.jobs.loader import LoadedJob, find_job_files, load_job_files
+from lytics_provider.jobs.schedule import describe_schedule
+
+
+def _expand(paths: Sequence[str]) -> tuple[list[Path], list[JobConfigError]]:
+    files: list[Path] = []
+    missing: list[JobConfigError] = []
+    for entry in paths:
+        path = Path(entry)
+        if path.is_dir():
+            files.extend(find_job_files(path))
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(JobConfigError.single(path, "no such file or directory; check the path"))
+    return list(dict.fromkeys(files)), missing
+
+
+def _load(paths: Sequence[str], build: bool = False) -> tuple[list[LoadedJob], list[JobConfigError]]:
+    files, errors = _expand(paths)
+    jobs, bad = load_job_files(files)
+    errors.extend(bad)
+    if build and jobs:
+        from lytics_provider.jobs.dag_builder import build_dag, build_error
+
+        built = []
+        for job in jobs:
+            try:
+                build_dag(job)
+            except Exception as exc:
+                errors.append(build_error(job, exc))
+            else:
+                built.append(job)
+        jobs = built
+    return jobs, errors
+
+
+def _print_errors(errors: Sequence[JobConfigError], stream: TextIO) -> None:
+    for error in errors:
+        print(error.message, file=stream)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate files and directories; print OK lines and errors; 1 when anything is wrong."""
+    jobs, errors = _load(args.paths, build=args.build)
+    for job in jobs:
+        schedule = describe_schedule(job.config)
+        print(f"OK {display_path(job.path)} ({job.dag_id}, {job.config.type}, {schedule})")
+    _print_errors(errors, sys.stderr)
+    bad_files = len({error.path for error in errors})
+    print(f"{len(jobs)} valid, {bad_files} invalid", file=sys.stderr if errors else sys.stdout)
+    return 1 if errors else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """A table of DAG id, type, schedule in words and file; errors go to stderr."""
+    jobs, errors = _load(args.paths)
+    rows = [("DAG ID", "TYPE", "SCHEDULE", "FILE")]
+    rows += [
+        (job.dag_id, job.config.type, describe_schedule(job.config), display_path(job.path))
+        for job in sorted(jobs, key=lambda job: job.dag_id)
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    for row in rows:
+        print("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]]))
+    _print_errors(errors, sys.stderr)
+    return 1 if errors else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the job config JSON Schema."""
+    from lytics_provider.jobs.schema import job_config_json_schema_text
+
+    sys.stdout.write(job_config_json_schema_text())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``lytics-airflow``."""
+    root = argparse.ArgumentParser(prog="lytics-airflow", description="Lytics job configs for Airflow.")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check job config files; exit 1 when any is bad")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="job config files or directories")
+    validate.add_argument(
+        "--build", action="store_true", help="also build each DAG (imports Airflow; catches task errors)"
+    )
+    validate.set_defaults(func=cmd_validate)
+
+    listing = commands.add_parser("list", help="DAG id, type and schedule of every job")
+    listing.add_argument("paths", nargs="+", metavar="PATH", help="job config files or directories")
+    listing.set_defaults(func=cmd_list)
+
+    schema = commands.add_parser("schema", help="print the job config JSON Schema")
+    schema.set_defaults(func=cmd_schema)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``lytics-airflow`` console script."""
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Keep Updated schedule fields -> an Airflow timetable, and the schedule in words.
+
+Every recurring job gets a ``CronTriggerTimetable`` whose cron is read in the job's own
+timezone, so "daily at 02:30 America/New_York" stays at 02:30 local time across DST.
+
+How Airflow 3.3 handles the DST days (checked by ``tests/unit/test_schedule.py``):
+
+* a local time that does not exist (02:30 on a spring-forward day) runs once, at the first
+  valid moment after the gap (03:30 local);
+* a local time that happens twice (01:30 on a fall-back day) runs once, on its second
+  occurrence (01:30 standard time);
+* hourly schedules follow elapsed time: the repeated hour of a fall-back day has two runs
+  (01:00 daylight and 01:00 standard time), a spring-forward day has 23 runs;
+* every-N-hours schedules run at local hours 0, N, 2N, ...: a slot inside the gap runs at
+  the end of the gap, and no slot runs twice.
+
+A plain cron form therefore behaves on every DST day; no custom timetable is needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lytics_provider.jobs.base import WEEKDAYS, ScheduleFields
+
+if TYPE_CHECKING:
+    from airflow.sdk import CronTriggerTimetable
+
+DEFAULT_TIME_OF_DAY = "00:00"
+ONCE = "@once"
+
+# Cron day-of-week numbers (0 = Sunday).
+_CRON_WEEKDAY = {day: (index + 1) % 7 for index, day in enumerate(WEEKDAYS)}
+
+
+def _hour_minute(cfg: ScheduleFields) -> tuple[int, int]:
+    hour, minute = (cfg.time_of_day or DEFAULT_TIME_OF_DAY).split(":")
+    return int(hour), int(minute)
+
+
+def cron_expression(cfg: ScheduleFields) -> str | None:
+    """The cron expression of a Keep Updated job, read in ``cfg.timezone``; None for a one-time job."""
+    if not cfg.keep_updated:
+        return None
+    if cfg.is_sub_daily:
+        every = cfg.every_hours
+        return "0 * * * *" if every == 1 else f"0 */{every} * * *"
+    hour, minute = _hour_minute(cfg)
+    if cfg.frequency == "daily":
+        return f"{minute} {hour} * * *"
+    if cfg.frequency == "weekly":
+        return f"{minute} {hour} * * {_CRON_WEEKDAY[cfg.day_of_week]}"
+    if cfg.frequency == "monthly":
+        return f"{minute} {hour} {cfg.day_of_month} * *"
+    raise ValueError(f"unsupported frequency {cfg.frequency!r}")  # pragma: no cover - validated earlier
+
+
+def build_timetable(cfg: ScheduleFields) -> CronTriggerTimetable | None:
+    """A timezone-aware cron trigger timetable, or None when the job runs once (``@once``)."""
+    cron = cron_expression(cfg)
+    if cron is None:
+        return None
+    from airflow.sdk import CronTriggerTimetable
+
+    return CronTriggerTimetable(cron, timezone=cfg.timezone)
+
+
+def dag_schedule(cfg: ScheduleFields) -> CronTriggerTimetable | str:
+    """The value for ``DAG(schedule=...)``: the timetable, or ``"@once"``."""
+    return build_timetable(cfg) or ONCE
+
+
+def describe_schedule(cfg: ScheduleFields) -> str:
+    """The schedule in words, e.g. ``daily at 02:30 America/New_York``."""
+    if not cfg.keep_updated:
+        return "once"
+    if cfg.is_sub_daily:
+        return f"{cfg.frequency} ({cfg.timezone})"
+    at = f"at {cfg.time_of_day or DEFAULT_TIME_OF_DAY} {cfg.timezone}"
+    if cfg.frequency == "weekly":
+        return f"weekly on {cfg.day_of_week.capitalize()} {at}"
+    if cfg.frequency == "monthly":
+        return f"monthly on day {cfg.day_of_month} {at}"
+    return f"{cfg.frequency} {at}"

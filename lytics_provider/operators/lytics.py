@@ -102,18 +102,24 @@ class LyticsAudienceScanOperator(BaseOperator):
                 )
             progress = Progress(self.log, "members scanned", segment.get("size") or checkpoint.total)
             progress.done = checkpoint.members
+            stored = checkpoint.members
+            limit = self.user_limit
             try:
                 for page in hook.scan_segment(
-                    segment["id"], start=checkpoint.cursor, limit=self.page_size, fields=fields
+                    segment["id"],
+                    start=checkpoint.cursor,
+                    limit=self.page_size,
+                    fields=fields,
+                    prefetch=limit is None,
                 ):
                     members = page.members
-                    if self.user_limit is not None:
-                        members = members[: max(0, self.user_limit - snapshot.count())]
-                    snapshot.add_page(members, page.next_cursor, page.total)
+                    if limit is not None:
+                        members = members[: max(0, limit - stored)]
+                    stored += snapshot.add_page(members, page.next_cursor, page.total)
                     progress.total = progress.total or page.total
                     progress.advance(len(members))
-                    if self.user_limit is not None and snapshot.count() >= self.user_limit:
-                        self.log.info("User limit %d reached", self.user_limit)
+                    if limit is not None and stored >= limit:
+                        self.log.info("User limit %d reached", limit)
                         break
             except CursorExpiredError:
                 restarts += 1

@@ -1,23 +1,31 @@
 """Audience snapshots: one SQLite file per scan, keyed by the member's stable id.
 
-A snapshot holds every member of an audience once (the key is the primary key, so a page
-written twice after a retry cannot duplicate anyone), a digest of the fields that matter for
+A snapshot holds every member of an audience once, a digest of the fields that matter for
 change detection, and the scan cursor committed in the same transaction as the page it follows.
 That makes a killed scan resumable from its last committed page, exactly once.
+
+Pages are appended in scan order; the unique index on the member key is built once, when the
+scan is marked complete (sorting once is far cheaper than keeping a random-key index up to date
+on every insert). A member that appears twice is kept once, at its last position.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+_encode = msgspec.json.Encoder(enc_hook=str).encode
+_encode_sorted = msgspec.json.Encoder(enc_hook=str, order="sorted").encode
+_decode = msgspec.json.Decoder().decode
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS members (uid TEXT PRIMARY KEY, digest BLOB NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS members (uid TEXT NOT NULL, digest BLOB NOT NULL, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -25,8 +33,12 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 def record_digest(record: dict[str, Any], fields: Sequence[str] | None = None) -> bytes:
     """Stable 16-byte digest of ``record`` (only ``fields`` when given)."""
     subject = record if fields is None else {name: record.get(name) for name in fields}
-    encoded = json.dumps(subject, sort_keys=True, separators=(",", ":"), default=str).encode()
-    return hashlib.blake2b(encoded, digest_size=16).digest()
+    return hashlib.blake2b(_encode_sorted(subject), digest_size=16).digest()
+
+
+def decode_record(text: str | bytes) -> dict[str, Any]:
+    """Decode one stored member record."""
+    return _decode(text)
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class Snapshot:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._pages: int | None = None
 
     def __enter__(self) -> Snapshot:
         return self
@@ -83,24 +96,50 @@ class Snapshot:
         )
 
     def count(self) -> int:
-        """Members stored."""
-        return int(self.db.execute("SELECT count(*) FROM members").fetchone()[0])
+        """Members stored (each key counted once)."""
+        what = "*" if self._indexed() else "DISTINCT uid"
+        query = f"SELECT count({what}) FROM members"
+        return int(self.db.execute(query).fetchone()[0])
+
+    def _indexed(self) -> bool:
+        """True when member keys are unique by construction (index built, or an older key schema)."""
+        row = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = 'members' "
+            "AND (name = 'members_uid' OR name LIKE 'sqlite_autoindex_members%')"
+        ).fetchone()
+        return row is not None
+
+    def _build_index(self) -> None:
+        """Create the unique key index, first dropping earlier copies of any member seen twice."""
+        if self._indexed():
+            return
+        try:
+            self.db.execute("CREATE UNIQUE INDEX members_uid ON members (uid)")
+        except sqlite3.IntegrityError:
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "DELETE FROM members WHERE rowid NOT IN (SELECT max(rowid) FROM members GROUP BY uid)"
+            )
+            self.db.execute("CREATE UNIQUE INDEX members_uid ON members (uid)")
+            self.db.execute("COMMIT")
 
     def add_page(self, members: Iterable[dict[str, Any]], next_cursor: str, total: int | None = None) -> int:
         """Store one page and the cursor after it in a single transaction; return rows written."""
+        key, fields, blake2b = self.key, self.digest_fields, hashlib.blake2b
         rows = []
         for member in members:
-            uid = member.get(self.key)
-            if uid in (None, ""):
-                raise ValueError(f"scan returned a member without {self.key!r}")
-            rows.append(
-                (
-                    str(uid),
-                    record_digest(member, self.digest_fields),
-                    json.dumps(member, separators=(",", ":"), default=str),
-                )
-            )
-        pages = int(self._meta("pages", "0") or 0) + 1
+            uid = member.get(key)
+            if uid is None or uid == "":
+                raise ValueError(f"scan returned a member without {key!r}")
+            encoded = _encode(member)
+            if fields is None:
+                digest = blake2b(_encode_sorted(member), digest_size=16).digest()
+            else:
+                digest = record_digest(member, fields)
+            rows.append((str(uid), digest, encoded.decode()))
+        if self._pages is None:
+            self._pages = int(self._meta("pages", "0") or 0)
+        pages = self._pages + 1
         self.db.execute("BEGIN")
         try:
             self.db.executemany("INSERT OR REPLACE INTO members VALUES (?, ?, ?)", rows)
@@ -116,10 +155,12 @@ class Snapshot:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        self._pages = pages
         return len(rows)
 
     def mark_complete(self) -> None:
-        """Record that the scan reached its last page."""
+        """Record that the scan reached its last page (and index the member keys)."""
+        self._build_index()
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '1')")
 
     def reset(self) -> None:
@@ -127,7 +168,9 @@ class Snapshot:
         self.db.execute("BEGIN")
         self.db.execute("DELETE FROM members")
         self.db.execute("DELETE FROM meta")
+        self.db.execute("DROP INDEX IF EXISTS members_uid")
         self.db.execute("COMMIT")
+        self._pages = 0
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a free-form note (for example the audience name)."""
@@ -147,7 +190,7 @@ class Snapshot:
             if not rows:
                 return
             for _, record in rows:
-                yield json.loads(record)
+                yield _decode(record)
             last = rows[-1][0]
 
 
@@ -204,7 +247,7 @@ def iter_changes(
                 if not rows:
                     break
                 for _, uid, record in rows:
-                    yield Change(kind, uid, json.loads(record))
+                    yield Change(kind, uid, _decode(record))
                 last = rows[-1][0]
     finally:
         db.close()

@@ -1,0 +1,339 @@
+"""Export Audiences (users) and Activity Data to BigQuery: stage on GCS, load with WRITE_TRUNCATE.
+
+Audience export (one pass over the snapshot, bounded memory):
+
+* **Export Scalar Fields** → table ``{table}`` (default ``users_{slug}``): one row per user, an
+  ``id`` column and one typed column per scalar field;
+* **Export Non-Scalar Fields** → one table per list/map field, ``{table}_{field}``, with
+  ``(id, value)`` rows for lists and sets and ``(id, key, value)`` rows for maps, joined to the
+  user table by ``id`` — a hash of the user's identifier fields (not a Lytics id; it can change
+  between exports, as in the Lytics export).
+
+Names are sanitised for BigQuery; a collision gets an integer suffix (``first_name1``). Each
+table is loaded from its staged CSV on GCS by a load job with ``WRITE_TRUNCATE``, which replaces
+the table atomically: readers see the previous export until the job commits. Job ids depend only
+on the job, table and run, so a retried task reattaches to its load job instead of loading twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.operators.lytics import as_bool
+from lytics_provider.pipeline.compression import compress_to
+from lytics_provider.pipeline.object_files import join_key, run_stamp
+from lytics_provider.pipeline.warehouse_types import (
+    CellError,
+    Column,
+    plan_columns,
+    row_cells,
+    sanitize_name,
+    to_cell,
+    unique_names,
+)
+from lytics_provider.pipeline.workarea import run_dir
+from lytics_provider.pipeline.writers import CsvWriter
+from lytics_provider.transfers.lytics_to_s3 import AudienceExportOperator, download_events
+
+BQ_TYPES = {"string": "STRING", "int": "INT64", "number": "FLOAT64", "bool": "BOOL", "timestamp": "TIMESTAMP"}
+
+
+def user_id(record: Mapping[str, Any], identifiers: Sequence[str]) -> str:
+    """The join id of a user: a hash of its identifier fields."""
+    subject = {name: record.get(name) for name in identifiers}
+    encoded = json.dumps(subject, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:32]
+
+
+def _element_kind(lytics_type: str) -> str:
+    inner = lytics_type.split("]", 1)[-1] if lytics_type.startswith(("[]", "ts[")) else lytics_type
+    if lytics_type.startswith("map["):
+        inner = lytics_type.split("]", 1)[1]
+    return {"int": "int", "number": "number", "float": "number", "bool": "bool", "time": "timestamp"}.get(
+        inner.strip(), "string"
+    )
+
+
+class _Table:
+    """One staged CSV table: its name, BigQuery schema and writer."""
+
+    def __init__(self, name: str, schema: list[dict[str, str]], path: Path, stack: ExitStack) -> None:
+        self.name = name
+        self.schema = schema
+        self.path = path
+        raw = stack.enter_context(open(path, "wb"))  # noqa: SIM115 - closed by the caller's ExitStack
+        stream = stack.enter_context(compress_to(raw, "gz", path.name))
+        self.writer = stack.enter_context(CsvWriter(stream, [f["name"] for f in schema]))
+
+
+class LyticsToBigQueryOperator(AudienceExportOperator):
+    """Export Audiences to ``{project}.{dataset}`` via ``gs://{gcs_bucket}/{gcs_directory}``.
+
+    :param export_scalar_fields: Export Scalar Fields (the user table).
+    :param export_non_scalar_fields: Export Non-Scalar Fields (one table per list/map field).
+    """
+
+    template_fields: Sequence[str] = ("fields", "dataset", "table", "gcs_bucket")
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        gcs_bucket: str,
+        project: str | None = None,
+        table: str | None = None,
+        gcs_directory: str = "lytics",
+        export_scalar_fields: bool = True,
+        export_non_scalar_fields: bool = True,
+        location: str | None = None,
+        gcp_conn_id: str = "google_cloud_default",
+        keep_staged: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not (export_scalar_fields or export_non_scalar_fields):
+            raise ValueError(
+                "nothing to export: set export_scalar_fields or export_non_scalar_fields to true"
+            )
+        self.dataset = dataset
+        self.gcs_bucket = gcs_bucket
+        self.project = project
+        self.table = table
+        self.gcs_directory = gcs_directory
+        self.export_scalar_fields = export_scalar_fields
+        self.export_non_scalar_fields = export_non_scalar_fields
+        self.location = location
+        self.gcp_conn_id = gcp_conn_id
+        self.keep_staged = keep_staged
+
+    def base_table(self) -> str:
+        """``users_{slug}`` (or the configured table), sanitised."""
+        return sanitize_name(self.table or f"users_{self.slug}", "bigquery")
+
+    def _layout(self) -> tuple[list[Column], list[Column], list[str]]:
+        schema = self.schema_fields()
+        columns = plan_columns(schema, self.fields, "bigquery")
+        scalars = [c for c in columns if c.kind != "json"] if self.export_scalar_fields else []
+        nested = [c for c in columns if c.kind == "json"] if self.export_non_scalar_fields else []
+        identifiers = [str(f["id"]) for f in schema if f.get("is_identifier")] or ["_uid"]
+        return scalars, nested, identifiers
+
+    def _table_names(self, scalars: list[Column], nested: list[Column]) -> list[str]:
+        base = self.base_table()
+        names = ([base] if scalars else []) + [f"{base}_{c.field}" for c in nested]
+        return unique_names(names, "bigquery")
+
+    def plan(self, context: Context) -> dict[str, Any]:
+        scalars, nested, _ = self._layout()
+        return {"dataset": self.dataset, "tables": self._table_names(scalars, nested)}
+
+    def deliver(self, context: Context) -> dict[str, Any]:
+        scalars, nested, identifiers = self._layout()
+        names = self._table_names(scalars, nested)
+        staged_dir = self.work_dir / "staged"
+        staged_dir.mkdir(parents=True, exist_ok=True)
+        id_columns = unique_names(["id", *(c.name for c in scalars)], "bigquery")
+        with ExitStack() as stack, self.rejects() as rejects:
+            tables: list[_Table] = []
+            if scalars:
+                schema = [{"name": id_columns[0], "type": "STRING", "mode": "REQUIRED"}] + [
+                    {"name": n, "type": BQ_TYPES[c.kind], "mode": "NULLABLE"}
+                    for n, c in zip(id_columns[1:], scalars, strict=True)
+                ]
+                tables.append(_Table(names[0], schema, staged_dir / f"{names[0]}.csv.gz", stack))
+            for name, column in zip(names[-len(nested) :] if nested else [], nested, strict=True):
+                kind = _element_kind(column.lytics_type)
+                cols = [{"name": "id", "type": "STRING", "mode": "REQUIRED"}]
+                if column.lytics_type.startswith("map["):
+                    cols.append({"name": "key", "type": "STRING", "mode": "REQUIRED"})
+                cols.append({"name": "value", "type": BQ_TYPES[kind], "mode": "NULLABLE"})
+                tables.append(_Table(name, cols, staged_dir / f"{name}.csv.gz", stack))
+            rows, rejected = self._write(tables, scalars, nested, identifiers, rejects)
+        loaded = self._load(tables, context)
+        return {"dataset": self.dataset, "tables": loaded, "rows": rows, "rejected": rejected}
+
+    def _write(
+        self,
+        tables: list[_Table],
+        scalars: list[Column],
+        nested: list[Column],
+        identifiers: list[str],
+        rejects: Any,
+    ) -> tuple[int, int]:
+        rows = rejected = 0
+        offset = 1 if scalars else 0
+        for number, record in enumerate(self.records(), start=1):
+            uid = user_id(record, identifiers)
+            try:
+                main = [uid, *row_cells(record, scalars)] if scalars else None
+                children = [list(self._child_rows(uid, record.get(c.field), c)) for c in nested]
+            except CellError as exc:
+                rejects.reject(str(exc), number, record, record.get("_uid"))
+                rejected += 1
+                continue
+            if main is not None:
+                tables[0].writer.write_cells(main)
+            for table, child_rows in zip(tables[offset:], children, strict=True):
+                for cells in child_rows:
+                    table.writer.write_cells(cells)
+            rows += 1
+        return rows, rejected
+
+    @staticmethod
+    def _child_rows(uid: str, value: Any, column: Column) -> Iterator[list[Any]]:
+        if value in (None, "", [], {}):
+            return
+        kind = _element_kind(column.lytics_type)
+        try:
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    yield [uid, str(key), to_cell(item, kind)]  # type: ignore[arg-type]
+            elif isinstance(value, (list, tuple, set, frozenset)):
+                for item in value:
+                    yield [uid, to_cell(item, kind)]  # type: ignore[arg-type]
+            else:
+                yield [uid, to_cell(value, kind)]  # type: ignore[arg-type]
+        except CellError as exc:
+            raise CellError(f"field {column.field!r} ({column.lytics_type}): {exc}") from None
+
+    def _load(self, tables: list[_Table], context: Context) -> dict[str, int]:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        gcs = GCSHook(gcp_conn_id=self.gcp_conn_id)
+        loaded: dict[str, int] = {}
+        for table in tables:
+            key = join_key(self.gcs_directory, f"{self.job_id}/{self.stamp}/{table.path.name}")
+            gcs.upload(self.gcs_bucket, key, filename=str(table.path), chunk_size=16 * 1024 * 1024)
+            loaded[table.name] = table.writer.rows
+            load_table(
+                self,
+                source_uris=[f"gs://{self.gcs_bucket}/{key}"],
+                table=table.name,
+                schema=table.schema,
+                source_format="CSV",
+                job_key=f"{self.job_id}_{table.name}_{self.stamp}",
+                try_number=int(getattr(context.get("ti"), "try_number", 1) or 1),
+            )
+            table.path.unlink()
+            if not self.keep_staged:
+                gcs.delete(self.gcs_bucket, key)
+        return loaded
+
+
+def load_table(
+    op: Any,
+    *,
+    source_uris: list[str],
+    table: str,
+    schema: list[dict[str, str]] | None,
+    source_format: str,
+    job_key: str,
+    try_number: int = 1,
+) -> None:
+    """Run (or reattach to) the load job that replaces ``op.dataset.table`` with the staged files."""
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
+    from google.api_core.exceptions import Conflict
+
+    hook = BigQueryHook(gcp_conn_id=op.gcp_conn_id, location=op.location, use_legacy_sql=False)
+    project = op.project or hook.project_id
+    hook.create_empty_dataset(dataset_id=op.dataset, project_id=project, location=op.location, exists_ok=True)
+    load: dict[str, Any] = {
+        "sourceUris": source_uris,
+        "destinationTable": {"projectId": project, "datasetId": op.dataset, "tableId": table},
+        "sourceFormat": source_format,
+        "writeDisposition": "WRITE_TRUNCATE",
+        "createDisposition": "CREATE_IF_NEEDED",
+    }
+    if source_format == "CSV":
+        load.update(skipLeadingRows=1, allowQuotedNewlines=True, schema={"fields": schema})
+    elif schema:
+        load["schema"] = {"fields": schema}
+    else:
+        load["autodetect"] = True
+    job_id = sanitize_name(f"lytics_{job_key}", "bigquery")
+    try:
+        job = hook.insert_job(
+            configuration={"load": load}, job_id=job_id, project_id=project, location=op.location
+        )
+    except Conflict:
+        op.log.info("Load job %s already exists (an earlier try): waiting for it", job_id)
+        job = hook.get_job(job_id=job_id, project_id=project, location=op.location)
+        job.result()
+        if job.error_result:
+            job_id = f"{job_id}_try{try_number}"
+            job = hook.insert_job(
+                configuration={"load": load}, job_id=job_id, project_id=project, location=op.location
+            )
+    if getattr(job, "error_result", None):
+        raise RuntimeError(f"BigQuery load job {job_id} into {op.dataset}.{table} failed: {job.error_result}")
+    op.log.info("Loaded %s into %s.%s (WRITE_TRUNCATE)", source_uris, op.dataset, table)
+
+
+class LyticsStreamToBigQueryOperator(BaseOperator):
+    """Export Activity Data: every event of a Lytics stream to ``{dataset}.{table}`` (replaced each run).
+
+    Events are staged as JSON lines on GCS and loaded with schema auto-detection.
+    """
+
+    template_fields: Sequence[str] = ("stream", "dataset", "table")
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        stream: str,
+        dataset: str,
+        gcs_bucket: str,
+        project: str | None = None,
+        table: str | None = None,
+        gcs_directory: str = "lytics",
+        location: str | None = None,
+        gcp_conn_id: str = "google_cloud_default",
+        lytics_conn_id: str = LyticsHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.stream = stream
+        self.dataset = dataset
+        self.gcs_bucket = gcs_bucket
+        self.project = project
+        self.table = table
+        self.gcs_directory = gcs_directory
+        self.location = location
+        self.gcp_conn_id = gcp_conn_id
+        self.lytics_conn_id = lytics_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+        table = sanitize_name(self.table or f"events_{self.stream}", "bigquery")
+        if as_bool((context.get("params") or {}).get("dry_run")):
+            return {"dry_run": True, "stream": self.stream, "table": f"{self.dataset}.{table}"}
+        stamp = run_stamp(context)
+        work = run_dir(self.job_id, context["run_id"])
+        local, _ = download_events(LyticsHook(self.lytics_conn_id), self.stream, work)
+        with open(local, "rb") as handle:
+            rows = sum(1 for _ in handle)
+        key = join_key(self.gcs_directory, f"{self.job_id}/{stamp}/{local.name}")
+        gcs = GCSHook(gcp_conn_id=self.gcp_conn_id)
+        gcs.upload(self.gcs_bucket, key, filename=str(local), chunk_size=16 * 1024 * 1024)
+        load_table(
+            self,
+            source_uris=[f"gs://{self.gcs_bucket}/{key}"],
+            table=table,
+            schema=None,
+            source_format="NEWLINE_DELIMITED_JSON",
+            job_key=f"{self.job_id}_{table}_{stamp}",
+        )
+        gcs.delete(self.gcs_bucket, key)
+        local.unlink()
+        return {"stream": self.stream, "table": f"{self.dataset}.{table}", "rows": rows}

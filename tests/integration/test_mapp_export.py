@@ -254,3 +254,23 @@ def test_bad_mapp_configs_say_what_to_fix(change: dict[str, Any], message: str) 
     }
     with pytest.raises(ValidationError, match=message):
         MappSftpExportJob.model_validate(config)
+
+
+def test_upload_falls_back_to_plain_rename_when_posix_rename_is_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sftp_server: Any
+) -> None:
+    from airflow.providers.sftp.hooks.sftp import SFTPHook
+    from paramiko import SFTPClient
+
+    def unsupported(self: SFTPClient, old: str, new: str) -> None:
+        raise OSError("Operation unsupported")
+
+    monkeypatch.setattr(SFTPClient, "posix_rename", unsupported)
+    monkeypatch.setenv("AIRFLOW_CONN_MAPP_SFTP", sftp_server.conn_json)
+    for version in (b"first\n", b"second version\n"):
+        local = tmp_path / "drop.csv"
+        local.write_bytes(version)
+        result = sftp_upload.upload_file(SFTPHook(ssh_conn_id="mapp_sftp"), local, "", "drop.csv")
+        assert (result.remote_path, result.bytes) == ("drop.csv", len(version))
+        assert sorted(p.name for p in sftp_server.root.iterdir()) == ["drop.csv"]
+        assert (sftp_server.root / "drop.csv").read_bytes() == version

@@ -74,6 +74,46 @@ def get_provider_info() -> dict[str, Any]:
                 "target-integration-name": integration,
                 "python-module": "lytics_provider.transfers.sftp_to_lytics",
             },
+            {
+                "source-integration-name": integration,
+                "target-integration-name": "Amazon Simple Storage Service (S3)",
+                "python-module": "lytics_provider.transfers.lytics_to_s3",
+            },
+            {
+                "source-integration-name": "Amazon Simple Storage Service (S3)",
+                "target-integration-name": integration,
+                "python-module": "lytics_provider.transfers.s3_to_lytics",
+            },
+            {
+                "source-integration-name": integration,
+                "target-integration-name": "Google Cloud Storage (GCS)",
+                "python-module": "lytics_provider.transfers.lytics_to_gcs",
+            },
+            {
+                "source-integration-name": "Google Cloud Storage (GCS)",
+                "target-integration-name": integration,
+                "python-module": "lytics_provider.transfers.gcs_to_lytics",
+            },
+            {
+                "source-integration-name": integration,
+                "target-integration-name": "Amazon Redshift",
+                "python-module": "lytics_provider.transfers.lytics_to_redshift",
+            },
+            {
+                "source-integration-name": integration,
+                "target-integration-name": "Google BigQuery",
+                "python-module": "lytics_provider.transfers.lytics_to_bigquery",
+            },
+            {
+                "source-integration-name": integration,
+                "target-integration-name": "Snowflake",
+                "python-module": "lytics_provider.transfers.lytics_to_snowflake",
+            },
+            {
+                "source-integration-name": "Snowflake",
+                "target-integration-name": integration,
+                "python-module": "lytics_provider.transfers.sql_to_lytics",
+            },
         ],
         "connection-types": [dict(spec) for spec in CONNECTION_TYPES],
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lytics_provider.jobs.types.dotdigital import DOTDIGITAL_JOB_TYPES
 from lytics_provider.jobs.types.files import FileServiceExportJob, FileServiceImportJob, MappSftpExportJob
 from lytics_provider.jobs.types.icontact import IContactExportJob, IContactImportJob
+from lytics_provider.jobs.types.warehouses import WAREHOUSE_JOB_TYPES
 
 JOB_TYPES = (
     MappSftpExportJob,
@@ -13,4 +14,5 @@ JOB_TYPES = (
     IContactImportJob,
     IContactExportJob,
     *DOTDIGITAL_JOB_TYPES,
+    *WAREHOUSE_JOB_TYPES,
 )

@@ -1,0 +1,484 @@
+"""Warehouse and cloud-storage job types: S3, GCS, Redshift, BigQuery and Snowflake.
+
+Audience exports build ``scan`` → ``deliver`` → ``report``; activity exports and imports build one
+task. Operators are imported inside ``add_tasks`` (and the amazon/google/snowflake providers only
+inside the operators), so reading configs stays light and works without those extras.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+
+if TYPE_CHECKING:
+    from lytics_provider.jobs.context import JobContext
+
+_NAME = r"^[A-Za-z_][A-Za-z0-9_$-]*(\.[A-Za-z_][A-Za-z0-9_$-]*){0,2}$"
+_FIELD = r"^[A-Za-z_][A-Za-z0-9_$]*$"
+_STREAM = r"^[A-Za-z0-9_.-]+$"
+
+
+def _add_export(config: AudienceExportConfig, job: JobContext, deliver: Any) -> None:
+    from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+
+    scan = LyticsAudienceScanOperator(
+        task_id="scan",
+        audience="{{ params.audience }}",
+        job_id=job.job_id,
+        lytics_conn_id=config.lytics_conn_id,
+        fields=config.fields,
+        user_limit=config.user_limit,
+    )
+    report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
+    scan >> deliver >> report
+
+
+class _FileExport(AudienceExportConfig):
+    bucket: str = Field(min_length=1, description="Bucket Name the file is written to.")
+    directory: str = Field(default="", description="Directory (key prefix) inside the bucket.")
+    file_format: Literal["csv", "jsonl"] = Field(default="csv", description="csv (header row) or jsonl.")
+    compression: Literal["none", "gz"] = Field(default="gz", description="none or gz (.gz appended).")
+    filename: str = Field(
+        default="lytics_{slug}_{timestamp}.{ext}",
+        description="File name template: {slug} audience slug, {timestamp} run time (UTC), {ext}.",
+    )
+    pgp_conn_id: str | None = Field(
+        default=None, description="lytics_pgp connection whose public key encrypts the file (.pgp appended)."
+    )
+
+    @field_validator("filename")
+    @classmethod
+    def _check_template(cls, value: str) -> str:
+        if "{timestamp}" not in value:
+            raise ValueError("filename must contain {timestamp} so each run writes its own file")
+        try:
+            value.format(slug="s", timestamp="t", ext="csv")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("filename may only use {slug}, {timestamp} and {ext}") from None
+        return value
+
+
+class S3ExportJob(_FileExport):
+    """Amazon S3 Export Audiences: the audience as one CSV or JSON-lines file per run."""
+
+    type: Literal["s3_export"]
+    aws_conn_id: str = Field(default="aws_default", description="Airflow AWS connection (keys or IAM role).")
+
+    def add_tasks(self, job: JobContext) -> None:
+        from lytics_provider.transfers.lytics_to_s3 import LyticsToS3Operator
+
+        deliver = LyticsToS3Operator(
+            task_id="deliver",
+            job_id=job.job_id,
+            bucket=self.bucket,
+            directory=self.directory,
+            file_format=self.file_format,
+            compression=self.compression,
+            filename=self.filename,
+            pgp_conn_id=self.pgp_conn_id,
+            aws_conn_id=self.aws_conn_id,
+            fields=self.fields,
+            lytics_conn_id=self.lytics_conn_id,
+        )
+        _add_export(self, job, deliver)
+
+
+class GCSExportJob(_FileExport):
+    """Google Cloud Storage CSV Export: the audience as one file per run."""
+
+    type: Literal["gcs_export"]
+    gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        from lytics_provider.transfers.lytics_to_gcs import LyticsToGCSOperator
+
+        deliver = LyticsToGCSOperator(
+            task_id="deliver",
+            job_id=job.job_id,
+            bucket=self.bucket,
+            directory=self.directory,
+            file_format=self.file_format,
+            compression=self.compression,
+            filename=self.filename,
+            pgp_conn_id=self.pgp_conn_id,
+            gcp_conn_id=self.gcp_conn_id,
+            fields=self.fields,
+            lytics_conn_id=self.lytics_conn_id,
+        )
+        _add_export(self, job, deliver)
+
+
+class RedshiftExportJob(AudienceExportConfig):
+    """Amazon Redshift Export Audience: S3 staging, COPY into a full temporary table, swap by rename."""
+
+    type: Literal["redshift_export"]
+    s3_bucket: str = Field(min_length=1, description="S3 Bucket Name used for staging.")
+    directory: str = Field(default="lytics", description="Directory (key prefix) for the staged files.")
+    region: str | None = Field(default=None, description="Region of the bucket, e.g. us-east-2.")
+    table: str | None = Field(
+        default=None, pattern=_FIELD, description="Table name; default the audience slug."
+    )
+    schema_name: str | None = Field(default=None, pattern=_FIELD, description="Database schema of the table.")
+    redshift_conn_id: str = Field(
+        default="redshift_default", description="Redshift (or PostgreSQL) connection: user, password, DB URL."
+    )
+    aws_conn_id: str = Field(
+        default="aws_default", description="AWS connection for S3 (and COPY credentials)."
+    )
+    iam_role: str | None = Field(default=None, description="IAM role ARN for COPY instead of the AWS keys.")
+    copy_method: Literal["s3", "stdin"] = Field(
+        default="s3", description="s3: Redshift COPY from S3; stdin: COPY FROM STDIN (PostgreSQL targets)."
+    )
+
+    def add_tasks(self, job: JobContext) -> None:
+        from lytics_provider.transfers.lytics_to_redshift import LyticsToRedshiftOperator
+
+        deliver = LyticsToRedshiftOperator(
+            task_id="deliver",
+            job_id=job.job_id,
+            s3_bucket=self.s3_bucket,
+            s3_directory=self.directory,
+            region=self.region,
+            table=self.table,
+            schema=self.schema_name,
+            redshift_conn_id=self.redshift_conn_id,
+            aws_conn_id=self.aws_conn_id,
+            iam_role=self.iam_role,
+            copy_method=self.copy_method,
+            fields=self.fields,
+            lytics_conn_id=self.lytics_conn_id,
+        )
+        _add_export(self, job, deliver)
+
+
+class BigQueryExportJob(AudienceExportConfig):
+    """Google BigQuery Export Audiences: user table plus one table per non-scalar field."""
+
+    type: Literal["bigquery_export"]
+    project: str | None = Field(default=None, description="BigQuery Project (default: the connection's).")
+    dataset: str = Field(min_length=1, pattern=_FIELD, description="BigQuery Dataset (created if missing).")
+    table: str | None = Field(default=None, pattern=_FIELD, description="User table; default users_{slug}.")
+    gcs_bucket: str = Field(min_length=1, description="GCS bucket for the staged CSV files.")
+    gcs_directory: str = Field(default="lytics", description="Prefix of the staged files.")
+    export_scalar_fields: bool = Field(default=True, description="Export Scalar Fields (the user table).")
+    export_non_scalar_fields: bool = Field(
+        default=True, description="Export Non-Scalar Fields (one table per list/map field, joined by id)."
+    )
+    location: str | None = Field(default=None, description="BigQuery location, e.g. US or EU.")
+    gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        from lytics_provider.transfers.lytics_to_bigquery import LyticsToBigQueryOperator
+
+        deliver = LyticsToBigQueryOperator(
+            task_id="deliver",
+            job_id=job.job_id,
+            project=self.project,
+            dataset=self.dataset,
+            table=self.table,
+            gcs_bucket=self.gcs_bucket,
+            gcs_directory=self.gcs_directory,
+            export_scalar_fields=self.export_scalar_fields,
+            export_non_scalar_fields=self.export_non_scalar_fields,
+            location=self.location,
+            gcp_conn_id=self.gcp_conn_id,
+            fields=self.fields,
+            lytics_conn_id=self.lytics_conn_id,
+        )
+        _add_export(self, job, deliver)
+
+
+class SnowflakeExportJob(AudienceExportConfig):
+    """Snowflake Bulk Export: stage, COPY INTO USERS_{slug}_{ts}, swap into USERS_{slug}."""
+
+    type: Literal["snowflake_export"]
+    database: str | None = Field(
+        default=None, pattern=_FIELD, description="Database (default: the connection's)."
+    )
+    schema_name: str | None = Field(default=None, pattern=_FIELD, description="Schema: the target schema.")
+    stage: str = Field(
+        default="LYTICS_EXPORT_STAGE", pattern=_FIELD, description="Internal stage for uploads."
+    )
+    swap_method: Literal["swap", "rename"] = Field(
+        default="swap", description="swap: ALTER TABLE ... SWAP WITH (atomic); rename: DROP + RENAME."
+    )
+    on_schema_change: Literal["suffix", "replace"] = Field(
+        default="suffix",
+        description="When USERS_{slug} has other columns: suffix (USERS_{slug}1, as Lytics does) or replace.",
+    )
+    snowflake_conn_id: str = Field(default="snowflake_default", description="Airflow Snowflake connection.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        from lytics_provider.transfers.lytics_to_snowflake import LyticsToSnowflakeOperator
+
+        deliver = LyticsToSnowflakeOperator(
+            task_id="deliver",
+            job_id=job.job_id,
+            database=self.database,
+            schema=self.schema_name,
+            stage=self.stage,
+            swap_method=self.swap_method,
+            on_schema_change=self.on_schema_change,
+            snowflake_conn_id=self.snowflake_conn_id,
+            fields=self.fields,
+            lytics_conn_id=self.lytics_conn_id,
+        )
+        _add_export(self, job, deliver)
+
+
+class _ActivityExport(JobConfig):
+    stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream whose events are exported.")
+
+
+class S3ActivityExportJob(_ActivityExport):
+    """Amazon S3 Export Activity Data: every event of a stream (all fields) as one CSV per run."""
+
+    type: Literal["s3_activity_export"]
+    bucket: str = Field(min_length=1, description="S3 Bucket Name.")
+    directory: str = Field(default="", description="Directory (key prefix).")
+    file_format: Literal["csv", "jsonl"] = Field(default="csv", description="csv or jsonl.")
+    compression: Literal["none", "gz"] = Field(default="gz", description="none or gz.")
+    aws_conn_id: str = Field(default="aws_default", description="Airflow AWS connection.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        from lytics_provider.transfers.lytics_to_s3 import LyticsStreamToS3Operator
+
+        LyticsStreamToS3Operator(
+            task_id="export",
+            job_id=job.job_id,
+            stream=self.stream,
+            bucket=self.bucket,
+            directory=self.directory,
+            file_format=self.file_format,
+            compression=self.compression,
+            aws_conn_id=self.aws_conn_id,
+            lytics_conn_id=self.lytics_conn_id,
+        )
+
+
+class BigQueryActivityExportJob(_ActivityExport):
+    """Google BigQuery Export Activity Data: a stream's events into events_{stream} (replaced per run)."""
+
+    type: Literal["bigquery_activity_export"]
+    project: str | None = Field(default=None, description="BigQuery Project.")
+    dataset: str = Field(min_length=1, pattern=_FIELD, description="BigQuery Dataset.")
+    table: str | None = Field(default=None, pattern=_FIELD, description="Table; default events_{stream}.")
+    gcs_bucket: str = Field(min_length=1, description="GCS bucket for the staged file.")
+    location: str | None = Field(default=None, description="BigQuery location.")
+    gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        from lytics_provider.transfers.lytics_to_bigquery import LyticsStreamToBigQueryOperator
+
+        LyticsStreamToBigQueryOperator(
+            task_id="export",
+            job_id=job.job_id,
+            stream=self.stream,
+            project=self.project,
+            dataset=self.dataset,
+            table=self.table,
+            gcs_bucket=self.gcs_bucket,
+            location=self.location,
+            gcp_conn_id=self.gcp_conn_id,
+            lytics_conn_id=self.lytics_conn_id,
+        )
+
+
+class _TableImport(JobConfig):
+    source_type: Literal["table", "view"] = Field(default="table", description="Source Type: table or view.")
+    source: str = Field(
+        min_length=1, pattern=_NAME, description="Source: the table or view (schema.name allowed)."
+    )
+    modified_timestamp_field: str = Field(
+        min_length=1,
+        pattern=_FIELD,
+        description="Modified Timestamp Field: orders rows; saved as the watermark.",
+    )
+    event_timestamp_field: str | None = Field(
+        default=None, pattern=_FIELD, description="Event Timestamp Field; default the modified field."
+    )
+    events_since: str | None = Field(
+        default=None, description="Events Since, RFC 3339 (YYYY-MM-DDThh:mm:ss+00:00): earliest row imported."
+    )
+    key_fields: list[str] | None = Field(
+        default=None,
+        description="Fields identifying a row (tiebreak for equal timestamps); default whole row.",
+    )
+    batch_size: int = Field(default=5000, ge=1, le=100_000, description="Rows per batch sent to Lytics.")
+
+    @field_validator("events_since")
+    @classmethod
+    def _check_since(cls, value: str | None) -> str | None:
+        from lytics_provider.transfers.sql_to_lytics import parse_rfc3339
+
+        parse_rfc3339(value)
+        return value
+
+    def params(self) -> dict[str, Any]:
+        """A dry run reads and counts rows without sending them or moving the watermark."""
+        return {"dry_run": False}
+
+    def _operator(self, job: JobContext, conn_id: str, dialect: str, stream: str | None, **extra: Any) -> Any:
+        from lytics_provider.transfers.sql_to_lytics import SqlTableToLyticsOperator
+
+        return SqlTableToLyticsOperator(
+            task_id="import",
+            job_id=job.job_id,
+            source=self.source,
+            modified_field=self.modified_timestamp_field,
+            conn_id=conn_id,
+            dialect=dialect,  # type: ignore[arg-type]
+            stream=stream,
+            event_timestamp_field=self.event_timestamp_field,
+            events_since=self.events_since,
+            key_fields=self.key_fields,
+            batch_size=self.batch_size,
+            lytics_conn_id=self.lytics_conn_id,
+            **extra,
+        )
+
+
+class RedshiftImportJob(_TableImport):
+    """Amazon Redshift Import Table over its PostgreSQL connection; default stream redshift_{table}."""
+
+    type: Literal["redshift_import"]
+    stream: str | None = Field(default=None, pattern=_STREAM, description="Stream; default redshift_{table}.")
+    redshift_conn_id: str = Field(
+        default="redshift_default", description="Redshift or PostgreSQL connection."
+    )
+
+    def add_tasks(self, job: JobContext) -> None:
+        self._operator(job, self.redshift_conn_id, "postgres", self.stream)
+
+
+class SnowflakeImportJob(_TableImport):
+    """Snowflake Import Audiences and Activity Data from a table or view."""
+
+    type: Literal["snowflake_import"]
+    stream: str = Field(
+        min_length=1, pattern=_STREAM, description="Stream: the Lytics stream to import into."
+    )
+    snowflake_conn_id: str = Field(default="snowflake_default", description="Airflow Snowflake connection.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        self._operator(job, self.snowflake_conn_id, "snowflake", self.stream)
+
+
+class BigQueryImportJob(_TableImport):
+    """Google BigQuery Import Activity Data from a table or view (``dataset.table``)."""
+
+    type: Literal["bigquery_import"]
+    stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream to import into.")
+    location: str | None = Field(default=None, description="BigQuery location.")
+    gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        self._operator(job, self.gcp_conn_id, "bigquery", self.stream, location=self.location)
+
+
+class _FileImport(JobConfig):
+    bucket: str = Field(min_length=1, description="Bucket.")
+    prefix: str = Field(default="", description="Prefix, e.g. new-users- (folders allowed: in/new-users-).")
+    file_type: Literal["csv", "json"] = Field(
+        default="csv",
+        description="csv (with a header row; CSV without one is unsupported) or json (JSON lines).",
+    )
+    timestamp_field: str | None = Field(default=None, description="Timestamp Field of the records.")
+    since: str | None = Field(default=None, description="Since: oldest file date, yyyy/mm/dd HH:MM/SS.")
+    starting_file: str | None = Field(
+        default=None, description="Starting File: it and newer files are imported."
+    )
+    gzipped: bool | None = Field(
+        default=None, description="GZipped: informational, gzip files are recognised by their content."
+    )
+    pgp_encrypted: bool = Field(default=False, description="PGP Encrypted: needs pgp_conn_id.")
+    pgp_conn_id: str | None = Field(default=None, description="lytics_pgp connection with the private key.")
+    continuous: bool = Field(
+        default=False,
+        description="Continuous import of prefix_timestamp.json files, in name-timestamp order.",
+    )
+    batch_size: int = Field(default=5000, ge=1, le=100_000, description="Records per batch sent to Lytics.")
+
+    @field_validator("since")
+    @classmethod
+    def _check_since(cls, value: str | None) -> str | None:
+        from lytics_provider.pipeline.object_files import parse_since
+
+        parse_since(value)
+        return value
+
+    @model_validator(mode="after")
+    def _check_pgp(self) -> _FileImport:
+        if self.pgp_encrypted and not self.pgp_conn_id:
+            raise ValueError(
+                "pgp_encrypted is true but pgp_conn_id is missing: name the lytics_pgp connection"
+            )
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """A dry run lists the files it would import without reading or sending them."""
+        return {"dry_run": False}
+
+    def _common(self, job: JobContext) -> dict[str, Any]:
+        return {
+            "task_id": "import",
+            "job_id": job.job_id,
+            "bucket": self.bucket,
+            "prefix": self.prefix,
+            "file_type": self.file_type,
+            "timestamp_field": self.timestamp_field,
+            "since": self.since,
+            "starting_file": self.starting_file,
+            "continuous": self.continuous,
+            "pgp_conn_id": self.pgp_conn_id,
+            "batch_size": self.batch_size,
+            "lytics_conn_id": self.lytics_conn_id,
+        }
+
+
+class S3ImportJob(_FileImport):
+    """Amazon S3 Import Audiences & Activity Data (CSV) / Custom Data (JSON)."""
+
+    type: Literal["s3_import"]
+    stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream to import into.")
+    aws_conn_id: str = Field(default="aws_default", description="Airflow AWS connection.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        from lytics_provider.transfers.s3_to_lytics import S3ToLyticsOperator
+
+        S3ToLyticsOperator(stream=self.stream, aws_conn_id=self.aws_conn_id, **self._common(job))
+
+
+class GCSImportJob(_FileImport):
+    """Google Cloud Storage Import Files; default stream gcs_files."""
+
+    type: Literal["gcs_import"]
+    project: str | None = Field(default=None, description="Project: the Google Project ID.")
+    stream: str = Field(default="gcs_files", pattern=_STREAM, description="Stream; default gcs_files.")
+    gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        from lytics_provider.transfers.gcs_to_lytics import GCSToLyticsOperator
+
+        GCSToLyticsOperator(
+            stream=self.stream, project=self.project, gcp_conn_id=self.gcp_conn_id, **self._common(job)
+        )
+
+
+WAREHOUSE_JOB_TYPES = (
+    S3ExportJob,
+    GCSExportJob,
+    RedshiftExportJob,
+    BigQueryExportJob,
+    SnowflakeExportJob,
+    S3ActivityExportJob,
+    BigQueryActivityExportJob,
+    RedshiftImportJob,
+    SnowflakeImportJob,
+    BigQueryImportJob,
+    S3ImportJob,
+    GCSImportJob,
+)

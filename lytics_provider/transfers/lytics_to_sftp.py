@@ -137,6 +137,11 @@ class AudienceFileExportOperator(BaseOperator):
             raise ValueError(
                 f"no snapshot from task {self.scan_task_id!r}; it must run before {self.task_id!r}"
             )
+        if not Path(scan["snapshot"]).is_file():
+            raise FileNotFoundError(
+                f"snapshot {scan['snapshot']} from task {self.scan_task_id!r} is not on this worker; "
+                "LYTICS_DATA_DIR must be a volume shared by every worker"
+            )
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))
         stamp = run_timestamp(context)
         csv_name = self.csv_name(scan["audience"], stamp)

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 AIRFLOW = Path(sys.executable).with_name("airflow")
 ADMIN = "admin"
 MAPP_DAG = "lytics_mapp_high_value_daily"
+AUDIENCES = {"high_value": 1_200, "vip": 300, "all_users": 2_000}
 
 
 def free_port() -> int:
@@ -277,11 +278,63 @@ def home_from(airflow_env: Mapping[str, str], target: Path) -> dict[str, str]:
     }
 
 
+# -- REST helpers (the official apache-airflow-client) -------------------------------------------
+TERMINAL = {"success", "failed"}
+
+
+def rest_client(stack: AirflowStack) -> Any:
+    """An ``airflow_client.client.ApiClient`` authenticated with the stack's admin JWT."""
+    from airflow_client import client
+
+    return client.ApiClient(client.Configuration(host=stack.url, access_token=stack.token()))
+
+
+def state_of(obj: Any) -> str:
+    """The plain state string of a DAG run or task instance model."""
+    return str(getattr(obj.state, "value", obj.state))
+
+
+def trigger_and_wait(api: Any, conf: dict[str, Any], dag_id: str = MAPP_DAG, timeout: float = 300) -> Any:
+    """Unpause ``dag_id``, trigger it with ``conf`` (no logical date) and poll the run until it ends."""
+    from airflow_client import client
+    from airflow_client.client.api.dag_api import DAGApi
+    from airflow_client.client.api.dag_run_api import DagRunApi
+
+    DAGApi(api).patch_dag(dag_id, client.DAGPatchBody(is_paused=False))
+    runs = DagRunApi(api)
+    run = runs.trigger_dag_run(dag_id, client.TriggerDAGRunPostBody(logical_date=None, conf=conf))
+    if run.conf != conf:
+        raise AssertionError(f"the run's conf {run.conf} is not what was sent ({conf})")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = runs.get_dag_run(dag_id, run.dag_run_id)
+        if state_of(run) in TERMINAL:
+            return run
+        time.sleep(2)
+    raise TimeoutError(f"run {run.dag_run_id} still {state_of(run)} after {timeout:.0f}s")
+
+
+def task_states(api: Any, run_id: str, dag_id: str = MAPP_DAG) -> dict[str, str]:
+    """``{task_id: state}`` of one run."""
+    from airflow_client.client.api.task_instance_api import TaskInstanceApi
+
+    instances = TaskInstanceApi(api).get_task_instances(dag_id, run_id).task_instances
+    return {ti.task_id: state_of(ti) for ti in instances}
+
+
+def xcom_value(api: Any, run_id: str, task_id: str, dag_id: str = MAPP_DAG) -> Any:
+    """A task's return value, deserialized, through ``GET .../xcomEntries/return_value``."""
+    from airflow_client.client.api.x_com_api import XComApi
+
+    entry = XComApi(api).get_xcom_entry(dag_id, task_id, run_id, "return_value", deserialize=True)
+    return entry.actual_instance.value
+
+
 _SHARED: dict[str, tuple[AirflowStack, LyticsServices]] = {}
 
 
 def shared_stack(
-    config: Any, airflow_env: Mapping[str, str], root: Path, audiences: Mapping[str, int]
+    config: Any, airflow_env: Mapping[str, str], root: Path, audiences: Mapping[str, int] = AUDIENCES
 ) -> tuple[AirflowStack, LyticsServices]:
     """One LocalExecutor stack on SQLite (with its sandboxes) per pytest session, stopped at exit."""
     if "local" in _SHARED:

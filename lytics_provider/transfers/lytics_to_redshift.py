@@ -190,8 +190,13 @@ class LyticsToRedshiftOperator(AudienceExportOperator):
         if self.iam_role:
             return f"IAM_ROLE '{self.iam_role}'"
         from airflow.providers.amazon.aws.utils.redshift import build_credentials_block
+        from airflow.sdk.log import mask_secret
 
-        return f"CREDENTIALS '{build_credentials_block(s3.get_credentials())}'"
+        credentials = s3.get_credentials()
+        for secret in (credentials.secret_key, credentials.token):
+            if secret:
+                mask_secret(secret)
+        return f"CREDENTIALS '{build_credentials_block(credentials)}'"
 
     def _swap(self, conn: Any, temp: str, table: str) -> None:
         """Replace the main table with the loaded one in a single transaction."""

@@ -162,3 +162,51 @@ def test_staged_file_is_gzip_csv_with_a_header(lytics_env, s3_bucket, pg_schema,
     body = gzip.decompress(client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()).decode()
     assert body.splitlines()[0] == ",".join(FIELDS)
     assert len(body.splitlines()) == 501
+
+
+def test_lytics_types_map_to_each_warehouse() -> None:
+    from lytics_provider.pipeline.warehouse_types import CellError, column_type, to_cell, unique_names
+
+    expected = {
+        "string": ("VARCHAR(65535)", "VARCHAR(16777216)", "STRING"),
+        "int": ("BIGINT", "NUMBER(38,0)", "INT64"),
+        "number": ("DOUBLE PRECISION", "FLOAT", "FLOAT64"),
+        "bool": ("BOOLEAN", "BOOLEAN", "BOOL"),
+        "date": ("TIMESTAMPTZ", "TIMESTAMP_TZ(9)", "TIMESTAMP"),
+        "[]string": ("VARCHAR(65535)", "VARIANT", "JSON"),
+        "map[string]int": ("VARCHAR(65535)", "VARIANT", "JSON"),
+        "ts[]string": ("VARCHAR(65535)", "VARIANT", "JSON"),
+    }
+    for lytics_type, types in expected.items():
+        assert tuple(column_type(lytics_type, d) for d in ("redshift", "snowflake", "bigquery")) == types
+    assert unique_names(["First Name", "first_name", "first-name"], "bigquery") == [
+        "first_name",
+        "first_name1",
+        "first_name2",
+    ]
+    assert to_cell(["a", "b"], "json") == '["a","b"]' and to_cell("1.0", "int") == 1
+    assert to_cell(1_700_000_000_000, "timestamp") == "2023-11-14T22:13:20Z"
+    with pytest.raises(CellError, match="'maybe' is not a boolean"):
+        to_cell("maybe", "bool")
+
+
+def test_redshift_copy_statement_reads_the_staged_object() -> None:
+    from lytics_provider.pipeline.warehouse_types import Column
+
+    executed: list[str] = []
+
+    class Cursor:
+        def execute(self, sql: str) -> None:
+            executed.append(sql)
+
+    op = LyticsToRedshiftOperator(
+        task_id="d", job_id="j", s3_bucket="stage", iam_role="arn:aws:iam::1:role/copy", region="us-east-2"
+    )
+    op.schema = "crm"
+    columns = [Column("email", "string", "email", "string"), Column("n", "int", "n", "int")]
+    op._load_temp(Cursor(), "high_value_1", columns, None, "lytics/j/high_value_x.csv.gz")
+    assert executed == [
+        'COPY "crm"."high_value_1" ("email", "n") FROM \'s3://stage/lytics/j/high_value_x.csv.gz\' '
+        "IAM_ROLE 'arn:aws:iam::1:role/copy' FORMAT AS CSV IGNOREHEADER 1 GZIP TIMEFORMAT 'auto' "
+        "EMPTYASNULL ACCEPTINVCHARS COMPUPDATE OFF STATUPDATE OFF REGION 'us-east-2'"
+    ]

@@ -171,3 +171,18 @@ def test_example_job_configs_validate_and_build_with_the_console_script() -> Non
     ok = [line for line in result.stdout.splitlines() if line.startswith("OK include/jobs/")]
     assert ok, result.stdout
     assert result.stdout.splitlines()[-1] == f"{len(ok)} valid, 0 invalid"
+
+
+def test_example_job_configs_pass_the_committed_json_schema() -> None:
+    """What an editor checks against the published schema accepts every example, and rejects a typo."""
+    import jsonschema
+    import yaml
+
+    validator = jsonschema.Draft202012Validator(json.loads(schema.SCHEMA_FILE.read_text()))
+    examples = sorted((REPO / "include" / "jobs").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        config = yaml.load(path.read_text(), Loader=loader._JobYamlLoader)
+        assert list(validator.iter_errors(config)) == [], path.name
+        config["keep_upated"] = True
+        assert list(validator.iter_errors(config)), path.name

@@ -113,3 +113,27 @@ def test_activity_export_writes_every_event_of_the_stream(lytics_env, s3_bucket,
     assert report["rows"] == len(rows) == 2345
     assert [int(r["n"]) for r in rows] == list(range(2345))
     assert rows[5]["extra"] == "only here" and rows[6]["extra"] == ""
+
+
+def test_a_task_killed_mid_file_leaves_no_object_and_the_retry_is_complete(
+    lytics_env, s3_bucket, moto_endpoint, monkeypatch
+) -> None:
+    context = scanned_context("high_value")
+    op = LyticsToS3Operator(task_id="deliver", job_id="job", bucket=s3_bucket, fields=FIELDS)
+    real_records = LyticsToS3Operator.records
+
+    def dying_records(self):
+        for n, record in enumerate(real_records(self)):
+            if n == 300:
+                raise MemoryError("worker killed")
+            yield record
+
+    monkeypatch.setattr(LyticsToS3Operator, "records", dying_records)
+    with pytest.raises(MemoryError):
+        run_task(op, context)
+    assert _objects(moto_endpoint, s3_bucket) == {}  # nothing under the final name
+    monkeypatch.setattr(LyticsToS3Operator, "records", real_records)
+    run_task(op, context)
+    (body,) = _objects(moto_endpoint, s3_bucket).values()
+    rows = list(csv.DictReader(io.StringIO(gzip.decompress(body).decode())))
+    assert [r["_uid"] for r in rows] == [m["_uid"] for m in lytics_env.expected_members("high_value")]

@@ -70,10 +70,14 @@ def test_rest_triggered_run_delivers_the_audience_and_reports_counts(
 
 def test_dry_run_param_sends_nothing(stack: tuple[AirflowStack, LyticsServices], api: Any) -> None:
     _, services = stack
-    before = sorted(p.name for p in (services.sftp_root / "upload").iterdir())
     run = trigger_and_wait(api, {"dry_run": True})
     assert state_of(run) == "success"
     report = xcom_value(api, run.dag_run_id, "report")
-    assert report["dry_run"] is True and report["delivery"]["dry_run"] is True
-    assert report["members"] == AUDIENCES["high_value"] == report["delivery"]["rows"]
-    assert sorted(p.name for p in (services.sftp_root / "upload").iterdir()) == before
+    delivery = report["delivery"]
+    assert report["dry_run"] is True and delivery["dry_run"] is True
+    assert report["members"] == AUDIENCES["high_value"] == delivery["rows"]
+    assert delivery["file_name"].startswith("export-lytics-High_Value-")
+    # The file was staged on the worker and never uploaded.
+    assert Path(delivery["staged_file"]).name == delivery["file_name"]
+    assert not (services.sftp_root / "upload" / delivery["file_name"]).exists()
+    assert not list((services.sftp_root / "upload").glob(f".{delivery['file_name']}*"))

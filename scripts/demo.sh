@@ -25,6 +25,7 @@ if [[ "${1:-}" == "stop" ]]; then stop; echo "demo stopped"; exit 0; fi
 
 stop
 mkdir -p "$DEMO/sftp" "$DEMO/data"
+export PATH="$ROOT/.venv/bin:$PATH"  # airflow standalone starts its components as `airflow ...`
 export AIRFLOW_HOME="$DEMO/airflow"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
@@ -54,6 +55,10 @@ wait_for() {  # wait_for <seconds> <description> <command...>
   local limit=$1 what=$2; shift 2
   for _ in $(seq "$limit"); do
     if "$@" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$(cat "$DEMO/airflow.pid")" 2>/dev/null; then
+      echo "airflow standalone exited; see $DEMO/airflow.log" >&2
+      exit 1
+    fi
     sleep 1
   done
   echo "timed out waiting for $what; see $DEMO/airflow.log" >&2

@@ -119,6 +119,7 @@ class LyticsSandbox(SandboxHTTPServer):
             ("GET", entity, self._entity, "entity"),
             ("POST", r"/collect/json/(?P<stream>[^/]+)", self._collect_json, "collect_json"),
             ("POST", r"/collect/bulk/(?P<stream>[^/]+)", self._collect_bulk, "collect_bulk"),
+            ("GET", r"/v2/stream/(?P<stream>[^/]+)/events", self._stream_events, "stream_events"),
         ):
             self.add_route(method, pattern, handler, name)
 
@@ -144,6 +145,11 @@ class LyticsSandbox(SandboxHTTPServer):
     def streams(self) -> list[str]:
         with self._collect_lock:
             return sorted(self._collected)
+
+    def add_stream_events(self, stream: str, events: list[dict[str, Any]]) -> None:
+        """Append ``events`` (oldest first) to a stream, as if they had been collected."""
+        with self._collect_lock:
+            self._collected[stream].extend(events)
 
     def clear_collected(self) -> None:
         with self._collect_lock:
@@ -223,6 +229,28 @@ class LyticsSandbox(SandboxHTTPServer):
             except KeyError:
                 continue
         return self.ok(docs)
+
+    # -- stream events -----------------------------------------------------------------------
+    def _stream_events(self, request: Request) -> Response:
+        """A stream's events, oldest first: ``limit`` (default 100, max 1000) and an opaque ``start``.
+
+        Answers ``{"data": [...], "_next": cursor}`` with ``_next`` empty on the last page, the
+        same paging the segment scan uses (the public docs name the endpoint, not its paging).
+        """
+        stream = request.params["stream"]
+        with self._collect_lock:
+            events = self._collected.get(stream)
+            if events is None:
+                return self.error_response(404, f"stream not found: {stream}", request)
+            try:
+                limit = min(max(1, int(request.query.get("limit") or 100)), 1000)
+                offset = int(request.query.get("start") or 0)
+            except ValueError:
+                return self.error_response(400, "limit and start must be integers", request)
+            page = events[offset : offset + limit]
+            total = len(events)
+        nxt = str(offset + limit) if offset + limit < total else ""
+        return self.ok(page, _next=nxt, total=total)
 
     # -- scan --------------------------------------------------------------------------------
     def _scan(self, request: Request) -> Response:

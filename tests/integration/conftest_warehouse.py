@@ -217,21 +217,6 @@ def pgp_keypair(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str
 
 
 def install_stream_events(sandbox: Any, streams: dict[str, list[dict[str, Any]]]) -> None:
-    """Serve ``streams`` (name → events, oldest first) as ``GET /v2/stream/{name}/events``.
-
-    Query ``limit`` and ``start`` (opaque cursor); answer ``{"data": [...], "_next": cursor}``,
-    ``_next`` empty on the last page (the contract ``iter_stream_events`` reads).
-    """
-    from lytics_provider.sandbox.httpserver import json_response
-
-    def handler(request: Any) -> Any:
-        events = streams.get(request.params["stream"])
-        if events is None:
-            return sandbox.error_response(404, "stream not found", request)
-        limit = min(int(request.query.get("limit") or 100), 1000)
-        offset = int(request.query.get("start") or 0)
-        page = events[offset : offset + limit]
-        nxt = str(offset + limit) if offset + limit < len(events) else ""
-        return json_response({"status": 200, "message": "success", "data": page, "_next": nxt})
-
-    sandbox.add_route("GET", r"/v2/stream/(?P<stream>[^/]+)/events", handler, "stream_events")
+    """Give the sandbox's streams these events (name → events, oldest first)."""
+    for name, events in streams.items():
+        sandbox.add_stream_events(name, events)

@@ -24,7 +24,7 @@ stop() {
 if [[ "${1:-}" == "stop" ]]; then stop; echo "demo stopped"; exit 0; fi
 
 stop
-mkdir -p "$DEMO/sftp" "$DEMO/data"
+mkdir -p "$DEMO/sftp/upload" "$DEMO/data"  # /upload is the Mapp example job's folder
 export PATH="$ROOT/.venv/bin:$PATH"  # airflow standalone starts its components as `airflow ...`
 export AIRFLOW_HOME="$DEMO/airflow"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
@@ -74,7 +74,7 @@ RUN_ID="demo__$(date -u +%Y%m%dT%H%M%S)"
 state=""
 for _ in $(seq 300); do
   state=$("$BIN/airflow" dags list-runs "$DEMO_DAG" -o json 2>/dev/null \
-    | "$BIN/python" -c "import json,sys; r=[x for x in json.load(sys.stdin) if x['run_id']=='$RUN_ID']; print(r[0]['state'] if r else '')" || true)
+    | "$BIN/python" "$ROOT/scripts/run_state.py" "$RUN_ID" || true)
   [[ "$state" == "success" || "$state" == "failed" ]] && break
   sleep 2
 done

@@ -9,9 +9,15 @@ import sys
 def main() -> int:
     run_id = sys.argv[1]
     for line in sys.stdin:
-        if line.lstrip().startswith("["):
-            for run in json.loads(line):
-                if run.get("run_id") == run_id:
+        if not line.lstrip().startswith("["):
+            continue
+        try:
+            runs = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(runs, list):
+            for run in runs:
+                if isinstance(run, dict) and run.get("run_id") == run_id:
                     print(run.get("state") or "")
                     return 0
     print("")

@@ -32,6 +32,7 @@ from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.snapshot import record_digest
+from lytics_provider.pipeline.timestamps import parse_rfc3339
 from lytics_provider.pipeline.workarea import JobState
 
 Dialect = Literal["postgres", "snowflake", "bigquery"]
@@ -47,19 +48,6 @@ def check_name(value: str, what: str, pattern: re.Pattern[str] = _NAME) -> str:
             f"{what} {value!r} is not a valid name: use letters, digits and _ "
             + ("(database.schema.table allowed)" if pattern is _NAME else "")
         )
-    return value
-
-
-def parse_rfc3339(text: str | None, what: str = "events_since") -> datetime | None:
-    """An RFC 3339 timestamp (``YYYY-MM-DDThh:mm:ss+00:00``) as an aware datetime."""
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{what} {text!r} is not RFC 3339; use e.g. 2026-01-31T00:00:00+00:00") from None
-    if value.tzinfo is None:
-        raise ValueError(f"{what} {text!r} has no UTC offset; add one, e.g. +00:00")
     return value
 
 

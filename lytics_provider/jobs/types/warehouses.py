@@ -312,7 +312,7 @@ class _TableImport(JobConfig):
     @field_validator("events_since")
     @classmethod
     def _check_since(cls, value: str | None) -> str | None:
-        from lytics_provider.transfers.sql_to_lytics import parse_rfc3339
+        from lytics_provider.pipeline.timestamps import parse_rfc3339
 
         parse_rfc3339(value)
         return value

@@ -330,6 +330,14 @@ def xcom_value(api: Any, run_id: str, task_id: str, dag_id: str = MAPP_DAG) -> A
     return entry.actual_instance.value
 
 
+def task_log(api: Any, run_id: str, task_id: str, dag_id: str = MAPP_DAG, try_number: int = 1) -> str:
+    """The whole log of one task try as served by the REST API, flattened to text."""
+    from airflow_client.client.api.task_instance_api import TaskInstanceApi
+
+    response = TaskInstanceApi(api).get_log(dag_id, run_id, task_id, try_number, full_content=True)
+    return json.dumps(response.to_dict(), default=str)
+
+
 _SHARED: dict[str, tuple[AirflowStack, LyticsServices]] = {}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.e2e.airflow_stack import (
     rest_client,
     shared_stack,
     state_of,
+    task_log,
     task_states,
     trigger_and_wait,
     xcom_value,
@@ -66,6 +68,16 @@ def test_rest_triggered_run_delivers_the_audience_and_reports_counts(
     assert rows[0][0] == "user.Email"
     assert [row[0] for row in rows[1:]] == [member["email"] for member in expected]
     assert delivery["bytes"] == landed.stat().st_size
+
+    # Progress lines (count, rate) in the task logs the UI shows, and no secret anywhere in them.
+    scan_log = task_log(api, run.dag_run_id, "scan")
+    deliver_log = task_log(api, run.dag_run_id, "deliver")
+    assert re.search(r"members scanned: 300/300 \(100\.0%\), [\d,]+/s \(done\)", scan_log), scan_log[-2000:]
+    assert re.search(r"rows written: 300/300 \(100\.0%\), [\d,]+/s \(done\)", deliver_log), deliver_log[
+        -2000:
+    ]
+    for text in (scan_log, deliver_log, task_log(api, run.dag_run_id, "report")):
+        assert "sandbox-token" not in text and "sandbox-pass" not in text
 
 
 def test_dry_run_param_sends_nothing(stack: tuple[AirflowStack, LyticsServices], api: Any) -> None:

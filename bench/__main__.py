@@ -1,0 +1,181 @@
+"""``make bench``: scale figures for the Lytics jobs, printed as one Markdown table.
+
+    .venv/bin/python -m bench [--members 1500000] [--small 100000] [--repeat 1] [--quick] [--write]
+
+Rows: the Mapp SFTP file drop of a ``--members`` audience (rows/s, wall time, peak RSS of the
+task's process) next to the bare scan read in the same run (the ceiling); peak RSS of the file
+drop at ``--small`` vs ``--members``; DAG-file parse time for 500 generated job configs
+(``bench/parse_time.py``); Dotdigital API calls per run (``bench/dotdigital_calls.py``).
+``--write`` also saves the table and the command to ``bench/RESULTS.md``.
+Figures are reported, never asserted: they depend on the machine and on what else it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.mapp_file_drop import Measurement, measure, sandbox
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "RESULTS.md"
+DROP_GOAL = 1.25
+RSS_GOAL = 1.2
+PARSE_GOAL = 2.0
+
+
+def file_drop_runs(members: int, repeat: int, page_delay: float = 0.0) -> tuple[Measurement, Measurement]:
+    """Alternate bare reads and file drops ``repeat`` times; keep the fastest of each."""
+    reads: list[Measurement] = []
+    drops: list[Measurement] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="lytics-bench-") as tmp,
+        sandbox(members, Path(tmp), page_delay) as services,
+    ):
+        for _ in range(repeat):
+            reads.append(measure("read", members, services, Path(tmp)))
+            drops.append(measure("drop", members, services, Path(tmp)))
+    return min(reads, key=lambda m: m.seconds), min(drops, key=lambda m: m.seconds)
+
+
+def run_script(args: list[str], timeout: float = 1800) -> tuple[int, str]:
+    """Run a sibling bench script; return its exit code and output."""
+    script = REPO / "bench" / args[0]
+    if not script.exists():
+        return -1, "not available"
+    result = subprocess.run(
+        [sys.executable, str(script), *args[1:]], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
+    return result.returncode, (result.stdout + result.stderr).strip()
+
+
+def parse_time(jobs: int) -> tuple[str, str]:
+    code, out = run_script(["parse_time.py", "--jobs", str(jobs)])
+    if code == -1:
+        return "not available", ""
+    match = re.search(r"first parse[^:]*:\s*([\d.]+) s wall, ([\d.]+) s CPU", out)
+    if code != 0 or not match:
+        return f"failed (exit {code})", out[-300:]
+    wall, cpu = float(match.group(1)), float(match.group(2))
+    verdict = "meets" if wall < PARSE_GOAL else "misses"
+    return f"{wall:.2f} s ({cpu:.2f} s CPU)", f"{verdict} < {PARSE_GOAL:.0f} s"
+
+
+def dotdigital_calls(members: int) -> tuple[str, str]:
+    code, out = run_script(["dotdigital_calls.py", "--members", str(members)])
+    if code == -1:
+        return "not available", ""
+    rows = re.findall(r"^\s*(\d+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)", out, re.M)
+    if code != 0 or not rows:
+        return f"failed (exit {code})", out[-300:]
+    text = "; ".join(f"run {r[0]}: {r[4]} (enters {r[2]}, exits {r[3]})" for r in rows)
+    return text, f"{members:,}-member audience, then 1% churn per run"
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def pair_rows(read: Measurement, drop: Measurement, latency: str) -> list[str]:
+    """Table rows for one bare-read / file-drop pair."""
+    ratio = drop.seconds / read.seconds
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in drop.detail.get("phases", {}).items())
+    upload = drop.detail.get("upload_seconds")
+    if upload is not None:
+        phases += f" (of which SFTP upload {upload:.1f} s)"
+    return [
+        f"| bare scan read, {read.members:,} members, {latency} (ceiling) | "
+        f"{fmt_rate(read.rows_per_second)} rows/s, {read.seconds:.1f} s, "
+        f"peak RSS {read.peak_rss_mb:.0f} MB | "
+        f"{read.detail['pages']:,} pages of 100, {read.detail['api_calls']:,} API calls, "
+        f"{read.cpu_seconds:.0f} s CPU |",
+        f"| Mapp SFTP file drop, {drop.members:,} members, {latency} | "
+        f"{fmt_rate(drop.rows_per_second)} rows/s, "
+        f"{drop.seconds:.1f} s, peak RSS {drop.peak_rss_mb:.0f} MB | {phases}; "
+        f"{drop.detail['bytes'] / 1e6:.0f} MB CSV, {drop.detail['rejected']} rejected, "
+        f"{drop.cpu_seconds:.0f} s CPU |",
+        f"| file drop / bare read, {latency} | {ratio:.2f}x | goal ≤ {DROP_GOAL}x: "
+        f"{'met' if ratio <= DROP_GOAL else 'missed'} |",
+    ]
+
+
+def table(args: argparse.Namespace) -> list[str]:
+    started = time.monotonic()
+    read, drop = file_drop_runs(args.members, args.repeat)
+    _, small = file_drop_runs(args.small, 1)
+    rss_ratio = drop.peak_rss_mb / small.peak_rss_mb
+    lines = [
+        "| measure | value | notes |",
+        "|---|---|---|",
+        *pair_rows(read, drop, "no API latency"),
+    ]
+    if args.page_delay > 0:
+        slow_read, slow_drop = file_drop_runs(args.members, 1, args.page_delay)
+        lines += pair_rows(slow_read, slow_drop, f"{args.page_delay * 1000:.0f} ms per page")
+    parse, parse_note = parse_time(args.jobs) if not args.skip_parse else ("skipped", "")
+    calls, calls_note = dotdigital_calls(args.dd_members) if not args.skip_dotdigital else ("skipped", "")
+    lines += [
+        f"| peak RSS of the file drop, {small.members:,} vs {drop.members:,} members | "
+        f"{small.peak_rss_mb:.0f} MB vs {drop.peak_rss_mb:.0f} MB ({rss_ratio:.2f}x) | goal ≤ {RSS_GOAL}x: "
+        f"{'met' if rss_ratio <= RSS_GOAL else 'missed'} |",
+        f"| DAG-file parse, {args.jobs} job configs | {parse} | {parse_note} |",
+        f"| Dotdigital API calls per run | {calls} | {calls_note} |",
+    ]
+    lines.append("")
+    lines.append(
+        f"Machine: {platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}; "
+        f"fastest of {args.repeat} alternating runs; bench took {time.monotonic() - started:.0f} s."
+    )
+    return lines
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=1_500_000, help="audience size (default 1,500,000)")
+    parser.add_argument("--small", type=int, default=100_000, help="small audience for the RSS ratio")
+    parser.add_argument("--repeat", type=int, default=1, help="alternating read/drop pairs; fastest kept")
+    parser.add_argument("--jobs", type=int, default=500, help="job configs for the parse-time row")
+    parser.add_argument("--dd-members", type=int, default=100_000, help="audience of the Dotdigital row")
+    parser.add_argument(
+        "--page-delay",
+        type=float,
+        default=0.005,
+        help="seconds of API latency per scan page for the second read/drop pair (0 = skip the pair)",
+    )
+    parser.add_argument("--quick", action="store_true", help="200k/50k members, 20k for Dotdigital")
+    parser.add_argument("--skip-parse", action="store_true")
+    parser.add_argument("--skip-dotdigital", action="store_true")
+    parser.add_argument("--write", action="store_true", help="save the table to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.members, args.small, args.dd_members = 200_000, 50_000, 20_000
+    lines = table(args)
+    print("\n".join(lines))
+    if args.write:
+        command = " ".join(["python -m bench", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+        RESULTS.write_text(
+            "# Benchmark results\n\n"
+            f"Produced by `make bench` / `.venv/bin/python {command.removeprefix('python ')}`"
+            " on the loopback sandboxes (Lytics API emulator and SFTP server in their own process).\n\n"
+            + "\n".join(lines)
+            + "\n"
+        )
+        print(f"\nwritten to {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -167,14 +167,16 @@ class LyticsHook(BaseHook):
         start: str = "",
         limit: int = MAX_SCAN_LIMIT,
         fields: Iterable[str] | None = None,
-        prefetch: bool = True,
+        prefetch: bool = False,
     ) -> Iterator[ScanPage]:
         """Stream every page of an audience, following the ``_next`` cursor until it is empty.
 
         With ``prefetch`` the request for page N+1 is in flight while the caller handles page N
         (the cursor of N+1 comes from page N's body, so at most one request runs ahead). An error
         fetching page N+1 is raised only after page N was handed over, so a caller that commits
-        every page it receives never loses one.
+        every page it receives never loses one. It pays off only when handling a page takes long
+        next to fetching one: for a snapshot write (about 1 ms per page of 100) the thread
+        hand-offs cost more than they hide, so it is off by default.
         """
         fields = list(fields) if fields else None
         if not prefetch:

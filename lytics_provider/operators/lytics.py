@@ -110,7 +110,6 @@ class LyticsAudienceScanOperator(BaseOperator):
                     start=checkpoint.cursor,
                     limit=self.page_size,
                     fields=fields,
-                    prefetch=limit is None,
                 ):
                     members = page.members
                     if limit is not None:

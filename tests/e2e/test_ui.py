@@ -1,11 +1,13 @@
 """The Airflow UI in headless Chromium: log in, find the generated DAGs, open the Lytics connection form.
 
-Uses the session's LocalExecutor stack (see ``airflow_stack.shared_stack``) and saves the README
-screenshots under ``docs/``. Skips with the reason when Chromium or Playwright is missing.
+Uses the session's LocalExecutor stack (see ``airflow_stack.shared_stack``). Screenshots go to a temp
+folder; with ``LYTICS_UPDATE_SCREENSHOTS=1`` they replace the README's images in ``docs/``.
+Skips with the reason when Chromium or Playwright is missing.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +29,20 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DOCS = REPO / "docs"
 TIMEOUT_MS = 90_000
 
 
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest, airflow_home: dict[str, str], tmp_path_factory) -> Any:
     return shared_stack(request.config, airflow_home, tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots are saved: ``docs/`` when asked to update them, else a temp folder."""
+    if os.environ.get("LYTICS_UPDATE_SCREENSHOTS") == "1":
+        return REPO / "docs"
+    return tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture(scope="module")
@@ -79,25 +88,25 @@ def generated_dag_ids() -> list[str]:
     return ids
 
 
-def test_generated_dags_are_listed(page: Any) -> None:
+def test_generated_dags_are_listed(page: Any, shots: Path) -> None:
     heading = page.get_by_text(re.compile(r"^\d+ Dags$"))
     heading.wait_for()
     listed = int(heading.inner_text().split()[0])
     assert listed >= len(generated_dag_ids()) > 0
     page.get_by_role("button", name="Show table view").click()
     page.get_by_role("link", name=generated_dag_ids()[0], exact=True).wait_for()
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "airflow-dags.png"))
+    page.screenshot(path=str(shots / "airflow-dags.png"))
 
     page.get_by_placeholder(re.compile("Search Dags")).fill("mapp_high_value")
     page.get_by_role("link", name=MAPP_DAG, exact=True).click()
     page.wait_for_url(re.compile(rf".*/dags/{MAPP_DAG}.*"))
     for task in ("scan", "deliver", "report"):
         page.get_by_text(task, exact=True).first.wait_for()
-    page.screenshot(path=str(DOCS / "mapp-dag.png"))
+    page.screenshot(path=str(shots / "mapp-dag.png"))
+    assert (shots / "airflow-dags.png").stat().st_size > 10_000
 
 
-def test_lytics_connection_form(page: Any, stack: tuple[AirflowStack, LyticsServices]) -> None:
+def test_lytics_connection_form(page: Any, stack: tuple[AirflowStack, LyticsServices], shots: Path) -> None:
     airflow, _ = stack
     page.goto(f"{airflow.url}/connections")
     page.get_by_role("button", name="Add Connection").click()
@@ -111,9 +120,9 @@ def test_lytics_connection_form(page: Any, stack: tuple[AirflowStack, LyticsServ
         dialog.get_by_text(label, exact=True).wait_for()
     assert dialog.get_by_placeholder("https://api.lytics.io").count() == 1
     assert dialog.get_by_placeholder("Lytics API token").get_attribute("type") == "password"
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "lytics-connection-form.png"))
+    page.screenshot(path=str(shots / "lytics-connection-form.png"))
     dialog.get_by_text("Extra Fields", exact=True).click()
     for label in ("Account ID", "Bulk upload URL"):
         dialog.get_by_text(label, exact=True).wait_for()
-    page.screenshot(path=str(DOCS / "lytics-connection-extras.png"))
+    page.screenshot(path=str(shots / "lytics-connection-extras.png"))
+    assert (shots / "lytics-connection-form.png").stat().st_size > 10_000

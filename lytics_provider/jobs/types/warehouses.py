@@ -60,6 +60,21 @@ class _FileExport(AudienceExportConfig):
             raise ValueError("filename may only use {slug}, {timestamp} and {ext}") from None
         return value
 
+    def _deliver_kwargs(self, job: JobContext) -> dict[str, Any]:
+        """The ``deliver`` task's arguments shared by the S3 and GCS file exports."""
+        return {
+            "task_id": "deliver",
+            "job_id": job.job_id,
+            "bucket": self.bucket,
+            "directory": self.directory,
+            "file_format": self.file_format,
+            "compression": self.compression,
+            "filename": self.filename,
+            "pgp_conn_id": self.pgp_conn_id,
+            "fields": self.fields,
+            "lytics_conn_id": self.lytics_conn_id,
+        }
+
 
 class S3ExportJob(_FileExport):
     """Amazon S3 Export Audiences: the audience as one CSV or JSON-lines file per run."""
@@ -70,20 +85,7 @@ class S3ExportJob(_FileExport):
     def add_tasks(self, job: JobContext) -> None:
         from lytics_provider.transfers.lytics_to_s3 import LyticsToS3Operator
 
-        deliver = LyticsToS3Operator(
-            task_id="deliver",
-            job_id=job.job_id,
-            bucket=self.bucket,
-            directory=self.directory,
-            file_format=self.file_format,
-            compression=self.compression,
-            filename=self.filename,
-            pgp_conn_id=self.pgp_conn_id,
-            aws_conn_id=self.aws_conn_id,
-            fields=self.fields,
-            lytics_conn_id=self.lytics_conn_id,
-        )
-        _add_export(self, job, deliver)
+        _add_export(self, job, LyticsToS3Operator(aws_conn_id=self.aws_conn_id, **self._deliver_kwargs(job)))
 
 
 class GCSExportJob(_FileExport):
@@ -95,20 +97,7 @@ class GCSExportJob(_FileExport):
     def add_tasks(self, job: JobContext) -> None:
         from lytics_provider.transfers.lytics_to_gcs import LyticsToGCSOperator
 
-        deliver = LyticsToGCSOperator(
-            task_id="deliver",
-            job_id=job.job_id,
-            bucket=self.bucket,
-            directory=self.directory,
-            file_format=self.file_format,
-            compression=self.compression,
-            filename=self.filename,
-            pgp_conn_id=self.pgp_conn_id,
-            gcp_conn_id=self.gcp_conn_id,
-            fields=self.fields,
-            lytics_conn_id=self.lytics_conn_id,
-        )
-        _add_export(self, job, deliver)
+        _add_export(self, job, LyticsToGCSOperator(gcp_conn_id=self.gcp_conn_id, **self._deliver_kwargs(job)))
 
 
 class RedshiftExportJob(AudienceExportConfig):

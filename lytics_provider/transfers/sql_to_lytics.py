@@ -169,9 +169,8 @@ class SqlTableToLyticsOperator(BaseOperator):
         from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
         from google.cloud import bigquery
 
-        client = BigQueryHook(gcp_conn_id=self.conn_id, use_legacy_sql=False).get_client(
-            location=self.location
-        )
+        hook = BigQueryHook(gcp_conn_id=self.conn_id, use_legacy_sql=False)
+        client = hook.get_client(project_id=hook.project_id, location=self.location)
         params = [bigquery.ScalarQueryParameter("since", "TIMESTAMP", since)] if since is not None else []
         job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
         for page in job.result(page_size=self.batch_size).pages:

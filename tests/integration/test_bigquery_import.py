@@ -84,8 +84,6 @@ class DuckDBQuery:
             "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
             json.dumps({"conn_type": "google_cloud_platform", "extra": {"project": "test-project"}}),
         )
-        # the operator calls get_client() without a project: the client takes the environment's
-        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
         monkeypatch.setattr(
             GoogleBaseHook,
             "get_credentials_and_project_id",

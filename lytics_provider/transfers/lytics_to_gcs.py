@@ -40,14 +40,15 @@ class LyticsToGCSOperator(_FileExportMixin, AudienceExportOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.bucket = bucket
-        self.directory = directory
-        self.file_format = file_format
-        self.compression = compression
-        self.filename = filename
-        self.pgp_conn_id = pgp_conn_id
+        self._set_file_options(
+            bucket=bucket,
+            directory=directory,
+            file_format=file_format,
+            compression=compression,
+            filename=filename,
+            pgp_conn_id=pgp_conn_id,
+        )
         self.gcp_conn_id = gcp_conn_id
-        self._check_file_options()
 
     def plan(self, context: Context) -> dict[str, Any]:
         key = join_key(self.directory, self._object_name(self.slug, self.stamp))

@@ -157,13 +157,30 @@ class AudienceExportOperator(BaseOperator):
 class _FileExportMixin:
     """Options shared by the S3 and GCS file exports."""
 
+    bucket: str
     file_format: FileFormat
     compression: str
     filename: str
     directory: str
     pgp_conn_id: str | None
 
-    def _check_file_options(self) -> None:
+    def _set_file_options(
+        self,
+        *,
+        bucket: str,
+        directory: str,
+        file_format: FileFormat,
+        compression: str,
+        filename: str,
+        pgp_conn_id: str | None,
+    ) -> None:
+        """Keep and check the bucket and file options."""
+        self.bucket = bucket
+        self.directory = directory
+        self.file_format = file_format
+        self.compression = compression
+        self.filename = filename
+        self.pgp_conn_id = pgp_conn_id
         if self.file_format not in ("csv", "jsonl"):
             raise ValueError(f"file_format {self.file_format!r} is not supported; use 'csv' or 'jsonl'")
         if self.compression not in ("none", "gz"):
@@ -223,14 +240,15 @@ class LyticsToS3Operator(_FileExportMixin, AudienceExportOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.bucket = bucket
-        self.directory = directory
-        self.file_format = file_format
-        self.compression = compression
-        self.filename = filename
-        self.pgp_conn_id = pgp_conn_id
+        self._set_file_options(
+            bucket=bucket,
+            directory=directory,
+            file_format=file_format,
+            compression=compression,
+            filename=filename,
+            pgp_conn_id=pgp_conn_id,
+        )
         self.aws_conn_id = aws_conn_id
-        self._check_file_options()
 
     def plan(self, context: Context) -> dict[str, Any]:
         key = join_key(self.directory, self._object_name(self.slug, self.stamp))
@@ -279,15 +297,16 @@ class LyticsStreamToS3Operator(_FileExportMixin, BaseOperator):
         super().__init__(**kwargs)
         self.job_id = job_id
         self.stream = stream
-        self.bucket = bucket
-        self.directory = directory
-        self.file_format = file_format
-        self.compression = compression
-        self.filename = filename
-        self.pgp_conn_id = pgp_conn_id
+        self._set_file_options(
+            bucket=bucket,
+            directory=directory,
+            file_format=file_format,
+            compression=compression,
+            filename=filename,
+            pgp_conn_id=pgp_conn_id,
+        )
         self.aws_conn_id = aws_conn_id
         self.lytics_conn_id = lytics_conn_id
-        self._check_file_options()
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook

@@ -26,6 +26,7 @@ class LyticsToGCSOperator(_FileExportMixin, AudienceExportOperator):
     """
 
     template_fields: Sequence[str] = ("fields", "bucket", "directory", "filename")
+    url_scheme = "gs"
 
     def __init__(
         self,
@@ -49,10 +50,6 @@ class LyticsToGCSOperator(_FileExportMixin, AudienceExportOperator):
             pgp_conn_id=pgp_conn_id,
         )
         self.gcp_conn_id = gcp_conn_id
-
-    def plan(self, context: Context) -> dict[str, Any]:
-        key = join_key(self.directory, self._object_name(self.slug, self.stamp))
-        return {"target": f"gs://{self.bucket}/{key}", "fields": self.field_names()}
 
     def deliver(self, context: Context) -> dict[str, Any]:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook

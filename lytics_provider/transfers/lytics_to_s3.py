@@ -157,6 +157,7 @@ class AudienceExportOperator(BaseOperator):
 class _FileExportMixin:
     """Options shared by the S3 and GCS file exports."""
 
+    url_scheme: str
     bucket: str
     file_format: FileFormat
     compression: str
@@ -185,6 +186,11 @@ class _FileExportMixin:
             raise ValueError(f"file_format {self.file_format!r} is not supported; use 'csv' or 'jsonl'")
         if self.compression not in ("none", "gz"):
             raise ValueError(f"compression {self.compression!r} is not supported; use 'none' or 'gz'")
+
+    def plan(self, context: Context) -> dict[str, Any]:
+        """What a dry run would write: the object URL and the columns."""
+        key = join_key(self.directory, self._object_name(self.slug, self.stamp))
+        return {"target": f"{self.url_scheme}://{self.bucket}/{key}", "fields": self.field_names()}
 
     def _object_name(self, slug: str, stamp: str) -> str:
         name = export_name(
@@ -226,6 +232,7 @@ class LyticsToS3Operator(_FileExportMixin, AudienceExportOperator):
     """
 
     template_fields: Sequence[str] = ("fields", "bucket", "directory", "filename")
+    url_scheme = "s3"
 
     def __init__(
         self,
@@ -249,10 +256,6 @@ class LyticsToS3Operator(_FileExportMixin, AudienceExportOperator):
             pgp_conn_id=pgp_conn_id,
         )
         self.aws_conn_id = aws_conn_id
-
-    def plan(self, context: Context) -> dict[str, Any]:
-        key = join_key(self.directory, self._object_name(self.slug, self.stamp))
-        return {"target": f"s3://{self.bucket}/{key}", "fields": self.field_names()}
 
     def deliver(self, context: Context) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -278,6 +281,7 @@ class LyticsStreamToS3Operator(_FileExportMixin, BaseOperator):
     """
 
     template_fields: Sequence[str] = ("stream", "bucket", "directory", "filename")
+    url_scheme = "s3"
 
     def __init__(
         self,

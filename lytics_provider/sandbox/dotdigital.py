@@ -908,15 +908,20 @@ class DotdigitalSandbox(SandboxHTTPServer):
                     job.status = job.final_status
             return json_response({"id": job.id, "status": job.status})
 
+    def _finished_job(self, request: Request) -> ImportJob | Response:
+        """The finished import named by the path, or the error the API gives before it finished."""
+        job = self._job(request)
+        if isinstance(job, Response) or job.status == "Finished":
+            return job
+        return self.fail(
+            "Import is not processed yet or completed with error. ERROR_IMPORT_REPORT_NOT_FOUND", 404
+        )
+
     def _import_report(self, request: Request) -> Response:
         with self.state_lock:
-            job = self._job(request)
+            job = self._finished_job(request)
             if isinstance(job, Response):
                 return job
-            if job.status != "Finished":
-                return self.fail(
-                    "Import is not processed yet or completed with error. ERROR_IMPORT_REPORT_NOT_FOUND", 404
-                )
             return json_response(self._counted(job))
 
     def _counted(self, job: ImportJob) -> dict[str, int]:
@@ -929,13 +934,9 @@ class DotdigitalSandbox(SandboxHTTPServer):
 
     def _import_faults(self, request: Request) -> Response:
         with self.state_lock:
-            job = self._job(request)
+            job = self._finished_job(request)
             if isinstance(job, Response):
                 return job
-            if job.status != "Finished":
-                return self.fail(
-                    "Import is not processed yet or completed with error. ERROR_IMPORT_REPORT_NOT_FOUND", 404
-                )
             return Response(200, job.faults.encode(), "application/octet-stream")
 
     # -- data fields -------------------------------------------------------------------------

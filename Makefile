@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(BIN)/airflow: pyproject.toml
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	$(PYTHON) -m uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
-	$(PYTHON) -m uv pip install --quiet --python $(BIN)/python -e ".[$(EXTRAS)]"
+	$(PYTHON) -m uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[$(EXTRAS)]"
 	touch $(BIN)/airflow
 
 venv: $(BIN)/airflow

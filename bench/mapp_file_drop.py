@@ -90,7 +90,7 @@ def sandbox(members: int, workdir: Path, page_delay: float = 0.0) -> Iterator[Se
             "port": info["sftp_port"],
             "login": info["sftp_user"],
             "password": "sandbox-pass",
-            "extra": {"no_host_key_check": True},
+            "extra": {"no_host_key_check": True, "compress": False},
         }
         lytics = {"conn_type": "lytics", "host": info["lytics_url"], "password": "sandbox-token"}
         config = _job_config()
@@ -171,8 +171,8 @@ def child_read() -> dict[str, Any]:
     hook = LyticsHook()
     segment = hook.get_segment(AUDIENCE)
     rows = pages = 0
-    for page in hook.scan_segment(segment["id"], fields=sorted({"_uid", *fields})):
-        rows += len(page.members)
+    for page in hook.scan_segment_raw(segment["id"], fields=sorted({"_uid", *fields})):
+        rows += page.count
         pages += 1
     return {"rows": rows, "pages": pages, "api_calls": hook.calls, "seconds": time.perf_counter() - started}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -14,19 +13,23 @@ from airflow.sdk import BaseHook
 from requests.utils import get_environ_proxies
 
 from lytics_provider.connections import ui_field_behaviour
-from lytics_provider.pipeline.http import HttpClient, RetryPolicy, ServiceError
+from lytics_provider.pipeline.http import HttpClient, RetryPolicy
+from lytics_provider.pipeline.lytics_scan import (
+    MAX_SCAN_LIMIT,
+    CursorExpiredError,
+    RawScanPage,
+    fetch_scan_page,
+)
+from lytics_provider.pipeline.scan_fetcher import ScanJob, SubprocessScan
 
 DEFAULT_API_URL = "https://api.lytics.io"
 DEFAULT_BULK_URL = "https://bulk.lytics.io"
-MAX_SCAN_LIMIT = 100
 MAX_RECORD_BYTES = 16 * 1024
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 
+__all__ = ["MAX_SCAN_LIMIT", "CollectResult", "CursorExpiredError", "LyticsHook", "RawScanPage", "ScanPage"]
+
 _decode_json = msgspec.json.Decoder().decode
-
-
-class CursorExpiredError(ServiceError):
-    """The scan cursor passed as ``start`` is no longer accepted; the scan must restart."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,11 @@ class ScanPage:
     next_cursor: str
     total: int | None
     start: str
+
+
+def _decoded(page: RawScanPage) -> ScanPage:
+    members = (_decode_json(page.body).get("data") or []) if page.count else []
+    return ScanPage(members=list(members), next_cursor=page.next_cursor, total=page.total, start=page.start)
 
 
 @dataclass
@@ -75,6 +83,7 @@ class LyticsHook(BaseHook):
         self._client: HttpClient | None = None
         self._bulk_url = DEFAULT_BULK_URL
         self._params: dict[str, str] = {}
+        self._subprocess_calls = 0
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -108,13 +117,13 @@ class LyticsHook(BaseHook):
                 secrets=(token,),
                 policy=policy,
             )
-            _settle_environment(self._client.session, host)
+            self._client.settle_environment()
         return self._client
 
     @property
     def calls(self) -> int:
-        """HTTP calls made so far, retries included."""
-        return self._client.calls if self._client else 0
+        """HTTP calls made so far (by this process and by scan fetchers), retries included."""
+        return (self._client.calls if self._client else 0) + self._subprocess_calls
 
     def _get(self, path: str, **params: Any) -> Any:
         query = {**self._params, **{k: v for k, v in params.items() if v is not None}}
@@ -143,23 +152,17 @@ class LyticsHook(BaseHook):
         fields: Iterable[str] | None = None,
     ) -> ScanPage:
         """Fetch one scan page starting at cursor ``start`` (empty for the first page)."""
-        params: dict[str, Any] = {"limit": min(int(limit), MAX_SCAN_LIMIT), "start": start}
-        if fields:
-            params["fields"] = ",".join(fields)
-        query = {**self._params, **{k: v for k, v in params.items() if v is not None}}
-        try:
-            response = self.get_conn().request("GET", f"/api/segment/{segment_id}/scan", params=query)
-            body = _decode_json(response.content)
-        except ServiceError as exc:
-            if start and exc.status == 400:
-                raise CursorExpiredError(str(exc), exc.status, exc.body) from None
-            raise
-        return ScanPage(
-            members=list(body.get("data") or []),
-            next_cursor=body.get("_next") or "",
-            total=body.get("total"),
-            start=start,
-        )
+        return _decoded(self.scan_segment_page_raw(segment_id, start, limit, fields))
+
+    def scan_segment_page_raw(
+        self,
+        segment_id: str,
+        start: str = "",
+        limit: int = MAX_SCAN_LIMIT,
+        fields: Iterable[str] | None = None,
+    ) -> RawScanPage:
+        """One scan page with its members left as the JSON the API sent."""
+        return fetch_scan_page(self.get_conn(), segment_id, start, limit, fields, self._params)
 
     def scan_segment(
         self,
@@ -167,39 +170,65 @@ class LyticsHook(BaseHook):
         start: str = "",
         limit: int = MAX_SCAN_LIMIT,
         fields: Iterable[str] | None = None,
-        prefetch: bool = False,
     ) -> Iterator[ScanPage]:
-        """Stream every page of an audience, following the ``_next`` cursor until it is empty.
+        """Stream every page of an audience as dicts, following ``_next`` until it is empty."""
+        for page in self.scan_segment_raw(segment_id, start, limit, fields):
+            yield _decoded(page)
 
-        With ``prefetch`` the request for page N+1 is in flight while the caller handles page N
-        (the cursor of N+1 comes from page N's body, so at most one request runs ahead). An error
-        fetching page N+1 is raised only after page N was handed over, so a caller that commits
-        every page it receives never loses one. It pays off only when handling a page takes long
-        next to fetching one: for a snapshot write (about 1 ms per page of 100) the thread
-        hand-offs cost more than they hide, so it is off by default.
+    def scan_segment_raw(
+        self,
+        segment_id: str,
+        start: str = "",
+        limit: int = MAX_SCAN_LIMIT,
+        fields: Iterable[str] | None = None,
+        in_subprocess: bool = False,
+    ) -> Iterator[RawScanPage]:
+        """Stream every page of an audience as raw JSON bodies, following ``_next`` until it is empty.
+
+        With ``in_subprocess`` a child process follows the cursors and the pages arrive through a
+        pipe while the caller stores the previous ones (see ``pipeline.scan_fetcher``); errors
+        are raised here exactly as in-process (``CursorExpiredError``, ``AuthError``,
+        ``ServiceError``) and the child's calls count in :attr:`calls`.
         """
         fields = list(fields) if fields else None
-        if not prefetch:
-            cursor = start
-            while True:
-                page = self.scan_segment_page(segment_id, start=cursor, limit=limit, fields=fields)
+        if in_subprocess:
+            yield from self._scan_in_subprocess(segment_id, start, limit, fields)
+            return
+        cursor = start
+        while True:
+            page = self.scan_segment_page_raw(segment_id, start=cursor, limit=limit, fields=fields)
+            yield page
+            if page.last:
+                return
+            cursor = page.next_cursor
+
+    def _scan_in_subprocess(
+        self, segment_id: str, start: str, limit: int, fields: list[str] | None
+    ) -> Iterator[RawScanPage]:
+        client = self.get_conn()
+        policy = client.policy
+        job = ScanJob(
+            base_url=client.base_url,
+            headers=dict(client.headers),
+            segment_id=segment_id,
+            start=start,
+            limit=limit,
+            fields=fields,
+            params=dict(self._params),
+            max_attempts=policy.max_attempts,
+            base_delay=policy.base_delay,
+            max_delay=policy.max_delay,
+            timeout=client.timeout,
+            secrets=tuple(client.secrets),
+        )
+        scan = SubprocessScan(job, self.log)
+        before = self._subprocess_calls
+        try:
+            for page in scan:
+                self._subprocess_calls = before + scan.calls
                 yield page
-                if not page.next_cursor or not page.members:
-                    return
-                cursor = page.next_cursor
-        self.get_conn()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lytics-scan") as pool:
-            future: Future[ScanPage] = pool.submit(self.scan_segment_page, segment_id, start, limit, fields)
-            try:
-                while True:
-                    page = future.result()
-                    if not page.next_cursor or not page.members:
-                        yield page
-                        return
-                    future = pool.submit(self.scan_segment_page, segment_id, page.next_cursor, limit, fields)
-                    yield page
-            finally:
-                future.cancel()
+        finally:
+            self._subprocess_calls = before + scan.calls
 
     def collect_json(
         self,
@@ -283,17 +312,3 @@ class LyticsHook(BaseHook):
         result = CollectResult()
         result.add(answer.get("data") or {})
         return result
-
-
-def _settle_environment(session: Any, url: str) -> None:
-    """Read proxy and CA settings from the environment once instead of on every request.
-
-    ``requests`` re-reads the proxy variables for each call when ``trust_env`` is on, which costs
-    more than the call itself on a loopback scan of 100-member pages.
-    """
-    settings = session.merge_environment_settings(url, {}, None, None, None)
-    session.proxies.update(settings.get("proxies") or get_environ_proxies(url))
-    session.verify = settings.get("verify", True)
-    if settings.get("cert"):
-        session.cert = settings["cert"]
-    session.trust_env = False

@@ -6,14 +6,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.hooks.lytics import MAX_SCAN_LIMIT, CursorExpiredError, LyticsHook
+from lytics_provider.pipeline.csv_render import CsvRowRenderer, RenderedRows
+from lytics_provider.pipeline.gcpause import paused_gc
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.snapshot import Snapshot, count_changes
 from lytics_provider.pipeline.workarea import JobState, run_dir
 
 MAX_CURSOR_RESTARTS = 2
+
+
+class _Page(msgspec.Struct):
+    data: list[dict[str, Any]] | None = None
+
+
+_decode_page = msgspec.json.Decoder(_Page).decode
+
+
+def _page_members(body: bytes) -> list[dict[str, Any]]:
+    return _decode_page(body).data or []
 
 
 def as_bool(value: Any) -> bool:
@@ -29,6 +43,12 @@ class LyticsAudienceScanOperator(BaseOperator):
     Each page is committed together with the cursor that follows it, so a retry after a
     dropped connection or a killed worker continues where the last committed page ended and
     nobody is written twice. Returns a small dict (never rows) for the next tasks.
+
+    :param fetch_in_subprocess: follow the scan cursors in a child process while this one
+        stores pages (two cores instead of one; see ``pipeline.scan_fetcher``). Off, pages are
+        fetched and stored in turn in the task's own process.
+    :param row_renderer: render each page as the file drop's CSV rows while storing it (the
+        ``deliver`` task then only copies them; see ``pipeline.csv_render``).
     """
 
     template_fields: Sequence[str] = ("audience",)
@@ -43,6 +63,8 @@ class LyticsAudienceScanOperator(BaseOperator):
         user_limit: int | None = None,
         page_size: int = MAX_SCAN_LIMIT,
         digest_fields: Sequence[str] | None = None,
+        fetch_in_subprocess: bool = True,
+        row_renderer: CsvRowRenderer | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -53,6 +75,8 @@ class LyticsAudienceScanOperator(BaseOperator):
         self.user_limit = user_limit
         self.page_size = page_size
         self.digest_fields = list(digest_fields) if digest_fields else None
+        self.fetch_in_subprocess = fetch_in_subprocess
+        self.row_renderer = row_renderer
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = LyticsHook(self.lytics_conn_id)
@@ -85,10 +109,18 @@ class LyticsAudienceScanOperator(BaseOperator):
             "api_calls": hook.calls,
         }
 
+    def _render_page(self, body: bytes, keep: int | None) -> RenderedRows:
+        assert self.row_renderer is not None
+        with paused_gc():
+            members = _page_members(body)
+            return self.row_renderer.render(members if keep is None else members[:keep])
+
     def _scan(
         self, hook: LyticsHook, segment: dict[str, Any], snapshot: Snapshot, fields: list[str] | None
     ) -> None:
         restarts = 0
+        if self.row_renderer is not None:
+            snapshot.use_renderer(self.row_renderer.signature)
         while True:
             checkpoint = snapshot.checkpoint
             if checkpoint.complete:
@@ -105,18 +137,19 @@ class LyticsAudienceScanOperator(BaseOperator):
             stored = checkpoint.members
             limit = self.user_limit
             try:
-                for page in hook.scan_segment(
+                for page in hook.scan_segment_raw(
                     segment["id"],
                     start=checkpoint.cursor,
                     limit=self.page_size,
                     fields=fields,
+                    in_subprocess=self.fetch_in_subprocess,
                 ):
-                    members = page.members
-                    if limit is not None:
-                        members = members[: max(0, limit - stored)]
-                    stored += snapshot.add_page(members, page.next_cursor, page.total)
+                    keep = None if limit is None else max(0, limit - stored)
+                    rendered = self._render_page(page.body, keep) if self.row_renderer else None
+                    added = snapshot.add_raw_page(page.body, page.next_cursor, page.total, keep, rendered)
+                    stored += added
                     progress.total = progress.total or page.total
-                    progress.advance(len(members))
+                    progress.advance(added)
                     if limit is not None and stored >= limit:
                         self.log.info("User limit %d reached", limit)
                         break
@@ -127,6 +160,8 @@ class LyticsAudienceScanOperator(BaseOperator):
                 self.log.warning("Scan cursor expired; restarting the scan from the first page")
                 snapshot.reset()
                 snapshot.set_meta("segment_id", segment["id"])
+                if self.row_renderer is not None:
+                    snapshot.use_renderer(self.row_renderer.signature)
                 continue
             snapshot.mark_complete()
             progress.finish()

@@ -1,40 +1,56 @@
 """Audience snapshots: one SQLite file per scan, keyed by the member's stable id.
 
-A snapshot holds every member of an audience once, a digest of the fields that matter for
-change detection, and the scan cursor committed in the same transaction as the page it follows.
-That makes a killed scan resumable from its last committed page, exactly once.
+A snapshot holds every member of an audience once, as the JSON the API sent, and the scan cursor
+committed in the same transaction as the page it follows. That makes a killed scan resumable
+from its last committed page, exactly once.
 
-Pages are appended in scan order; the unique index on the member key is built once, when the
-scan is marked complete (sorting once is far cheaper than keeping a random-key index up to date
-on every insert). A member that appears twice is kept once, at its last position.
+A scan page goes from the HTTP body to rows without becoming Python objects: SQLite splits the
+body with ``json_each`` in one statement, which runs without holding the GIL. Pages are appended
+in scan order; the unique index on the member key is built once, when the scan is marked
+complete (sorting once is far cheaper than keeping a random-key index up to date on every
+insert). A member that appears twice is kept once, at its last position.
+
+Changes between two runs are found by comparing records: SQL picks the members whose stored
+text differs, and only those are decoded and compared as values (on the snapshot's
+``digest_fields`` when it has them), so key order or escaping never counts as a change.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+from lytics_provider.pipeline.gcpause import paused_gc
+
+if TYPE_CHECKING:
+    from lytics_provider.pipeline.csv_render import RenderedRows
 
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 _encode_sorted = msgspec.json.Encoder(enc_hook=str, order="sorted").encode
 _decode = msgspec.json.Decoder().decode
+_decode_list = msgspec.json.Decoder(list[dict[str, Any]]).decode
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS members (uid TEXT NOT NULL, digest BLOB NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS members (uid TEXT NOT NULL CHECK (uid <> ''), record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rendered (
+    page INTEGER PRIMARY KEY, rows INTEGER NOT NULL, rejected INTEGER NOT NULL,
+    text TEXT NOT NULL, rejects TEXT NOT NULL
+);
 """
 
-
-# One page in, one row per member out, in page order; digests arrive as 16-byte slices of one blob.
+# One page body in, one row per member out, in page order (``?3``: members to keep, or NULL).
 _INSERT_PAGE = (
-    "INSERT OR REPLACE INTO members (uid, digest, record) "
-    "SELECT CAST(json_extract(m.value, ?3) AS TEXT), substr(?2, m.key * 16 + 1, 16), m.value "
-    "FROM json_each(?1) AS m ORDER BY m.key"
+    "INSERT OR REPLACE INTO members (uid, record) "
+    "SELECT CAST(json_extract(m.value, ?2) AS TEXT), m.value FROM json_each(?1, '$.data') AS m "
+    "WHERE ?3 IS NULL OR m.key < ?3 ORDER BY m.key"
 )
 
 
@@ -47,6 +63,18 @@ def record_digest(record: dict[str, Any], fields: Sequence[str] | None = None) -
 def decode_record(text: str | bytes) -> dict[str, Any]:
     """Decode one stored member record."""
     return _decode(text)
+
+
+def _same_values(fields: Sequence[str] | None) -> Any:
+    """SQL function ``same_record(a, b)``: 1 when two stored records hold the same values."""
+
+    def same(left: str, right: str) -> int:
+        a, b = _decode(left), _decode(right)
+        if fields is None:
+            return int(a == b)
+        return int(all(a.get(name) == b.get(name) for name in fields))
+
+    return same
 
 
 @dataclass(frozen=True)
@@ -73,9 +101,24 @@ class Snapshot:
         self.db = sqlite3.connect(self.path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self._drop_partial_legacy_scan()
         self.db.executescript(_SCHEMA)
         self._pages: int | None = None
         self._key_path = '$."' + key.replace('"', '\\"') + '"'
+        if self.digest_fields is not None:
+            self.set_meta("digest_fields", json.dumps(self.digest_fields))
+
+    def _drop_partial_legacy_scan(self) -> None:
+        """Start over on an unfinished scan stored in the older layout (with a digest column)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(members)")}
+        if "digest" not in columns:
+            return
+        complete = (
+            self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
+            and self.db.execute("SELECT 1 FROM meta WHERE key = 'complete' AND value = '1'").fetchone()
+        )
+        if not complete:
+            self.db.executescript("DROP TABLE members; DROP TABLE IF EXISTS meta;")
 
     def __enter__(self) -> Snapshot:
         return self
@@ -129,31 +172,47 @@ class Snapshot:
             self.db.execute(
                 "DELETE FROM members WHERE rowid NOT IN (SELECT max(rowid) FROM members GROUP BY uid)"
             )
+            self.db.execute("DELETE FROM rendered")  # those rows hold the duplicates
             self.db.execute("CREATE UNIQUE INDEX members_uid ON members (uid)")
             self.db.execute("COMMIT")
 
     def add_page(self, members: Iterable[dict[str, Any]], next_cursor: str, total: int | None = None) -> int:
-        """Store one page and the cursor after it in a single transaction; return rows written.
-
-        Python only checks the keys and computes the digests; SQLite splits the page (encoded once)
-        into rows with ``json_each`` in one statement, which runs without holding the GIL.
-        """
-        key, fields, blake2b = self.key, self.digest_fields, hashlib.blake2b
+        """Store one page of member dicts and the cursor after it; return rows written."""
         page = members if isinstance(members, list) else list(members)
-        digests = bytearray()
-        for member in page:
-            uid = member.get(key)
-            if uid is None or uid == "":
-                raise ValueError(f"scan returned a member without {key!r}")
-            subject = member if fields is None else {name: member.get(name) for name in fields}
-            digests += blake2b(_encode_sorted(subject), digest_size=16).digest()
-        body = _encode(page).decode()
+        return self.add_raw_page(_encode({"data": page}), next_cursor, total)
+
+    def add_raw_page(
+        self,
+        body: bytes | str,
+        next_cursor: str,
+        total: int | None = None,
+        limit: int | None = None,
+        rendered: RenderedRows | None = None,
+    ) -> int:
+        """Store a scan page body (``{"data": [...]}``) and the cursor after it in one transaction.
+
+        ``limit`` keeps only the page's first members; ``rendered`` (the same members as CSV rows,
+        see :meth:`use_renderer`) is stored with them. Returns rows written; a member without the
+        key (or with an empty one) fails the page with ValueError and stores nothing.
+        """
+        text = body.decode() if isinstance(body, bytes | bytearray) else body
         if self._pages is None:
             self._pages = int(self._meta("pages", "0") or 0)
         pages = self._pages + 1
         self.db.execute("BEGIN")
         try:
-            self.db.execute(_INSERT_PAGE, (body, bytes(digests), self._key_path))
+            rows = self.db.execute(_INSERT_PAGE, (text, self._key_path, limit)).rowcount
+            if rendered is not None:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO rendered VALUES (?, ?, ?, ?, ?)",
+                    (
+                        pages,
+                        rendered.rows,
+                        len(rendered.rejects),
+                        rendered.text,
+                        _encode(rendered.rejects).decode(),
+                    ),
+                )
             self.db.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                 [
@@ -163,11 +222,41 @@ class Snapshot:
                 ],
             )
             self.db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            self.db.execute("ROLLBACK")
+            raise ValueError(f"scan returned a member without {self.key!r}") from None
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self._pages = pages
-        return len(page)
+        return rows
+
+    def use_renderer(self, signature: str) -> None:
+        """Pages added from now on carry rows rendered with ``signature``; rows rendered with
+        another one are dropped (:meth:`rendered_pages` then finds pages without rows)."""
+        if self._meta("render_signature") == signature:
+            return
+        self.db.execute("BEGIN")
+        self.db.execute("DELETE FROM rendered")
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('render_signature', ?)", (signature,))
+        self.db.execute("COMMIT")
+
+    def rendered_pages(self, signature: str) -> Iterator[tuple[int, str, list[Any]]] | None:
+        """``(rows, csv_text, rejects)`` of every page in scan order, or None unless every page of
+        the complete scan was rendered with ``signature`` and no member appeared twice."""
+        checkpoint = self.checkpoint
+        if not checkpoint.complete or self._meta("render_signature") != signature:
+            return None
+        pages, rows = self.db.execute(
+            "SELECT count(*), coalesce(sum(rows + rejected), 0) FROM rendered"
+        ).fetchone()
+        if pages != checkpoint.pages or rows != checkpoint.members:
+            return None
+        return self._iter_rendered()
+
+    def _iter_rendered(self) -> Iterator[tuple[int, str, list[Any]]]:
+        for rows, text, rejects in self.db.execute("SELECT rows, text, rejects FROM rendered ORDER BY page"):
+            yield rows, text, _decode(rejects) if rejects != "[]" else []
 
     def mark_complete(self) -> None:
         """Record that the scan reached its last page (and index the member keys)."""
@@ -179,7 +268,10 @@ class Snapshot:
         self.db.execute("BEGIN")
         self.db.execute("DELETE FROM members")
         self.db.execute("DELETE FROM meta")
+        self.db.execute("DELETE FROM rendered")
         self.db.execute("DROP INDEX IF EXISTS members_uid")
+        if self.digest_fields is not None:
+            self.db.execute("INSERT INTO meta VALUES ('digest_fields', ?)", (json.dumps(self.digest_fields),))
         self.db.execute("COMMIT")
         self._pages = 0
 
@@ -193,16 +285,30 @@ class Snapshot:
 
     def iter_records(self, batch: int = 5000) -> Iterator[dict[str, Any]]:
         """Every member, in scan order, streamed in batches."""
+        for records in self.iter_record_batches(batch):
+            yield from records
+
+    def iter_record_batches(self, batch: int = 5000) -> Iterator[list[dict[str, Any]]]:
+        """Every member, in scan order, as lists of up to ``batch`` records (one decode per list)."""
         last = 0
         while True:
-            rows = self.db.execute(
-                "SELECT rowid, record FROM members WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, batch)
-            ).fetchall()
-            if not rows:
+            top, text = self.db.execute(
+                "SELECT max(rowid), '[' || group_concat(record, ',') || ']' FROM "
+                "(SELECT rowid, record FROM members WHERE rowid > ? ORDER BY rowid LIMIT ?)",
+                (last, batch),
+            ).fetchone()
+            if top is None:
                 return
-            for _, record in rows:
-                yield _decode(record)
-            last = rows[-1][0]
+            with paused_gc():
+                records = _decode_list(text)
+            yield records
+            last = top
+
+    @property
+    def stored_digest_fields(self) -> list[str] | None:
+        """The fields a change is judged on (None: the whole record)."""
+        value = self._meta("digest_fields")
+        return json.loads(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -224,14 +330,25 @@ class DiffCounts:
     unchanged: int = 0
 
 
+_CHANGED = "c.record != p.record AND NOT same_record(c.record, p.record)"
 _DIFF_QUERIES = {
     "enter": "SELECT c.rowid, c.uid, c.record FROM members c LEFT JOIN prev.members p ON p.uid = c.uid "
     "WHERE p.uid IS NULL AND c.rowid > ? ORDER BY c.rowid LIMIT ?",
     "change": "SELECT c.rowid, c.uid, c.record FROM members c JOIN prev.members p ON p.uid = c.uid "
-    "WHERE p.digest != c.digest AND c.rowid > ? ORDER BY c.rowid LIMIT ?",
+    f"WHERE {_CHANGED} AND c.rowid > ? ORDER BY c.rowid LIMIT ?",
     "exit": "SELECT p.rowid, p.uid, p.record FROM prev.members p LEFT JOIN members c ON c.uid = p.uid "
     "WHERE c.uid IS NULL AND p.rowid > ? ORDER BY p.rowid LIMIT ?",
 }
+
+
+def _open_pair(current: Path | str, previous: Path | str) -> sqlite3.Connection:
+    """A read-only connection to ``current`` with ``previous`` attached as ``prev``."""
+    db = sqlite3.connect(f"file:{Path(current)}?mode=ro", uri=True)
+    row = db.execute("SELECT value FROM meta WHERE key = 'digest_fields'").fetchone()
+    fields = json.loads(row[0]) if row and row[0] else None
+    db.create_function("same_record", 2, _same_values(fields), deterministic=True)
+    db.execute("ATTACH DATABASE ? AS prev", (f"file:{Path(previous)}?mode=ro",))
+    return db
 
 
 def iter_changes(
@@ -241,15 +358,14 @@ def iter_changes(
     batch: int = 5000,
 ) -> Iterator[Change]:
     """Stream the changes from ``previous`` to ``current`` (every member enters when there is none)."""
-    db = sqlite3.connect(f"file:{Path(current)}?mode=ro", uri=True)
+    if previous is None:
+        if "enter" in kinds:
+            with Snapshot(current) as snap:
+                for record in snap.iter_records(batch):
+                    yield Change("enter", str(record.get(snap.key)), record)
+        return
+    db = _open_pair(current, previous)
     try:
-        if previous is None:
-            if "enter" in kinds:
-                with Snapshot(current) as snap:
-                    for record in snap.iter_records(batch):
-                        yield Change("enter", str(record.get(snap.key)), record)
-            return
-        db.execute("ATTACH DATABASE ? AS prev", (f"file:{Path(previous)}?mode=ro",))
         for kind in kinds:
             query = _DIFF_QUERIES[kind]
             last = 0
@@ -265,16 +381,19 @@ def iter_changes(
 
 
 def count_changes(current: Path | str, previous: Path | str | None) -> DiffCounts:
-    """Count enters, exits, changes and unchanged members without reading records."""
-    db = sqlite3.connect(f"file:{Path(current)}?mode=ro", uri=True)
+    """Count enters, exits, changes and unchanged members (only changed candidates are decoded)."""
+    if previous is None:
+        db = sqlite3.connect(f"file:{Path(current)}?mode=ro", uri=True)
+        try:
+            return DiffCounts(enters=db.execute("SELECT count(*) FROM members").fetchone()[0])
+        finally:
+            db.close()
+    db = _open_pair(current, previous)
     try:
         total = db.execute("SELECT count(*) FROM members").fetchone()[0]
-        if previous is None:
-            return DiffCounts(enters=total)
-        db.execute("ATTACH DATABASE ? AS prev", (f"file:{Path(previous)}?mode=ro",))
         both = db.execute("SELECT count(*) FROM members c JOIN prev.members p ON p.uid = c.uid").fetchone()[0]
         changed = db.execute(
-            "SELECT count(*) FROM members c JOIN prev.members p ON p.uid = c.uid WHERE p.digest != c.digest"
+            f"SELECT count(*) FROM members c JOIN prev.members p ON p.uid = c.uid WHERE {_CHANGED}"
         ).fetchone()[0]
         prev_total = db.execute("SELECT count(*) FROM prev.members").fetchone()[0]
         return DiffCounts(

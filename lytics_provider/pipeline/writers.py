@@ -21,14 +21,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any
 
 BUFFER_BYTES = 1024 * 1024
+# Cells the csv module already renders by these rules (None → "", numbers → str()).
+PLAIN_CELL_TYPES = frozenset({str, int, float, type(None)})
 
 
 def format_csv_value(value: Any) -> str:
     """Render one value as CSV cell text (see the module rules)."""
+    kind = type(value)
+    if kind is str:
+        return value
     if value is None:
         return ""
+    if kind is list:
+        return ",".join(item if type(item) is str else format_csv_value(item) for item in value)
     if isinstance(value, str):
-        return value
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Mapping):
@@ -103,13 +110,18 @@ class CsvWriter:
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record (missing keys become empty cells)."""
-        get = record.get
-        self.write_cells([get(name) for name in self.columns])
+        self.write_cells([record.get(name) for name in self.columns])
 
     def write_cells(self, cells: Sequence[Any]) -> None:
         """Append one row given as already ordered cells."""
-        self._writer.writerow([cell if type(cell) is str else format_csv_value(cell) for cell in cells])
+        plain = PLAIN_CELL_TYPES
+        self._writer.writerow([cell if type(cell) in plain else format_csv_value(cell) for cell in cells])
         self.rows += 1
+
+    def write_rendered(self, text: str, rows: int) -> None:
+        """Append ``rows`` rows already rendered as CSV text (see ``pipeline.csv_render``)."""
+        self._sink.text.write(text)
+        self.rows += rows
 
     def write_all(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Append every record; return how many were written."""

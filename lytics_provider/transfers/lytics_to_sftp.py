@@ -24,7 +24,8 @@ from __future__ import annotations
 import re
 import shutil
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.compression import COMPRESSIONS, compress_to, compressed_name
+from lytics_provider.pipeline.csv_render import CsvRowRenderer, RowCheck, RowRejected
+from lytics_provider.pipeline.gcpause import paused_gc
 from lytics_provider.pipeline.pgp import encrypted_name
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.rejects import RejectsWriter
@@ -41,15 +44,10 @@ from lytics_provider.pipeline.workarea import run_dir, safe_name
 from lytics_provider.pipeline.writers import CsvWriter
 
 TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
-PROGRESS_EVERY = 1000
 MAPP_MEMBERSHIP_HEADER = "user.CustomAttribute.SegmentMembership"
 MEMBERSHIP_FIELD = "segments"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-class RowRejected(Exception):
-    """A record that cannot be exported; the message is the reason written to the rejects file."""
 
 
 def run_timestamp(context: Context | Mapping[str, Any]) -> str:
@@ -126,9 +124,22 @@ class AudienceFileExportOperator(BaseOperator):
         """``(columns read from each record, header line names)``."""
         raise NotImplementedError
 
-    def cells(self, record: Mapping[str, Any], columns: Sequence[str]) -> list[Any]:
-        """One CSV row for ``record``; raise :class:`RowRejected` to reject it."""
-        return [record.get(name) for name in columns]
+    def row_check(self) -> RowCheck | None:
+        """The rule a record must pass to be exported (None: every record is)."""
+        return None
+
+    def static_columns(self) -> list[str] | None:
+        """The columns when they are known without calling any API, else None."""
+        return self.layout()[0]
+
+    def row_renderer(self) -> CsvRowRenderer | None:
+        """The renderer the ``scan`` task can render pages with while it stores them.
+
+        None when the columns are only known at run time; ``deliver`` then renders from the
+        snapshot. Either way the file is the same (see ``pipeline.csv_render``).
+        """
+        columns = self.static_columns()
+        return CsvRowRenderer(tuple(columns), self.row_check()) if columns else None
 
     # -- engine --------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
@@ -216,24 +227,54 @@ class AudienceFileExportOperator(BaseOperator):
         rejects_path: Path,
     ) -> tuple[int, int]:
         part = staged.with_name(f".{staged.name}.part")
+        renderer = CsvRowRenderer(tuple(columns), self.row_check())
         with Snapshot(snapshot_path) as snapshot, RejectsWriter(rejects_path, logger=self.log) as rejects:
             progress = Progress(self.log, "rows written", snapshot.count())
-            with open(part, "wb") as raw, compress_to(raw, self.compression, csv_name) as stream:
+            with (
+                open(part, "wb") as raw,
+                compress_to(raw, self.compression, csv_name) as stream,
+                paused_gc(),
+            ):
                 writer = CsvWriter(stream, columns, header)
-                cells, write = self.cells, writer.write_cells
+                pages = snapshot.rendered_pages(renderer.signature)
+                if pages is not None:
+                    self.log.info("Using the rows the scan rendered")
+                else:
+                    pages = self._render_snapshot(snapshot, renderer)
                 number = 0
-                for number, record in enumerate(snapshot.iter_records(), 1):
-                    try:
-                        write(cells(record, columns))
-                    except RowRejected as exc:
-                        rejects.reject(str(exc), number, record, id=record.get("_uid"))
-                    if not number % PROGRESS_EVERY:
-                        progress.advance(PROGRESS_EVERY)
-                progress.advance(number % PROGRESS_EVERY)
+                for rows, text, rejected in pages:
+                    for index, reason, record in rejected:
+                        rejects.reject(reason, number + index + 1, record, id=record.get("_uid"))
+                    writer.write_rendered(text, rows)
+                    number += rows + len(rejected)
+                    progress.advance(rows + len(rejected))
                 writer.close()
             progress.finish()
             part.replace(staged)
             return writer.rows, rejects.count
+
+    @staticmethod
+    def _render_snapshot(
+        snapshot: Snapshot, renderer: CsvRowRenderer
+    ) -> Iterator[tuple[int, str, list[tuple[int, str, dict[str, Any]]]]]:
+        for records in snapshot.iter_record_batches():
+            rendered = renderer.render(records)
+            yield rendered.rows, rendered.text, rendered.rejects
+
+
+@dataclass(frozen=True)
+class IdentifierCheck:
+    """Reject records without the identifier (or, for ``email``, without a valid address)."""
+
+    field: str
+
+    def __call__(self, record: Mapping[str, Any]) -> None:
+        identifier = record.get(self.field)
+        text = identifier.strip() if isinstance(identifier, str) else identifier
+        if text is None or text == "":
+            raise RowRejected(f"missing identifier: no {self.field!r} value")
+        if self.field == "email" and not _EMAIL.match(text if type(text) is str else str(text).strip()):
+            raise RowRejected("invalid email address in 'email'")
 
 
 class MappSftpExportOperator(AudienceFileExportOperator):
@@ -271,13 +312,8 @@ class MappSftpExportOperator(AudienceFileExportOperator):
     def layout(self) -> tuple[list[str], list[str]]:
         return mapp_layout(self.field_mapping, self.identifier_field, self.include_membership)
 
-    def cells(self, record: Mapping[str, Any], columns: Sequence[str]) -> list[Any]:
-        identifier = record.get(self.identifier_field)
-        if identifier is None or (isinstance(identifier, str) and not identifier.strip()):
-            raise RowRejected(f"missing identifier: no {self.identifier_field!r} value")
-        if self.identifier_field == "email" and not _EMAIL.match(str(identifier).strip()):
-            raise RowRejected("invalid email address in 'email'")
-        return [record.get(name) for name in columns]
+    def row_check(self) -> RowCheck | None:
+        return IdentifierCheck(self.identifier_field)
 
 
 def mapp_layout(
@@ -337,6 +373,9 @@ class LyticsFileServiceExportOperator(AudienceFileExportOperator):
     def csv_name(self, audience: Mapping[str, Any], stamp: str) -> str:
         slug = audience.get("slug") or audience.get("id") or "audience"
         return f"lytics_{file_name_part(str(slug))}_{stamp}.csv"
+
+    def static_columns(self) -> list[str] | None:
+        return list(self.fields) if self.fields else None
 
     def layout(self) -> tuple[list[str], list[str]]:
         if self.fields:

@@ -39,11 +39,10 @@ def connect_lytics(monkeypatch: pytest.MonkeyPatch, sandbox: LyticsSandbox) -> N
     monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", json.dumps(conn))
 
 
-def scan_and_deliver(context: dict[str, Any], **deliver_kwargs: Any) -> dict[str, Any]:
-    scan = LyticsAudienceScanOperator(
-        task_id="scan", audience="high_value", job_id="mapp", fields=mapp_scan_fields(MAPPING, "email")
-    )
-    run_task(scan, context)
+def scan_and_deliver(
+    context: dict[str, Any], pre_render: bool = True, **deliver_kwargs: Any
+) -> dict[str, Any]:
+    """Scan then deliver; with ``pre_render`` the scan renders the rows, as generated DAGs do."""
     deliver = MappSftpExportOperator(
         task_id="deliver",
         job_id="mapp",
@@ -52,6 +51,14 @@ def scan_and_deliver(context: dict[str, Any], **deliver_kwargs: Any) -> dict[str
         field_mapping=MAPPING,
         **deliver_kwargs,
     )
+    scan = LyticsAudienceScanOperator(
+        task_id="scan",
+        audience="high_value",
+        job_id="mapp",
+        fields=mapp_scan_fields(MAPPING, "email"),
+        row_renderer=deliver.row_renderer() if pre_render else None,
+    )
+    run_task(scan, context)
     return run_task(deliver, context)
 
 
@@ -126,23 +133,54 @@ def test_dry_run_uploads_nothing(env: Any) -> None:
     assert Path(report["staged_file"]).exists()
 
 
+@pytest.mark.parametrize("pre_render", [True, False], ids=["rendered-by-scan", "rendered-by-deliver"])
 def test_members_with_invalid_email_go_to_the_rejects_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sftp_server: Any
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sftp_server: Any, pre_render: bool
 ) -> None:
     monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("AIRFLOW_CONN_MAPP_SFTP", sftp_server.conn_json)
     (sftp_server.root / "upload").mkdir()
     with LyticsSandbox(SyntheticAccount(invalid_email_rate=0.1)) as sandbox:
         connect_lytics(monkeypatch, sandbox)
-        report = scan_and_deliver(make_context())
+        report = scan_and_deliver(make_context(), pre_render=pre_render)
         members = list(sandbox.expected_members("high_value", ["email"]))
     bad = {m["_uid"] for m in members if m["email"].startswith("not-an-email-")}
     assert bad and report["rejected"] == len(bad)
     rejects = [json.loads(line) for line in Path(report["rejects_file"]).read_text().splitlines()]
     assert {r["id"] for r in rejects} == bad
     assert {r["reason"] for r in rejects} == {"invalid email address in 'email'"}
+    positions = {m["_uid"]: number for number, m in enumerate(members, 1)}
+    assert [r["row_number"] for r in rejects] == [positions[r["id"]] for r in rejects]
     rows = read_csv(sftp_server.root / "upload" / FILE_NAME)
     assert len(rows) - 1 == report["rows"] == len(members) - len(bad)
+
+
+def test_rows_rendered_by_the_scan_make_the_same_file_as_rendering_at_delivery(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sftp_server: Any
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_MAPP_SFTP", sftp_server.conn_json)
+    (sftp_server.root / "upload").mkdir()
+    files = {}
+    rendered_at_delivery: list[bool] = []
+    real_render = MappSftpExportOperator._render_snapshot
+
+    def spy(snapshot: Snapshot, renderer: Any) -> Any:
+        rendered_at_delivery.append(pre_render)
+        return real_render(snapshot, renderer)
+
+    monkeypatch.setattr(MappSftpExportOperator, "_render_snapshot", staticmethod(spy))
+    with LyticsSandbox(SyntheticAccount(invalid_email_rate=0.05)) as sandbox:
+        connect_lytics(monkeypatch, sandbox)
+        for pre_render in (True, False):
+            monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / f"data-{pre_render}"))
+            report = scan_and_deliver(make_context(), pre_render=pre_render)
+            files[pre_render] = (
+                (sftp_server.root / "upload" / FILE_NAME).read_bytes(),
+                Path(report["rejects_file"]).read_text(),
+            )
+    assert rendered_at_delivery == [False]
+    assert files[True] == files[False]
+    assert files[True][1]
 
 
 def test_members_without_the_identifier_are_rejected_with_the_reason(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,87 @@ def test_no_previous_snapshot_means_everyone_enters(tmp_path: Path) -> None:
         new.add_page(_members(range(4)), "")
     assert [c.kind for c in iter_changes(tmp_path / "new.db", None)] == ["enter"] * 4
     assert count_changes(tmp_path / "new.db", None).enters == 4
+
+
+def _body(members: list[dict]) -> bytes:
+    return json.dumps({"status": 200, "data": members, "_next": "c"}).encode()
+
+
+def test_raw_page_keeps_the_api_json_and_honours_the_limit(tmp_path: Path) -> None:
+    body = b'{"data":[{"_uid":"a","email":"caf\\u00e9@example.com","n":1.50},{"_uid":"b"},{"_uid":"c"}]}'
+    with Snapshot(tmp_path / "s.db") as snap:
+        assert snap.add_raw_page(body, "next", total=3, limit=2) == 2
+        records = list(snap.iter_records())
+        assert [r["_uid"] for r in records] == ["a", "b"]
+        assert records[0]["email"] == "café@example.com" and records[0]["n"] == 1.5
+        assert snap.checkpoint.cursor == "next"
+
+
+def test_empty_key_fails_the_page_and_stores_nothing(tmp_path: Path) -> None:
+    with Snapshot(tmp_path / "s.db") as snap:
+        with pytest.raises(ValueError, match="_uid"):
+            snap.add_raw_page(_body([{"_uid": "a"}, {"_uid": ""}]), "c2")
+        assert snap.count() == 0 and snap.checkpoint.cursor == ""
+
+
+def test_key_order_and_escaping_are_not_changes_but_values_are(tmp_path: Path) -> None:
+    with Snapshot(tmp_path / "old.db") as old:
+        old.add_raw_page(b'{"data":[{"_uid":"a","x":"\\u00e9","y":1},{"_uid":"b","x":"q","y":[1,2]}]}', "")
+        old.mark_complete()
+    with Snapshot(tmp_path / "new.db") as new:
+        new.add_raw_page(b'{"data":[{"y":1,"x":"\xc3\xa9","_uid":"a"},{"_uid":"b","x":"q","y":[2,1]}]}', "")
+        new.mark_complete()
+    changes = list(iter_changes(tmp_path / "new.db", tmp_path / "old.db", kinds=("change",)))
+    assert [c.uid for c in changes] == ["b"]
+    assert count_changes(tmp_path / "new.db", tmp_path / "old.db").changes == 1
+
+
+def test_digest_fields_survive_a_reset(tmp_path: Path) -> None:
+    with Snapshot(tmp_path / "s.db", digest_fields=["email"]) as snap:
+        snap.reset()
+    with Snapshot(tmp_path / "s.db") as snap:
+        assert snap.stored_digest_fields == ["email"]
+
+
+def test_an_unfinished_scan_in_the_older_layout_starts_over(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "s.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE members (uid TEXT NOT NULL, digest BLOB NOT NULL, record TEXT NOT NULL);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO members VALUES ('a', x'00', '{\"_uid\":\"a\"}');"
+        "INSERT INTO meta VALUES ('cursor', 'c9');"
+    )
+    db.commit()
+    db.close()
+    with Snapshot(path) as snap:
+        assert snap.checkpoint.cursor == "" and snap.count() == 0
+        snap.add_page([{"_uid": "b"}], "")
+        assert [r["_uid"] for r in snap.iter_records()] == ["b"]
+
+
+def test_rendered_pages_only_when_every_page_matches(tmp_path: Path) -> None:
+    from lytics_provider.pipeline.csv_render import CsvRowRenderer
+
+    renderer = CsvRowRenderer(("_uid", "email"))
+    pages = [_members(range(0, 3)), _members(range(3, 5))]
+    with Snapshot(tmp_path / "s.db") as snap:
+        snap.use_renderer(renderer.signature)
+        for page in pages:
+            snap.add_raw_page(_body(page), "c", rendered=renderer.render(page))
+        assert snap.rendered_pages(renderer.signature) is None  # not complete yet
+        snap.mark_complete()
+        assert snap.rendered_pages("other") is None
+        rendered = list(snap.rendered_pages(renderer.signature) or [])
+    assert [rows for rows, _, _ in rendered] == [3, 2]
+    assert rendered[0][1].startswith("u0,u0@example.com\r\n")
+
+    with Snapshot(tmp_path / "dup.db") as snap:
+        snap.use_renderer(renderer.signature)
+        for page in (pages[0], pages[0][:1]):
+            snap.add_raw_page(_body(page), "c", rendered=renderer.render(page))
+        snap.mark_complete()
+        assert snap.count() == 3
+        assert snap.rendered_pages(renderer.signature) is None  # a member came twice

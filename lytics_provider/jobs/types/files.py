@@ -36,6 +36,7 @@ class _SftpExportFields(AudienceExportConfig):
             lytics_conn_id=self.lytics_conn_id,
             fields=scan_fields,
             user_limit=self.user_limit,
+            row_renderer=deliver.row_renderer(),
         )
         report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
         scan >> deliver >> report

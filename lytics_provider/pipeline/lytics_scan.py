@@ -1,0 +1,95 @@
+"""One Lytics segment-scan page as raw JSON, without turning its members into Python objects.
+
+``GET /api/segment/{id}/scan?limit=&start=&fields=`` answers ``{"data": [...], "_next": cursor,
+"total": n}``. Only the cursor, the total and the member count are decoded here (msgspec skips
+over the members in C); the body itself goes on to SQLite, which splits it into rows. This
+module imports nothing from Airflow, so the scan fetcher's child process starts quickly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from lytics_provider.pipeline.http import HttpClient, ServiceError
+
+MAX_SCAN_LIMIT = 100
+
+
+class CursorExpiredError(ServiceError):
+    """The scan cursor passed as ``start`` is no longer accepted; the scan must restart."""
+
+
+class _PageHead(msgspec.Struct):
+    next: str | None = msgspec.field(name="_next", default=None)
+    total: int | None = None
+    data: list[msgspec.Raw] | None = None
+
+
+_decode_head = msgspec.json.Decoder(_PageHead).decode
+
+
+@dataclass(frozen=True)
+class RawScanPage:
+    """One scan page: the JSON body as received, its member count, the next cursor and the total."""
+
+    body: bytes
+    count: int
+    next_cursor: str
+    total: int | None
+    start: str
+
+    @property
+    def last(self) -> bool:
+        """True when no page follows this one."""
+        return not self.next_cursor or not self.count
+
+
+def scan_path(segment_id: str) -> str:
+    """The scan endpoint of an audience."""
+    return f"/api/segment/{segment_id}/scan"
+
+
+def scan_params(
+    start: str, limit: int, fields: Iterable[str] | None, extra: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Query parameters of one scan call (``limit`` is capped at the API's 100)."""
+    params: dict[str, Any] = {**(extra or {}), "limit": min(int(limit), MAX_SCAN_LIMIT), "start": start}
+    if fields:
+        params["fields"] = ",".join(fields)
+    return params
+
+
+def parse_scan_page(body: bytes, start: str) -> RawScanPage:
+    """Read the cursor, total and member count of a scan body; raise ServiceError if it is not one."""
+    try:
+        head = _decode_head(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ServiceError(f"scan page is not the JSON the Lytics API documents: {exc}") from None
+    count = len(head.data) if head.data else 0
+    return RawScanPage(body=body, count=count, next_cursor=head.next or "", total=head.total, start=start)
+
+
+def fetch_scan_page(
+    client: HttpClient,
+    segment_id: str,
+    start: str = "",
+    limit: int = MAX_SCAN_LIMIT,
+    fields: Iterable[str] | None = None,
+    extra_params: Mapping[str, str] | None = None,
+) -> RawScanPage:
+    """Fetch one scan page starting at cursor ``start`` (empty for the first page).
+
+    A 400 on a non-empty cursor means the cursor expired: :class:`CursorExpiredError`.
+    """
+    params = scan_params(start, limit, fields, extra_params)
+    try:
+        response = client.request("GET", scan_path(segment_id), params=params)
+    except ServiceError as exc:
+        if start and exc.status == 400:
+            raise CursorExpiredError(str(exc), exc.status, exc.body) from None
+        raise
+    return parse_scan_page(response.content, start)

@@ -1,6 +1,6 @@
 """``make bench``: scale figures for the Lytics jobs, printed as one Markdown table.
 
-    .venv/bin/python -m bench [--members 1500000] [--small 100000] [--repeat 2] [--quick] [--write]
+    .venv/bin/python -m bench [--members 1500000] [--small 100000] [--repeat 3] [--quick] [--write]
 
 Rows: the Mapp SFTP file drop of a ``--members`` audience (rows/s, wall time, peak RSS of the
 task's process) next to the bare scan read in the same run (the ceiling); peak RSS of the file
@@ -16,6 +16,7 @@ import argparse
 import platform
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,7 +118,8 @@ def fmt_rate(value: float) -> str:
 def pair_rows(runs: PairRuns, latency: str) -> list[str]:
     """Table rows for one bare-read / file-drop pair."""
     read, drop = runs.read, runs.drop
-    ratio = drop.seconds / read.seconds
+    ratio = statistics.median(runs.pair_ratios)
+    fastest = drop.seconds / read.seconds
     each = ", ".join(f"{r:.2f}x" for r in runs.pair_ratios)
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in drop.detail.get("phases", {}).items())
     upload = drop.detail.get("upload_seconds")
@@ -134,8 +136,9 @@ def pair_rows(runs: PairRuns, latency: str) -> list[str]:
         f"{drop.seconds:.1f} s, peak RSS {drop.peak_rss_mb:.0f} MB | {phases}; "
         f"{drop.detail['bytes'] / 1e6:.0f} MB CSV, {drop.detail['rejected']} rejected, "
         f"{drop.cpu_seconds:.0f} s CPU |",
-        f"| file drop / bare read, {latency} | {ratio:.2f}x (fastest of each) | goal ≤ {DROP_GOAL}x: "
-        f"{'met' if ratio <= DROP_GOAL else 'missed'}; each alternating pair: {each} |",
+        f"| file drop / bare read, {latency} | {ratio:.2f}x (median of the alternating pairs) | "
+        f"goal ≤ {DROP_GOAL}x: {'met' if ratio <= DROP_GOAL else 'missed'}; each pair: {each}; "
+        f"fastest drop / fastest read: {fastest:.2f}x |",
     ]
 
 
@@ -166,7 +169,8 @@ def table(args: argparse.Namespace) -> list[str]:
     lines.append("")
     lines.append(
         f"Machine: {platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}; "
-        f"fastest of {args.repeat} alternating runs; bench took {time.monotonic() - started:.0f} s."
+        f"{args.repeat} alternating read/drop pairs (rows/s and times: the fastest of each); "
+        f"bench took {time.monotonic() - started:.0f} s."
     )
     return lines
 
@@ -181,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1_500_000, help="audience size (default 1,500,000)")
     parser.add_argument("--small", type=int, default=100_000, help="small audience for the RSS ratio")
-    parser.add_argument("--repeat", type=int, default=2, help="alternating read/drop pairs; fastest kept")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="alternating read/drop pairs (median ratio reported)"
+    )
     parser.add_argument("--jobs", type=int, default=500, help="job configs for the parse-time row")
     parser.add_argument("--dd-members", type=int, default=100_000, help="audience of the Dotdigital row")
     parser.add_argument(

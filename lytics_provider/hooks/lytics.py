@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-import msgspec
 from airflow.sdk import BaseHook
 from requests.utils import get_environ_proxies
 
@@ -19,6 +18,7 @@ from lytics_provider.pipeline.lytics_scan import (
     CursorExpiredError,
     RawScanPage,
     fetch_scan_page,
+    page_members,
 )
 from lytics_provider.pipeline.scan_fetcher import ScanJob, SubprocessScan
 
@@ -28,8 +28,6 @@ MAX_RECORD_BYTES = 16 * 1024
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 
 __all__ = ["MAX_SCAN_LIMIT", "CollectResult", "CursorExpiredError", "LyticsHook", "RawScanPage", "ScanPage"]
-
-_decode_json = msgspec.json.Decoder().decode
 
 
 @dataclass(frozen=True)
@@ -43,8 +41,8 @@ class ScanPage:
 
 
 def _decoded(page: RawScanPage) -> ScanPage:
-    members = (_decode_json(page.body).get("data") or []) if page.count else []
-    return ScanPage(members=list(members), next_cursor=page.next_cursor, total=page.total, start=page.start)
+    members = page_members(page.body) if page.count else []
+    return ScanPage(members=members, next_cursor=page.next_cursor, total=page.total, start=page.start)
 
 
 @dataclass

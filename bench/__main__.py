@@ -49,6 +49,7 @@ class PairRuns:
 
     reads: list[Measurement]
     drops: list[Measurement]
+    child_reads: list[Measurement]
 
     @property
     def read(self) -> Measurement:
@@ -59,20 +60,30 @@ class PairRuns:
         return min(self.drops, key=lambda m: m.seconds)
 
     @property
+    def child_read(self) -> Measurement:
+        return min(self.child_reads, key=lambda m: m.seconds)
+
+    @property
+    def child_ratios(self) -> list[float]:
+        """file drop / read through the fetcher child, per round."""
+        return [d.seconds / r.seconds for r, d in zip(self.child_reads, self.drops, strict=True)]
+
+    @property
     def pair_ratios(self) -> list[float]:
         """file drop / bare read of each alternating pair, in run order."""
         return [d.seconds / r.seconds for r, d in zip(self.reads, self.drops, strict=True)]
 
 
 def file_drop_runs(members: int, repeat: int, page_delay: float = 0.0) -> PairRuns:
-    """Alternate bare reads and file drops ``repeat`` times against one sandbox."""
-    runs = PairRuns([], [])
+    """Alternate bare reads (in-process, then through the fetcher child) and file drops ``repeat`` times."""
+    runs = PairRuns([], [], [])
     with (
         tempfile.TemporaryDirectory(prefix="lytics-bench-") as tmp,
         sandbox(members, Path(tmp), page_delay) as services,
     ):
         for _ in range(repeat):
             runs.reads.append(measure("read", members, services, Path(tmp)))
+            runs.child_reads.append(measure("read-child", members, services, Path(tmp)))
             runs.drops.append(measure("drop", members, services, Path(tmp)))
     return runs
 
@@ -136,6 +147,11 @@ def pair_rows(runs: PairRuns, latency: str) -> list[str]:
         f"{drop.seconds:.1f} s, peak RSS {drop.peak_rss_mb:.0f} MB | {phases}; "
         f"{drop.detail['bytes'] / 1e6:.0f} MB CSV, {drop.detail['rejected']} rejected, "
         f"{drop.cpu_seconds:.0f} s CPU |",
+        f"| bare scan read through the fetcher child, {latency} | "
+        f"{fmt_rate(runs.child_read.rows_per_second)} rows/s, {runs.child_read.seconds:.1f} s | "
+        f"file drop / this read: {statistics.median(runs.child_ratios):.2f}x (median; each round: "
+        + ", ".join(f"{r:.2f}x" for r in runs.child_ratios)
+        + ") |",
         f"| file drop / bare read, {latency} | {ratio:.2f}x (median of the alternating pairs) | "
         f"goal ≤ {DROP_GOAL}x: {'met' if ratio <= DROP_GOAL else 'missed'}; each pair: {each}; "
         f"fastest drop / fastest read: {fastest:.2f}x |",

@@ -6,6 +6,8 @@ fresh child process (``python -m bench.mapp_file_drop child <mode>``), whose pea
 
 * ``read``: the Lytics hook streams every scan page of the audience (the Mapp job's fields) and
   counts the members: the ceiling for any export;
+* ``read-child``: the same read through the scan fetcher's child process (how the file drop's
+  scan fetches), counting the members in the task's process;
 * ``drop``: the ``scan`` → ``deliver`` → ``report`` tasks of the DAG the generator builds from
   ``include/jobs/mapp_high_value_daily.yaml``, executed in order with a minimal task context.
 """
@@ -160,8 +162,11 @@ def _render(task: Any, context: dict[str, Any]) -> None:
             setattr(task, name, jinja2.Template(value).render(**context))
 
 
-def child_read() -> dict[str, Any]:
-    """Read every scan page of the audience with the job's fields; count members."""
+def child_read(in_subprocess: bool = False) -> dict[str, Any]:
+    """Read every scan page of the audience with the job's fields; count members.
+
+    ``in_subprocess``: through the scan fetcher's child process, as the file drop's scan reads.
+    """
     from lytics_provider.hooks.lytics import LyticsHook
     from lytics_provider.transfers.lytics_to_sftp import mapp_scan_fields
 
@@ -171,7 +176,9 @@ def child_read() -> dict[str, Any]:
     hook = LyticsHook()
     segment = hook.get_segment(AUDIENCE)
     rows = pages = 0
-    for page in hook.scan_segment_raw(segment["id"], fields=sorted({"_uid", *fields})):
+    for page in hook.scan_segment_raw(
+        segment["id"], fields=sorted({"_uid", *fields}), in_subprocess=in_subprocess
+    ):
         rows += page.count
         pages += 1
     return {"rows": rows, "pages": pages, "api_calls": hook.calls, "seconds": time.perf_counter() - started}
@@ -223,13 +230,14 @@ def child_drop() -> dict[str, Any]:
 
 def child_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.mapp_file_drop child")
-    parser.add_argument("mode", choices=("read", "drop"))
+    parser.add_argument("mode", choices=("read", "read-child", "drop"))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     import logging
 
     logging.disable(logging.INFO)
-    report = child_read() if args.mode == "read" else child_drop()
+    child = args.mode == "read-child"
+    report = child_drop() if args.mode == "drop" else child_read(in_subprocess=child)
     report["self_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     args.out.write_text(json.dumps(report))
     return 0

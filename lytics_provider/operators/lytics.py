@@ -148,9 +148,6 @@ class LyticsAudienceScanOperator(BaseOperator):
                     raise
                 self.log.warning("Scan cursor expired; restarting the scan from the first page")
                 snapshot.reset()
-                snapshot.set_meta("segment_id", segment["id"])
-                if self.row_renderer is not None:
-                    snapshot.use_renderer(self.row_renderer.signature)
                 continue
             snapshot.mark_complete()
             progress.finish()

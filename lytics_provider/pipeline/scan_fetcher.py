@@ -19,6 +19,7 @@ Frames: one type byte, a 4-byte little-endian length, then the payload:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -111,7 +112,9 @@ class SubprocessScan:
                 line = json.loads(payload)
                 self.log.log(line["level"], "%s", line["message"])
             elif kind == b"E":
-                raise _as_exception(json.loads(payload))
+                error = json.loads(payload)
+                self.calls = error["calls"]
+                raise _as_exception(error)
             elif kind == b"D":
                 self.calls = json.loads(payload)["calls"]
                 return
@@ -129,29 +132,15 @@ def _child_environment() -> dict[str, str]:
 
 
 def _read_frame(stream: IO[bytes]) -> tuple[bytes | None, bytes]:
-    header = _read_exactly(stream, _HEADER.size)
-    if header is None:
+    """The next frame from a buffered stream (whose ``read(n)`` is short only at EOF)."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
         return None, b""
     kind, size = _HEADER.unpack(header)
-    payload = _read_exactly(stream, size)
-    if payload is None:
+    payload = stream.read(size)
+    if len(payload) < size:
         return None, b""
     return kind, payload
-
-
-def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
-    data = stream.read(size)
-    if len(data) == size:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < size:
-        chunk = stream.read(size - got)
-        if not chunk:
-            return None
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
 
 
 def _as_exception(error: dict[str, Any]) -> ServiceError:
@@ -233,17 +222,15 @@ def run_child(job: ScanJob, out: IO[bytes]) -> None:
 
 def main() -> int:
     """Child entry point: read the job from stdin, stream pages to stdout."""
-    job = ScanJob(**json.loads(sys.stdin.readline()))
-    job = ScanJob(**{**asdict(job), "secrets": tuple(job.secrets)})
+    settings = json.loads(sys.stdin.readline())
+    job = ScanJob(**{**settings, "secrets": tuple(settings.get("secrets") or ())})
     out = sys.stdout.buffer
     _widen_pipe(out)
     root = logging.getLogger()
     root.handlers[:] = [_FrameLogHandler(out)]
     root.setLevel(logging.INFO)
-    try:
+    with contextlib.suppress(BrokenPipeError):  # the task stopped reading: nothing left to do
         run_child(job, out)
-    except BrokenPipeError:
-        return 0
     return 0
 
 

@@ -23,14 +23,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
+from lytics_provider.pipeline.csv_render import RenderedRows
 from lytics_provider.pipeline.gcpause import paused_gc
-
-if TYPE_CHECKING:
-    from lytics_provider.pipeline.csv_render import RenderedRows
 
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 _encode_sorted = msgspec.json.Encoder(enc_hook=str, order="sorted").encode
@@ -63,6 +61,12 @@ def record_digest(record: dict[str, Any], fields: Sequence[str] | None = None) -
 def decode_record(text: str | bytes) -> dict[str, Any]:
     """Decode one stored member record."""
     return _decode(text)
+
+
+def _stored_digest_fields(db: sqlite3.Connection) -> list[str] | None:
+    """The ``digest_fields`` a snapshot was written with (None: the whole record counts)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'digest_fields'").fetchone()
+    return json.loads(row[0]) if row and row[0] else None
 
 
 def _same_values(fields: Sequence[str] | None) -> Any:
@@ -241,9 +245,9 @@ class Snapshot:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('render_signature', ?)", (signature,))
         self.db.execute("COMMIT")
 
-    def rendered_pages(self, signature: str) -> Iterator[tuple[int, str, list[Any]]] | None:
-        """``(rows, csv_text, rejects)`` of every page in scan order, or None unless every page of
-        the complete scan was rendered with ``signature`` and no member appeared twice."""
+    def rendered_pages(self, signature: str) -> Iterator[RenderedRows] | None:
+        """The rendered rows of every page in scan order, or None unless every page of the
+        complete scan was rendered with ``signature`` and no member appeared twice."""
         checkpoint = self.checkpoint
         if not checkpoint.complete or self._meta("render_signature") != signature:
             return None
@@ -254,9 +258,9 @@ class Snapshot:
             return None
         return self._iter_rendered()
 
-    def _iter_rendered(self) -> Iterator[tuple[int, str, list[Any]]]:
+    def _iter_rendered(self) -> Iterator[RenderedRows]:
         for rows, text, rejects in self.db.execute("SELECT rows, text, rejects FROM rendered ORDER BY page"):
-            yield rows, text, _decode(rejects) if rejects != "[]" else []
+            yield RenderedRows(text, rows, [tuple(r) for r in _decode(rejects)] if rejects != "[]" else [])
 
     def mark_complete(self) -> None:
         """Record that the scan reached its last page (and index the member keys)."""
@@ -264,14 +268,13 @@ class Snapshot:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('complete', '1')")
 
     def reset(self) -> None:
-        """Forget every member and the cursor (a scan that must restart from the first page)."""
+        """Forget every member and the scan's position (a scan that must restart from the first
+        page); the snapshot's settings and notes (digest fields, render signature) stay."""
         self.db.execute("BEGIN")
         self.db.execute("DELETE FROM members")
-        self.db.execute("DELETE FROM meta")
+        self.db.execute("DELETE FROM meta WHERE key IN ('cursor', 'pages', 'total', 'complete')")
         self.db.execute("DELETE FROM rendered")
         self.db.execute("DROP INDEX IF EXISTS members_uid")
-        if self.digest_fields is not None:
-            self.db.execute("INSERT INTO meta VALUES ('digest_fields', ?)", (json.dumps(self.digest_fields),))
         self.db.execute("COMMIT")
         self._pages = 0
 
@@ -307,8 +310,7 @@ class Snapshot:
     @property
     def stored_digest_fields(self) -> list[str] | None:
         """The fields a change is judged on (None: the whole record)."""
-        value = self._meta("digest_fields")
-        return json.loads(value) if value else None
+        return _stored_digest_fields(self.db)
 
 
 @dataclass(frozen=True)
@@ -344,9 +346,7 @@ _DIFF_QUERIES = {
 def _open_pair(current: Path | str, previous: Path | str) -> sqlite3.Connection:
     """A read-only connection to ``current`` with ``previous`` attached as ``prev``."""
     db = sqlite3.connect(f"file:{Path(current)}?mode=ro", uri=True)
-    row = db.execute("SELECT value FROM meta WHERE key = 'digest_fields'").fetchone()
-    fields = json.loads(row[0]) if row and row[0] else None
-    db.create_function("same_record", 2, _same_values(fields), deterministic=True)
+    db.create_function("same_record", 2, _same_values(_stored_digest_fields(db)), deterministic=True)
     db.execute("ATTACH DATABASE ? AS prev", (f"file:{Path(previous)}?mode=ro",))
     return db
 

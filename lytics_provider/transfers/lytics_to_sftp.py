@@ -34,7 +34,7 @@ from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.compression import COMPRESSIONS, compress_to, compressed_name
-from lytics_provider.pipeline.csv_render import CsvRowRenderer, RowCheck, RowRejected
+from lytics_provider.pipeline.csv_render import CsvRowRenderer, RenderedRows, RowCheck, RowRejected
 from lytics_provider.pipeline.gcpause import paused_gc
 from lytics_provider.pipeline.pgp import encrypted_name
 from lytics_provider.pipeline.progress import Progress
@@ -139,7 +139,10 @@ class AudienceFileExportOperator(BaseOperator):
         snapshot. Either way the file is the same (see ``pipeline.csv_render``).
         """
         columns = self.static_columns()
-        return CsvRowRenderer(tuple(columns), self.row_check()) if columns else None
+        return self._renderer(columns) if columns else None
+
+    def _renderer(self, columns: Sequence[str]) -> CsvRowRenderer:
+        return CsvRowRenderer(tuple(columns), self.row_check())
 
     # -- engine --------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
@@ -227,7 +230,7 @@ class AudienceFileExportOperator(BaseOperator):
         rejects_path: Path,
     ) -> tuple[int, int]:
         part = staged.with_name(f".{staged.name}.part")
-        renderer = CsvRowRenderer(tuple(columns), self.row_check())
+        renderer = self._renderer(columns)
         with Snapshot(snapshot_path) as snapshot, RejectsWriter(rejects_path, logger=self.log) as rejects:
             progress = Progress(self.log, "rows written", snapshot.count())
             with (
@@ -242,24 +245,21 @@ class AudienceFileExportOperator(BaseOperator):
                 else:
                     pages = self._render_snapshot(snapshot, renderer)
                 number = 0
-                for rows, text, rejected in pages:
-                    for index, reason, record in rejected:
+                for page in pages:
+                    for index, reason, record in page.rejects:
                         rejects.reject(reason, number + index + 1, record, id=record.get("_uid"))
-                    writer.write_rendered(text, rows)
-                    number += rows + len(rejected)
-                    progress.advance(rows + len(rejected))
+                    writer.write_rendered(page.text, page.rows)
+                    number += page.rows + len(page.rejects)
+                    progress.advance(page.rows + len(page.rejects))
                 writer.close()
             progress.finish()
             part.replace(staged)
             return writer.rows, rejects.count
 
     @staticmethod
-    def _render_snapshot(
-        snapshot: Snapshot, renderer: CsvRowRenderer
-    ) -> Iterator[tuple[int, str, list[tuple[int, str, dict[str, Any]]]]]:
+    def _render_snapshot(snapshot: Snapshot, renderer: CsvRowRenderer) -> Iterator[RenderedRows]:
         for records in snapshot.iter_record_batches():
-            rendered = renderer.render(records)
-            yield rendered.rows, rendered.text, rendered.rejects
+            yield renderer.render(records)
 
 
 @dataclass(frozen=True)

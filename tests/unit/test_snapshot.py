@@ -107,11 +107,17 @@ def test_key_order_and_escaping_are_not_changes_but_values_are(tmp_path: Path) -
     assert count_changes(tmp_path / "new.db", tmp_path / "old.db").changes == 1
 
 
-def test_digest_fields_survive_a_reset(tmp_path: Path) -> None:
+def test_settings_survive_a_reset(tmp_path: Path) -> None:
     with Snapshot(tmp_path / "s.db", digest_fields=["email"]) as snap:
+        snap.use_renderer("sig")
+        snap.add_page(_members(range(3)), "c1", total=3)
+        snap.mark_complete()
         snap.reset()
     with Snapshot(tmp_path / "s.db") as snap:
         assert snap.stored_digest_fields == ["email"]
+        assert snap.get_meta("render_signature") == "sig"
+        cp = snap.checkpoint
+        assert (cp.cursor, cp.pages, cp.members, cp.complete, cp.total) == ("", 0, 0, False, None)
 
 
 def test_an_unfinished_scan_in_the_older_layout_starts_over(tmp_path: Path) -> None:
@@ -146,8 +152,8 @@ def test_rendered_pages_only_when_every_page_matches(tmp_path: Path) -> None:
         snap.mark_complete()
         assert snap.rendered_pages("other") is None
         rendered = list(snap.rendered_pages(renderer.signature) or [])
-    assert [rows for rows, _, _ in rendered] == [3, 2]
-    assert rendered[0][1].startswith("u0,u0@example.com\r\n")
+    assert [page.rows for page in rendered] == [3, 2]
+    assert rendered[0].text.startswith("u0,u0@example.com\r\n")
 
     with Snapshot(tmp_path / "dup.db") as snap:
         snap.use_renderer(renderer.signature)

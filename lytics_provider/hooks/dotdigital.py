@@ -29,7 +29,14 @@ import requests
 from airflow.sdk import BaseHook
 
 from lytics_provider.connections import ui_field_behaviour
-from lytics_provider.pipeline.http import AuthError, HttpClient, RetryPolicy, ServiceError
+from lytics_provider.hooks.task_errors import TASK_ERRORS, PermanentTaskError
+from lytics_provider.pipeline.http import (
+    AuthError,
+    HttpClient,
+    PermanentServiceError,
+    RetryPolicy,
+    ServiceError,
+)
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,10 @@ class DotdigitalError(ServiceError):
     def __init__(self, message: str, status: int | None = None, body: Any = None, code: str | None = None):
         super().__init__(message, status, body)
         self.code = code
+
+
+class PermanentDotdigitalError(DotdigitalError, PermanentTaskError):
+    """A 400/404/422 Dotdigital answer other than the usage cap: not retried (fails the task if uncaught)."""
 
 
 class ApiUsageExceededError(DotdigitalError):
@@ -155,6 +166,8 @@ class DotdigitalHook(BaseHook):
             policy=self.retry_policy,
             before_call=self._before_call,
             after_response=self._after_response,
+            errors=TASK_ERRORS,
+            context=f"connection {self.dotdigital_conn_id!r}",
         )
         return self._client
 
@@ -201,7 +214,7 @@ class DotdigitalHook(BaseHook):
             try:
                 return client.request(method, path, **kwargs)
             except AuthError as exc:
-                raise AuthError(
+                raise type(exc)(
                     f"Dotdigital refused the API user of connection {self.dotdigital_conn_id!r} "
                     f"({exc.status}): check the API username and password (and the region: another "
                     f"region's endpoint answers 403). {exc}",
@@ -212,7 +225,9 @@ class DotdigitalHook(BaseHook):
             except ServiceError as exc:
                 code = error_code(exc.body)
                 if code != "ERROR_APIUSAGE_EXCEEDED":
-                    raise DotdigitalError(str(exc), exc.status, exc.body, code) from None
+                    permanent = isinstance(exc, PermanentServiceError)
+                    kind = PermanentDotdigitalError if permanent else DotdigitalError
+                    raise kind(str(exc), exc.status, exc.body, code) from None
                 if self.usage_backoff <= 0 or waited + self.usage_backoff > self.max_usage_wait:
                     raise ApiUsageExceededError(
                         f"Dotdigital capped the API user of connection {self.dotdigital_conn_id!r} "

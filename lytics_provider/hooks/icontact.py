@@ -17,6 +17,7 @@ import requests
 from airflow.sdk import BaseHook
 
 from lytics_provider.connections import ui_field_behaviour
+from lytics_provider.hooks.task_errors import TASK_ERRORS
 from lytics_provider.pipeline.http import HttpClient, RetryPolicy
 
 DEFAULT_API_URL = "https://app.icontact.com/icp"
@@ -123,6 +124,13 @@ class IContactHook(BaseHook):
                 secrets=(password,),
                 policy=self.retry_policy,
                 error_message=icontact_error,
+                errors=TASK_ERRORS,
+                context=f"connection {self.icontact_conn_id!r}",
+                auth_fix=(
+                    f"Check connection {self.icontact_conn_id!r}: the iContact API username in Login, the "
+                    "API (application) password in Password, and that the application is approved for "
+                    "this account."
+                ),
             )
         return self._client
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from airflow.sdk import BaseHook
 from requests.utils import get_environ_proxies
 
 from lytics_provider.connections import ui_field_behaviour
-from lytics_provider.pipeline.http import HttpClient, RetryPolicy
+from lytics_provider.hooks.task_errors import TASK_ERRORS, PermanentTaskError
+from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, RetryPolicy
 from lytics_provider.pipeline.lytics_scan import (
     MAX_SCAN_LIMIT,
     CursorExpiredError,
@@ -27,7 +29,19 @@ DEFAULT_BULK_URL = "https://bulk.lytics.io"
 MAX_RECORD_BYTES = 16 * 1024
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 
-__all__ = ["MAX_SCAN_LIMIT", "CollectResult", "CursorExpiredError", "LyticsHook", "RawScanPage", "ScanPage"]
+__all__ = [
+    "MAX_SCAN_LIMIT",
+    "CollectResult",
+    "CursorExpiredError",
+    "LyticsHook",
+    "RawScanPage",
+    "ScanPage",
+    "UnknownAudienceError",
+]
+
+
+class UnknownAudienceError(PermanentTaskError):
+    """The account has no audience with the id or slug a job names (fails the task without retries)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,14 @@ class LyticsHook(BaseHook):
                 headers={"Authorization": token, "Accept": "application/json"},
                 secrets=(token,),
                 policy=policy,
+                errors=TASK_ERRORS,
+                context=f"connection {self.lytics_conn_id!r}",
+                auth_fix=(
+                    f"Put a valid Lytics API token in the Password field of connection "
+                    f"{self.lytics_conn_id!r}, with permission to read audiences (and to collect data "
+                    "for imports), and check its host is this account's API URL."
+                ),
+                error_envelopes=True,
             )
             self._client.settle_environment()
         return self._client
@@ -135,8 +157,38 @@ class LyticsHook(BaseHook):
         return list(body.get("data") or [])
 
     def get_segment(self, segment: str, sizes: bool = True) -> dict[str, Any]:
-        """One audience by id or slug (``GET /v2/segment/{id}``)."""
-        return dict(self._get(f"/v2/segment/{segment}", sizes=str(sizes).lower())["data"])
+        """One audience by id or slug (``GET /v2/segment/{id}``).
+
+        An audience the account does not have raises :class:`UnknownAudienceError` naming the
+        closest slugs that exist.
+        """
+        try:
+            return dict(self._get(f"/v2/segment/{segment}", sizes=str(sizes).lower())["data"])
+        except PermanentServiceError as exc:
+            if exc.status != 404:
+                raise
+            error = exc
+        raise UnknownAudienceError(self._unknown_audience_message(segment, str(error)), 404) from None
+
+    def _unknown_audience_message(self, segment: str, answer: str) -> str:
+        try:
+            known = self.list_segments(sizes=False)
+        except PermanentServiceError:
+            known = []
+        slugs = sorted({str(name) for s in known if (name := s.get("slug_name") or s.get("id"))})
+        close = difflib.get_close_matches(segment, slugs, n=3, cutoff=0.6)
+        if close:
+            hint = "Did you mean " + " or ".join(repr(slug) for slug in close) + "?"
+        elif slugs:
+            hint = f"Audiences of this account: {', '.join(map(repr, slugs[:20]))}" + (
+                ", ..." if len(slugs) > 20 else ""
+            )
+        else:
+            hint = "The account lists no audiences."
+        return (
+            f"Lytics has no audience {segment!r} (connection {self.lytics_conn_id!r}). {hint} "
+            f"Set the job's audience to the slug or id of an existing audience. API answer: {answer}"
+        )
 
     def get_schema_fields(self, table: str = "user", filter: str = "all") -> list[dict[str, Any]]:
         """Field definitions of a table (``GET /v2/schema/{table}/field``)."""
@@ -218,8 +270,10 @@ class LyticsHook(BaseHook):
             max_delay=policy.max_delay,
             timeout=client.timeout,
             secrets=tuple(client.secrets),
+            context=client.context,
+            auth_fix=client.auth_fix,
         )
-        scan = SubprocessScan(job, self.log)
+        scan = SubprocessScan(job, self.log, client.errors)
         before = self._subprocess_calls
         try:
             for page in scan:

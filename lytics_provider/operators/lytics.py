@@ -13,6 +13,12 @@ from lytics_provider.pipeline.csv_render import CsvRowRenderer, RenderedRows
 from lytics_provider.pipeline.gcpause import paused_gc
 from lytics_provider.pipeline.lytics_scan import page_members
 from lytics_provider.pipeline.progress import Progress
+from lytics_provider.pipeline.scan_completeness import (
+    RESTART_SCAN,
+    EarlyEndBudget,
+    ended_early,
+    expected_members,
+)
 from lytics_provider.pipeline.snapshot import Snapshot, count_changes
 from lytics_provider.pipeline.workarea import JobState, run_dir
 
@@ -31,7 +37,9 @@ class LyticsAudienceScanOperator(BaseOperator):
 
     Each page is committed together with the cursor that follows it, so a retry after a
     dropped connection or a killed worker continues where the last committed page ended and
-    nobody is written twice. Returns a small dict (never rows) for the next tasks.
+    nobody is written twice. A scan that ends short of the audience size the API reported is
+    requested again, then restarted, then failed (``pipeline.scan_completeness``); only a
+    complete scan is marked complete. Returns a small dict (never rows) for the next tasks.
 
     :param fetch_in_subprocess: follow the scan cursors in a child process while this one
         stores pages (two cores instead of one; see ``pipeline.scan_fetcher``). Off, pages are
@@ -108,6 +116,7 @@ class LyticsAudienceScanOperator(BaseOperator):
         self, hook: LyticsHook, segment: dict[str, Any], snapshot: Snapshot, fields: list[str] | None
     ) -> None:
         restarts = 0
+        early_ends = EarlyEndBudget(repr(segment.get("slug_name") or self.audience))
         if self.row_renderer is not None:
             snapshot.use_renderer(self.row_renderer.signature)
         while True:
@@ -125,6 +134,7 @@ class LyticsAudienceScanOperator(BaseOperator):
             progress.done = checkpoint.members
             stored = checkpoint.members
             limit = self.user_limit
+            short: int | None = None
             try:
                 for page in hook.scan_segment_raw(
                     segment["id"],
@@ -134,6 +144,12 @@ class LyticsAudienceScanOperator(BaseOperator):
                     in_subprocess=self.fetch_in_subprocess,
                 ):
                     keep = None if limit is None else max(0, limit - stored)
+                    if page.last:
+                        expected = expected_members(page.total, segment.get("size"), limit)
+                        arriving = page.count if keep is None else min(page.count, keep)
+                        if ended_early(stored + arriving, expected):
+                            short = expected
+                            break
                     rendered = self._render_page(page.body, keep) if self.row_renderer else None
                     added = snapshot.add_raw_page(page.body, page.next_cursor, page.total, keep, rendered)
                     stored += added
@@ -149,9 +165,33 @@ class LyticsAudienceScanOperator(BaseOperator):
                 self.log.warning("Scan cursor expired; restarting the scan from the first page")
                 snapshot.reset()
                 continue
+            if short is not None:
+                self._after_early_end(hook, early_ends, snapshot, stored, short)
+                continue
             snapshot.mark_complete()
             progress.finish()
             return
+
+    def _after_early_end(
+        self, hook: LyticsHook, budget: EarlyEndBudget, snapshot: Snapshot, stored: int, expected: int
+    ) -> None:
+        """Wait, then let the scan request the same page again or start over (raises when used up)."""
+        step = budget.next_step(stored, expected)
+        policy = hook.get_conn().policy
+        wait = policy.backoff(budget.retried or 1)
+        self.log.warning(
+            "Scan of audience %s ended early: %d members stored, the API reported %d; %s in %.1fs",
+            budget.audience,
+            stored,
+            expected,
+            "restarting the scan from the first page"
+            if step == RESTART_SCAN
+            else f"requesting the page again ({budget.retried}/{budget.page_retries})",
+            wait,
+        )
+        policy.sleep(wait)
+        if step == RESTART_SCAN:
+            snapshot.reset()
 
 
 class LyticsCommitRunOperator(BaseOperator):

@@ -1,8 +1,15 @@
 """A retrying JSON-over-HTTP client shared by the service hooks.
 
-Retries 429, 5xx and dropped connections with capped exponential backoff and jitter,
-honours ``Retry-After`` (seconds or HTTP date), fails fast on 4xx (401/403 included),
+Retries 429, 5xx, dropped connections and 2xx bodies that cannot be used (a JSON body cut
+short, an error envelope; see :meth:`HttpClient.fetch`) with capped exponential backoff and
+jitter, honours ``Retry-After`` (seconds or HTTP date), fails fast on 4xx (401/403 included),
 counts every call it makes and never puts a secret in a log line or an exception.
+
+400/401/403/404/422 raise :class:`PermanentServiceError` (401/403: :class:`AuthError`): the
+request itself is wrong and no retry can fix it. This module imports nothing from Airflow (the
+scan fetcher's child process uses it); a hook that runs in an Airflow task passes
+:class:`ErrorTypes` whose classes are also ``AirflowFailException`` (``hooks.task_errors``), so
+the task fails without Airflow retries.
 """
 
 from __future__ import annotations
@@ -13,13 +20,15 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 422})
 _CONNECTION_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -37,8 +46,55 @@ class ServiceError(Exception):
         self.body = body
 
 
-class AuthError(ServiceError):
+class PermanentServiceError(ServiceError):
+    """400/401/403/404/422: the request itself is wrong (unknown object, bad input); never retried."""
+
+
+class AuthError(PermanentServiceError):
     """401/403: credentials are wrong or lack permission; never retried."""
+
+
+class UnusableBody(Exception):
+    """A 2xx response whose body cannot be used and should be fetched again (raised by a reader).
+
+    ``status`` is the status the body itself reports (an error envelope), if any.
+    """
+
+    def __init__(self, problem: str, status: int | None = None) -> None:
+        super().__init__(problem)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ErrorTypes:
+    """The classes an :class:`HttpClient` raises for errors that no retry can fix."""
+
+    permanent: type[PermanentServiceError] = PermanentServiceError
+    auth: type[AuthError] = AuthError
+
+
+def read_json(response: requests.Response) -> Any:
+    """The decoded JSON body; a body that does not decode is :class:`UnusableBody` (fetched again)."""
+    try:
+        return response.json()
+    except ValueError:
+        raise UnusableBody(body_cut_short(len(response.content))) from None
+
+
+def body_cut_short(size: int) -> str:
+    """How an undecodable 2xx body is named in warnings and errors."""
+    return f"body cut short after {size} bytes (not complete JSON)"
+
+
+def error_envelope(body: Any) -> tuple[int, str] | None:
+    """``(status, message)`` of a 2xx body that is an error envelope
+    (``{"status": >=400, "message": ..., "data": null}``), else None."""
+    if not isinstance(body, dict) or body.get("data") is not None:
+        return None
+    status = body.get("status")
+    if isinstance(status, int) and not isinstance(status, bool) and status >= 400:
+        return status, str(body.get("message") or "")
+    return None
 
 
 @dataclass
@@ -92,6 +148,10 @@ class HttpClient:
     before_call: Callable[[], None] | None = None
     after_response: Callable[[requests.Response], None] | None = None
     error_message: Callable[[requests.Response], str] | None = None
+    errors: ErrorTypes = field(default_factory=ErrorTypes)
+    context: str = ""
+    auth_fix: str = ""
+    error_envelopes: bool = False
     calls: int = 0
 
     def __post_init__(self) -> None:
@@ -109,6 +169,20 @@ class HttpClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one logical call, retrying transient failures; return the final response."""
+        return self.fetch(method, path, _as_is, **kwargs)
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a call and decode its JSON body; a body cut short (and, with ``error_envelopes``,
+        a 2xx error envelope) is fetched again like a 503."""
+        return self.fetch(method, path, self._read_json, **kwargs)
+
+    def fetch(self, method: str, path: str, read: Callable[[requests.Response], T], **kwargs: Any) -> T:
+        """Send one logical call and return ``read(response)`` for its 2xx response.
+
+        Retries 429/5xx and dropped connections; ``read`` raising :class:`UnusableBody` is
+        retried the same way and, on the last attempt, becomes a :class:`ServiceError` naming
+        what the API sent. 400/401/403/404/422 raise ``errors.permanent`` / ``errors.auth``.
+        """
         kwargs.setdefault("timeout", self.timeout)
         url = self.url(path)
         shown = redact(f"{method} {url.split('?')[0]}", self.secrets)
@@ -123,51 +197,63 @@ class HttpClient:
             except _CONNECTION_ERRORS as exc:
                 if attempt >= self.policy.max_attempts:
                     raise ServiceError(f"{shown}: connection failed after {attempt} attempts") from None
-                wait = self.policy.backoff(attempt)
-                log.warning(
-                    "%s: %s (attempt %d/%d); retrying in %.1fs",
-                    shown,
-                    type(exc).__name__,
-                    attempt,
-                    self.policy.max_attempts,
-                    wait,
-                )
-                self._rewind(kwargs)
-                self.policy.sleep(wait)
+                self._wait(shown, type(exc).__name__, attempt, None, kwargs)
                 continue
             if self.after_response:
                 self.after_response(response)
             if response.status_code < 400:
-                return response
+                try:
+                    return read(response)
+                except UnusableBody as exc:
+                    problem = redact(str(exc)[:500], self.secrets)
+                    if attempt >= self.policy.max_attempts:
+                        raise ServiceError(
+                            f"{shown}: {response.status_code} answer unusable after {attempt} attempts: "
+                            f"{problem}",
+                            exc.status,
+                            problem,
+                        ) from None
+                    self._wait(shown, f"{response.status_code} {problem}", attempt, None, kwargs)
+                    continue
             message = self._message(response)
-            if response.status_code in (401, 403):
-                raise AuthError(f"{shown}: {response.status_code} {message}", response.status_code)
-            if response.status_code in self.policy.statuses and attempt < self.policy.max_attempts:
+            status = response.status_code
+            if status in (401, 403):
+                fix = f". {self.auth_fix}" if self.auth_fix else ""
+                raise self.errors.auth(f"{shown}: {status} {message}{self._where()}{fix}", status)
+            if status in PERMANENT_STATUSES:
+                raise self.errors.permanent(
+                    f"{shown}: {status} {message}{self._where()} (not retried: the request itself is wrong)",
+                    status,
+                    self._body(response),
+                )
+            if status in self.policy.statuses and attempt < self.policy.max_attempts:
                 advised = parse_retry_after(response.headers.get("Retry-After"))
-                wait = (
-                    min(self.policy.max_delay, advised)
-                    if advised is not None
-                    else self.policy.backoff(attempt)
-                )
-                log.warning(
-                    "%s: %d %s (attempt %d/%d); retrying in %.1fs",
-                    shown,
-                    response.status_code,
-                    message[:200],
-                    attempt,
-                    self.policy.max_attempts,
-                    wait,
-                )
-                self._rewind(kwargs)
-                self.policy.sleep(wait)
+                self._wait(shown, f"{status} {message[:200]}", attempt, advised, kwargs)
                 continue
-            raise ServiceError(
-                f"{shown}: {response.status_code} {message}", response.status_code, self._body(response)
-            )
+            raise ServiceError(f"{shown}: {status} {message}", status, self._body(response))
 
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send a call and decode its JSON body."""
-        return self.request(method, path, **kwargs).json()
+    def _wait(
+        self, shown: str, what: str, attempt: int, advised: float | None, kwargs: dict[str, Any]
+    ) -> None:
+        """Log a transient failure and sleep before the next attempt."""
+        wait = min(self.policy.max_delay, advised) if advised is not None else self.policy.backoff(attempt)
+        log.warning(
+            "%s: %s (attempt %d/%d); retrying in %.1fs", shown, what, attempt, self.policy.max_attempts, wait
+        )
+        self._rewind(kwargs)
+        self.policy.sleep(wait)
+
+    def _where(self) -> str:
+        return f" ({self.context})" if self.context else ""
+
+    def _read_json(self, response: requests.Response) -> Any:
+        body = read_json(response)
+        if self.error_envelopes:
+            envelope = error_envelope(body)
+            if envelope is not None:
+                status, message = envelope
+                raise UnusableBody(f"error envelope: status {status}, message {message!r}", status)
+        return body
 
     def _message(self, response: requests.Response) -> str:
         if self.error_message:
@@ -208,3 +294,7 @@ class HttpClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
+
+
+def _as_is(response: requests.Response) -> requests.Response:
+    return response

@@ -4,6 +4,10 @@
 "total": n}``. Only the cursor, the total and the member count are decoded here (msgspec skips
 over the members in C); the body itself goes on to SQLite, which splits it into rows. This
 module imports nothing from Airflow, so the scan fetcher's child process starts quickly.
+
+A ``200`` whose body is cut short, or is a Lytics error envelope (``{"status": 500, "message":
+..., "data": null}``), is fetched again inside the call like a 503 (:class:`UnusableBody`); the
+final error names what the API sent.
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ from typing import Any
 
 import msgspec
 
-from lytics_provider.pipeline.http import HttpClient, ServiceError
+from lytics_provider.pipeline.http import (
+    HttpClient,
+    PermanentServiceError,
+    ServiceError,
+    UnusableBody,
+    body_cut_short,
+)
 
 MAX_SCAN_LIMIT = 100
 
@@ -27,6 +37,8 @@ class _PageHead(msgspec.Struct):
     next: str | None = msgspec.field(name="_next", default=None)
     total: int | None = None
     data: list[msgspec.Raw] | None = None
+    status: int | None = None
+    message: str | None = None
 
 
 class _PageMembers(msgspec.Struct):
@@ -74,11 +86,21 @@ def scan_params(
 
 
 def parse_scan_page(body: bytes, start: str) -> RawScanPage:
-    """Read the cursor, total and member count of a scan body; raise ServiceError if it is not one."""
+    """Read the cursor, total and member count of a scan body.
+
+    A body that does not decode (cut short) or is an error envelope raises :class:`UnusableBody`
+    (the call fetches it again); JSON of another shape raises :class:`ServiceError`.
+    """
     try:
         head = _decode_head(body)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except msgspec.ValidationError as exc:
         raise ServiceError(f"scan page is not the JSON the Lytics API documents: {exc}") from None
+    except msgspec.DecodeError as exc:
+        if "truncated" in str(exc):
+            raise UnusableBody(body_cut_short(len(body))) from None
+        raise UnusableBody(f"scan page is not JSON ({exc}; {len(body)} bytes)") from None
+    if head.data is None and head.status is not None and head.status >= 400:
+        raise UnusableBody(f"error envelope: status {head.status}, message {head.message!r}", head.status)
     count = len(head.data) if head.data else 0
     return RawScanPage(body=body, count=count, next_cursor=head.next or "", total=head.total, start=start)
 
@@ -97,9 +119,10 @@ def fetch_scan_page(
     """
     params = scan_params(start, limit, fields, extra_params)
     try:
-        response = client.request("GET", scan_path(segment_id), params=params)
-    except ServiceError as exc:
+        return client.fetch(
+            "GET", scan_path(segment_id), lambda answer: parse_scan_page(answer.content, start), params=params
+        )
+    except PermanentServiceError as exc:
         if start and exc.status == 400:
             raise CursorExpiredError(str(exc), exc.status, exc.body) from None
         raise
-    return parse_scan_page(response.content, start)

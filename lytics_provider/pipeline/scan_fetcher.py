@@ -32,7 +32,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from lytics_provider.pipeline.http import AuthError, HttpClient, RetryPolicy, ServiceError, redact
+from lytics_provider.pipeline.http import (
+    AuthError,
+    ErrorTypes,
+    HttpClient,
+    PermanentServiceError,
+    RetryPolicy,
+    ServiceError,
+    redact,
+)
 from lytics_provider.pipeline.lytics_scan import CursorExpiredError, RawScanPage, fetch_scan_page
 
 _HEADER = struct.Struct("<cI")
@@ -57,14 +65,21 @@ class ScanJob:
     max_delay: float = 60.0
     timeout: float = 121.0
     secrets: tuple[str, ...] = ()
+    context: str = ""
+    auth_fix: str = ""
 
 
 class SubprocessScan:
-    """Iterate the pages a child process fetches; ``calls`` counts its HTTP calls (retries included)."""
+    """Iterate the pages a child process fetches; ``calls`` counts its HTTP calls (retries included).
 
-    def __init__(self, job: ScanJob, log: logging.Logger) -> None:
+    The child's permanent and auth errors are raised as the classes of ``errors`` (the task's
+    fail-fast classes when a hook passes them).
+    """
+
+    def __init__(self, job: ScanJob, log: logging.Logger, errors: ErrorTypes | None = None) -> None:
         self.job = job
         self.log = log
+        self.errors = errors or ErrorTypes()
         self.calls = 0
         self.pid: int | None = None
 
@@ -114,7 +129,7 @@ class SubprocessScan:
             elif kind == b"E":
                 error = json.loads(payload)
                 self.calls = error["calls"]
-                raise _as_exception(error)
+                raise _as_exception(error, self.errors)
             elif kind == b"D":
                 self.calls = json.loads(payload)["calls"]
                 return
@@ -143,8 +158,12 @@ def _read_frame(stream: IO[bytes]) -> tuple[bytes | None, bytes]:
     return kind, payload
 
 
-def _as_exception(error: dict[str, Any]) -> ServiceError:
-    kinds = {"cursor_expired": CursorExpiredError, "auth": AuthError}
+def _as_exception(error: dict[str, Any], errors: ErrorTypes) -> ServiceError:
+    kinds: dict[str, type[ServiceError]] = {
+        "cursor_expired": CursorExpiredError,
+        "auth": errors.auth,
+        "permanent": errors.permanent,
+    }
     return kinds.get(error["kind"], ServiceError)(error["message"], error.get("status"), error.get("body"))
 
 
@@ -183,7 +202,13 @@ def run_child(job: ScanJob, out: IO[bytes]) -> None:
     """Follow the scan cursors from ``job.start`` and write every page to ``out``."""
     policy = RetryPolicy(max_attempts=job.max_attempts, base_delay=job.base_delay, max_delay=job.max_delay)
     client = HttpClient(
-        base_url=job.base_url, headers=job.headers, secrets=job.secrets, policy=policy, timeout=job.timeout
+        base_url=job.base_url,
+        headers=job.headers,
+        secrets=job.secrets,
+        policy=policy,
+        timeout=job.timeout,
+        context=job.context,
+        auth_fix=job.auth_fix,
     )
     client.settle_environment()
     cursor = job.start
@@ -209,6 +234,8 @@ def run_child(job: ScanJob, out: IO[bytes]) -> None:
             if isinstance(exc, CursorExpiredError)
             else "auth"
             if isinstance(exc, AuthError)
+            else "permanent"
+            if isinstance(exc, PermanentServiceError)
             else "service"
         )
         message = redact(str(exc), job.secrets)

@@ -11,6 +11,13 @@ acts on it:
 * ``"drop"``: send a status line, headers and part of the body, then close the socket.
 * ``"expired_cursor"``: respond 400 "cursor expired"; only requests whose query carries a
   non-empty ``cursor_param`` (default ``start``) match.
+* ``"early_end"``: serve the request, then answer its page with ``data`` emptied and ``_next``
+  cleared (``total`` kept): a scan that ends in the middle. Like ``expired_cursor``, only
+  requests with a non-empty ``cursor_param`` match, so a restarted scan's first page passes.
+* ``"error_envelope"``: respond 200 with an error envelope, ``{"status": <status, default 500>,
+  "message": ..., "data": null}``.
+* ``"truncated"``: serve the request, then send only the first half of its body (with a
+  Content-Length that matches: the JSON is cut short, the HTTP message is not).
 
 Counting: a rule sees only requests matching its ``path_regex`` (and method, when given). The first
 ``after`` of those pass untouched; afterwards the rule fires on every ``every``-th request (every one
@@ -26,8 +33,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["429", "5xx", "slow", "drop", "expired_cursor"]
-KINDS: frozenset[str] = frozenset({"429", "5xx", "slow", "drop", "expired_cursor"})
+FaultKind = Literal[
+    "429", "5xx", "slow", "drop", "expired_cursor", "early_end", "error_envelope", "truncated"
+]
+KINDS: frozenset[str] = frozenset(
+    {"429", "5xx", "slow", "drop", "expired_cursor", "early_end", "error_envelope", "truncated"}
+)
+ALTERED_KINDS: frozenset[str] = frozenset({"early_end", "truncated"})
+"""Kinds that serve the request and then change its successful response."""
+_CURSOR_KINDS = frozenset({"expired_cursor", "early_end"})
 
 
 @dataclass
@@ -54,11 +68,15 @@ class FaultRule:
             raise ValueError("every must be >= 1")
         if self.kind == "5xx" and self.status is not None and not 500 <= self.status <= 599:
             raise ValueError("5xx faults need a status between 500 and 599")
+        if self.kind == "error_envelope" and self.status is not None and self.status < 400:
+            raise ValueError("error_envelope faults need an envelope status of 400 or more")
         self._pattern = re.compile(self.path_regex)
 
     @property
     def response_status(self) -> int:
-        """HTTP status the injected response carries (200 for ``slow`` and ``drop``)."""
+        """HTTP status the injected response carries (200 for ``slow``, ``drop`` and the body faults)."""
+        if self.kind in ("error_envelope", "early_end", "truncated"):
+            return 200
         if self.kind == "429":
             return 429
         if self.kind == "5xx":
@@ -83,7 +101,7 @@ class FaultRule:
             return False
         if self._pattern.search(path) is None:
             return False
-        return not (self.kind == "expired_cursor" and not query.get(self.cursor_param))
+        return not (self.kind in _CURSOR_KINDS and not query.get(self.cursor_param))
 
     def _due(self) -> bool:
         """Count one matching request; True when the rule fires on it (caller holds the lock)."""

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote
 
-from lytics_provider.sandbox.faults import FaultPlan, FaultRule
+from lytics_provider.sandbox.faults import ALTERED_KINDS, FaultPlan, FaultRule
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,10 @@ class SandboxHTTPServer:
         return json_response({"status": status, "message": message}, status)
 
     def fault_response(self, rule: FaultRule, request: Request) -> Response:
-        """Response for an injected 429 / 5xx / expired-cursor fault."""
+        """Response for an injected 429 / 5xx / expired-cursor / error-envelope fault."""
+        if rule.kind == "error_envelope":
+            body = json.loads(self.error_response(rule.status or 500, "sandbox injected error", request).body)
+            return json_response({**body, "data": None}, 200)
         status = rule.response_status
         if rule.kind == "expired_cursor":
             message = "cursor expired: start a new scan"
@@ -287,6 +290,18 @@ class SandboxHTTPServer:
         if rule.kind == "429" and rule.retry_after is not None:
             ra = rule.retry_after
             resp.headers["Retry-After"] = str(int(ra)) if isinstance(ra, int | float) else str(ra)
+        return resp
+
+    def altered_response(self, rule: FaultRule, request: Request, resp: Response) -> Response:
+        """A served 2xx response changed by an ``early_end`` or ``truncated`` fault (others pass)."""
+        if not 200 <= resp.status < 300:
+            return resp
+        if rule.kind == "truncated":
+            half = resp.body[: len(resp.body) // 2]
+            return Response(resp.status, half, resp.content_type, dict(resp.headers))
+        doc = json.loads(resp.body)
+        if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+            return json_response({**doc, "data": [], "_next": ""}, resp.status, resp.headers)
         return resp
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -385,7 +400,9 @@ class SandboxHTTPServer:
                 h.write_dropped()
                 self._log(req, 0)
                 return
-            if rule.kind != "slow":
+            if rule.kind in ALTERED_KINDS:
+                resp = self.altered_response(rule, req, self._dispatch(route, req, path_known))
+            elif rule.kind != "slow":
                 resp = self.fault_response(rule, req)
         if resp is None:
             resp = self._dispatch(route, req, path_known)

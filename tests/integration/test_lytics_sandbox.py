@@ -235,6 +235,36 @@ def test_expired_cursor_only_hits_requests_with_start(api, lytics_sandbox) -> No
     assert api.get(scan, params={"start": first.json()["_next"]}).status_code == 200
 
 
+def test_early_end_empties_a_page_in_the_middle_of_a_scan(api, lytics_sandbox) -> None:
+    lytics_sandbox.faults.add(FaultRule("early_end", path_regex=SCAN, times=1))
+    scan = url(lytics_sandbox, "/api/segment/high_value/scan")
+    first = api.get(scan).json()
+    assert len(first["data"]) == 10 and first["_next"]
+    ended = api.get(scan, params={"start": first["_next"]})
+    assert ended.status_code == 200
+    assert (ended.json()["data"], ended.json()["_next"], ended.json()["total"]) == ([], "", 500)
+    again = api.get(scan, params={"start": first["_next"]}).json()
+    assert len(again["data"]) == 10 and again["_next"]
+
+
+def test_error_envelope_and_truncated_answer_200(api, lytics_sandbox) -> None:
+    lytics_sandbox.faults.add(FaultRule("error_envelope", path_regex=SCAN, times=1, status=503))
+    lytics_sandbox.faults.add(FaultRule("truncated", path_regex=SCAN, times=1))
+    scan = url(lytics_sandbox, "/api/segment/high_value/scan")
+    envelope = api.get(scan)
+    assert envelope.status_code == 200
+    body = envelope.json()
+    assert (body["status"], body["data"]) == (503, None) and body["message"]
+    cut = api.get(scan)
+    assert cut.status_code == 200 and len(cut.content) == int(cut.headers["Content-Length"])
+    with pytest.raises(ValueError):
+        json.loads(cut.content)
+    whole = api.get(scan)
+    assert len(cut.content) == len(whole.content) // 2
+    with pytest.raises(ValueError, match="envelope status"):
+        FaultRule("error_envelope", status=200)
+
+
 def test_faults_clear_resets_rules_and_counts(api, lytics_sandbox) -> None:
     lytics_sandbox.faults.add(FaultRule("5xx", times=None))
     assert api.get(url(lytics_sandbox, "/api/segment")).status_code == 500

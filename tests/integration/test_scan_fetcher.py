@@ -9,8 +9,10 @@ import signal
 import subprocess
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from lytics_provider.hooks.lytics import CursorExpiredError, LyticsHook
+from lytics_provider.hooks.task_errors import PermanentTaskError
 from lytics_provider.pipeline import scan_fetcher
 from lytics_provider.pipeline.http import AuthError, ServiceError
 from lytics_provider.sandbox.faults import FaultRule
@@ -75,6 +77,17 @@ def test_errors_arrive_as_the_in_process_exceptions(lytics_sandbox, monkeypatch)
         list(LyticsHook().scan_segment_raw(segment, in_subprocess=True))
     assert caught.value.status == 401
     assert "wrong-token" not in str(caught.value)
+    assert isinstance(caught.value, AirflowFailException)
+    assert "connection 'lytics_default'" in str(caught.value) and "Password field" in str(caught.value)
+
+
+def test_a_permanent_error_in_the_child_fails_the_task_at_once(lytics_sandbox) -> None:
+    with pytest.raises(PermanentTaskError) as caught:
+        list(LyticsHook().scan_segment_raw("no-such-segment", in_subprocess=True))
+    assert isinstance(caught.value, AirflowFailException) and not isinstance(caught.value, CursorExpiredError)
+    assert caught.value.status == 404
+    assert "segment not found: no-such-segment" in str(caught.value)
+    assert lytics_sandbox.calls_to("segment_scan") == 1
 
 
 def test_token_is_never_on_the_command_line_or_in_the_environment(lytics_sandbox, monkeypatch) -> None:

@@ -237,8 +237,9 @@ class LyticsHook(BaseHook):
 
         With ``in_subprocess`` a child process follows the cursors and the pages arrive through a
         pipe while the caller stores the previous ones (see ``pipeline.scan_fetcher``); errors
-        are raised here exactly as in-process (``CursorExpiredError``, ``AuthError``,
-        ``ServiceError``) and the child's calls count in :attr:`calls`.
+        are raised here exactly as in-process (``CursorExpiredError``, the fail-fast
+        ``AuthTaskError`` / ``PermanentTaskError``, ``ServiceError``) and the child's calls count
+        in :attr:`calls`.
         """
         fields = list(fields) if fields else None
         if in_subprocess:

@@ -198,6 +198,8 @@ class LyticsCommitRunOperator(BaseOperator):
             "changes": counts.changes,
             "unchanged": counts.unchanged,
             "scan_api_calls": scan.get("api_calls"),
+            "scan_rejected": scan.get("rejected", 0),
+            "scan_rejects_file": scan.get("rejects_file"),
             "delivery": delivered,
             "dry_run": as_bool(params.get("dry_run")),
         }

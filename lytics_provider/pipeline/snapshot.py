@@ -128,6 +128,7 @@ class Snapshot:
         self._drop_partial_legacy_scan()
         self.db.executescript(_SCHEMA)
         self._pages: int | None = None
+        self._scanned = 0
         stored = self._meta("identity_fields")
         if identity_fields is None:
             self.identity_fields = json.loads(stored) if stored else [key]
@@ -241,12 +242,13 @@ class Snapshot:
         text = body.decode() if isinstance(body, bytes | bytearray) else body
         if self._pages is None:
             self._pages = int(self._meta("pages", "0") or 0)
-        pages = self._pages + 1
+            self._scanned = int(self._meta("scanned", "0") or 0)
+        pages, scanned = self._pages + 1, self._scanned
         self.db.execute("BEGIN")
         try:
-            before = self.db.execute("SELECT coalesce(max(rowid), 0) FROM members").fetchone()[0]
-            rows = self.db.execute(self._insert_page, (text, limit)).rowcount
-            scanned = int(self._meta("scanned", "0") or 0)
+            inserted = self.db.execute(self._insert_page, (text, limit))
+            rows = inserted.rowcount
+            before = (inserted.lastrowid or 0) - rows  # the page's rows are before+1 .. before+rows
             unkeyed = self.db.execute(
                 "INSERT OR REPLACE INTO no_identity SELECT ? + rowid - ?, record FROM members "
                 "WHERE rowid > ? AND uid IS NULL",
@@ -279,7 +281,7 @@ class Snapshot:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        self._pages = pages
+        self._pages, self._scanned = pages, scanned + rows
         return rows - unkeyed
 
     def use_renderer(self, signature: str) -> None:
@@ -326,7 +328,7 @@ class Snapshot:
         )
         self.db.execute("DELETE FROM rendered")
         self.db.execute("COMMIT")
-        self._pages = 0
+        self._pages, self._scanned = 0, 0
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a free-form note (for example the audience name)."""

@@ -16,6 +16,7 @@ from lytics_provider.operators.dotdigital import (
 from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
 from lytics_provider.pipeline import http
 from lytics_provider.pipeline.exit_guard import MassExitError
+from lytics_provider.pipeline.workarea import JobState
 from lytics_provider.sandbox.dotdigital import DotdigitalSandbox, connection_json
 from lytics_provider.sandbox.lytics import LyticsSandbox
 from lytics_provider.sandbox.synth import SyntheticAccount
@@ -121,6 +122,8 @@ def test_member_without_identity_is_rejected_with_the_reason_and_the_rest_delive
         ("no identity: none of _uid, email present", 151)
     ]
     assert "email" not in lines[0]["record"] and lines[0]["record"]["first_name"] == rows[150]["first_name"]
+    report = JobState("dd_identity").get("last_report")
+    assert (report["scan_rejected"], report["scan_rejects_file"]) == (1, scanned["rejects_file"])
     book = dd.book_by_name(BOOK)
     assert set(dd.members(book.id)) == {r["email"] for r in rows} - {lost}
     assert result["planned"]["adds"] == 399

@@ -292,7 +292,13 @@ class ExportOptions:
 
 
 class _DotdigitalDeliveryOperator(BaseOperator):
-    """Shared machinery: diff, plan, bulk import, bulk removal, per-contact calls, status sync."""
+    """Shared machinery: diff, plan, exit guard, bulk import, bulk removal, per-contact calls, status sync.
+
+    :param max_exit_fraction: the exit guard stops a run whose exits (members sent a removal,
+        unsubscribe or resubscribe on exit) are more than this share of the previous audience
+        (0 < x <= 1; see ``pipeline.exit_guard``). The run param ``allow_mass_exit`` lets one run through.
+    :param exit_guard_min_exits: the guard acts only from this many exits.
+    """
 
     ui_color = "#f4b183"
     enter_kinds: tuple[str, ...] = ("enter", "change")

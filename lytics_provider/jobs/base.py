@@ -13,6 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lytics_provider.jobs.member_identity import (
+    check_identity_fields,
+    identity_fields_field,
+    resolve_identity,
+)
+
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
@@ -140,6 +146,17 @@ class AudienceExportConfig(JobConfig):
         default=None, description="Lytics fields to export; default all fields on the profile."
     )
     user_limit: int | None = Field(default=None, ge=1, description="Export at most this many users.")
+    identity_fields: list[str] | None = identity_fields_field()
+
+    _check_identity_fields = field_validator("identity_fields")(check_identity_fields)
+
+    def identifier_fields(self) -> list[str]:
+        """The job's own member identifiers, tried after ``_uid`` when ``identity_fields`` is unset."""
+        return ["email"]
+
+    def identity(self) -> list[str]:
+        """The identity fields of the job's scan (``identity_fields``, else the default)."""
+        return resolve_identity(self.identity_fields, self.identifier_fields())
 
     def params(self) -> dict[str, Any]:
         """Audience, full refresh and dry run can be overridden per run."""

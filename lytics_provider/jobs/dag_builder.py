@@ -41,6 +41,8 @@ PARAM_DESCRIPTIONS = {
     "audience": "Audience (segment) slug or id to export in this run; defaults to the config's audience.",
     "full_refresh": "Send every member of the audience, not only the changes since the last run.",
     "dry_run": "Report what would be sent (adds, changes, removals) without sending or committing anything.",
+    "allow_mass_exit": "Let this run remove or unsubscribe more members than max_exit_fraction allows "
+    "(the exit guard).",
 }
 _JSON_TYPES: tuple[tuple[type, str], ...] = ((bool, "boolean"), (int, "integer"), (float, "number"))
 

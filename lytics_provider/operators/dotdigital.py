@@ -10,7 +10,12 @@ gone), plans every send into a run-local SQLite file, then executes the plan:
   rejects file with Dotdigital's reason. With Trigger Join Actions each contact is added on its
   own (one call each), which is what fires the address book's join actions;
 * exits are removed in bulk by contact id (the ID Field, else a per-job email -> id map kept fresh
-  from the address book listing), or unsubscribed one by one;
+  from the address book listing), or unsubscribed one by one. An exit whose email also enters the
+  same address book in this run (a member whose identity key changed, see ``pipeline.identity``)
+  is dropped from the plan: the contact stays;
+* before anything is sent, the exit guard (``pipeline.exit_guard``) stops a run whose exits are
+  more than ``max_exit_fraction`` of the previous audience (and at least ``exit_guard_min_exits``);
+  the run param ``allow_mass_exit`` lets one run through, and a dry run reports the verdict;
 * with Sync Status, every contact's outcome is written to the ``dotmailer_export_status`` stream.
 
 Every step is recorded in the plan file, so a retried task reconnects to the bulk import or bulk
@@ -36,7 +41,14 @@ from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.hooks.dotdigital import IMPORT_DONE, IMPORT_PENDING, DotdigitalError, DotdigitalHook
 from lytics_provider.operators.lytics import as_bool
-from lytics_provider.pipeline.snapshot import iter_changes
+from lytics_provider.pipeline.exit_guard import (
+    DEFAULT_MAX_EXIT_FRACTION,
+    DEFAULT_MIN_EXITS,
+    ExitGuardVerdict,
+    check_exits,
+    enforce,
+)
+from lytics_provider.pipeline.snapshot import iter_changes, member_count
 from lytics_provider.pipeline.workarea import JobState, job_dir, run_dir
 
 EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
@@ -122,6 +134,23 @@ class Plan:
 
     def count_work(self, kind: str) -> int:
         return int(self.db.execute("SELECT count(*) FROM work WHERE kind = ?", (kind,)).fetchone()[0])
+
+    def count_members(self, kind: str) -> int:
+        """Distinct members (snapshot keys) with ``kind`` work, across address books."""
+        query = "SELECT count(DISTINCT uid) FROM work WHERE kind = ?"
+        return int(self.db.execute(query, (kind,)).fetchone()[0])
+
+    def drop_reentries(self, exit_kind: str, enter_kind: str) -> int:
+        """Delete ``exit_kind`` work whose email gets ``enter_kind`` work in the same book (return how
+        many): the contact stays, whatever key its member had last run."""
+        if exit_kind == enter_kind or not self.count_work(exit_kind):
+            return 0
+        self.db.execute("CREATE INDEX IF NOT EXISTS work_email ON work (kind, book, email)")
+        return self.db.execute(
+            "DELETE FROM work WHERE kind = ? AND EXISTS (SELECT 1 FROM work e "
+            "WHERE e.kind = ? AND e.book = work.book AND e.email = work.email)",
+            (exit_kind, enter_kind),
+        ).rowcount
 
     def record(self, rows: Iterable[tuple[str, str, str, str | None, str, str | None, str | None]]) -> None:
         """Store outcomes: (email, book, action, uid, status, account_status, reason)."""
@@ -263,7 +292,13 @@ class ExportOptions:
 
 
 class _DotdigitalDeliveryOperator(BaseOperator):
-    """Shared machinery: diff, plan, bulk import, bulk removal, per-contact calls, status sync."""
+    """Shared machinery: diff, plan, exit guard, bulk import, bulk removal, per-contact calls, status sync.
+
+    :param max_exit_fraction: the exit guard stops a run whose exits (members sent a removal,
+        unsubscribe or resubscribe on exit) are more than this share of the previous audience
+        (0 < x <= 1; see ``pipeline.exit_guard``). The run param ``allow_mass_exit`` lets one run through.
+    :param exit_guard_min_exits: the guard acts only from this many exits.
+    """
 
     ui_color = "#f4b183"
     enter_kinds: tuple[str, ...] = ("enter", "change")
@@ -288,9 +323,19 @@ class _DotdigitalDeliveryOperator(BaseOperator):
         max_file_bytes: int = MAX_IMPORT_BYTES,
         poll_interval: float = 15.0,
         timeout: float = 6 * 3600.0,
+        max_exit_fraction: float = DEFAULT_MAX_EXIT_FRACTION,
+        exit_guard_min_exits: int = DEFAULT_MIN_EXITS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not 0 < max_exit_fraction <= 1:
+            raise DotdigitalConfigError(
+                f"max_exit_fraction {max_exit_fraction!r} must be above 0 and at most 1"
+            )
+        if exit_guard_min_exits < 0:
+            raise DotdigitalConfigError(f"exit_guard_min_exits {exit_guard_min_exits!r} must be 0 or more")
+        self.max_exit_fraction = max_exit_fraction
+        self.exit_guard_min_exits = exit_guard_min_exits
         self.job_id = job_id
         self.dotdigital_conn_id = dotdigital_conn_id
         self.lytics_conn_id = lytics_conn_id
@@ -346,16 +391,21 @@ class _DotdigitalDeliveryOperator(BaseOperator):
             if plan.step("planned") is None or dry_run:
                 plan.reset()
                 self._plan(plan, scan["snapshot"], previous, books, folder)
+            verdict = self._exit_guard(plan, previous, as_bool(params.get("allow_mass_exit")))
             report: dict[str, Any] = {
                 "account_id": self.account_id,
                 "address_books": books,
                 "planned": plan.step("planned"),
                 "dry_run": dry_run,
+                "exit_guard": verdict.as_report(),
             }
             if dry_run:
+                if verdict.blocked:
+                    self.log.warning("Dry run: %s", verdict.message(self.job_id))
                 report["dotdigital_calls"] = hook.calls
                 self.log.info("Dry run: nothing sent. Plan: %s", report)
                 return report
+            enforce(verdict, self.job_id)
             for book in plan.work_books("add"):
                 self._adds(hook, plan, book, folder)
             for kind in ("remove", "unsubscribe", "resubscribe"):
@@ -378,6 +428,18 @@ class _DotdigitalDeliveryOperator(BaseOperator):
             self.log.warning("%d contacts were rejected; reasons in %s", rejects, report["rejects_file"])
         self.log.info("Delivered to Dotdigital: %s", report)
         return report
+
+    def _exit_guard(self, plan: Plan, previous: str | None, allow: bool) -> ExitGuardVerdict:
+        """The exit guard's verdict on the planned exits (members sent an exit action)."""
+        exit_kind = self.exit_action()
+        exits = 0 if exit_kind == "ignore" or previous is None else plan.count_members(exit_kind)
+        return check_exits(
+            exits,
+            member_count(previous) if previous else 0,
+            self.max_exit_fraction,
+            self.exit_guard_min_exits,
+            allow,
+        )
 
     def _check_data_fields(self, hook: DotdigitalHook) -> None:
         wanted = self.options.columns
@@ -454,9 +516,13 @@ class _DotdigitalDeliveryOperator(BaseOperator):
                     rows = []
             plan.add_work(rows)
             plan.record(rejected)
+            kept = plan.drop_reentries(self.exit_action(), self.enter_action())
         finally:
             if prev_db is not None:
                 prev_db.close()
+        if kept:
+            self.log.info("%d exits also enter under another key with the same email; they stay", kept)
+            counts[f"{self.exit_action()}s"] -= kept
         if dropped:
             self.log.warning(
                 "Dropped non-scalar values (arrays and maps are not supported by Dotdigital): %s",
@@ -473,6 +539,7 @@ class _DotdigitalDeliveryOperator(BaseOperator):
                 "unsubscribes": counts["unsubscribes"],
                 "resubscribes": counts["resubscribes"],
                 "invalid": len(rejected),
+                "reentries": kept,
                 "dropped_fields": dict(dropped),
             },
         )

@@ -11,7 +11,9 @@ from airflow.sdk import BaseOperator, Context
 from lytics_provider.hooks.lytics import MAX_SCAN_LIMIT, CursorExpiredError, LyticsHook
 from lytics_provider.pipeline.csv_render import CsvRowRenderer, RenderedRows
 from lytics_provider.pipeline.gcpause import paused_gc
+from lytics_provider.pipeline.identity import normalize_identity_fields, scan_field_names
 from lytics_provider.pipeline.lytics_scan import page_members
+from lytics_provider.pipeline.no_identity import write_no_identity_rejects
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.scan_completeness import (
     RESTART_SCAN,
@@ -46,6 +48,9 @@ class LyticsAudienceScanOperator(BaseOperator):
         fetched and stored in turn in the task's own process.
     :param row_renderer: render each page as the file drop's CSV rows while storing it (the
         ``deliver`` task then only copies them; see ``pipeline.csv_render``).
+    :param identity_fields: fields that key a member, first present wins (default ``_uid``,
+        ``email``; see ``pipeline.identity``). A member with none of them is left out of the
+        snapshot and written to the run's ``scan_rejects.jsonl`` with the reason.
     """
 
     template_fields: Sequence[str] = ("audience",)
@@ -62,6 +67,7 @@ class LyticsAudienceScanOperator(BaseOperator):
         digest_fields: Sequence[str] | None = None,
         fetch_in_subprocess: bool = True,
         row_renderer: CsvRowRenderer | None = None,
+        identity_fields: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,19 +80,22 @@ class LyticsAudienceScanOperator(BaseOperator):
         self.digest_fields = list(digest_fields) if digest_fields else None
         self.fetch_in_subprocess = fetch_in_subprocess
         self.row_renderer = row_renderer
+        self.identity_fields = normalize_identity_fields(identity_fields)
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = LyticsHook(self.lytics_conn_id)
         segment = hook.get_segment(self.audience)
         path = run_dir(self.job_id, context["run_id"]) / "snapshot.db"
-        fields = sorted({"_uid", *self.fields}) if self.fields else None
-        with Snapshot(path, digest_fields=self.digest_fields) as snapshot:
+        fields = sorted({*scan_field_names(self.identity_fields), *self.fields}) if self.fields else None
+        identity = self.identity_fields
+        with Snapshot(path, digest_fields=self.digest_fields, identity_fields=identity) as snapshot:
             if snapshot.get_meta("segment_id") not in (None, segment["id"]):
                 self.log.info("Audience changed since the last attempt of this run; starting over")
                 snapshot.reset()
             snapshot.set_meta("segment_id", segment["id"])
             self._scan(hook, segment, snapshot, fields)
             members = snapshot.count()
+            rejected = write_no_identity_rejects(snapshot, path.with_name("scan_rejects.jsonl"), self.log)
         self.log.info(
             "Scanned audience %r (%s): %d members into %s, %d API calls",
             segment.get("name"),
@@ -104,6 +113,8 @@ class LyticsAudienceScanOperator(BaseOperator):
                 "slug": segment.get("slug_name") or self.audience,
             },
             "api_calls": hook.calls,
+            "rejected": rejected,
+            "rejects_file": str(path.with_name("scan_rejects.jsonl")) if rejected else None,
         }
 
     def _render_page(self, body: bytes, keep: int | None) -> RenderedRows:
@@ -227,6 +238,8 @@ class LyticsCommitRunOperator(BaseOperator):
             "changes": counts.changes,
             "unchanged": counts.unchanged,
             "scan_api_calls": scan.get("api_calls"),
+            "scan_rejected": scan.get("rejected", 0),
+            "scan_rejects_file": scan.get("rejects_file"),
             "delivery": delivered,
             "dry_run": as_bool(params.get("dry_run")),
         }

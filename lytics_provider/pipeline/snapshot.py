@@ -1,4 +1,4 @@
-"""Audience snapshots: one SQLite file per scan, keyed by the member's stable id.
+"""Audience snapshots: one SQLite file per scan, keyed by each member's identity.
 
 A snapshot holds every member of an audience once, as the JSON the API sent, and the scan cursor
 committed in the same transaction as the page it follows. That makes a killed scan resumable
@@ -9,6 +9,10 @@ body with ``json_each`` in one statement, which runs without holding the GIL. Pa
 in scan order; the unique index on the member key is built once, when the scan is marked
 complete (sorting once is far cheaper than keeping a random-key index up to date on every
 insert). A member that appears twice is kept once, at its last position.
+
+The key is the first of the snapshot's identity fields the member has (see
+``pipeline.identity``; ``_uid`` alone by default). A member with none of them is moved to the
+``no_identity`` table in the same transaction as its page, so a resumed scan stores it once too.
 
 Changes between two runs are found by comparing records: SQL picks the members whose stored
 text differs, and only those are decoded and compared as values (on the snapshot's
@@ -29,6 +33,7 @@ import msgspec
 
 from lytics_provider.pipeline.csv_render import RenderedRows
 from lytics_provider.pipeline.gcpause import paused_gc
+from lytics_provider.pipeline.identity import UID, key_sql, normalize_identity_fields
 
 _encode = msgspec.json.Encoder(enc_hook=str).encode
 _encode_sorted = msgspec.json.Encoder(enc_hook=str, order="sorted").encode
@@ -36,7 +41,8 @@ _decode = msgspec.json.Decoder().decode
 _decode_list = msgspec.json.Decoder(list[dict[str, Any]]).decode
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS members (uid TEXT NOT NULL CHECK (uid <> ''), record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS members (uid TEXT CHECK (uid <> ''), record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS no_identity (ordinal INTEGER PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rendered (
     page INTEGER PRIMARY KEY, rows INTEGER NOT NULL, rejected INTEGER NOT NULL,
@@ -44,12 +50,17 @@ CREATE TABLE IF NOT EXISTS rendered (
 );
 """
 
-# One page body in, one row per member out, in page order (``?3``: members to keep, or NULL).
-_INSERT_PAGE = (
-    "INSERT OR REPLACE INTO members (uid, record) "
-    "SELECT CAST(json_extract(m.value, ?2) AS TEXT), m.value FROM json_each(?1, '$.data') AS m "
-    "WHERE ?3 IS NULL OR m.key < ?3 ORDER BY m.key"
-)
+_MEMBERS_TABLE = "CREATE TABLE members (uid TEXT CHECK (uid <> ''), record TEXT NOT NULL)"
+
+
+def _insert_page_sql(identity_fields: list[str]) -> str:
+    """One page body in (``?1``), one row per member out, in page order (``?2``: members to keep,
+    or NULL); a member without identity gets a NULL key."""
+    return (
+        "INSERT OR REPLACE INTO members (uid, record) "
+        f"SELECT {key_sql(identity_fields, 'm.value')}, m.value FROM json_each(?1, '$.data') AS m "
+        "WHERE ?2 IS NULL OR m.key < ?2 ORDER BY m.key"
+    )
 
 
 def record_digest(record: dict[str, Any], fields: Sequence[str] | None = None) -> bytes:
@@ -93,13 +104,22 @@ class ScanCheckpoint:
 
 
 class Snapshot:
-    """A member snapshot on disk; use as a context manager."""
+    """A member snapshot on disk; use as a context manager.
+
+    ``identity_fields``: the fields that key a member, first present wins (see
+    ``pipeline.identity``). Given, they are stored with the snapshot, and a snapshot scanned with
+    other identity fields starts over; left out, the stored ones apply (``_uid`` for a snapshot
+    written before identity fields existed).
+    """
 
     def __init__(
-        self, path: Path | str, key: str = "_uid", digest_fields: Sequence[str] | None = None
+        self,
+        path: Path | str,
+        key: str = UID,
+        digest_fields: Sequence[str] | None = None,
+        identity_fields: Sequence[str] | None = None,
     ) -> None:
         self.path = Path(path)
-        self.key = key
         self.digest_fields = list(digest_fields) if digest_fields else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None)
@@ -108,21 +128,40 @@ class Snapshot:
         self._drop_partial_legacy_scan()
         self.db.executescript(_SCHEMA)
         self._pages: int | None = None
-        self._key_path = '$."' + key.replace('"', '\\"') + '"'
+        self._scanned = 0
+        stored = self._meta("identity_fields")
+        if identity_fields is None:
+            self.identity_fields = json.loads(stored) if stored else [key]
+        else:
+            self.identity_fields = normalize_identity_fields(identity_fields)
+            if (json.loads(stored) if stored else [UID]) != self.identity_fields and self._has_scan():
+                self.reset()
+            self.set_meta("identity_fields", json.dumps(self.identity_fields))
+        self.key = self.identity_fields[0]
+        self._insert_page = _insert_page_sql(self.identity_fields)
         if self.digest_fields is not None:
             self.set_meta("digest_fields", json.dumps(self.digest_fields))
 
+    def _has_scan(self) -> bool:
+        """True when pages were stored (a scan started or finished)."""
+        return bool(self._meta("pages") or self.db.execute("SELECT 1 FROM members LIMIT 1").fetchone())
+
     def _drop_partial_legacy_scan(self) -> None:
-        """Start over on an unfinished scan stored in the older layout (with a digest column)."""
-        columns = {row[1] for row in self.db.execute("PRAGMA table_info(members)")}
-        if "digest" not in columns:
+        """Start over on an unfinished scan stored in an older layout (with a digest column, or
+        a key that may not be NULL)."""
+        columns = {row[1]: row[3] for row in self.db.execute("PRAGMA table_info(members)")}
+        if "digest" not in columns and not columns.get("uid"):
             return
         complete = (
             self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone()
             and self.db.execute("SELECT 1 FROM meta WHERE key = 'complete' AND value = '1'").fetchone()
         )
-        if not complete:
+        if not complete and "digest" in columns:
             self.db.executescript("DROP TABLE members; DROP TABLE IF EXISTS meta;")
+        elif not complete:
+            self.db.executescript("DROP TABLE members; DROP TABLE IF EXISTS rendered;")
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+                self.db.execute("DELETE FROM meta WHERE key IN ('cursor', 'pages', 'total', 'complete')")
 
     def __enter__(self) -> Snapshot:
         return self
@@ -197,15 +236,27 @@ class Snapshot:
 
         ``limit`` keeps only the page's first members; ``rendered`` (the same members as CSV rows,
         see :meth:`use_renderer`) is stored with them. Returns rows written; a member without the
-        key (or with an empty one) fails the page with ValueError and stores nothing.
+        identity (none of the identity fields present and not empty) is moved to the
+        ``no_identity`` table instead, and the page's ``rendered`` rows are not kept.
         """
         text = body.decode() if isinstance(body, bytes | bytearray) else body
         if self._pages is None:
             self._pages = int(self._meta("pages", "0") or 0)
-        pages = self._pages + 1
+            self._scanned = int(self._meta("scanned", "0") or 0)
+        pages, scanned = self._pages + 1, self._scanned
         self.db.execute("BEGIN")
         try:
-            rows = self.db.execute(_INSERT_PAGE, (text, self._key_path, limit)).rowcount
+            inserted = self.db.execute(self._insert_page, (text, limit))
+            rows = inserted.rowcount
+            before = (inserted.lastrowid or 0) - rows  # the page's rows are before+1 .. before+rows
+            unkeyed = self.db.execute(
+                "INSERT OR REPLACE INTO no_identity SELECT ? + rowid - ?, record FROM members "
+                "WHERE rowid > ? AND uid IS NULL",
+                (scanned, before, before),
+            ).rowcount
+            if unkeyed:
+                self.db.execute("DELETE FROM members WHERE rowid > ? AND uid IS NULL", (before,))
+                rendered = None
             if rendered is not None:
                 self.db.execute(
                     "INSERT OR REPLACE INTO rendered VALUES (?, ?, ?, ?, ?)",
@@ -223,17 +274,15 @@ class Snapshot:
                     ("cursor", next_cursor),
                     ("pages", str(pages)),
                     ("total", "" if total is None else str(total)),
+                    ("scanned", str(scanned + rows)),
                 ],
             )
             self.db.execute("COMMIT")
-        except sqlite3.IntegrityError:
-            self.db.execute("ROLLBACK")
-            raise ValueError(f"scan returned a member without {self.key!r}") from None
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        self._pages = pages
-        return rows
+        self._pages, self._scanned = pages, scanned + rows
+        return rows - unkeyed
 
     def use_renderer(self, signature: str) -> None:
         """Pages added from now on carry rows rendered with ``signature``; rows rendered with
@@ -271,12 +320,15 @@ class Snapshot:
         """Forget every member and the scan's position (a scan that must restart from the first
         page); the snapshot's settings and notes (digest fields, render signature) stay."""
         self.db.execute("BEGIN")
-        self.db.execute("DELETE FROM members")
-        self.db.execute("DELETE FROM meta WHERE key IN ('cursor', 'pages', 'total', 'complete')")
+        self.db.execute("DROP TABLE members")  # recreated in the current layout
+        self.db.execute(_MEMBERS_TABLE)
+        self.db.execute("DELETE FROM no_identity")
+        self.db.execute(
+            "DELETE FROM meta WHERE key IN ('cursor', 'pages', 'total', 'complete', 'scanned')"
+        )
         self.db.execute("DELETE FROM rendered")
-        self.db.execute("DROP INDEX IF EXISTS members_uid")
         self.db.execute("COMMIT")
-        self._pages = 0
+        self._pages, self._scanned = 0, 0
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a free-form note (for example the audience name)."""
@@ -285,6 +337,39 @@ class Snapshot:
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         """Read a note stored with ``set_meta``."""
         return self._meta(key, default)
+
+    def no_identity_count(self) -> int:
+        """Members left out because they have none of the identity fields."""
+        return int(self.db.execute("SELECT count(*) FROM no_identity").fetchone()[0])
+
+    def iter_no_identity(self, batch: int = 5000) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(position in the scan, record)`` of every member without identity, in scan order."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT ordinal, record FROM no_identity WHERE ordinal > ? ORDER BY ordinal LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for ordinal, record in rows:
+                yield ordinal, _decode(record)
+            last = rows[-1][0]
+
+    def iter_keyed(self, batch: int = 5000) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(key, record)`` of every member, in scan order."""
+        last = 0
+        while True:
+            rows = self.db.execute(
+                "SELECT rowid, uid, record FROM members WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            with paused_gc():
+                records = _decode_list("[" + ",".join(row[2] for row in rows) + "]")
+            yield from zip((row[1] for row in rows), records, strict=True)
+            last = rows[-1][0]
 
     def iter_records(self, batch: int = 5000) -> Iterator[dict[str, Any]]:
         """Every member, in scan order, streamed in batches."""
@@ -357,12 +442,16 @@ def iter_changes(
     kinds: Sequence[str] = ("enter", "change", "exit"),
     batch: int = 5000,
 ) -> Iterator[Change]:
-    """Stream the changes from ``previous`` to ``current`` (every member enters when there is none)."""
+    """Stream the changes from ``previous`` to ``current`` (every member enters when there is none).
+
+    Members are matched by their stored keys: one whose key changed between the two runs (see
+    ``pipeline.identity``) is an exit under the old key and an enter under the new one.
+    """
     if previous is None:
         if "enter" in kinds:
             with Snapshot(current) as snap:
-                for record in snap.iter_records(batch):
-                    yield Change("enter", str(record.get(snap.key)), record)
+                for uid, record in snap.iter_keyed(batch):
+                    yield Change("enter", uid, record)
         return
     db = _open_pair(current, previous)
     try:
@@ -376,6 +465,15 @@ def iter_changes(
                 for _, uid, record in rows:
                     yield Change(kind, uid, _decode(record))
                 last = rows[-1][0]
+    finally:
+        db.close()
+
+
+def member_count(path: Path | str) -> int:
+    """Members of a snapshot file (opened read-only)."""
+    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT count(*) FROM members").fetchone()[0])
     finally:
         db.close()
 

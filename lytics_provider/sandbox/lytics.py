@@ -32,7 +32,7 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lytics_provider.sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
@@ -83,7 +83,9 @@ class LyticsSandbox(SandboxHTTPServer):
     """Lytics API emulator over a :class:`SyntheticAccount`; see the module docstring.
 
     ``token`` is the only credential accepted; ``page_delay`` seconds are slept before each scan
-    page. Route names (keys of :attr:`calls`): ``v2_segment_list``, ``v2_segment_get``,
+    page. ``profile_edit``, when set, is applied to every profile a scan returns (before the field
+    selection), e.g. to serve profiles without ``_uid`` as CRM imports have them.
+    Route names (keys of :attr:`calls`): ``v2_segment_list``, ``v2_segment_get``,
     ``segment_list``, ``segment_get``, ``segment_sizes``, ``segment_size``, ``segment_scan``,
     ``v2_schema_fields``, ``schema``, ``entity``, ``collect_json``, ``collect_bulk``.
     """
@@ -100,6 +102,7 @@ class LyticsSandbox(SandboxHTTPServer):
         self.account = account or SyntheticAccount()
         self._token = token
         self.page_delay = page_delay
+        self.profile_edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self._ids = itertools.count(1)
         self._collect_lock = threading.Lock()
         self._collected: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -129,7 +132,11 @@ class LyticsSandbox(SandboxHTTPServer):
 
     def expected_members(self, slug: str, fields: list[str] | str | None = None) -> Iterator[dict[str, Any]]:
         """Exactly what a full scan of ``slug`` returns now, row by row."""
-        return self.account.iter_members(slug, fields=select_fields(fields))
+        if self.profile_edit is None:
+            return self.account.iter_members(slug, fields=select_fields(fields))
+        keep, edit = select_fields(fields), self.profile_edit
+        rows = (edit(p) for p in self.account.iter_members(slug))
+        return (p if keep is None else {k: p[k] for k in keep if k in p} for p in rows)
 
     def set_version(self, slug: str, version: int) -> Audience:
         return self.account.set_version(slug, version)
@@ -283,8 +290,9 @@ class LyticsSandbox(SandboxHTTPServer):
         keep = select_fields(request.query.get("fields"))
         profile = self.account.profiler()
         rows = []
+        edit = self.profile_edit
         for i in aud.window()[offset:end]:
-            p = profile(i)
+            p = profile(i) if edit is None else edit(profile(i))
             rows.append(p if keep is None else {k: p[k] for k in keep if k in p})
         nxt = encode_cursor(aud.id, aud.version, end) if end < size else ""
         return self.ok(rows, total=size, _next=nxt)

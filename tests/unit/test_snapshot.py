@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from lytics_provider.pipeline.snapshot import Snapshot, count_changes, iter_changes
 
 
@@ -36,9 +34,11 @@ def test_checkpoint_survives_reopen_and_reset(tmp_path: Path) -> None:
         assert snap.checkpoint.members == 0 and snap.checkpoint.cursor == ""
 
 
-def test_member_without_key_is_an_error(tmp_path: Path) -> None:
-    with Snapshot(tmp_path / "s.db") as snap, pytest.raises(ValueError, match="_uid"):
-        snap.add_page([{"email": "x@example.com"}], "")
+def test_member_without_key_is_set_aside_and_the_page_kept(tmp_path: Path) -> None:
+    with Snapshot(tmp_path / "s.db") as snap:
+        assert snap.add_page([{"email": "x@example.com"}, {"_uid": "u1"}], "") == 1
+        assert snap.count() == 1 and snap.no_identity_count() == 1
+        assert list(snap.iter_no_identity()) == [(1, {"email": "x@example.com"})]
 
 
 def test_diff_enters_exits_changes(tmp_path: Path) -> None:
@@ -88,11 +88,11 @@ def test_raw_page_keeps_the_api_json_and_honours_the_limit(tmp_path: Path) -> No
         assert snap.checkpoint.cursor == "next"
 
 
-def test_empty_key_fails_the_page_and_stores_nothing(tmp_path: Path) -> None:
+def test_empty_key_is_no_identity_and_the_page_is_kept(tmp_path: Path) -> None:
     with Snapshot(tmp_path / "s.db") as snap:
-        with pytest.raises(ValueError, match="_uid"):
-            snap.add_raw_page(_body([{"_uid": "a"}, {"_uid": ""}]), "c2")
-        assert snap.count() == 0 and snap.checkpoint.cursor == ""
+        assert snap.add_raw_page(_body([{"_uid": "a"}, {"_uid": ""}]), "c2") == 1
+        assert snap.count() == 1 and snap.checkpoint.cursor == "c2"
+        assert [record for _, record in snap.iter_no_identity()] == [{"_uid": ""}]
 
 
 def test_key_order_and_escaping_are_not_changes_but_values_are(tmp_path: Path) -> None:

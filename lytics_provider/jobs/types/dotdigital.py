@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, StrictModel
+from lytics_provider.jobs.exit_guard import ALLOW_MASS_EXIT_PARAM, ExitGuardFields
+from lytics_provider.jobs.member_identity import (
+    check_identity_fields,
+    identity_fields_field,
+    resolve_identity,
+)
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -46,6 +52,7 @@ def _chain(
     lytics_conn_id: str,
     user_limit: int | None,
     suffix: str = "",
+    identity_fields: list[str] | None = None,
 ) -> None:
     """``scan`` -> ``deliver`` -> ``report`` for one audience."""
     from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
@@ -58,6 +65,7 @@ def _chain(
         fields=scan_fields,
         digest_fields=scan_fields,
         user_limit=user_limit,
+        identity_fields=identity_fields,
     )
     report = LyticsCommitRunOperator(
         task_id=f"report{suffix}",
@@ -116,6 +124,9 @@ class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
     def _scan_fields(self, *extra: str | None) -> list[str]:
         return _scan_fields(self.email_field, self.id_field, *extra, *self.map_fields)
 
+    def identifier_fields(self) -> list[str]:
+        return [self.email_field]
+
     def _deliver_kwargs(self) -> dict[str, Any]:
         kwargs = {
             "dotdigital_conn_id": self.dotdigital_conn_id,
@@ -135,10 +146,18 @@ class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
         return kwargs
 
     def _chain(self, job_id: str, audience: str, deliver: Any, scan_fields: list[str]) -> None:
-        _chain(job_id, audience, deliver, scan_fields, self.lytics_conn_id, self.user_limit)
+        _chain(
+            job_id,
+            audience,
+            deliver,
+            scan_fields,
+            self.lytics_conn_id,
+            self.user_limit,
+            identity_fields=self.identity(),
+        )
 
 
-class DotdigitalExportContactsJob(_DotdigitalExportFields):
+class DotdigitalExportContactsJob(ExitGuardFields, _DotdigitalExportFields):
     """Export Contacts: an audience to a Dotdigital address book (add; remove or unsubscribe on exit)."""
 
     type: Literal["dotdigital_export_contacts"]
@@ -171,6 +190,7 @@ class DotdigitalExportContactsJob(_DotdigitalExportFields):
             address_book_status_field=self.address_book_status_field,
             on_exit=self.on_exit,
             **self._deliver_kwargs(),
+            **self.exit_guard_kwargs(),
         )
         self._chain(
             job.job_id, "{{ params.audience }}", deliver, self._scan_fields(self.address_book_status_field)
@@ -184,7 +204,7 @@ class AudienceBook(StrictModel):
     address_book: str = Field(min_length=1, max_length=128, description="Address book name or id.")
 
 
-class DotdigitalExportMultipleAudiencesJob(JobConfig, _DotdigitalConnection):
+class DotdigitalExportMultipleAudiencesJob(ExitGuardFields, JobConfig, _DotdigitalConnection):
     """Export Multiple Audiences: several audiences, each to an existing address book."""
 
     type: Literal["dotdigital_export_multiple_audiences"]
@@ -211,6 +231,9 @@ class DotdigitalExportMultipleAudiencesJob(JobConfig, _DotdigitalConnection):
     user_limit: int | None = Field(
         default=None, ge=1, description="Export at most this many users per audience."
     )
+    identity_fields: list[str] | None = identity_fields_field()
+
+    _check_identity_fields = field_validator("identity_fields")(check_identity_fields)
 
     @field_validator("map_audiences")
     @classmethod
@@ -231,6 +254,7 @@ class DotdigitalExportMultipleAudiencesJob(JobConfig, _DotdigitalConnection):
         from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator
 
         scan_fields = _scan_fields(self.email_field, self.id_field, *self.map_audiences)
+        identity = resolve_identity(self.identity_fields, [self.email_field])
         for number, item in enumerate(self.audiences, 1):
             job_id = f"{job.job_id}__{item.audience}"
             extra = {"pool": self.pool} if self.pool else {}
@@ -252,6 +276,7 @@ class DotdigitalExportMultipleAudiencesJob(JobConfig, _DotdigitalConnection):
                 resubscribe=self.resubscribe,
                 resubscribe_with_no_challenge=self.resubscribe_with_no_challenge,
                 sync_status=self.sync_status,
+                **self.exit_guard_kwargs(),
                 **extra,
             )
             _chain(
@@ -262,10 +287,11 @@ class DotdigitalExportMultipleAudiencesJob(JobConfig, _DotdigitalConnection):
                 self.lytics_conn_id,
                 self.user_limit,
                 f"_{number}",
+                identity_fields=identity,
             )
 
     def params(self) -> dict[str, Any]:
-        return {"full_refresh": False, "dry_run": False}
+        return {"full_refresh": False, "dry_run": False, ALLOW_MASS_EXIT_PARAM: False}
 
 
 class DotdigitalExportModifiedContactsJob(_DotdigitalExportFields):
@@ -286,7 +312,7 @@ class DotdigitalExportModifiedContactsJob(_DotdigitalExportFields):
         self._chain(job.job_id, "{{ params.audience }}", deliver, self._scan_fields())
 
 
-class DotdigitalRemoveContactsJob(_DotdigitalExportFields):
+class DotdigitalRemoveContactsJob(ExitGuardFields, _DotdigitalExportFields):
     """Remove Contacts: remove or unsubscribe members who enter; optionally resubscribe on exit."""
 
     type: Literal["dotdigital_remove_contacts"]
@@ -318,6 +344,7 @@ class DotdigitalRemoveContactsJob(_DotdigitalExportFields):
             on_enter=self.on_enter,
             resubscribe_on_exit=self.resubscribe_on_exit,
             **self._deliver_kwargs(),
+            **self.exit_guard_kwargs(),
         )
         self._chain(job.job_id, "{{ params.audience }}", deliver, self._scan_fields())
 

@@ -37,6 +37,7 @@ class _SftpExportFields(AudienceExportConfig):
             fields=scan_fields,
             user_limit=self.user_limit,
             row_renderer=deliver.row_renderer(),
+            identity_fields=self.identity(),
         )
         report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
         scan >> deliver >> report
@@ -89,6 +90,9 @@ class MappSftpExportJob(_SftpExportFields):
         if any(not header.strip() for header in headers):
             raise ValueError("field_mapping has an empty Mapp header name")
         return self
+
+    def identifier_fields(self) -> list[str]:
+        return [self.identifier_field]
 
     def add_tasks(self, job: JobContext) -> None:
         from lytics_provider.transfers.lytics_to_sftp import MappSftpExportOperator, mapp_scan_fields

@@ -126,6 +126,10 @@ class IContactExportJob(AudienceExportConfig):
         "false sends only members that have one and rejects the rest.",
     )
 
+    def identifier_fields(self) -> list[str]:
+        """The iContact Distinct ID, then the email (what the export matches contacts by)."""
+        return ["ic_contact_id", "email"]
+
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` → ``deliver`` → ``report``."""
         from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
@@ -139,6 +143,7 @@ class IContactExportJob(AudienceExportConfig):
             fields=list(dict.fromkeys([*EXPORT_FIELDS, *(self.fields or [])])),
             user_limit=self.user_limit,
             digest_fields=["ic_contact_id", "email"],
+            identity_fields=self.identity(),
             dag=job.dag,
         )
         deliver = LyticsToIContactListOperator(

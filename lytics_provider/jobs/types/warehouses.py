@@ -31,6 +31,7 @@ def _add_export(config: AudienceExportConfig, job: JobContext, deliver: Any) -> 
         lytics_conn_id=config.lytics_conn_id,
         fields=config.fields,
         user_limit=config.user_limit,
+        identity_fields=config.identity(),
     )
     report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
     scan >> deliver >> report

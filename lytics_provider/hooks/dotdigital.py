@@ -78,11 +78,6 @@ def error_code(body: Any) -> str | None:
     return match.group(1) if match else None
 
 
-def import_size_limit(book_id: int | str | None) -> int:
-    """Largest file :meth:`DotdigitalHook.import_contacts` may send to a book (or the account)."""
-    return BOOK_IMPORT_MAX_BYTES if book_id else ACCOUNT_IMPORT_MAX_BYTES
-
-
 def api_date(value: datetime | str) -> str:
     """A date path segment: ISO 8601 date-time without offset, in UTC, URL-encoded."""
     if isinstance(value, datetime):
@@ -355,6 +350,11 @@ class DotdigitalHook(BaseHook):
         return self.call("POST", path, json=body)
 
     # -- bulk import ----------------------------------------------------------------------
+    @staticmethod
+    def import_size_limit(book_id: int | str | None) -> int:
+        """Largest file :meth:`import_contacts` may send to a book (or, without one, the account)."""
+        return BOOK_IMPORT_MAX_BYTES if book_id else ACCOUNT_IMPORT_MAX_BYTES
+
     def import_contacts(
         self, path: Path | str, book_id: int | str | None = None, filename: str | None = None
     ) -> dict[str, Any]:

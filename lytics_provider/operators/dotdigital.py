@@ -36,13 +36,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from lytics_provider.hooks.dotdigital import (
-    IMPORT_DONE,
-    IMPORT_PENDING,
-    DotdigitalError,
-    DotdigitalHook,
-    import_size_limit,
-)
+from lytics_provider.hooks.dotdigital import IMPORT_DONE, IMPORT_PENDING, DotdigitalError, DotdigitalHook
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.dotdigital_faults import FaultsFileError, faults_by_email
 from lytics_provider.pipeline.snapshot import iter_changes
@@ -500,7 +494,8 @@ class _DotdigitalDeliveryOperator(BaseOperator):
         """Write the book's adds as CSV files within the import endpoint's documented size limit
         (and ``max_file_bytes``); deterministic names."""
         opts = self.options
-        limit = min(opts.max_file_bytes, import_size_limit(None if book == "account" else book))
+        endpoint_limit = DotdigitalHook.import_size_limit(None if book == "account" else book)
+        limit = min(opts.max_file_bytes, endpoint_limit)
         header = ["Email", "EmailType", "OptInType", *opts.columns]
         batches: list[dict[str, Any]] = []
         handle = writer = None

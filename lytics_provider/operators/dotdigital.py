@@ -582,9 +582,10 @@ class _DotdigitalDeliveryOperator(BaseOperator):
             faults = faults_by_email(hook.import_faults(import_id))
         except FaultsFileError as exc:
             raise DotdigitalImportError(
-                f"Dotdigital import {import_id} of {batch['file']}: the report-faults file has {exc}. "
-                "No outcome was recorded for this file, so no rejected contact counts as added; the "
-                "file's format needs support in lytics_provider.pipeline.dotdigital_faults."
+                f"Dotdigital import {import_id} of {batch['file']}: its report-faults file could not be "
+                f"read: {exc}. No outcome was recorded for this file, so no rejected contact counts as "
+                "added; a retry reads the file again. A new header or reason needs adding to "
+                "lytics_provider.pipeline.dotdigital_faults."
             ) from None
         outcomes: dict[str, tuple[str, str | None]] = {}
         wanted: list[str] = []

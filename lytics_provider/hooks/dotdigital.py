@@ -8,9 +8,11 @@ names is used from then on.
 Every call first takes one call from a :class:`~lytics_provider.pipeline.ratelimit.CallLedger`
 shared by all tasks using the connection (``calls_per_hour`` in the extras, default 2,000: the
 flat scheme's rolling-hour cap). Server signals tighten it: tiered 429 with
-``X-RateLimit-Reset`` pauses every user of the ledger until the reset, and the flat scheme's
-400 ``ERROR_APIUSAGE_EXCEEDED`` pauses for ``usage_backoff`` seconds and retries until
-``max_usage_wait`` has passed, then fails with :class:`ApiUsageExceededError`.
+``X-RateLimit-Reset`` (read as an epoch time or as seconds until the reset, see
+:func:`~lytics_provider.pipeline.ratelimit.reset_time`) pauses every user of the ledger until the
+reset, and the flat scheme's ``ERROR_APIUSAGE_EXCEEDED`` (recognised by that code in the body,
+whatever the HTTP status, never as bad credentials) pauses for ``usage_backoff`` seconds and
+retries until ``max_usage_wait`` has passed, then fails with :class:`ApiUsageExceededError`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ from lytics_provider.pipeline.http import (
     RetryPolicy,
     ServiceError,
 )
-from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
+from lytics_provider.pipeline.ratelimit import (
+    CallLedger,
+    RateLimitWaitTooLong,
+    ledger_key,
+    ledger_path,
+    reset_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,12 @@ _CODE = re.compile(r"\b(ERROR_[A-Z_]+)\b")
 IMPORT_DONE = "Finished"
 IMPORT_PENDING = "NotFinished"
 IMPORT_FAILED = ("RejectedByWatchdog", "InvalidFileFormat", "Unknown", "Failed", "ExceedsAllowedContactLimit")
+# Upload limits of the file import endpoints, as their reference pages state them (read as decimal
+# megabytes, the smaller reading): POST /v2/address-books/{id}/contacts/import takes 10 MB; its
+# with-merge-option variant and the account-wide POST /v2/contacts/import take 50 MB.
+BOOK_IMPORT_MAX_BYTES = 10_000_000
+ACCOUNT_IMPORT_MAX_BYTES = 50_000_000
+USAGE_EXCEEDED = "ERROR_APIUSAGE_EXCEEDED"
 
 
 class DotdigitalError(ServiceError):
@@ -189,13 +203,18 @@ class DotdigitalHook(BaseHook):
             ) from None
 
     def _after_response(self, response: requests.Response) -> None:
-        """Pause the shared ledger when the tiered scheme says a tier is exhausted."""
+        """Pause the shared ledger when the tiered scheme says a tier is exhausted; recognise the
+        flat scheme's usage cap by its code, whatever the HTTP status it comes with."""
+        if response.status_code >= 400 and USAGE_EXCEEDED.encode() in response.content:
+            body = HttpClient._body(response)
+            if error_code(body) == USAGE_EXCEEDED:
+                status = response.status_code
+                raise DotdigitalError(f"Dotdigital usage cap ({status})", status, body, USAGE_EXCEEDED)
         remaining = response.headers.get("X-RateLimit-Remaining")
         reset = response.headers.get("X-RateLimit-Reset")
         if reset and (response.status_code == 429 or remaining == "0"):
-            try:
-                when = float(reset)
-            except ValueError:
+            when = reset_time(reset, self.clock())
+            if when is None:
                 return
             assert self.ledger is not None
             self.ledger.pause_until(when)
@@ -346,6 +365,11 @@ class DotdigitalHook(BaseHook):
         return self.call("POST", path, json=body)
 
     # -- bulk import ----------------------------------------------------------------------
+    @staticmethod
+    def import_size_limit(book_id: int | str | None) -> int:
+        """Largest file :meth:`import_contacts` may send to a book (or, without one, the account)."""
+        return BOOK_IMPORT_MAX_BYTES if book_id else ACCOUNT_IMPORT_MAX_BYTES
+
     def import_contacts(
         self, path: Path | str, book_id: int | str | None = None, filename: str | None = None
     ) -> dict[str, Any]:
@@ -372,8 +396,9 @@ class DotdigitalHook(BaseHook):
         return self.call("GET", f"/v2/contacts/import/{import_id}/report")
 
     def import_faults(self, import_id: str) -> str:
-        """The CSV of the rows a finished import rejected."""
-        return self.request("GET", f"/v2/contacts/import/{import_id}/report-faults").text
+        """The CSV of the rows a finished import rejected (UTF-8, byte-order mark removed)."""
+        content = self.request("GET", f"/v2/contacts/import/{import_id}/report-faults").content
+        return content.decode("utf-8-sig", errors="replace")
 
     # -- data fields ----------------------------------------------------------------------
     def list_data_fields(self) -> list[dict[str, Any]]:

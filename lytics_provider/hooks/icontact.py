@@ -2,9 +2,11 @@
 
 Every call carries the four iContact headers (``API-Version``, ``API-AppId``, ``API-Username``,
 ``API-Password``). Collections are read with ``limit``/``offset`` until ``total`` is reached (or
-a short page). 503 ("high traffic / maintenance") and dropped connections are retried with
-backoff by :class:`~lytics_provider.pipeline.http.HttpClient`; 401/403 fail at once. iContact
-error bodies are ``{"errors": ["..."]}``; their text (never a credential) ends up in the error.
+an empty page). A page shorter than ``limit`` does not end the read: iContact publishes no
+maximum page size, so a server that caps ``limit`` would otherwise stop the read after one page.
+503 ("high traffic / maintenance") and dropped connections are retried with backoff by
+:class:`~lytics_provider.pipeline.http.HttpClient`; 401/403 fail at once. iContact error bodies
+are ``{"errors": ["..."]}``; their text (never a credential) ends up in the error.
 """
 
 from __future__ import annotations
@@ -181,7 +183,8 @@ class IContactHook(BaseHook):
     def iter_collection(
         self, path: str, key: str, params: dict[str, Any] | None = None, page_size: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Every item of a collection, page by page (``limit``/``offset`` until ``total``)."""
+        """Every item of a collection, page by page (``limit``/``offset`` until ``total``, or until an
+        empty page when the answer has no ``total``)."""
         limit = page_size or self.page_size
         offset = 0
         while True:
@@ -191,7 +194,7 @@ class IContactHook(BaseHook):
             yield from items
             offset += len(items)
             total = body.get("total")
-            if not items or len(items) < limit or (total is not None and offset >= int(total)):
+            if not items or (total is not None and offset >= int(total)):
                 return
 
     # -- contacts ------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ Each operator runs as the ``deliver`` task after ``scan``: it diffs the run's sn
 last committed one (everyone enters on the first run, on ``full_refresh`` or when the baseline is
 gone), plans every send into a run-local SQLite file, then executes the plan:
 
-* adds go through one bulk CSV import per address book and per 50 MB file, polled to completion;
+* adds go through one bulk CSV import per address book and per file (files stay within the size
+  limit Dotdigital documents for the import endpoint: 10 MB per address-book import, 50 MB per
+  account-wide import), polled to completion;
   the import report and ``report-faults`` CSV are read back so each rejected row lands in the
   rejects file with Dotdigital's reason. With Trigger Join Actions each contact is added on its
   own (one call each), which is what fires the address book's join actions;
@@ -41,6 +43,7 @@ from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.hooks.dotdigital import IMPORT_DONE, IMPORT_PENDING, DotdigitalError, DotdigitalHook
 from lytics_provider.operators.lytics import as_bool
+from lytics_provider.pipeline.dotdigital_faults import FaultsFileError, faults_by_email
 from lytics_provider.pipeline.exit_guard import (
     DEFAULT_MAX_EXIT_FRACTION,
     DEFAULT_MIN_EXITS,
@@ -57,11 +60,6 @@ REMOVE_CHUNK = 10_000
 OPT_IN_TYPES = ("Unknown", "Single", "Double", "VerifiedDouble")
 EMAIL_TYPES = ("PlainText", "Html")
 STATUS_STREAM = "dotmailer_export_status"
-FAULT_REASONS = {
-    "InvalidEmail": "Dotdigital rejected the email address as invalid",
-    "DuplicateEmail": "the email appears more than once in the audience; the first row was sent",
-    "InvalidDataFieldValue": "a mapped value does not fit its Dotdigital data field type",
-}
 
 
 class DotdigitalConfigError(ValueError):
@@ -243,6 +241,14 @@ def message_of(exc: DotdigitalError) -> str:
     """The message of a Dotdigital error body (never the request)."""
     body = exc.body
     return str(body.get("message") if isinstance(body, dict) else body or exc.code or "error")
+
+
+def csv_row_bytes(values: Sequence[str]) -> int:
+    """An upper bound of the UTF-8 bytes of one CSV row (every value quoted, quotes doubled, CRLF)."""
+    total = 2
+    for value in values:
+        total += (len(value) if value.isascii() else len(value.encode("utf-8"))) + value.count('"') + 3
+    return total
 
 
 def lookup_field(record: dict[str, Any], name: str) -> Any:
@@ -552,8 +558,11 @@ class _DotdigitalDeliveryOperator(BaseOperator):
             self._add_in_bulk(hook, plan, book, folder)
 
     def _write_batches(self, plan: Plan, book: str, folder: Path) -> list[dict[str, Any]]:
-        """Write the book's adds as CSV files of at most ``max_file_bytes``; deterministic names."""
+        """Write the book's adds as CSV files within the import endpoint's documented size limit
+        (and ``max_file_bytes``); deterministic names."""
         opts = self.options
+        endpoint_limit = DotdigitalHook.import_size_limit(None if book == "account" else book)
+        limit = min(opts.max_file_bytes, endpoint_limit)
         header = ["Email", "EmailType", "OptInType", *opts.columns]
         batches: list[dict[str, Any]] = []
         handle = writer = None
@@ -562,8 +571,8 @@ class _DotdigitalDeliveryOperator(BaseOperator):
             for seq, _, email, _, payload in plan.iter_work("add", book):
                 fields = json.loads(payload or "{}")
                 line = [email, opts.email_type, opts.opt_in_type, *(fields.get(c, "") for c in opts.columns)]
-                approx = sum(len(v) + 3 for v in line) + 2
-                if handle is None or size + approx > opts.max_file_bytes:
+                approx = csv_row_bytes(line)
+                if handle is None or size + approx > limit:
                     if handle is not None:
                         handle.close()
                     path = folder / f"dotdigital-{book}-{len(batches) + 1:04d}.csv"
@@ -571,7 +580,7 @@ class _DotdigitalDeliveryOperator(BaseOperator):
                     handle = path.open("w", newline="", encoding="utf-8")
                     writer = csv.writer(handle, lineterminator="\r\n")
                     writer.writerow(header)
-                    size = sum(len(h) + 1 for h in header) + 1
+                    size = csv_row_bytes(header)
                 assert writer is not None
                 writer.writerow(line)
                 size += approx
@@ -613,44 +622,127 @@ class _DotdigitalDeliveryOperator(BaseOperator):
                 )
             report = hook.import_report(state["id"])
             state["report"] = report
-            faulted = self._faults(hook, plan, book, state["id"], report)
+            faulted = self._faults(hook, plan, book, state["id"], report, batch)
             self._record_batch(plan, book, batch, faulted)
             state["done"] = True
             plan.set_step("imports", imports)
 
     def _faults(
-        self, hook: DotdigitalHook, plan: Plan, book: str, import_id: str, report: dict[str, Any]
-    ) -> dict[str, str]:
-        """Rows the import rejected: ``email -> reason``; suppressed ones are resubscribed if asked."""
+        self,
+        hook: DotdigitalHook,
+        plan: Plan,
+        book: str,
+        import_id: str,
+        report: dict[str, Any],
+        batch: dict[str, Any],
+    ) -> dict[str, tuple[str, str | None]]:
+        """Rows the import rejected: ``email -> (status, reason)``, read from ``report-faults``.
+
+        The file's reasons map to Dotdigital contact statuses (:mod:`..pipeline.dotdigital_faults`);
+        an unknown reason or header fails the task rather than counting the row as added. With
+        resubscribe, members whose reason allows it are resubscribed (reason None once they are).
+        """
         ok = ("newContacts", "updatedContacts")
         if not any(int(v or 0) for k, v in report.items() if k not in ok):
             return {}
-        faulted: dict[str, str] = {}
-        text = hook.import_faults(import_id)
-        reader = csv.DictReader(text.splitlines())
-        fieldnames = {n.lower(): n for n in reader.fieldnames or []}
-        email_col, reason_col = fieldnames.get("email"), fieldnames.get("reason")
-        for row in reader:
-            email = (row.get(email_col or "", "") or "").strip().lower()
-            reason = (row.get(reason_col or "", "") or "Rejected").strip()
-            if email and email not in faulted:
-                faulted[email] = reason
-        suppressed = {
-            e: r for e, r in faulted.items() if r not in FAULT_REASONS and not r.startswith("Invalid")
-        }
-        if suppressed and self.options.resubscribes:
-            for email, reason in suppressed.items():
-                result = self._resubscribe_contact(hook, email, None)
-                if result == "ContactAdded":
-                    added = hook.add_contact_to_address_book(book, self._contact(email, {}))
-                    faulted[email] = (
-                        "" if added.get("status") == "Subscribed" else added.get("status") or reason
-                    )
-                elif result == "ContactChallenged":
-                    faulted[email] = "ResubscribeChallenged"
-        return {e: r for e, r in faulted.items() if r}
+        try:
+            faults = faults_by_email(hook.import_faults(import_id))
+        except FaultsFileError as exc:
+            raise DotdigitalImportError(
+                f"Dotdigital import {import_id} of {batch['file']}: its report-faults file could not be "
+                f"read: {exc}. No outcome was recorded for this file, so no rejected contact counts as "
+                "added; a retry reads the file again. A new header or reason needs adding to "
+                "lytics_provider.pipeline.dotdigital_faults."
+            ) from None
+        outcomes: dict[str, tuple[str, str | None]] = {}
+        wanted: list[str] = []
+        for email, fault in faults.items():
+            meaning = fault.meaning
+            if meaning.duplicate:
+                continue  # another row of the same email was imported
+            hint = ""
+            if meaning.resubscribable and self.options.resubscribes:
+                wanted.append(email)
+            elif meaning.resubscribable:
+                hint = " (enable resubscribe to resubscribe it)"
+            text = f"Dotdigital did not add the contact: {fault.reason}: {meaning.explanation}{hint}"
+            outcomes[email] = (meaning.status, text)
+        if wanted:
+            self._resubscribe_faults(hook, plan, book, import_id, batch, sorted(wanted), outcomes)
+        return outcomes
 
-    def _record_batch(self, plan: Plan, book: str, batch: dict[str, Any], faulted: dict[str, str]) -> None:
+    def _resubscribe_faults(
+        self,
+        hook: DotdigitalHook,
+        plan: Plan,
+        book: str,
+        import_id: str,
+        batch: dict[str, Any],
+        emails: list[str],
+        outcomes: dict[str, tuple[str, str | None]],
+    ) -> None:
+        """Resubscribe suppressed members of one import, once each across retries.
+
+        The account-wide import (``book == "account"``) resubscribes at account level with the
+        member's data fields and adds it to no address book; a book import resubscribes at
+        account level, then adds the member (with its data fields) to the book.
+        """
+        key = f"resubscribed:{import_id}"
+        done: dict[str, list[Any]] = plan.step(key) or {}
+        payloads = self._payloads(plan, book, batch, set(emails) - set(done))
+        try:
+            for count, email in enumerate(emails, 1):
+                if email not in done:
+                    done[email] = list(self._resubscribe_fault(hook, book, email, payloads, outcomes[email]))
+                    if count % 50 == 0:
+                        plan.set_step(key, done)
+                outcomes[email] = (done[email][0], done[email][1])
+        finally:
+            plan.set_step(key, done)
+
+    def _resubscribe_fault(
+        self,
+        hook: DotdigitalHook,
+        book: str,
+        email: str,
+        payloads: dict[str, dict[str, str]],
+        outcome: tuple[str, str | None],
+    ) -> tuple[str, str | None]:
+        """Resubscribe one member the import refused; return its new (status, reason)."""
+        contact = self._contact(email, payloads.get(email) or {})
+        status, reason = outcome
+        result = self._resubscribe_contact(hook, email, None, contact)
+        if result == "ContactAdded" and book == "account":
+            return "Subscribed", None
+        if result == "ContactAdded":
+            added = str(hook.add_contact_to_address_book(book, contact).get("status") or "")
+            if added == "Subscribed":
+                return added, None
+            return added or status, f"address book answered {added!r} after resubscribe"
+        if result == "ContactChallenged":
+            return "PendingOptIn", "resubscribe challenge sent; the contact has to confirm"
+        return status, f"{reason}; resubscribe answered {result}"
+
+    @staticmethod
+    def _payloads(
+        plan: Plan, book: str, batch: dict[str, Any], emails: set[str]
+    ) -> dict[str, dict[str, str]]:
+        """The planned data fields of some members of one import file."""
+        found: dict[str, dict[str, str]] = {}
+        if not emails:
+            return found
+        cur = plan.db.execute(
+            "SELECT email, payload FROM work WHERE kind = 'add' AND book = ? AND seq BETWEEN ? AND ?",
+            (book, batch["first"], batch["last"]),
+        )
+        for email, payload in cur:
+            if email in emails:
+                found[email] = json.loads(payload or "{}")
+        return found
+
+    def _record_batch(
+        self, plan: Plan, book: str, batch: dict[str, Any], faulted: dict[str, tuple[str, str | None]]
+    ) -> None:
         rows: list[tuple[str, str, str, str | None, str, str | None, str | None]] = []
         cur = plan.db.execute(
             "SELECT uid, email FROM work WHERE kind = 'add' AND book = ? AND seq BETWEEN ? AND ? "
@@ -658,18 +750,9 @@ class _DotdigitalDeliveryOperator(BaseOperator):
             (book, batch["first"], batch["last"]),
         )
         for uid, email in cur:
-            reason = faulted.get(email)
-            if reason is None:
-                rows.append((email, book, "add", uid, "Subscribed", "Subscribed", None))
-            else:
-                status = (
-                    reason if reason not in FAULT_REASONS and not reason.startswith("Invalid") else "Rejected"
-                )
-                text = FAULT_REASONS.get(reason) or (
-                    f"Dotdigital did not add the contact: {reason}"
-                    + ("" if self.options.resubscribes else " (enable resubscribe to resubscribe it)")
-                )
-                rows.append((email, book, "add", uid, status, status if status != "Rejected" else None, text))
+            status, reason = faulted.get(email) or ("Subscribed", None)
+            account_status = status if status != "Rejected" else None
+            rows.append((email, book, "add", uid, status, account_status, reason))
         plan.record(rows)
 
     def _contact(self, email: str, fields: dict[str, str]) -> dict[str, Any]:
@@ -682,9 +765,11 @@ class _DotdigitalDeliveryOperator(BaseOperator):
             contact["dataFields"] = [{"key": k, "value": v} for k, v in fields.items() if v != ""]
         return contact
 
-    def _resubscribe_contact(self, hook: DotdigitalHook, email: str, book: str | None) -> str:
+    def _resubscribe_contact(
+        self, hook: DotdigitalHook, email: str, book: str | None, contact: dict[str, Any] | None = None
+    ) -> str:
         answer = hook.resubscribe(
-            {"email": email}, book_id=book, no_challenge=self.options.resubscribe_with_no_challenge
+            contact or {"email": email}, book_id=book, no_challenge=self.options.resubscribe_with_no_challenge
         )
         return str(answer.get("status") or "")
 

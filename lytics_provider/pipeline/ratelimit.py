@@ -31,6 +31,26 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
 """
 
 
+# Below this, a reset header cannot be a current epoch time (it is 2001-09-09): it is a delay.
+EPOCH_FLOOR = 1_000_000_000
+
+
+def reset_time(value: str, now: float) -> float | None:
+    """Epoch seconds of a rate-limit reset header; None when it is not a number.
+
+    Dotdigital documents ``X-RateLimit-Reset`` both as a UTC epoch time (its error-code page) and
+    as the seconds until the reset (its PHP SDK), so both readings are accepted: a value below
+    :data:`EPOCH_FLOOR` is a delay from ``now``, a larger one an epoch time.
+    """
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if number != number or number < 0:
+        return None
+    return now + number if number < EPOCH_FLOOR else number
+
+
 class RateLimitWaitTooLong(Exception):
     """The budget would free up only after the caller's maximum wait."""
 

@@ -4,10 +4,15 @@ It follows the public v2 contract: HTTP Basic auth (401 ``"Authorization has bee
 request."``), JSON bodies with case-insensitive property names, camelCase answers, errors as
 ``{"message": "... ERROR_X"}``, ``select`` (1-1000) / ``skip`` paging, date path segments, and the
 flat scheme's cap: every authenticated call counts towards ``hourly_limit`` calls per rolling hour;
-past it every call answers 400 ``ERROR_APIUSAGE_EXCEEDED`` until the hour's count drops.
+past it every call answers ``ERROR_APIUSAGE_EXCEEDED`` (status ``usage_exceeded_status``, 400 by
+default; the status is documented only second-hand) until the hour's count drops.
 ``/v2/account-info`` reports ``ApiCallsInLastHour`` and ``ApiCallsRemaining`` from that count.
 With ``tier_limit_per_minute`` set, it also answers 429 with ``X-RateLimit-*`` headers when the
-per-minute tier is spent (the tiered scheme).
+per-minute tier is spent (the tiered scheme); ``X-RateLimit-Reset`` is a UTC epoch time, or the
+seconds until the reset with ``rate_limit_reset="seconds"`` (Dotdigital documents both readings).
+File imports larger than the endpoint's documented limit answer 400: 10 MB (decimal) for
+``/v2/address-books/{id}/contacts/import``, 50 MB for its with-merge-option variant and for the
+account-wide ``/v2/contacts/import``.
 
 Where the contract is silent, these are the sandbox's choices:
 
@@ -15,9 +20,12 @@ Where the contract is silent, these are the sandbox's choices:
   are processed on arrival; the status answers ``NotFinished`` for ``import_polls`` polls, then
   ``Finished``. A file without an ``Email`` column is ``InvalidFileFormat``. Columns naming no data
   field are ignored (listed in :attr:`DotdigitalSandbox.ignored_columns`).
-* ``report-faults`` is a CSV of the rejected rows: the uploaded columns plus ``Reason``
-  (``InvalidEmail``, ``DuplicateEmail``, ``InvalidDataFieldValue``, or the contact's suppression
-  status such as ``Unsubscribed``).
+* ``report-faults`` has the documented shape: a header row (``Reason,Email``; tests may change
+  it with :attr:`DotdigitalSandbox.faults_header`), then ``reason,email`` rows with the plain-text
+  reasons Dotdigital's connector reads (``Invalid Entries`` for a bad email, ``Failures`` for a bad
+  opt-in type, email type or data field value, ``Unsubscribed``, ``Hard Bounced``, ``Globally
+  Suppressed``, ...; see ``FAULT_REASON_OF_STATUS``). A repeated email is ``Duplicate Emails``
+  (the report counter's words; the first row is imported).
 * Contacts unsubscribed from an address book stay in it with status ``Unsubscribed``; imports do
   not resubscribe them, and neither do imports resubscribe account-level suppressions.
 * Adding one contact to an address book (``POST /v2/address-books/{id}/contacts``) fires the
@@ -55,7 +63,20 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DATAFIELD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 SPECIAL_COLUMNS = {"email", "emailtype", "optintype"}
 CONSENT_COLUMNS = {"consenttext", "consenturl", "consentdatetime", "consentip", "consentuseragent"}
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
+BOOK_IMPORT_MAX_BYTES = 10_000_000
+MAX_IMPORT_BYTES = 50_000_000
+FAULT_REASON_OF_STATUS = {
+    "Unsubscribed": "Unsubscribed",
+    "HardBounced": "Hard Bounced",
+    "SoftBounced": "Soft Bounced",
+    "IspComplained": "Isp Complaints",
+    "MailBlocked": "Mail Blocked",
+    "DomainSuppression": "Domain Suppressed",
+    "SharedSuppression": "Globally Suppressed",
+    "Suppressed": "Suppressed by you",
+    "NotAllowed": "Blocked",
+    "PendingOptIn": "Pending Double Optin",
+}
 MAX_ACTIVE_IMPORTS = 25
 DEFAULT_FIELDS = (
     ("FIRSTNAME", "String"),
@@ -201,6 +222,8 @@ class DotdigitalSandbox(SandboxHTTPServer):
         account_id: int = 24114,
         hourly_limit: int = 2000,
         tier_limit_per_minute: int | None = None,
+        rate_limit_reset: str = "epoch",
+        usage_exceeded_status: int = 400,
         import_polls: int = 1,
         deletion_polls: int = 1,
         clock: Callable[[], float] = time.time,
@@ -213,6 +236,10 @@ class DotdigitalSandbox(SandboxHTTPServer):
         self.account_id = account_id
         self.hourly_limit = hourly_limit
         self.tier_limit_per_minute = tier_limit_per_minute
+        self.rate_limit_reset = rate_limit_reset
+        self.usage_exceeded_status = usage_exceeded_status
+        self.faults_header = ["Reason", "Email"]
+        self.upload_sizes: list[tuple[str, int]] = []
         self.import_polls = import_polls
         self.deletion_polls = deletion_polls
         self.clock = clock
@@ -311,20 +338,22 @@ class DotdigitalSandbox(SandboxHTTPServer):
                 self.rejected_for_usage += 1
                 return self.fail(
                     "Your account has generated excess API activity and is being temporarily capped. "
-                    "Please contact support. ERROR_APIUSAGE_EXCEEDED"
+                    "Please contact support. ERROR_APIUSAGE_EXCEEDED",
+                    self.usage_exceeded_status,
                 )
             if self.tier_limit_per_minute:
                 minute = now - now % 60
                 while self.tier_calls and self.tier_calls[0] < minute:
                     self.tier_calls.popleft()
                 if len(self.tier_calls) >= self.tier_limit_per_minute:
+                    reset = int(minute + 60 - now) if self.rate_limit_reset == "seconds" else int(minute + 60)
                     return json_response(
                         {"message": "Too Many Requests"},
                         429,
                         {
                             "X-RateLimit-Limit": str(self.tier_limit_per_minute),
                             "X-RateLimit-Remaining": "0",
-                            "X-RateLimit-Reset": str(int(minute + 60)),
+                            "X-RateLimit-Reset": str(reset),
                             "X-RateLimit-Scope": "low",
                         },
                     )
@@ -796,8 +825,15 @@ class DotdigitalSandbox(SandboxHTTPServer):
         if isinstance(upload, Response):
             return upload
         filename, data = upload
-        if len(data) > MAX_IMPORT_BYTES:
-            return self.fail("The file is larger than 50MB. ERROR_IMPORT_FILE_TOO_LARGE")
+        route = request.path.split("?")[0]
+        plain_book_import = book is not None and "merge" not in request.params
+        limit = BOOK_IMPORT_MAX_BYTES if plain_book_import else MAX_IMPORT_BYTES
+        with self.state_lock:
+            self.upload_sizes.append((route, len(data)))
+        if len(data) > limit:
+            return self.fail(
+                f"The file is larger than {limit // 1_000_000}MB. ERROR_IMPORT_FILE_TOO_LARGE"
+            )
         if not filename.lower().endswith((".csv", ".xls", ".xlsx")):
             return self.fail("file must be valid")
         with self.state_lock:
@@ -836,7 +872,7 @@ class DotdigitalSandbox(SandboxHTTPServer):
                 columns.append("")
         faults = io.StringIO()
         writer = csv.writer(faults, lineterminator="\r\n")
-        writer.writerow([*header, "Reason"])
+        writer.writerow(self.faults_header)
         seen: set[str] = set()
         now = self.clock()
         for row in reader:
@@ -850,7 +886,7 @@ class DotdigitalSandbox(SandboxHTTPServer):
                 contact = self.contact(email)
                 member = book.members.get(contact.id) if (book and contact) else None
                 if contact and contact.status != "Subscribed":
-                    reason = contact.status
+                    reason = FAULT_REASON_OF_STATUS.get(contact.status, "Suppressed by you")
                     report[_STATUS_COUNTER.get(contact.status, "suppressedContacts")] += 1
                     report["suppressedContacts"] += 1
                 elif member and member.status == "Unsubscribed":
@@ -858,7 +894,7 @@ class DotdigitalSandbox(SandboxHTTPServer):
                     report["unsubscribed"] += 1
             seen.add(email)
             if reason is not None:
-                writer.writerow([*row, reason])
+                writer.writerow([reason, values.get("email", "").strip()])
                 continue
             fields = {
                 k: v
@@ -877,17 +913,17 @@ class DotdigitalSandbox(SandboxHTTPServer):
 
     def _row_problem(self, email: str, values: dict[str, str], seen: set[str]) -> str | None:
         if not EMAIL_RE.match(email):
-            return "InvalidEmail"
+            return "Invalid Entries"
         if email in seen:
-            return "DuplicateEmail"
+            return "Duplicate Emails"
         if values.get("optintype") and values["optintype"] not in OPT_IN_TYPES:
-            return "InvalidOptInType"
+            return "Failures"
         if values.get("emailtype") and values["emailtype"] not in EMAIL_TYPES:
-            return "InvalidEmailType"
+            return "Failures"
         for name, value in values.items():
             special = name in SPECIAL_COLUMNS or name in CONSENT_COLUMNS
             if name and not special and self._field_error(name, value):
-                return "InvalidDataFieldValue"
+                return "Failures"
         return None
 
     def _job(self, request: Request) -> ImportJob | Response:
@@ -927,9 +963,10 @@ class DotdigitalSandbox(SandboxHTTPServer):
     def _counted(self, job: ImportJob) -> dict[str, int]:
         report = dict(job.report)
         faults = list(csv.reader(io.StringIO(job.faults)))[1:]
-        report["invalidEntries"] = sum(1 for r in faults if r[-1] == "InvalidEmail")
-        report["duplicateEmails"] = sum(1 for r in faults if r[-1] == "DuplicateEmail")
-        report["failures"] = sum(1 for r in faults if r[-1].startswith("Invalid") and r[-1] != "InvalidEmail")
+        reasons = [r[0] for r in faults if r]
+        report["invalidEntries"] = reasons.count("Invalid Entries")
+        report["duplicateEmails"] = reasons.count("Duplicate Emails")
+        report["failures"] = reasons.count("Failures")
         return report
 
     def _import_faults(self, request: Request) -> Response:

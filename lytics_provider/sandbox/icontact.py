@@ -5,7 +5,9 @@ It follows the public contract (``/icp/a/{accountId}/c/{clientFolderId}/...``, t
 limit of 20, ``{"errors": [...]}`` error bodies, array request bodies). Choices where the public
 contract is silent (documented, not claims about the real service):
 
-* No maximum ``limit``; a non-integer ``limit``/``offset`` is 400.
+* No maximum ``limit`` (none is published); ``max_limit`` caps it server-side to test clients
+  against a server that silently answers fewer items than asked. A non-integer ``limit``/``offset``
+  is 400.
 * Ids are JSON strings on contacts, lists, messages and subscriptions and integers in the
   activity collections (as iContact's own activity examples show).
 * ``GET contacts``: ``status=total`` returns every contact, no status returns only contacts
@@ -247,9 +249,11 @@ class IContactSandbox(SandboxHTTPServer):
         password: str = "sandbox-api-password",
         host: str = "127.0.0.1",
         port: int = 0,
+        max_limit: int | None = None,
     ) -> None:
         super().__init__(host=host, port=port)
         self.data = data or IContactData.synthetic()
+        self.max_limit = max_limit
         self.credentials = (app_id, username, password)
         folder = r"/icp/a/(?P<account>[^/]+)/c/(?P<folder>[^/]+)"
         for method, pattern, handler, name in (
@@ -324,6 +328,8 @@ class IContactSandbox(SandboxHTTPServer):
             return self.error_response(400, "limit and offset must be integers", request)
         if limit < 1 or offset < 0:
             return self.error_response(400, "limit must be >= 1 and offset >= 0", request)
+        if self.max_limit:
+            limit = min(limit, self.max_limit)
         page = items[offset : offset + limit]
         return json_response({key: page, "limit": limit, "offset": offset, "total": len(items)})
 

@@ -182,7 +182,8 @@ def test_bulk_resubscribes_account_suppressions_with_challenge(lytics, dd) -> No
     result = run_job("r1", export(resubscribe=True))
     assert dd.challenges == [(None, suppressed)]
     rejects = {r["email"]: r for r in read_rejects(result["rejects_file"])}
-    assert rejects[suppressed]["status"] == "ResubscribeChallenged"
+    assert rejects[suppressed]["status"] == "PendingOptIn"  # a contact status, as the per-contact path
+    assert "challenge" in rejects[suppressed]["reason"]
 
 
 def test_address_book_status_field_targets_each_members_books(dd, monkeypatch) -> None:

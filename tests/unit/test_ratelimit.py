@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key
+from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, reset_time
 
 
 class FakeClock:
@@ -89,3 +89,17 @@ def test_key_hashes_the_username_and_never_holds_secrets() -> None:
     assert key.startswith("dotdigital_default-")
     assert "apiuser" not in key.lower()
     assert key == ledger_key("dotdigital_default", "apiuser@apiconnector.com ")
+
+
+def test_reset_header_is_read_as_epoch_or_as_seconds_until_the_reset() -> None:
+    """``X-RateLimit-Reset``: an epoch time per Dotdigital's call-rate-limits page and error-code
+    list (api-evangelist/dotdigital, errors/dotdigital-error-codes.yml), seconds until the reset per
+    its PHP SDK (dotmailer/dotdigital-php, src/Exception/TooManyRequestsException.php). A value
+    below 10^9 cannot be a current epoch time, so it is a delay.
+    """
+    now = 1_800_000_000.0
+    assert reset_time("42", now) == now + 42
+    assert reset_time(" 0 ", now) == now
+    assert reset_time("1800000060", now) == 1_800_000_060.0
+    assert reset_time("soon", now) is None
+    assert reset_time("-5", now) is None

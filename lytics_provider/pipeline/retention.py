@@ -144,12 +144,20 @@ def prune_runs(runs: Path, baseline: str | None, dry_run: bool = False) -> Prune
 
 
 def prune_job_runs(job_id: str, run_id: str) -> PruneResult:
-    """After run ``run_id`` of ``job_id`` committed: mark it and prune the job's other runs."""
+    """After run ``run_id`` of ``job_id`` committed: mark it and prune the job's other runs.
+
+    A file that cannot be deleted is logged and left for ``lytics-airflow gc``: the run has
+    already committed, so retention never fails it.
+    """
     runs = job_dir(job_id) / "runs"
     own = runs / safe_name(run_id)
-    if own.is_dir():
-        mark_committed(own)
-    result = prune_runs(runs, safe_name(run_id))
+    try:
+        if own.is_dir():
+            mark_committed(own)
+        result = prune_runs(runs, safe_name(run_id))
+    except OSError as exc:
+        log.warning("Retention for job %s stopped (%s); run `lytics-airflow gc` to finish it", job_id, exc)
+        return PruneResult()
     log.info(
         "Retention for job %s: freed %d bytes, removed %d run dir(s) %s, kept %s",
         job_id,

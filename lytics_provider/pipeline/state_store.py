@@ -8,9 +8,10 @@ Without ``LYTICS_STATE_URL`` everything stays in ``LYTICS_DATA_DIR`` as before. 
     <url>/<job_id>/state.json                          the committed state (the authority)
     <url>/<job_id>/baselines/<run_id>.snapshot.db.gz   the baseline snapshot of the last commit
 
-A commit uploads the run's snapshot first (gzip level 1, streamed), then writes ``state.json``
-naming that object, then deletes older baseline objects: a crash in between leaves the state on
-the previous, still present baseline, and a retried commit uploads the same object name again.
+A commit uploads the run's snapshot first (gzip level 1, 8 MB members compressed in parallel,
+streamed), then writes ``state.json`` naming that object, then deletes older baseline objects: a
+crash in between leaves the state on the previous, still present baseline, and a retried commit
+uploads the same object name again.
 ``state.json`` is replaced atomically: on object stores by one PUT (readers see the old or the
 new object, never a part), on ``file://`` through a temporary file and a rename.
 A run on a worker whose data dir lacks the baseline downloads it (``baseline_snapshot``).
@@ -18,11 +19,15 @@ A run on a worker whose data dir lacks the baseline downloads it (``baseline_sna
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
-import shutil
+import queue
+import threading
 import uuid
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +46,11 @@ BASELINE_SUFFIX = ".snapshot.db.gz"
 # gzip level 1: measured by bench.state_and_retention (zstandard is not a dependency of this project).
 COMPRESS_LEVEL = 1
 CHUNK_BYTES = 1 << 20
+# uncompressed bytes per gzip member (compressed in parallel)
+BLOCK_BYTES = 8 << 20
+# chunks in flight between the compressing (or downloading) thread and the writing one
+PIPELINE_DEPTH = 8
+_GZIP_WBITS = 31
 _LOCAL_PROTOCOLS = ("file", "local", "")
 
 
@@ -77,8 +87,16 @@ def _job_root(root: ObjectStoragePath, job_id: str) -> ObjectStoragePath:
 def _replace_object(target: ObjectStoragePath, write: Any) -> None:
     """Call ``write(handle)`` to fill ``target``; on ``file://`` through a temporary file and a rename."""
     if not _is_local(target):
-        with target.open("wb") as handle:
+        handle = target.open("wb")
+        try:
             write(handle)
+        except BaseException:
+            # abort the multipart/resumable upload instead of closing it, which would publish a part
+            discard = getattr(handle, "discard", None)
+            if callable(discard):
+                discard()
+            raise
+        handle.close()
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
@@ -118,6 +136,89 @@ def write_state(job_id: str, text: str) -> None:
 
 
 # -- baseline snapshots --------------------------------------------------------------------------
+def _gzip_chunks(path: Path) -> Iterator[bytes]:
+    """``path`` gzip-compressed as one gzip member per block, blocks compressed on every core.
+
+    A multi-member gzip file is one valid gzip stream (``gzip -d`` reads it); zlib releases the
+    GIL while it compresses, so the blocks compress in parallel, in order, a few blocks ahead.
+    """
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with path.open("rb") as source, ThreadPoolExecutor(workers, thread_name_prefix="lytics-gzip") as pool:
+        pending: deque[Future[bytes]] = deque()
+        while block := source.read(BLOCK_BYTES):
+            pending.append(pool.submit(zlib.compress, block, COMPRESS_LEVEL, _GZIP_WBITS))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _gunzip(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Decompress a gzip stream of one or more members; EOFError when it ends inside a member."""
+    unpack = zlib.decompressobj(_GZIP_WBITS)
+    between_members = True
+    for piece in pieces:
+        while piece:
+            between_members = False
+            if out := unpack.decompress(piece):
+                yield out
+            if not unpack.eof:
+                break
+            piece = unpack.unused_data
+            unpack = zlib.decompressobj(_GZIP_WBITS)
+            between_members = True
+    if not between_members:
+        raise EOFError("the gzip stream ends inside a member")
+
+
+def _read_chunks(handle: Any) -> Iterator[bytes]:
+    while chunk := handle.read(CHUNK_BYTES):
+        yield chunk
+
+
+def _ahead(chunks: Iterator[bytes], depth: int) -> Iterator[bytes]:
+    """Iterate ``chunks`` produced by a thread up to ``depth`` items ahead (bounded memory).
+
+    Compressing and uploading (or downloading and unpacking) then overlap on two cores.
+    """
+    pending: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        pending.put(chunk, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            while not stop.is_set():
+                try:
+                    pending.put(done, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    worker = threading.Thread(target=produce, name="lytics-state-pipeline", daemon=True)
+    worker.start()
+    try:
+        while (item := pending.get()) is not done:
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+    if failure:
+        raise failure[0]
+
+
 def baseline_object_name(run_id: str) -> str:
     """The object name of a run's baseline snapshot."""
     return safe_name(run_id) + BASELINE_SUFFIX
@@ -133,11 +234,8 @@ def upload_baseline(job_id: str, run_id: str, snapshot: Path) -> dict[str, Any]:
     raw_bytes = snapshot.stat().st_size
 
     def write(handle: Any) -> None:
-        with (
-            snapshot.open("rb") as source,
-            gzip.GzipFile(fileobj=handle, mode="wb", compresslevel=COMPRESS_LEVEL, mtime=0) as packed,
-        ):
-            shutil.copyfileobj(source, packed, CHUNK_BYTES)
+        for piece in _ahead(_gzip_chunks(snapshot), PIPELINE_DEPTH):
+            handle.write(piece)
 
     _replace_object(target, write)
     stored = target.stat().st_size
@@ -154,18 +252,22 @@ def download_baseline(job_id: str, baseline: dict[str, Any], dest: Path) -> Path
     dest.parent.mkdir(parents=True, exist_ok=True)
     temporary = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.download")
     try:
-        with (
-            source.open("rb") as raw,
-            gzip.GzipFile(fileobj=raw, mode="rb") as packed,
-            temporary.open("wb") as out,
-        ):
-            shutil.copyfileobj(packed, out, CHUNK_BYTES)
+        try:
+            with source.open("rb") as raw, temporary.open("wb") as out:
+                for piece in _gunzip(_ahead(_read_chunks(raw), PIPELINE_DEPTH)):
+                    out.write(piece)
+        except (EOFError, zlib.error) as exc:
+            raise OSError(
+                f"baseline {source} is truncated or corrupt ({exc}); run with full_refresh to rebuild it"
+            ) from exc
         size = temporary.stat().st_size
         if baseline.get("raw_bytes") not in (None, size):
             raise OSError(
                 f"baseline {source} unpacked to {size} bytes, the state records {baseline['raw_bytes']}; "
                 "run with full_refresh to rebuild it"
             )
+        for journal in ("-wal", "-shm"):  # of an older file at dest: never replayed onto this one
+            dest.with_name(dest.name + journal).unlink(missing_ok=True)
         os.replace(temporary, dest)
     finally:
         temporary.unlink(missing_ok=True)

@@ -342,3 +342,21 @@ def test_prune_runs_leaves_a_job_without_any_commit_alone(tmp_path) -> None:
     result = retention.prune_runs(runs, None)
     assert result.freed_bytes == 0 and sorted(result.kept_runs) == ["a", "b"]
     assert sorted(p.name for p in runs.iterdir()) == ["a", "b"]
+
+
+def test_a_truncated_baseline_object_is_a_clear_error_and_leaves_no_file(monkeypatch, tmp_path) -> None:
+    store = tmp_path / "store"
+    monkeypatch.setenv("LYTICS_STATE_URL", store.as_uri())
+    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
+    snapshot = tmp_path / "snapshot.db"
+    snapshot.write_bytes(os.urandom(1_000_000) + b"members" * 1_300_000)  # two gzip members
+    baseline = state_store.upload_baseline("job", "run 1", snapshot)
+    stored = store / "job" / "baselines" / "run_1.snapshot.db.gz"
+    assert baseline["object"] == stored.name and baseline["raw_bytes"] == snapshot.stat().st_size
+    dest = tmp_path / "worker_b" / "snapshot.db"
+    assert state_store.download_baseline("job", baseline, dest).read_bytes() == snapshot.read_bytes()
+    stored.write_bytes(stored.read_bytes()[: baseline["bytes"] // 2])
+    dest.unlink()
+    with pytest.raises(OSError, match=r"truncated or corrupt .*; run with full_refresh"):
+        state_store.download_baseline("job", baseline, dest)
+    assert list(dest.parent.iterdir()) == []

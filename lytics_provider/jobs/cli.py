@@ -3,6 +3,7 @@
 lytics-airflow validate include/jobs        # exit 1 when any file is bad (use it in CI)
 lytics-airflow list include/jobs            # DAG id, type and schedule of every job
 lytics-airflow schema > lytics_provider/jobs/job-config.schema.json
+lytics-airflow gc [--data-dir DIR] [--dry-run]  # free old runs' files in LYTICS_DATA_DIR
 """
 
 from __future__ import annotations
@@ -91,6 +92,38 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Prune every job of a data dir like a commit does; print what was (or would be) freed."""
+    from lytics_provider.pipeline.retention import gc_data_dir
+    from lytics_provider.pipeline.workarea import data_root
+
+    root = Path(args.data_dir) if args.data_dir else data_root()
+    try:
+        reports, leftovers = gc_data_dir(root, dry_run=args.dry_run)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    verb = "would free" if args.dry_run else "freed"
+    total = leftovers.freed_bytes
+    for report in reports:
+        result = report.result
+        total += result.freed_bytes
+        snapshot = ""
+        if report.snapshot_bytes is not None:
+            snapshot = (
+                f"; baseline {report.baseline}: {report.snapshot_bytes} bytes, "
+                f"{report.bytes_per_member} bytes/member"
+            )
+        print(
+            f"{report.job}: {verb} {result.freed_bytes} bytes "
+            f"({len(result.removed_runs)} run dirs removed, {len(result.kept_runs)} kept){snapshot}"
+        )
+    if leftovers.freed_bytes or leftovers.removed_files:
+        print(f"leftovers (shared scans, .part files): {verb} {leftovers.freed_bytes} bytes")
+    print(f"total: {verb} {total} bytes in {root}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of ``lytics-airflow``."""
     root = argparse.ArgumentParser(prog="lytics-airflow", description="Lytics job configs for Airflow.")
@@ -109,6 +142,11 @@ def parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the job config JSON Schema")
     schema.set_defaults(func=cmd_schema)
+
+    gc = commands.add_parser("gc", help="delete old runs' files from the data dir (keeps baselines)")
+    gc.add_argument("--data-dir", metavar="DIR", help="the data dir (default LYTICS_DATA_DIR)")
+    gc.add_argument("--dry-run", action="store_true", help="only print what would be freed")
+    gc.set_defaults(func=cmd_gc)
     return root
 
 

@@ -52,7 +52,8 @@ from lytics_provider.pipeline.exit_guard import (
     enforce,
 )
 from lytics_provider.pipeline.snapshot import iter_changes, member_count
-from lytics_provider.pipeline.workarea import JobState, job_dir, run_dir
+from lytics_provider.pipeline.state_store import baseline_snapshot
+from lytics_provider.pipeline.workarea import job_dir, run_dir
 
 EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
@@ -383,9 +384,7 @@ class _DotdigitalDeliveryOperator(BaseOperator):
         scan = context["ti"].xcom_pull(task_ids=self.scan_task_id)
         if not scan or not scan.get("snapshot"):
             raise ValueError(f"task {self.scan_task_id!r} left no snapshot; run the scan task first")
-        previous = JobState(self.job_id).get("last_snapshot")
-        if as_bool(params.get("full_refresh")) or (previous and not Path(previous).exists()):
-            previous = None
+        previous = None if as_bool(params.get("full_refresh")) else baseline_snapshot(self.job_id)
         folder = run_dir(self.job_id, context["run_id"])
         hook = DotdigitalHook(self.dotdigital_conn_id)
         account = hook.account_info()

@@ -15,6 +15,7 @@ from lytics_provider.pipeline.identity import normalize_identity_fields, scan_fi
 from lytics_provider.pipeline.lytics_scan import page_members
 from lytics_provider.pipeline.no_identity import write_no_identity_rejects
 from lytics_provider.pipeline.progress import Progress
+from lytics_provider.pipeline.retention import bytes_per_member, prune_job_runs
 from lytics_provider.pipeline.scan_completeness import (
     RESTART_SCAN,
     EarlyEndBudget,
@@ -22,7 +23,8 @@ from lytics_provider.pipeline.scan_completeness import (
     expected_members,
 )
 from lytics_provider.pipeline.snapshot import Snapshot, count_changes
-from lytics_provider.pipeline.workarea import JobState, run_dir
+from lytics_provider.pipeline.state_store import baseline_snapshot, commit_baseline
+from lytics_provider.pipeline.workarea import run_dir
 
 MAX_CURSOR_RESTARTS = 2
 
@@ -225,10 +227,7 @@ class LyticsCommitRunOperator(BaseOperator):
         scan = ti.xcom_pull(task_ids=self.scan_task_id) or {}
         delivered = ti.xcom_pull(task_ids=self.deliver_task_id) or {}
         params = context.get("params") or {}
-        state = JobState(self.job_id)
-        previous = state.get("last_snapshot")
-        if as_bool(params.get("full_refresh")) or (previous and not Path(previous).exists()):
-            previous = None
+        previous = None if as_bool(params.get("full_refresh")) else baseline_snapshot(self.job_id)
         counts = count_changes(scan["snapshot"], previous)
         report = {
             "audience": scan.get("audience"),
@@ -242,10 +241,12 @@ class LyticsCommitRunOperator(BaseOperator):
             "scan_rejects_file": scan.get("rejects_file"),
             "delivery": delivered,
             "dry_run": as_bool(params.get("dry_run")),
+            "snapshot_bytes_per_member": bytes_per_member(Path(scan["snapshot"]), scan.get("members")),
         }
         if report["dry_run"]:
             self.log.info("Dry run: state not committed. Report: %s", report)
             return report
-        state.update(last_snapshot=scan["snapshot"], last_run_id=context["run_id"], last_report=report)
+        commit_baseline(self.job_id, context["run_id"], scan["snapshot"], report)
+        prune_job_runs(self.job_id, context["run_id"])
         self.log.info("Run committed. Report: %s", report)
         return report

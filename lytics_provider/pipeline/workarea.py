@@ -7,6 +7,8 @@
 
 With CeleryExecutor the directory must be a volume shared by the workers (docker-compose mounts
 one). Names depend only on the job and the run, so a retried task finds its own earlier work.
+With ``LYTICS_STATE_URL`` set, the committed state lives in object storage and ``state.json``
+here is a cache (see ``pipeline.state_store``); ``pipeline.retention`` prunes old run dirs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +40,16 @@ def job_dir(job_id: str) -> Path:
     return data_root() / safe_name(job_id)
 
 
+RUN_STARTED_MARKER = ".run_started"
+
+
 def run_dir(job_id: str, run_id: str) -> Path:
-    """The directory of one run of one job (created)."""
+    """The directory of one run of one job (created, with a marker holding when it was started)."""
     path = job_dir(job_id) / "runs" / safe_name(run_id)
-    path.mkdir(parents=True, exist_ok=True)
+    marker = path / RUN_STARTED_MARKER
+    if not marker.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(marker, str(time.time_ns()))
     return path
 
 
@@ -60,17 +69,32 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 class JobState:
-    """The committed state of a job, saved atomically as JSON."""
+    """The committed state of a job, saved atomically as JSON.
+
+    With ``LYTICS_STATE_URL`` set the state object in that store is the authority: it is read on
+    every ``load`` and written on every ``update``; ``state.json`` in the data dir is a local cache.
+    """
 
     def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
         self.path = job_dir(job_id) / "state.json"
 
-    def load(self) -> dict[str, Any]:
-        """The saved state, or an empty dict."""
+    def _load_local(self) -> dict[str, Any]:
         try:
             return json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
+
+    def load(self) -> dict[str, Any]:
+        """The saved state, or an empty dict."""
+        from lytics_provider.pipeline import state_store
+
+        if state_store.state_root() is None:
+            return self._load_local()
+        state = state_store.read_state(self.job_id) or {}
+        if state != self._load_local():
+            atomic_write_text(self.path, json.dumps(state, indent=2, sort_keys=True, default=str))
+        return state
 
     def get(self, key: str, default: Any = None) -> Any:
         """One value of the saved state."""
@@ -78,7 +102,12 @@ class JobState:
 
     def update(self, **values: Any) -> dict[str, Any]:
         """Merge ``values`` into the state and save it; return the new state."""
+        from lytics_provider.pipeline import state_store
+
         state = self.load()
         state.update(values)
-        atomic_write_text(self.path, json.dumps(state, indent=2, sort_keys=True, default=str))
+        text = json.dumps(state, indent=2, sort_keys=True, default=str)
+        if state_store.state_root() is not None:
+            state_store.write_state(self.job_id, text)
+        atomic_write_text(self.path, text)
         return state

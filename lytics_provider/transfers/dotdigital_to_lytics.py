@@ -26,6 +26,7 @@ from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.hooks.dotdigital import DotdigitalHook
 from lytics_provider.operators.lytics import as_bool
+from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import JobState, run_dir
 
 CONTACTS_STREAM = "dotmailer_contacts"
@@ -165,6 +166,7 @@ class DotdigitalToLyticsOperator(BaseOperator):
             self.log.info("Dry run: watermark not moved. Report: %s", report)
             return report
         state.update(watermark=until, last_run_id=context["run_id"], last_report=report)
+        prune_job_runs(self.job_id, context["run_id"])
         self.log.info("Imported; watermark moved to %s. Report: %s", until, report)
         return report
 

@@ -47,6 +47,7 @@ from lytics_provider.pipeline.icontact_mapping import (
     read_event,
 )
 from lytics_provider.pipeline.progress import Progress
+from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import JobState, job_dir, run_dir
 
 USERS_STREAM = "icontact_users"
@@ -507,5 +508,6 @@ class IContactImportReportOperator(BaseOperator):
         }
         if not (report["users"].get("dry_run") or report["activity"].get("dry_run")):
             JobState(self.job_id).update(last_run_id=context["run_id"], last_report=report)
+            prune_job_runs(self.job_id, context["run_id"])
         self.log.info("iContact import report: %s", report)
         return report

@@ -41,7 +41,8 @@ from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.icontact_mapping import lql_email
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.snapshot import iter_changes
-from lytics_provider.pipeline.workarea import JobState, atomic_write_text, run_dir
+from lytics_provider.pipeline.state_store import baseline_snapshot
+from lytics_provider.pipeline.workarea import atomic_write_text, run_dir
 
 DEFAULT_BATCH_SIZE = 500
 EXPORT_FIELDS = ("ic_contact_id", "email", "first_name", "last_name")
@@ -163,10 +164,7 @@ class LyticsToIContactListOperator(BaseOperator):
             raise ValueError(f"task {self.scan_task_id!r} returned no snapshot; run the scan first")
         params = context.get("params") or {}
         dry_run = as_bool(params.get("dry_run"))
-        previous = None if as_bool(params.get("full_refresh")) else JobState(self.job_id).get("last_snapshot")
-        if previous and not Path(previous).exists():
-            self.log.warning("Last committed snapshot %s is gone; sending every member", previous)
-            previous = None
+        previous = None if as_bool(params.get("full_refresh")) else baseline_snapshot(self.job_id)
         workdir = run_dir(self.job_id, context["run_id"])
         checkpoint_path = workdir / ("deliver_dry_run.json" if dry_run else "deliver.json")
         checkpoint = _Checkpoint.load(checkpoint_path)

@@ -32,6 +32,7 @@ from lytics_provider.pipeline.object_files import (
 )
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.rejects import RejectsWriter
+from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import JobState, run_dir, safe_name
 
 FileType = Literal["csv", "json"]
@@ -153,6 +154,7 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             report["rejected_by_lytics"] += by_lytics
         report["api_calls"] = hook.calls
         self.log.info("Import done: %s", {k: v for k, v in report.items() if k != "files"})
+        prune_job_runs(self.job_id, context["run_id"])
         return report
 
     def _import_file(

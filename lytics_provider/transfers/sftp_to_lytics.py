@@ -40,6 +40,7 @@ from lytics_provider.pipeline.compression import detect_compression, open_decomp
 from lytics_provider.pipeline.pgp import PGPError, strip_pgp_suffix
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.rejects import RejectsWriter
+from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import JobState, atomic_write_text, run_dir, safe_name
 
 if TYPE_CHECKING:
@@ -262,6 +263,8 @@ class SFTPToLyticsOperator(BaseOperator):
             raise FileImportError(
                 f"{len(failures)} file(s) could not be imported (the others were): " + "; ".join(failures)
             )
+        if not dry_run:
+            prune_job_runs(self.job_id, context["run_id"])
         return report
 
     def _commit(

@@ -31,6 +31,7 @@ from airflow.sdk import BaseHook, BaseOperator, Context
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.progress import Progress
+from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.snapshot import record_digest
 from lytics_provider.pipeline.timestamps import parse_rfc3339
 from lytics_provider.pipeline.workarea import JobState
@@ -255,4 +256,6 @@ class SqlTableToLyticsOperator(BaseOperator):
             "api_calls": hook.calls,
         }
         self.log.info("Import done: %s", report)
+        if not dry_run:
+            prune_job_runs(self.job_id, context["run_id"])
         return report

@@ -59,3 +59,17 @@ def test_image_installs_this_provider() -> None:
     assert dockerfile.startswith("# ") and "FROM apache/airflow:3.3" in dockerfile
     assert 'pip install --no-cache-dir "/opt/lytics-provider[' in dockerfile
     assert _compose()["services"]["airflow-scheduler"]["build"] == "."
+
+
+def test_airflow_services_keep_committed_state_in_the_state_url() -> None:
+    compose = _compose()
+    for name, svc in compose["services"].items():
+        if not name.startswith("airflow-"):
+            continue
+        url = svc["environment"]["LYTICS_STATE_URL"]
+        assert url == "${LYTICS_STATE_URL:-file:///opt/airflow/lytics_state}"
+        default = url.split(":-", 1)[1].rstrip("}")
+        local = default.removeprefix("file://")
+        volumes = dict(v.split(":")[:2][::-1] for v in svc["volumes"])
+        assert volumes[local] in compose["volumes"]  # a named volume, not the data dir
+        assert volumes[local] != volumes["/opt/airflow/lytics_data"]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, StrictModel
+from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, SharedScanFields, StrictModel
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -184,7 +184,7 @@ class AudienceBook(StrictModel):
     address_book: str = Field(min_length=1, max_length=128, description="Address book name or id.")
 
 
-class DotdigitalExportMultipleAudiencesJob(JobConfig, _DotdigitalConnection):
+class DotdigitalExportMultipleAudiencesJob(JobConfig, _DotdigitalConnection, SharedScanFields):
     """Export Multiple Audiences: several audiences, each to an existing address book."""
 
     type: Literal["dotdigital_export_multiple_audiences"]

@@ -14,7 +14,8 @@ rewritten through a temporary file and ``os.replace`` after every committed page
 heartbeat is older than :func:`stale_after_seconds` (``LYTICS_SHARED_SCAN_STALE_SECONDS``,
 default 120) belongs to a crashed scanner: the next job takes the following number and resumes
 the scan from its last committed page. A scanner that finds a higher lease than its own has
-lost it and stops before its next page.
+lost it and stops before its next page. A retry of the task that held the lease takes it over
+at once: two attempts of one task instance never run together, so the holder is gone.
 
 Nothing here talks to Lytics: the caller passes the function that scans into a snapshot.
 """
@@ -61,6 +62,11 @@ def shared_scan_key(api_url: str, account_id: str | None, segment_id: str, key_f
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
+def task_name(job: str, run: str) -> str:
+    """Names one task instance (a job's run) in lease files."""
+    return f"{job} {run}"
+
+
 def covers(scanned: Sequence[str] | None, needed: Sequence[str] | None) -> bool:
     """True when a scan of ``scanned`` fields (None: all) holds every field in ``needed``."""
     if scanned is None:
@@ -78,6 +84,7 @@ class LeaseInfo:
 
     number: int
     owner: str
+    task: str
     scan_id: str
     fields: list[str] | None
     heartbeat: float
@@ -136,10 +143,11 @@ class SharedScanArea:
         try:
             data = json.loads(text)
         except ValueError:  # just created, content not written yet: alive as of its mtime; wait
-            return LeaseInfo(numbers[-1], "", "", None, mtime, False)
+            return LeaseInfo(numbers[-1], "", "", "", None, mtime, False)
         return LeaseInfo(
             number=numbers[-1],
             owner=str(data.get("owner", "")),
+            task=str(data.get("task", "")),
             scan_id=str(data.get("scan_id", "")),
             fields=data.get("fields"),
             heartbeat=float(data.get("heartbeat", mtime)),
@@ -147,7 +155,7 @@ class SharedScanArea:
         )
 
     def acquire(
-        self, after: LeaseInfo | None, fields: list[str] | None, job: str, resume_within: float
+        self, after: LeaseInfo | None, fields: list[str] | None, task: str, resume_within: float
     ) -> ScanLease | None:
         """Take the lease that follows ``after`` (None when another job took it first).
 
@@ -167,8 +175,8 @@ class SharedScanArea:
             scan_id = after.scan_id
         if not scan_id:
             scan_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{job}"
-        lease = ScanLease(self, number, owner, scan_id, fields)
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        lease = ScanLease(self, number, owner, task, scan_id, fields)
         try:
             fd = os.open(lease.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -243,11 +251,18 @@ class ScanLease:
     """The lease a scanning job holds: heartbeats, and the scan directory it writes."""
 
     def __init__(
-        self, area: SharedScanArea, number: int, owner: str, scan_id: str, fields: list[str] | None
+        self,
+        area: SharedScanArea,
+        number: int,
+        owner: str,
+        task: str,
+        scan_id: str,
+        fields: list[str] | None,
     ) -> None:
         self.area = area
         self.number = number
         self.owner = owner
+        self.task = task
         self.scan_id = scan_id
         self.fields = fields
         self.scan_dir = area.directory / scan_id
@@ -276,6 +291,7 @@ class ScanLease:
         """The lease file's content."""
         return {
             "owner": self.owner,
+            "task": self.task,
             "scan_id": self.scan_id,
             "fields": self.fields,
             "heartbeat": heartbeat,
@@ -383,6 +399,7 @@ def obtain_shared_scan(
     scans on its own.
     """
     limit = stale_after_seconds()
+    task = task_name(job, run)
     waited_since: float | None = None
     last_note = 0.0
     while True:
@@ -391,7 +408,8 @@ def obtain_shared_scan(
             return SharedScanResult(fresh, scanned_here=False)
         lease = area.current_lease()
         now = time.time()
-        if lease is not None and not lease.released and not lease.stale(now, limit):
+        earlier_attempt = lease is not None and lease.task == task
+        if lease is not None and not lease.released and not lease.stale(now, limit) and not earlier_attempt:
             if not covers(lease.fields, needed):
                 log.info("Another job scans this audience without a field this job needs; scanning alone")
                 return None
@@ -406,7 +424,11 @@ def obtain_shared_scan(
                 last_note = now
             time.sleep(poll_seconds())
             continue
-        if lease is not None and not lease.released:
+        if earlier_attempt and lease is not None and not lease.released:
+            log.info(
+                "Shared scan %s was run by an earlier attempt of this task; taking it over", lease.scan_id
+            )
+        elif lease is not None and not lease.released:
             log.warning(
                 "Shared scan %s: no heartbeat from %s for %.0f s (limit %.0f s); taking it over",
                 lease.scan_id,
@@ -414,7 +436,7 @@ def obtain_shared_scan(
                 now - lease.heartbeat,
                 limit,
             )
-        held = area.acquire(lease, fields, job, max_age_seconds)
+        held = area.acquire(lease, fields, task, max_age_seconds)
         if held is None:
             continue
         try:

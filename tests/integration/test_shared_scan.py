@@ -151,13 +151,27 @@ def test_a_crashed_scanners_lease_is_taken_over_and_the_scan_resumes(lytics_sand
     assert area.current_lease().number == lease.number + 1
 
 
+def test_a_retry_of_the_crashed_task_takes_its_lease_over_at_once(lytics_sandbox, monkeypatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(lytics_sandbox.base_url, max_attempts=1))
+    monkeypatch.setenv("LYTICS_SHARED_SCAN_STALE_SECONDS", "3600")
+    lytics_sandbox.faults.add(FaultRule("5xx", path_regex=SCAN, after=7, times=1, status=502))
+    with monkeypatch.context() as crash:
+        crash.setattr(ScanLease, "release", lambda self: None)
+        with pytest.raises(ServiceError):
+            run_task(_scan_op("s3", JOB_FIELDS["s3"]), make_context())
+    before = _scan_calls(lytics_sandbox)
+    result = run_task(_scan_op("s3", JOB_FIELDS["s3"]), make_context())
+    assert _scan_calls(lytics_sandbox) - before == _pages(lytics_sandbox) - 7
+    assert [r["_uid"] for r in _records(result["snapshot"])] == _expected_uids(lytics_sandbox)
+
+
 def test_a_scanner_that_lost_its_lease_stops() -> None:
     area = SharedScanArea("k", root=data_root() / "shared_scans")
-    first = area.acquire(None, ["_uid"], "a", resume_within=60)
+    first = area.acquire(None, ["_uid"], "a run", resume_within=60)
     assert first is not None
     Snapshot(first.scan_dir / "snapshot.db").close()
-    assert area.acquire(None, ["_uid"], "b", resume_within=60) is None  # lease.1 exists
-    second = area.acquire(area.current_lease(), ["_uid"], "b", resume_within=60)
+    assert area.acquire(None, ["_uid"], "b run", resume_within=60) is None  # lease.1 exists
+    second = area.acquire(area.current_lease(), ["_uid"], "b run", resume_within=60)
     assert second is not None and second.scan_id == first.scan_id  # resumes the unfinished scan
     with pytest.raises(LeaseLost):
         first.heartbeat(force=True)

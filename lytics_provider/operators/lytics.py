@@ -79,6 +79,8 @@ class LyticsAudienceScanOperator(BaseOperator):
         self.digest_fields = list(digest_fields) if digest_fields else None
         self.fetch_in_subprocess = fetch_in_subprocess
         self.row_renderer = row_renderer
+        if isinstance(scan_fields, str) and scan_fields != "all":
+            raise ValueError(f"scan_fields must be 'all', a list of field names or None, not {scan_fields!r}")
         self.scan_max_age_minutes = scan_max_age_minutes
         self.scan_fields = scan_fields
 

@@ -141,6 +141,12 @@ class LyticsHook(BaseHook):
         return self._client
 
     @property
+    def account_id(self) -> str | None:
+        """The ``account_id`` the connection's extra names (sent with every call), if any."""
+        self.get_conn()
+        return self._params.get("account_id")
+
+    @property
     def calls(self) -> int:
         """HTTP calls made so far (by this process and by scan fetchers), retries included."""
         return (self._client.calls if self._client else 0) + self._subprocess_calls

@@ -138,7 +138,18 @@ class JobConfig(ScheduleFields):
         return {"dry_run": False}
 
 
-class AudienceExportConfig(JobConfig):
+class SharedScanFields(StrictModel):
+    """How long a scan of the audience may be shared with other jobs."""
+
+    scan_max_age_minutes: int = Field(
+        default=30,
+        ge=0,
+        description="Read a scan of the same audience (same Lytics connection) that another job finished "
+        "less than this many minutes ago, or wait for one running, instead of scanning again; 0 scans alone.",
+    )
+
+
+class AudienceExportConfig(JobConfig, SharedScanFields):
     """A job that scans one Lytics audience and delivers it somewhere."""
 
     audience: str = Field(min_length=1, description="Audience (segment) slug or id to export.")

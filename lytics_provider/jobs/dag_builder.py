@@ -28,6 +28,7 @@ import pendulum
 from lytics_provider.jobs.context import JobContext
 from lytics_provider.jobs.errors import JobConfigError, JobConfigWarning, display_path, is_secret_name
 from lytics_provider.jobs.loader import LoadedJob, load_jobs
+from lytics_provider.jobs.scan_sharing import share_scan_fields, sharing_partners
 from lytics_provider.jobs.schedule import dag_schedule, describe_schedule
 
 if TYPE_CHECKING:
@@ -128,8 +129,11 @@ def build_doc_md(loaded: LoadedJob) -> str:
     )
 
 
-def build_dag(loaded: LoadedJob) -> DAG:
-    """One job -> one DAG, with its schedule, params, docs and the job type's tasks."""
+def build_dag(loaded: LoadedJob, register: bool = True) -> DAG:
+    """One job -> one DAG, with its schedule, params, docs and the job type's tasks.
+
+    ``register=False`` builds a DAG the DagBag parsing the file does not pick up.
+    """
     from airflow.sdk import DAG
 
     config = loaded.config
@@ -151,6 +155,7 @@ def build_dag(loaded: LoadedJob) -> DAG:
         or f"Lytics {config.type.replace('_', ' ')}: {describe_schedule(config)}",
         doc_md=build_doc_md(loaded),
         params=build_params(config),
+        auto_register=register,
     ) as dag:
         config.add_tasks(JobContext(dag=dag, job_id=loaded.dag_id, source=loaded.path))
     return dag
@@ -206,18 +211,31 @@ def report_errors(errors: list[JobConfigError]) -> None:
 def build_dags(directory: str | os.PathLike[str], *, only_dag_id: str | None = None) -> dict[str, DAG]:
     """Every job below ``directory`` as a DAG, by DAG id; bad configs are reported, never raised.
 
-    ``only_dag_id`` (a worker parsing the file to run one task) builds just that DAG.
+    ``only_dag_id`` (a worker parsing the file to run one task) builds just that DAG (and, not
+    registered, the DAGs of the jobs sharing its audience scans; see ``jobs.scan_sharing``).
     """
     jobs, errors = load_jobs(directory)
+    partners: list[LoadedJob] = []
     if only_dag_id is not None:
-        jobs = [job for job in jobs if job.dag_id == only_dag_id]
+        chosen = [job for job in jobs if job.dag_id == only_dag_id]
+        partners = sharing_partners(jobs, chosen)
+        jobs = chosen
         errors = []
     dags: dict[str, DAG] = {}
+    built: list[tuple[LoadedJob, DAG]] = []
     for job in jobs:
         try:
             dags[job.dag_id] = build_dag(job)
         except Exception as exc:
             errors.append(build_error(job, exc))
+        else:
+            built.append((job, dags[job.dag_id]))
+    for job in partners:
+        try:
+            built.append((job, build_dag(job, register=False)))
+        except Exception:  # reported by the parse that builds that job's own DAG
+            continue
+    share_scan_fields(built)
     report_errors(errors)
     return dags
 

@@ -22,6 +22,12 @@ from lytics_provider.pipeline.scan_completeness import (
     ended_early,
     expected_members,
 )
+from lytics_provider.pipeline.shared_scan import (
+    SharedScanArea,
+    adopt_shared_copy,
+    read_shared_scan,
+    shared_scan_key,
+)
 from lytics_provider.pipeline.snapshot import Snapshot, count_changes
 from lytics_provider.pipeline.state_store import baseline_snapshot, commit_baseline
 from lytics_provider.pipeline.workarea import run_dir
@@ -53,6 +59,11 @@ class LyticsAudienceScanOperator(BaseOperator):
     :param identity_fields: fields that key a member, first present wins (default ``_uid``,
         ``email``; see ``pipeline.identity``). A member with none of them is left out of the
         snapshot and written to the run's ``scan_rejects.jsonl`` with the reason.
+    :param scan_max_age_minutes: share the scan with other jobs on the same audience and account:
+        copy a complete shared scan younger than this, wait for one another job is running, or
+        run it for all (see ``pipeline.shared_scan``). 0, or a ``user_limit``, scans alone.
+    :param scan_fields: what to fetch when this task runs a shared scan, for every job sharing it:
+        ``None`` for ``fields``, ``"all"`` for every field, or a list (``fields`` are added).
     """
 
     template_fields: Sequence[str] = ("audience",)
@@ -70,6 +81,8 @@ class LyticsAudienceScanOperator(BaseOperator):
         fetch_in_subprocess: bool = True,
         row_renderer: CsvRowRenderer | None = None,
         identity_fields: Sequence[str] | None = None,
+        scan_max_age_minutes: float = 30,
+        scan_fields: Sequence[str] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,6 +96,10 @@ class LyticsAudienceScanOperator(BaseOperator):
         self.fetch_in_subprocess = fetch_in_subprocess
         self.row_renderer = row_renderer
         self.identity_fields = normalize_identity_fields(identity_fields)
+        if isinstance(scan_fields, str) and scan_fields != "all":
+            raise ValueError(f"scan_fields must be 'all', a list of field names or None, not {scan_fields!r}")
+        self.scan_max_age_minutes = scan_max_age_minutes
+        self.scan_fields = scan_fields
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = LyticsHook(self.lytics_conn_id)
@@ -90,6 +107,7 @@ class LyticsAudienceScanOperator(BaseOperator):
         path = run_dir(self.job_id, context["run_id"]) / "snapshot.db"
         fields = sorted({*scan_field_names(self.identity_fields), *self.fields}) if self.fields else None
         identity = self.identity_fields
+        shared_from = self._read_shared_scan(hook, segment, path, fields, context["run_id"])
         with Snapshot(path, digest_fields=self.digest_fields, identity_fields=identity) as snapshot:
             if snapshot.get_meta("segment_id") not in (None, segment["id"]):
                 self.log.info("Audience changed since the last attempt of this run; starting over")
@@ -117,7 +135,56 @@ class LyticsAudienceScanOperator(BaseOperator):
             "api_calls": hook.calls,
             "rejected": rejected,
             "rejects_file": str(path.with_name("scan_rejects.jsonl")) if rejected else None,
+            "scan_shared_from": shared_from,
         }
+
+    def _read_shared_scan(
+        self, hook: LyticsHook, segment: dict[str, Any], path: Path, fields: list[str] | None, run: str
+    ) -> str | None:
+        """Fill ``path`` from a scan shared with other jobs when sharing is on; returns the shared
+        scan this job read (None when it ran the scan or scans alone)."""
+        if not self.scan_max_age_minutes or self.user_limit is not None:
+            return None
+        if path.exists():
+            with Snapshot(path) as done:
+                if done.checkpoint.complete and done.get_meta("segment_id") == segment["id"]:
+                    return done.get_meta("scan_shared_from") or None
+        if self.scan_fields == "all" or fields is None:
+            wanted = None
+        else:
+            wanted = sorted({*fields, *(self.scan_fields or ())})
+
+        def scan(snapshot: Snapshot) -> None:
+            snapshot.set_meta("segment_id", segment["id"])
+            self._scan(hook, segment, snapshot, wanted)
+
+        area = SharedScanArea(shared_scan_key(
+                hook.get_conn().base_url, hook.account_id, segment["id"], ",".join(self.identity_fields)
+            ))
+        got = read_shared_scan(
+            area,
+            path,
+            needed=fields,
+            fields=wanted,
+            max_age_seconds=self.scan_max_age_minutes * 60,
+            job=self.job_id,
+            run=run,
+            scan=scan,
+            log=self.log,
+            identity_fields=self.identity_fields,
+        )
+        if got is None:
+            return None
+        adopt_shared_copy(
+            path,
+            segment_id=segment["id"],
+            scan=got.scan,
+            scanned_here=got.scanned_here,
+            own_fields=fields,
+            digest_fields=self.digest_fields,
+            render_signature=self.row_renderer.signature if self.row_renderer else None,
+        )
+        return None if got.scanned_here else str(got.scan.directory)
 
     def _render_page(self, body: bytes, keep: int | None) -> RenderedRows:
         assert self.row_renderer is not None
@@ -239,6 +306,7 @@ class LyticsCommitRunOperator(BaseOperator):
             "scan_api_calls": scan.get("api_calls"),
             "scan_rejected": scan.get("rejected", 0),
             "scan_rejects_file": scan.get("rejects_file"),
+            "scan_shared_from": scan.get("scan_shared_from"),
             "delivery": delivered,
             "dry_run": as_bool(params.get("dry_run")),
             "snapshot_bytes_per_member": bytes_per_member(Path(scan["snapshot"]), scan.get("members")),

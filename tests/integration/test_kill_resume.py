@@ -103,6 +103,12 @@ def snapshot_path(data_dir: str) -> Path:
     return Path(data_dir) / "mapp" / "runs" / "scheduled__2026-11-23T00_00_00_00_00" / "snapshot.db"
 
 
+def scan_in_progress(data_dir: str) -> Path:
+    """The snapshot the scan commits its pages to: the audience's shared scan (``pipeline.shared_scan``)."""
+    found = sorted(Path(data_dir).glob("shared_scans/*/*/snapshot.db"))
+    return found[0] if found else Path(data_dir) / "shared_scans" / "not-started"
+
+
 def committed_pages(path: Path) -> int:
     """Pages the snapshot has committed (0 while the file does not exist yet)."""
     if not path.exists():
@@ -169,12 +175,13 @@ def test_killed_worker_resumes_the_scan_and_the_delivery_exactly_once(
 
     # 1. Scan, slowed to ~20 pages/s, SIGKILLed once at least 8 pages are committed.
     sandbox.page_delay = 0.05
+    data_dir = worker_env["LYTICS_DATA_DIR"]
     proc = start_task("scan", worker_env, xcoms)
-    kill_when(proc, lambda: committed_pages(snapshot) >= 8, "8 committed scan pages")
+    kill_when(proc, lambda: committed_pages(scan_in_progress(data_dir)) >= 8, "8 committed scan pages")
     settle(sandbox)
-    done_before = committed_pages(snapshot)
+    done_before = committed_pages(scan_in_progress(data_dir))
     assert 8 <= done_before < PAGES, "the kill must land mid-scan"
-    with Snapshot(snapshot) as partial:
+    with Snapshot(scan_in_progress(data_dir)) as partial:
         assert partial.checkpoint.members == done_before * PAGE
         assert not partial.checkpoint.complete
 
@@ -224,7 +231,7 @@ def test_dropped_connections_fail_the_attempt_and_the_retry_resumes(
         run_task(mapp_task("scan"), make_context(run_id=RUN_ID))
     assert sandbox.faults.injected["drop"] == 3
     snapshot = snapshot_path(worker_env["LYTICS_DATA_DIR"])
-    assert committed_pages(snapshot) == 11
+    assert committed_pages(scan_in_progress(worker_env["LYTICS_DATA_DIR"])) == 11
 
     sandbox.reset_counters()
     result = run_task(mapp_task("scan"), make_context(run_id=RUN_ID))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, StrictModel
+from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, SharedScanFields, StrictModel
 from lytics_provider.jobs.exit_guard import ALLOW_MASS_EXIT_PARAM, ExitGuardFields
 from lytics_provider.jobs.member_identity import (
     check_identity_fields,
@@ -204,7 +204,9 @@ class AudienceBook(StrictModel):
     address_book: str = Field(min_length=1, max_length=128, description="Address book name or id.")
 
 
-class DotdigitalExportMultipleAudiencesJob(ExitGuardFields, JobConfig, _DotdigitalConnection):
+class DotdigitalExportMultipleAudiencesJob(
+    ExitGuardFields, JobConfig, _DotdigitalConnection, SharedScanFields
+):
     """Export Multiple Audiences: several audiences, each to an existing address book."""
 
     type: Literal["dotdigital_export_multiple_audiences"]

@@ -15,7 +15,7 @@ from lytics_provider.pipeline import http
 from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.scan_completeness import IncompleteScanError
 from lytics_provider.pipeline.snapshot import Snapshot
-from lytics_provider.pipeline.workarea import JobState, run_dir
+from lytics_provider.pipeline.workarea import JobState, data_root
 from lytics_provider.sandbox.faults import FaultRule
 from tests.helpers import lytics_conn, make_context, run_task
 
@@ -68,8 +68,10 @@ def test_an_early_end_that_persists_fails_and_leaves_nothing_to_commit(lytics_sa
     assert "'all_users'" in message and "reported 2000" in message
     assert not isinstance(raised.value, AirflowFailException)  # transient: Airflow may retry the task
     assert rule.fired == 2 * 4  # the page and three requests of it again, in each of two scans
-    uids, complete = _stored(run_dir("job", context["run_id"]) / "snapshot.db")
-    assert not complete and 0 < len(uids) < 2000
+    # The partial scan stays resumable: in the run's folder, or in the shared-scan area when the
+    # scan is shared with other jobs (the default); none of it is marked complete.
+    partial = [_stored(path) for path in data_root().rglob("snapshot.db")]
+    assert partial and all(not complete and 0 < len(uids) < 2000 for uids, complete in partial)
     assert "scan" not in context["ti"].xcoms  # deliver and commit have no scan to work on
     assert JobState("job").get("last_snapshot") is None
 
@@ -107,8 +109,8 @@ def test_a_persistent_error_envelope_names_what_the_api_sent(
     assert "status 503" in message and "sandbox injected error" in message and "after 3 attempts" in message
     assert "_uid" not in message
     assert not isinstance(raised.value, AirflowFailException)
-    uids, complete = _stored(run_dir("job", context["run_id"]) / "snapshot.db")
-    assert not complete and len(uids) == 4 * PAGE
+    partial = [_stored(path) for path in data_root().rglob("snapshot.db")]
+    assert partial and all(not complete and len(uids) == 4 * PAGE for uids, complete in partial)
 
 
 def test_an_unknown_audience_fails_at_once_with_the_closest_slugs(lytics_sandbox) -> None:

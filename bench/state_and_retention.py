@@ -1,6 +1,7 @@
 """Disk kept by retention, and the cost of keeping the baseline in object storage.
 
-``.venv/bin/python -m bench.state_and_retention [--members 200000] [--scan-members 1500000]``
+``.venv/bin/python -m bench.state_and_retention [--members 200000] [--scan-members 1500000]
+[--page-delay 0.005]``
 
 (a) Retention: five Keep Updated runs of the Mapp SFTP job (the DAG built from
     ``include/jobs/mapp_high_value_daily.yaml``: ``scan`` → ``deliver`` → ``report``) against the
@@ -9,7 +10,8 @@
 (b) State in object storage: the bare scan of a 1.5M-member audience (the sandbox in its own
     process, as ``bench.mapp_file_drop`` runs it) into a snapshot, then that snapshot uploaded
     as a baseline (``state_store.upload_baseline``) to a moto S3 server in its own process and
-    downloaded back (``download_baseline``, what a new worker does), against the scan time.
+    downloaded back (``download_baseline``, what a new worker does), against the scan time with
+    no API latency and with ``--page-delay`` seconds per page (as ``bench.mapp_file_drop``).
     Also the compression candidates on the same snapshot (zstandard is not installed here).
 
 Prints Markdown table rows ``| measure | value | notes |``.
@@ -190,7 +192,7 @@ def moto_server() -> Iterator[str]:
             proc.wait()
 
 
-def _scan(members: int, workdir: Path) -> tuple[float, Path, int]:
+def _scan(members: int, workdir: Path, page_delay: float = 0.0) -> tuple[float, Path, int]:
     """The scan task of the Mapp DAG on a sandbox in its own process; seconds, snapshot, members."""
     import yaml
 
@@ -200,8 +202,8 @@ def _scan(members: int, workdir: Path) -> tuple[float, Path, int]:
 
     config = yaml.safe_load(JOB_FILE.read_text())
     fields = mapp_scan_fields(config["field_mapping"], config.get("identifier_field", "email"))
-    os.environ["LYTICS_DATA_DIR"] = str(workdir / "scan-data")
-    with sandbox(members, workdir) as services:
+    os.environ["LYTICS_DATA_DIR"] = str(workdir / f"scan-data-{page_delay}")
+    with sandbox(members, workdir, page_delay=page_delay) as services:
         os.environ["AIRFLOW_CONN_LYTICS_DEFAULT"] = services.env["AIRFLOW_CONN_LYTICS_DEFAULT"]
         scan = LyticsAudienceScanOperator(
             task_id="scan", audience=AUDIENCE, job_id="bench_state", fields=fields
@@ -241,7 +243,7 @@ def _compression_rows(snapshot: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-def bench_state_store(members: int, workdir: Path) -> list[tuple[str, str, str]]:
+def bench_state_store(members: int, workdir: Path, page_delay: float = 0.0) -> list[tuple[str, str, str]]:
     """Scan at ``members``, then upload and download that snapshot through LYTICS_STATE_URL (moto S3)."""
     import boto3
 
@@ -255,6 +257,17 @@ def bench_state_store(members: int, workdir: Path) -> list[tuple[str, str, str]]
             f"{snapshot.stat().st_size / scanned:.0f} bytes/member; sandbox in its own process, no latency",
         )
     ]
+    slow_scan = None
+    if page_delay:
+        slow_scan, slow_snapshot, _ = _scan(members, workdir, page_delay)
+        shutil.rmtree(slow_snapshot.parent, ignore_errors=True)
+        rows.append(
+            (
+                f"scan of {scanned:,} members, {page_delay * 1000:g} ms per page",
+                f"{slow_scan:.1f} s",
+                "the time an API needs to produce a page (the real Lytics API takes far longer)",
+            )
+        )
     with moto_server() as endpoint:
         bucket = "lytics-bench-state"
         boto3.client(
@@ -301,6 +314,16 @@ def bench_state_store(members: int, workdir: Path) -> list[tuple[str, str, str]]
             f"{(upload + download + setup) / scan_seconds:.2f}x the scan with it",
         )
     )
+    if slow_scan:
+        slow_ratio = (upload + download) / slow_scan
+        rows.append(
+            (
+                f"baseline upload + download vs the scan at {page_delay * 1000:g} ms per page",
+                f"{slow_ratio:.2f}x",
+                f"goal ≤ 0.2x: {'met' if slow_ratio <= 0.2 else 'NOT met'}; "
+                f"{(upload + download + setup) / slow_scan:.2f}x with the first call",
+            )
+        )
     rows += _compression_rows(snapshot)
     return rows
 
@@ -311,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         "--members", type=int, default=200_000, help="audience size of the 5-run retention bench"
     )
     parser.add_argument("--scan-members", type=int, default=1_500_000, help="audience size of the scan bench")
+    parser.add_argument(
+        "--page-delay", type=float, default=0.005, help="also scan with this many seconds per page (0: skip)"
+    )
     args = parser.parse_args(argv)
     import logging
 
@@ -321,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AIRFLOW_HOME"] = str(workdir / "airflow")
     try:
         rows = bench_retention(args.members, workdir / "retention")
-        rows += bench_state_store(args.scan_members, workdir / "state")
+        rows += bench_state_store(args.scan_members, workdir / "state", args.page_delay)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print("| measure | value | notes |")

@@ -249,11 +249,13 @@ class Snapshot:
             inserted = self.db.execute(self._insert_page, (text, limit))
             rows = inserted.rowcount
             before = (inserted.lastrowid or 0) - rows  # the page's rows are before+1 .. before+rows
-            unkeyed = self.db.execute(
-                "INSERT OR REPLACE INTO no_identity SELECT ? + rowid - ?, record FROM members "
-                "WHERE rowid > ? AND uid IS NULL",
-                (scanned, before, before),
-            ).rowcount
+            unkeyed = 0
+            if rows:
+                unkeyed = self.db.execute(
+                    "INSERT OR REPLACE INTO no_identity SELECT ? + rowid - ?, record FROM members "
+                    "WHERE rowid > ? AND uid IS NULL",
+                    (scanned, before, before),
+                ).rowcount
             if unkeyed:
                 self.db.execute("DELETE FROM members WHERE rowid > ? AND uid IS NULL", (before,))
                 rendered = None

@@ -5,7 +5,10 @@
 Rows: the Mapp SFTP file drop of a ``--members`` audience (rows/s, wall time, peak RSS of the
 task's process) next to the bare scan read in the same run (the ceiling); peak RSS of the file
 drop at ``--small`` vs ``--members``; DAG-file parse time for 500 generated job configs
-(``bench/parse_time.py``); Dotdigital API calls per run (``bench/dotdigital_calls.py``).
+(``bench/parse_time.py``); Dotdigital API calls per run (``bench/dotdigital_calls.py``); scan API
+calls of four jobs sharing one audience vs one job (``bench/shared_scan.py``); the data dir after
+five runs vs one snapshot, and the baseline upload + download to moto S3 vs the scan
+(``bench/state_and_retention.py``).
 ``--write`` also saves the table and the command to ``bench/RESULTS.md``.
 Figures are reported, never asserted: they depend on the machine and on what else it runs.
 """
@@ -122,6 +125,26 @@ def dotdigital_calls(members: int) -> tuple[str, str]:
     return text, f"{members:,}-member audience, then 1% churn per run"
 
 
+def module_rows(module: str, args: list[str], timeout: float = 3600) -> list[str]:
+    """Run ``python -m bench.<module>`` and return the Markdown table rows it printed."""
+    result = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    rows = [
+        line
+        for line in result.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith(("| measure ", "|---"))
+    ]
+    if result.returncode != 0 or not rows:
+        tail = (result.stdout + result.stderr).strip()[-300:].replace("\n", " ").replace("|", "/")
+        return [f"| bench.{module} | failed (exit {result.returncode}) | {tail} |"]
+    return rows
+
+
 def fmt_rate(value: float) -> str:
     return f"{value:,.0f}"
 
@@ -182,6 +205,13 @@ def table(args: argparse.Namespace) -> list[str]:
         f"| DAG-file parse, {args.jobs} job configs | {parse} | {parse_note} |",
         f"| Dotdigital API calls per run | {calls} | {calls_note} |",
     ]
+    if not args.skip_shared:
+        lines += module_rows("shared_scan", ["--members", str(args.shared_members)])
+    if not args.skip_state:
+        lines += module_rows(
+            "state_and_retention",
+            ["--members", str(args.retention_members), "--scan-members", str(args.members)],
+        )
     lines.append("")
     lines.append(
         f"Machine: {platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}; "
@@ -215,10 +245,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200k/50k members, 20k for Dotdigital")
     parser.add_argument("--skip-parse", action="store_true")
     parser.add_argument("--skip-dotdigital", action="store_true")
+    parser.add_argument(
+        "--shared-members",
+        type=int,
+        default=500_000,
+        help="audience of the shared-scan rows (bench.shared_scan)",
+    )
+    parser.add_argument(
+        "--retention-members",
+        type=int,
+        default=200_000,
+        help="audience of the retention rows (bench.state_and_retention); its scan rows use --members",
+    )
+    parser.add_argument("--skip-shared", action="store_true")
+    parser.add_argument("--skip-state", action="store_true")
     parser.add_argument("--write", action="store_true", help="save the table to bench/RESULTS.md")
     args = parser.parse_args(argv)
     if args.quick:
         args.members, args.small, args.dd_members = 200_000, 50_000, 20_000
+        args.shared_members, args.retention_members = 100_000, 50_000
     lines = table(args)
     print("\n".join(lines))
     if args.write:

@@ -10,12 +10,13 @@ URL, the account id, the audience (segment) id and the member key field::
 
 Only the holder of the highest-numbered lease scans. A lease is taken by creating the next
 number with ``O_CREAT | O_EXCL`` (one process wins, also on a shared volume) and its heartbeat is
-rewritten through a temporary file and ``os.replace`` after every committed page. A lease whose
-heartbeat is older than :func:`stale_after_seconds` (``LYTICS_SHARED_SCAN_STALE_SECONDS``,
-default 120) belongs to a crashed scanner: the next job takes the following number and resumes
-the scan from its last committed page. A scanner that finds a higher lease than its own has
-lost it and stops before its next page. A retry of the task that held the lease takes it over
-at once: two attempts of one task instance never run together, so the holder is gone.
+rewritten through a temporary file and ``os.replace`` after committed pages (at most once a
+second). A lease whose heartbeat is older than :func:`stale_after_seconds`
+(``LYTICS_SHARED_SCAN_STALE_SECONDS``, default 120) belongs to a crashed scanner: the next job
+takes the following number and resumes the scan from its last committed page. A scanner that
+finds a higher lease than its own has lost it and stops before its next page. A retry of the
+task that held the lease takes it over at once: two attempts of one task instance never run
+together, so the holder is gone.
 
 Nothing here talks to Lytics: the caller passes the function that scans into a snapshot.
 """

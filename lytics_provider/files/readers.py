@@ -206,7 +206,9 @@ def valid_records(rows: Iterator[Row], rejects: RejectsWriter, max_record_bytes:
         if record is not None:
             size = len(json.dumps(record, separators=(",", ":"), default=str).encode())
             if size > max_record_bytes:
-                reason = f"record over the {max_record_bytes // 1024} KB Lytics limit: {size} bytes"
+                kb, rest = divmod(max_record_bytes, 1024)
+                limit = f"{max_record_bytes} B" if rest else f"{kb} KB"
+                reason = f"record over the {limit} Lytics limit: {size} bytes"
                 record = None
         if record is None:
             rejects.reject(reason or "rejected", row.number, row.raw, id=record_id(row.raw))

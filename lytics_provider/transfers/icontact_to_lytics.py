@@ -4,7 +4,7 @@ Each task works in three steps inside its run directory (``run_dir(job_id, run_i
 retried task resumes instead of starting over:
 
 1. **stage**: read iContact and write what is new to a run-local SQLite file (``users.db`` /
-   ``activity.db``), with rejected rows in ``*_rejects.jsonl`` (id and reason);
+   ``activity.db``), with rejected rows in ``*_rejects.jsonl`` (reason, id, kind; ``RejectsWriter``);
 2. **send**: post the staged records to Lytics in batches, saving after each acknowledged batch
    how far it got;
 3. **commit**: once Lytics acknowledged everything, fold the run into the job's state file
@@ -35,6 +35,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from lytics_provider.files.ingest import SqliteCheckpoint, StreamWriter
 from lytics_provider.hooks.icontact import ACTIVITY_COLLECTIONS, Folder, IContactHook
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.operators.lytics import as_bool
@@ -47,6 +48,7 @@ from lytics_provider.pipeline.icontact_mapping import (
     read_event,
 )
 from lytics_provider.pipeline.progress import Progress
+from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import JobState, job_dir, run_dir
 
@@ -111,25 +113,6 @@ def _digest(record: dict[str, Any]) -> str:
     return hashlib.blake2b(json.dumps(record, sort_keys=True).encode(), digest_size=16).hexdigest()
 
 
-class _Rejects:
-    """Append-only JSON-lines rejects file (opened on the first reject)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.count = 0
-        self._handle: Any = None
-
-    def add(self, kind: str, ident: str, reason: str) -> None:
-        if self._handle is None:
-            self._handle = self.path.open("w", encoding="utf-8")
-        self._handle.write(json.dumps({"kind": kind, "id": ident, "reason": reason}) + "\n")
-        self.count += 1
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-
-
 class _IContactImportBase(BaseOperator):
     """Shared options of the two import tasks."""
 
@@ -163,23 +146,26 @@ class _IContactImportBase(BaseOperator):
         self, lytics: LyticsHook, stage: sqlite3.Connection, table: str, stream: str, checkpoint: str
     ) -> int:
         """Post staged rows after the checkpoint in batches; save the checkpoint after each batch."""
-        sent = int(_meta(stage, checkpoint, "0") or 0)
+        mark = SqliteCheckpoint(stage, checkpoint)
+        sent = int(mark.load() or 0)
         total = stage.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         progress = Progress(self.log, f"{stream} records sent", total)
         progress.done = stage.execute(f"SELECT count(*) FROM {table} WHERE seq <= ?", (sent,)).fetchone()[0]
+        writer = StreamWriter(lytics, stream, max_batch_records=self.send_batch, on_ack=mark.save)
         while True:
             rows = stage.execute(
                 f"SELECT seq, record FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?", (sent, self.send_batch)
             ).fetchall()
             if not rows:
                 break
-            result = lytics.collect_json(stream, (json.loads(r) for _, r in rows))
-            if result.rejected:
-                self.log.warning("Lytics rejected %d of %d %s records", result.rejected, len(rows), stream)
+            for seq, text in rows:
+                writer.add(json.loads(text), seq, len(text.encode()))
+            writer.flush()
             sent = rows[-1][0]
-            _set_meta(stage, **{checkpoint: sent})
             progress.advance(len(rows))
         progress.finish()
+        if writer.rejected:
+            self.log.warning("Lytics rejected %d of %d %s records", writer.rejected, writer.records, stream)
         return total
 
 
@@ -233,7 +219,7 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
     ) -> None:
         folder = self._folder(hook)
         mapper = ContactMapper(self.source_timezone)
-        rejects = _Rejects(workdir / "users_rejects.jsonl")
+        rejects = RejectsWriter(workdir / "users_rejects.jsonl", preview_lines=0, logger=self.log)
         stage.execute("DELETE FROM users")
         read = unchanged = invalid = rejected = 0
         progress = Progress(self.log, "iContact contacts read")
@@ -245,11 +231,13 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
                 result = mapper.map(contact)
                 if result.record is None:
                     rejected += 1
-                    rejects.add("contact", str(contact.get("email") or f"row {read}"), result.reason or "")
+                    ident = str(contact.get("email") or f"row {read}")
+                    rejects.reject(result.reason or "rejected", read, {"kind": "contact"}, ident)
                     continue
                 if result.notes:
                     invalid += 1
-                    rejects.add("contact_field", result.record["ic_contact_id"], "; ".join(result.notes))
+                    reason = "; ".join(result.notes)
+                    rejects.reject(reason, read, {"kind": "contact_field"}, result.record["ic_contact_id"])
                 ident = result.record["ic_contact_id"]
                 digest = _digest(result.record)
                 row = state.execute("SELECT digest FROM contacts WHERE id = ?", (ident,)).fetchone()
@@ -379,7 +367,7 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
         self, hook: IContactHook, stage: sqlite3.Connection, state: sqlite3.Connection, workdir: Path
     ) -> None:
         folder = self._folder(hook)
-        rejects = _Rejects(workdir / "activity_rejects.jsonl")
+        rejects = RejectsWriter(workdir / "activity_rejects.jsonl", preview_lines=0, logger=self.log)
         stage.execute("DELETE FROM events")
         marks = dict(state.execute("SELECT key, ts FROM watermarks").fetchall())
         progress = Progress(self.log, "iContact activity rows read")
@@ -397,7 +385,8 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
                         progress.advance(1)
                         event = read_event(message_id, collection, raw, self.source_timezone)
                         if isinstance(event, str):
-                            rejects.add(collection, f"{message_id}/{raw.get('contactId')}", event)
+                            ident = f"{message_id}/{raw.get('contactId')}"
+                            rejects.reject(event, None, {"kind": collection}, ident)
                             continue
                         if not self._is_new(state, key, mark, event.event_id, event.ts):
                             continue

@@ -20,7 +20,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,7 @@ class SqliteCheckpoint(Checkpoint):
 
 
 # -- writer ------------------------------------------------------------------------------------
+@dataclass
 class StreamWriter:
     """Post records to one Lytics stream in batches; report each acknowledged batch's position.
 
@@ -108,42 +109,33 @@ class StreamWriter:
     :param stream: the Lytics stream.
     :param timestamp_field: record field Lytics uses as the event time.
     :param filename: the ``filename`` Lytics records with the data (the source file).
-    :param max_batch_bytes: upper bound of one request body.
+    :param max_batch_bytes: upper bound of one request body (at most 8 MB).
     :param max_batch_records: upper bound of records per request (``None``: bytes only).
     :param on_ack: called with the position of a batch's last record after Lytics acknowledged it.
     :param send: ``False`` counts records and sends nothing (a dry run); ``on_ack`` is not called.
     :param dryrun: send with Lytics' own ``dryrun=true`` (Lytics validates, stores nothing).
     """
 
-    def __init__(
-        self,
-        hook: LyticsHook,
-        stream: str,
-        *,
-        timestamp_field: str | None = None,
-        filename: str | None = None,
-        max_batch_bytes: int = MAX_BATCH_BYTES,
-        max_batch_records: int | None = None,
-        on_ack: Callable[[Any], None] | None = None,
-        send: bool = True,
-        dryrun: bool = False,
-    ) -> None:
-        self.hook = hook
-        self.stream = stream
-        self.timestamp_field = timestamp_field
-        self.filename = filename
-        self.max_batch_bytes = min(int(max_batch_bytes), MAX_BATCH_BYTES)
-        self.max_batch_records = max_batch_records
-        self.on_ack = on_ack
-        self.send = send
-        self.dryrun = dryrun
-        self.records = 0
-        self.accepted = 0
-        self.rejected = 0
-        self.requests = 0
-        self._batch: list[dict[str, Any]] = []
-        self._size = 2
-        self._position: Any = None
+    hook: LyticsHook
+    stream: str
+    timestamp_field: str | None = None
+    filename: str | None = None
+    max_batch_bytes: int = MAX_BATCH_BYTES
+    max_batch_records: int | None = None
+    on_ack: Callable[[Any], None] | None = None
+    send: bool = True
+    dryrun: bool = False
+    #: records queued so far, and what Lytics answered for those sent
+    records: int = field(default=0, init=False)
+    accepted: int = field(default=0, init=False)
+    rejected: int = field(default=0, init=False)
+    requests: int = field(default=0, init=False)
+    _batch: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
+    _size: int = field(default=2, init=False, repr=False)
+    _position: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.max_batch_bytes = min(int(self.max_batch_bytes), MAX_BATCH_BYTES)
 
     def add(self, record: dict[str, Any], position: Any = None, size: int | None = None) -> None:
         """Queue one record (``size``: its compact JSON length, when already known)."""

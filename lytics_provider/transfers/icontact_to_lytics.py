@@ -29,7 +29,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,23 @@ def _set_meta(db: sqlite3.Connection, **values: Any) -> None:
     _insert(db, "INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in values.items()])
 
 
+@contextmanager
+def _commit_once(state: sqlite3.Connection, run_id: str, task: str) -> Iterator[bool]:
+    """One transaction on the job state that records ``(run_id, task)``; yields ``False`` (and does
+    nothing) when that run's task was committed before."""
+    if state.execute("SELECT 1 FROM runs WHERE run_id = ? AND task = ?", (run_id, task)).fetchone():
+        yield False
+        return
+    state.execute("BEGIN IMMEDIATE")
+    try:
+        yield True
+        state.execute("INSERT INTO runs VALUES (?, ?)", (run_id, task))
+        state.execute("COMMIT")
+    except BaseException:
+        state.execute("ROLLBACK")
+        raise
+
+
 def _digest(record: dict[str, Any]) -> str:
     return hashlib.blake2b(json.dumps(record, sort_keys=True).encode(), digest_size=16).hexdigest()
 
@@ -141,6 +158,26 @@ class _IContactImportBase(BaseOperator):
 
     def _folder(self, hook: IContactHook) -> Folder:
         return hook.resolve_folder(self.account_id, self.client_folder_id)
+
+    def _stage(
+        self, hook: IContactHook, stage: sqlite3.Connection, state: sqlite3.Connection, workdir: Path
+    ) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @contextmanager
+    def _staged(
+        self, run_id: str, stage_file: str
+    ) -> Iterator[tuple[IContactHook, sqlite3.Connection, sqlite3.Connection]]:
+        """This run's stage (read from iContact on first use) and the job's state, both closed after."""
+        workdir = run_dir(self.job_id, run_id)
+        icontact = IContactHook(self.icontact_conn_id, page_size=self.page_size)
+        with (
+            closing(_connect(workdir / stage_file, _STAGE_SCHEMA)) as stage,
+            closing(state_db(self.job_id)) as state,
+        ):
+            if _meta(stage, "staged") is None:
+                self._stage(icontact, stage, state, workdir)
+            yield icontact, stage, state
 
     def _send(
         self, lytics: LyticsHook, stage: sqlite3.Connection, table: str, stream: str, checkpoint: str
@@ -183,14 +220,7 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))
         run_id = context["run_id"]
-        workdir = run_dir(self.job_id, run_id)
-        icontact = IContactHook(self.icontact_conn_id, page_size=self.page_size)
-        with (
-            closing(_connect(workdir / "users.db", _STAGE_SCHEMA)) as stage,
-            closing(state_db(self.job_id)) as state,
-        ):
-            if _meta(stage, "staged") is None:
-                self._stage(icontact, stage, state, workdir)
+        with self._staged(run_id, "users.db") as (icontact, stage, state):
             report = {
                 "stream": self.stream,
                 "read": int(_meta(stage, "read", "0") or 0),
@@ -266,19 +296,12 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
         )
 
     def _commit(self, stage: sqlite3.Connection, state: sqlite3.Connection, run_id: str) -> None:
-        if state.execute("SELECT 1 FROM runs WHERE run_id = ? AND task = 'users'", (run_id,)).fetchone():
-            return
-        state.execute("BEGIN IMMEDIATE")
-        try:
-            state.executemany(
-                "INSERT OR REPLACE INTO contacts VALUES (?, ?)",
-                stage.execute("SELECT id, digest FROM users ORDER BY seq"),
-            )
-            state.execute("INSERT INTO runs VALUES (?, 'users')", (run_id,))
-            state.execute("COMMIT")
-        except BaseException:
-            state.execute("ROLLBACK")
-            raise
+        with _commit_once(state, run_id, "users") as fresh:
+            if fresh:
+                state.executemany(
+                    "INSERT OR REPLACE INTO contacts VALUES (?, ?)",
+                    stage.execute("SELECT id, digest FROM users ORDER BY seq"),
+                )
 
 
 class IContactActivityToLyticsOperator(_IContactImportBase):
@@ -307,14 +330,7 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))
         run_id = context["run_id"]
-        workdir = run_dir(self.job_id, run_id)
-        icontact = IContactHook(self.icontact_conn_id, page_size=self.page_size)
-        with (
-            closing(_connect(workdir / "activity.db", _STAGE_SCHEMA)) as stage,
-            closing(state_db(self.job_id)) as state,
-        ):
-            if _meta(stage, "staged") is None:
-                self._stage(icontact, stage, state, workdir)
+        with self._staged(run_id, "activity.db") as (icontact, stage, state):
             if _meta(stage, "profiled") is None:
                 self._profiles(stage, state)
             by_type = dict(
@@ -450,11 +466,10 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
     # -- commit --------------------------------------------------------------------------------
     def _commit(self, stage: sqlite3.Connection, state: sqlite3.Connection, run_id: str) -> None:
         """Fold the acknowledged run into the state: aggregates, watermarks, ids inside the lookback."""
-        if state.execute("SELECT 1 FROM runs WHERE run_id = ? AND task = 'activity'", (run_id,)).fetchone():
-            return
         window = self.lookback_minutes * 60_000
-        state.execute("BEGIN IMMEDIATE")
-        try:
+        with _commit_once(state, run_id, "activity") as fresh:
+            if not fresh:
+                return
             state.executemany(
                 "INSERT OR REPLACE INTO profiles VALUES (?, ?)",
                 stage.execute("SELECT contact_id, state FROM profiles ORDER BY seq"),
@@ -466,15 +481,11 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
                 state.executemany(
                     "INSERT OR IGNORE INTO seen VALUES (?, ?, ?)",
                     stage.execute(
-                        "SELECT key, event_id, ts FROM events WHERE key = ? AND ts > ?", (key, mark - window)
+                        "SELECT key, event_id, ts FROM events WHERE key = ? AND ts > ?",
+                        (key, mark - window),
                     ),
                 )
                 state.execute("DELETE FROM seen WHERE key = ? AND ts <= ?", (key, mark - window))
-            state.execute("INSERT INTO runs VALUES (?, 'activity')", (run_id,))
-            state.execute("COMMIT")
-        except BaseException:
-            state.execute("ROLLBACK")
-            raise
 
 
 class IContactImportReportOperator(BaseOperator):

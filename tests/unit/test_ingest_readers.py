@@ -95,7 +95,7 @@ def test_a_zip_with_two_files_and_a_pgp_file_without_a_key_fail_with_the_fix(tmp
         archive.writestr("a.csv", "x\n1\n")
         archive.writestr("b.csv", "x\n2\n")
     with (
-        pytest.raises(FileImportError, match="must hold exactly one file, found 2"),
+        pytest.raises(ValueError, match="must hold exactly one file, found 2"),
         open_plain(two, "two.zip"),
     ):
         pass
@@ -103,3 +103,17 @@ def test_a_zip_with_two_files_and_a_pgp_file_without_a_key_fail_with_the_fix(tmp
     sealed.write_bytes(b"-----BEGIN PGP MESSAGE-----")
     with pytest.raises(FileImportError, match="set pgp_conn_id"), open_plain(sealed, sealed.name):
         pass
+
+
+def test_object_store_imports_choose_their_csv_rules_explicitly() -> None:
+    from lytics_provider.transfers.gcs_to_lytics import GCSToLyticsOperator
+    from lytics_provider.transfers.s3_to_lytics import S3ToLyticsOperator
+
+    s3 = S3ToLyticsOperator(task_id="i", job_id="j", bucket="b", stream="s", delimiter=";")
+    assert s3.read_options() == ReadOptions(
+        "csv", ";", row_width="no_extra", empty_cells="drop", numbering="row"
+    )
+    strict = GCSToLyticsOperator(task_id="i", job_id="j", bucket="b", file_type="json", csv_rows="strict")
+    assert strict.read_options() == ReadOptions("jsonl")
+    with pytest.raises(ValueError, match="csv_rows 'loose' is not supported; use 'lenient' or 'strict'"):
+        S3ToLyticsOperator(task_id="i", job_id="j", bucket="b", stream="s", csv_rows="loose")

@@ -9,7 +9,8 @@ Each run reads what changed since the last successful run (the watermark in the 
 Contacts are merged per contact id in a run-local SQLite file (a contact in five books is one
 record) and sent to ``dotmailer_contacts``; activity is staged as JSON lines and sent to
 ``dotmailer_activity``. The new watermark is the Dotdigital server time read at the start of the
-run, and it is saved only after Lytics acknowledged both streams, so a failed run is read again.
+run, and it is saved (a state checkpoint, :mod:`lytics_provider.files.ingest`) only after Lytics
+acknowledged both streams, so a failed run is read again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.dotdigital import DotdigitalHook
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.retention import prune_job_runs
@@ -130,7 +132,8 @@ class DotdigitalToLyticsOperator(BaseOperator):
         params = context.get("params") or {}
         dry_run, full = as_bool(params.get("dry_run")), as_bool(params.get("full_refresh"))
         state = JobState(self.job_id)
-        since = self.initial_since if full else (state.get("watermark") or self.initial_since)
+        watermark = StateCheckpoint(self.job_id, "watermark")
+        since = self.initial_since if full else (watermark.load() or self.initial_since)
         hook = DotdigitalHook(self.dotdigital_conn_id)
         until = hook.server_time().rstrip("Z").split(".")[0]
         account = str(hook.account_info().get("id"))
@@ -144,12 +147,12 @@ class DotdigitalToLyticsOperator(BaseOperator):
             if self.include_activity:
                 events = self._activity(hook, since, activity_path)
             lytics = LyticsHook(self.lytics_conn_id)
-            sent_contacts = lytics.collect_json(self.contacts_stream, stage.records(), dryrun=dry_run)
-            sent_events = None
+            with StreamWriter(lytics, self.contacts_stream, dryrun=dry_run) as sent_contacts:
+                sent_contacts.extend(stage.records())
+            sent_events = StreamWriter(lytics, self.activity_stream, timestamp_field="ts", dryrun=dry_run)
             if events:
-                sent_events = lytics.collect_json(
-                    self.activity_stream, _read_jsonl(activity_path), timestamp_field="ts", dryrun=dry_run
-                )
+                with sent_events:
+                    sent_events.extend(_read_jsonl(activity_path))
         finally:
             stage.close()
         report = {
@@ -158,14 +161,15 @@ class DotdigitalToLyticsOperator(BaseOperator):
             "contacts": contacts,
             "events": events,
             "contacts_accepted": sent_contacts.accepted,
-            "events_accepted": sent_events.accepted if sent_events else 0,
+            "events_accepted": sent_events.accepted,
             "dotdigital_calls": hook.calls,
             "dry_run": dry_run,
         }
         if dry_run:
             self.log.info("Dry run: watermark not moved. Report: %s", report)
             return report
-        state.update(watermark=until, last_run_id=context["run_id"], last_report=report)
+        watermark.save(until)
+        state.update(last_run_id=context["run_id"], last_report=report)
         prune_job_runs(self.job_id, context["run_id"])
         self.log.info("Imported; watermark moved to %s. Report: %s", until, report)
         return report

@@ -4,7 +4,7 @@ Each task works in three steps inside its run directory (``run_dir(job_id, run_i
 retried task resumes instead of starting over:
 
 1. **stage**: read iContact and write what is new to a run-local SQLite file (``users.db`` /
-   ``activity.db``), with rejected rows in ``*_rejects.jsonl`` (id and reason);
+   ``activity.db``), with rejected rows in ``*_rejects.jsonl`` (reason, id, kind; ``RejectsWriter``);
 2. **send**: post the staged records to Lytics in batches, saving after each acknowledged batch
    how far it got;
 3. **commit**: once Lytics acknowledged everything, fold the run into the job's state file
@@ -29,12 +29,13 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from lytics_provider.files.ingest import SqliteCheckpoint, StreamWriter
 from lytics_provider.hooks.icontact import ACTIVITY_COLLECTIONS, Folder, IContactHook
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.operators.lytics import as_bool
@@ -47,6 +48,7 @@ from lytics_provider.pipeline.icontact_mapping import (
     read_event,
 )
 from lytics_provider.pipeline.progress import Progress
+from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import JobState, job_dir, run_dir
 
@@ -107,27 +109,25 @@ def _set_meta(db: sqlite3.Connection, **values: Any) -> None:
     _insert(db, "INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in values.items()])
 
 
+@contextmanager
+def _commit_once(state: sqlite3.Connection, run_id: str, task: str) -> Iterator[bool]:
+    """One transaction on the job state that records ``(run_id, task)``; yields ``False`` (and does
+    nothing) when that run's task was committed before."""
+    if state.execute("SELECT 1 FROM runs WHERE run_id = ? AND task = ?", (run_id, task)).fetchone():
+        yield False
+        return
+    state.execute("BEGIN IMMEDIATE")
+    try:
+        yield True
+        state.execute("INSERT INTO runs VALUES (?, ?)", (run_id, task))
+        state.execute("COMMIT")
+    except BaseException:
+        state.execute("ROLLBACK")
+        raise
+
+
 def _digest(record: dict[str, Any]) -> str:
     return hashlib.blake2b(json.dumps(record, sort_keys=True).encode(), digest_size=16).hexdigest()
-
-
-class _Rejects:
-    """Append-only JSON-lines rejects file (opened on the first reject)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.count = 0
-        self._handle: Any = None
-
-    def add(self, kind: str, ident: str, reason: str) -> None:
-        if self._handle is None:
-            self._handle = self.path.open("w", encoding="utf-8")
-        self._handle.write(json.dumps({"kind": kind, "id": ident, "reason": reason}) + "\n")
-        self.count += 1
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
 
 
 class _IContactImportBase(BaseOperator):
@@ -159,27 +159,50 @@ class _IContactImportBase(BaseOperator):
     def _folder(self, hook: IContactHook) -> Folder:
         return hook.resolve_folder(self.account_id, self.client_folder_id)
 
+    def _stage(
+        self, hook: IContactHook, stage: sqlite3.Connection, state: sqlite3.Connection, workdir: Path
+    ) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @contextmanager
+    def _staged(
+        self, run_id: str, stage_file: str
+    ) -> Iterator[tuple[IContactHook, sqlite3.Connection, sqlite3.Connection]]:
+        """This run's stage (read from iContact on first use) and the job's state, both closed after."""
+        workdir = run_dir(self.job_id, run_id)
+        icontact = IContactHook(self.icontact_conn_id, page_size=self.page_size)
+        with (
+            closing(_connect(workdir / stage_file, _STAGE_SCHEMA)) as stage,
+            closing(state_db(self.job_id)) as state,
+        ):
+            if _meta(stage, "staged") is None:
+                self._stage(icontact, stage, state, workdir)
+            yield icontact, stage, state
+
     def _send(
         self, lytics: LyticsHook, stage: sqlite3.Connection, table: str, stream: str, checkpoint: str
     ) -> int:
         """Post staged rows after the checkpoint in batches; save the checkpoint after each batch."""
-        sent = int(_meta(stage, checkpoint, "0") or 0)
+        mark = SqliteCheckpoint(stage, checkpoint)
+        sent = int(mark.load() or 0)
         total = stage.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         progress = Progress(self.log, f"{stream} records sent", total)
         progress.done = stage.execute(f"SELECT count(*) FROM {table} WHERE seq <= ?", (sent,)).fetchone()[0]
+        writer = StreamWriter(lytics, stream, max_batch_records=self.send_batch, on_ack=mark.save)
         while True:
             rows = stage.execute(
                 f"SELECT seq, record FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?", (sent, self.send_batch)
             ).fetchall()
             if not rows:
                 break
-            result = lytics.collect_json(stream, (json.loads(r) for _, r in rows))
-            if result.rejected:
-                self.log.warning("Lytics rejected %d of %d %s records", result.rejected, len(rows), stream)
+            for seq, text in rows:
+                writer.add(json.loads(text), seq, len(text.encode()))
+            writer.flush()
             sent = rows[-1][0]
-            _set_meta(stage, **{checkpoint: sent})
             progress.advance(len(rows))
         progress.finish()
+        if writer.rejected:
+            self.log.warning("Lytics rejected %d of %d %s records", writer.rejected, writer.records, stream)
         return total
 
 
@@ -197,14 +220,7 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))
         run_id = context["run_id"]
-        workdir = run_dir(self.job_id, run_id)
-        icontact = IContactHook(self.icontact_conn_id, page_size=self.page_size)
-        with (
-            closing(_connect(workdir / "users.db", _STAGE_SCHEMA)) as stage,
-            closing(state_db(self.job_id)) as state,
-        ):
-            if _meta(stage, "staged") is None:
-                self._stage(icontact, stage, state, workdir)
+        with self._staged(run_id, "users.db") as (icontact, stage, state):
             report = {
                 "stream": self.stream,
                 "read": int(_meta(stage, "read", "0") or 0),
@@ -233,7 +249,7 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
     ) -> None:
         folder = self._folder(hook)
         mapper = ContactMapper(self.source_timezone)
-        rejects = _Rejects(workdir / "users_rejects.jsonl")
+        rejects = RejectsWriter(workdir / "users_rejects.jsonl", preview_lines=0, logger=self.log)
         stage.execute("DELETE FROM users")
         read = unchanged = invalid = rejected = 0
         progress = Progress(self.log, "iContact contacts read")
@@ -245,11 +261,13 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
                 result = mapper.map(contact)
                 if result.record is None:
                     rejected += 1
-                    rejects.add("contact", str(contact.get("email") or f"row {read}"), result.reason or "")
+                    ident = str(contact.get("email") or f"row {read}")
+                    rejects.reject(result.reason or "rejected", read, {"kind": "contact"}, ident)
                     continue
                 if result.notes:
                     invalid += 1
-                    rejects.add("contact_field", result.record["ic_contact_id"], "; ".join(result.notes))
+                    reason = "; ".join(result.notes)
+                    rejects.reject(reason, read, {"kind": "contact_field"}, result.record["ic_contact_id"])
                 ident = result.record["ic_contact_id"]
                 digest = _digest(result.record)
                 row = state.execute("SELECT digest FROM contacts WHERE id = ?", (ident,)).fetchone()
@@ -278,19 +296,12 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
         )
 
     def _commit(self, stage: sqlite3.Connection, state: sqlite3.Connection, run_id: str) -> None:
-        if state.execute("SELECT 1 FROM runs WHERE run_id = ? AND task = 'users'", (run_id,)).fetchone():
-            return
-        state.execute("BEGIN IMMEDIATE")
-        try:
-            state.executemany(
-                "INSERT OR REPLACE INTO contacts VALUES (?, ?)",
-                stage.execute("SELECT id, digest FROM users ORDER BY seq"),
-            )
-            state.execute("INSERT INTO runs VALUES (?, 'users')", (run_id,))
-            state.execute("COMMIT")
-        except BaseException:
-            state.execute("ROLLBACK")
-            raise
+        with _commit_once(state, run_id, "users") as fresh:
+            if fresh:
+                state.executemany(
+                    "INSERT OR REPLACE INTO contacts VALUES (?, ?)",
+                    stage.execute("SELECT id, digest FROM users ORDER BY seq"),
+                )
 
 
 class IContactActivityToLyticsOperator(_IContactImportBase):
@@ -319,14 +330,7 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))
         run_id = context["run_id"]
-        workdir = run_dir(self.job_id, run_id)
-        icontact = IContactHook(self.icontact_conn_id, page_size=self.page_size)
-        with (
-            closing(_connect(workdir / "activity.db", _STAGE_SCHEMA)) as stage,
-            closing(state_db(self.job_id)) as state,
-        ):
-            if _meta(stage, "staged") is None:
-                self._stage(icontact, stage, state, workdir)
+        with self._staged(run_id, "activity.db") as (icontact, stage, state):
             if _meta(stage, "profiled") is None:
                 self._profiles(stage, state)
             by_type = dict(
@@ -379,7 +383,7 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
         self, hook: IContactHook, stage: sqlite3.Connection, state: sqlite3.Connection, workdir: Path
     ) -> None:
         folder = self._folder(hook)
-        rejects = _Rejects(workdir / "activity_rejects.jsonl")
+        rejects = RejectsWriter(workdir / "activity_rejects.jsonl", preview_lines=0, logger=self.log)
         stage.execute("DELETE FROM events")
         marks = dict(state.execute("SELECT key, ts FROM watermarks").fetchall())
         progress = Progress(self.log, "iContact activity rows read")
@@ -397,7 +401,8 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
                         progress.advance(1)
                         event = read_event(message_id, collection, raw, self.source_timezone)
                         if isinstance(event, str):
-                            rejects.add(collection, f"{message_id}/{raw.get('contactId')}", event)
+                            ident = f"{message_id}/{raw.get('contactId')}"
+                            rejects.reject(event, None, {"kind": collection}, ident)
                             continue
                         if not self._is_new(state, key, mark, event.event_id, event.ts):
                             continue
@@ -461,11 +466,10 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
     # -- commit --------------------------------------------------------------------------------
     def _commit(self, stage: sqlite3.Connection, state: sqlite3.Connection, run_id: str) -> None:
         """Fold the acknowledged run into the state: aggregates, watermarks, ids inside the lookback."""
-        if state.execute("SELECT 1 FROM runs WHERE run_id = ? AND task = 'activity'", (run_id,)).fetchone():
-            return
         window = self.lookback_minutes * 60_000
-        state.execute("BEGIN IMMEDIATE")
-        try:
+        with _commit_once(state, run_id, "activity") as fresh:
+            if not fresh:
+                return
             state.executemany(
                 "INSERT OR REPLACE INTO profiles VALUES (?, ?)",
                 stage.execute("SELECT contact_id, state FROM profiles ORDER BY seq"),
@@ -477,15 +481,11 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
                 state.executemany(
                     "INSERT OR IGNORE INTO seen VALUES (?, ?, ?)",
                     stage.execute(
-                        "SELECT key, event_id, ts FROM events WHERE key = ? AND ts > ?", (key, mark - window)
+                        "SELECT key, event_id, ts FROM events WHERE key = ? AND ts > ?",
+                        (key, mark - window),
                     ),
                 )
                 state.execute("DELETE FROM seen WHERE key = ? AND ts <= ?", (key, mark - window))
-            state.execute("INSERT INTO runs VALUES (?, 'activity')", (run_id,))
-            state.execute("COMMIT")
-        except BaseException:
-            state.execute("ROLLBACK")
-            raise
 
 
 class IContactImportReportOperator(BaseOperator):

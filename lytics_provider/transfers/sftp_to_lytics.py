@@ -6,13 +6,14 @@ first (by modification time, then name). A file is identified by name + size + m
 time, so a file replaced under the same name is imported again.
 
 Per file: download (streamed), decrypt when the name ends in ``.pgp``/``.gpg``/``.asc``
-(``pgp_conn_id`` private key + passphrase), decompress when it then ends in ``.gz`` or
-``.zip``, parse, validate, and post to ``/collect/json/{stream}`` in batches of at most
-``batch_bytes``. JSON batches (rather than one ``/collect/bulk`` upload per file) let every row
-be checked here first, so each bad row lands in the rejects file with its reason, and let the
-import checkpoint after every acknowledged batch: a retry resumes after the last acknowledged
-batch instead of sending the file again. A file is recorded as imported in the job state only
-after its last batch was acknowledged.
+(``pgp_conn_id`` private key + passphrase), decompress gzip or zip (recognised by the file's
+first bytes), parse, validate (:mod:`lytics_provider.files.readers`), and post to
+``/collect/json/{stream}`` in batches of at most ``batch_bytes``. JSON batches (rather than one
+``/collect/bulk`` upload per file) let every row be checked here first, so each bad row lands in
+the rejects file with its reason, and let the import checkpoint after every acknowledged batch
+(:mod:`lytics_provider.files.ingest`): a retry resumes after the last acknowledged batch instead
+of sending the file again. A file is recorded as imported in the job state only after its last
+batch was acknowledged.
 
 Bad rows (malformed JSON lines, lines that are not JSON objects, CSV rows with the wrong number
 of columns, records over the 16 KB Lytics limit) go to ``rejects-<file>.jsonl`` in the run
@@ -22,103 +23,28 @@ corrupt gzip) is reported and left for the next run; the task fails after import
 
 from __future__ import annotations
 
-import csv
 import fnmatch
-import io
-import json
-import stat
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from lytics_provider.hooks.lytics import MAX_RECORD_BYTES
+from lytics_provider.files.ingest import FileCheckpoint, StreamWriter, ingest_file
+from lytics_provider.files.ingest_operator import pgp_decrypt
+from lytics_provider.files.listing import ObjectInfo, SFTPStore
+from lytics_provider.files.readers import FORMATS, FileImportError, ReadOptions
+from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.operators.lytics import as_bool
-from lytics_provider.pipeline.compression import detect_compression, open_decompressed
-from lytics_provider.pipeline.pgp import PGPError, strip_pgp_suffix
-from lytics_provider.pipeline.progress import Progress
+from lytics_provider.pipeline.pgp import PGPError
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.retention import prune_job_runs
-from lytics_provider.pipeline.workarea import JobState, atomic_write_text, run_dir, safe_name
+from lytics_provider.pipeline.workarea import JobState, run_dir, safe_name
 
-if TYPE_CHECKING:
-    from airflow.providers.sftp.hooks.sftp import SFTPHook
-    from paramiko import SFTPAttributes, SFTPClient
-
-    from lytics_provider.hooks.lytics import LyticsHook
-
-FORMATS = ("csv", "jsonl")
+__all__ = ["FileImportError", "SFTPToLyticsOperator"]
 DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
 STATE_KEY = "imported_files"
-_ID_FIELDS = ("_uid", "email", "user_id", "id")
-
-
-class FileImportError(Exception):
-    """A file that cannot be imported as a whole (the message names the file and the fix)."""
-
-
-def parse_jsonl(raw: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | None, str | None, Any]]:
-    """``(line number, record, reason, raw text)`` per non-blank line; reason set when rejected."""
-    for number, line in enumerate(raw, 1):
-        if not line.strip():
-            continue
-        try:
-            text = line.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            yield number, None, "not valid UTF-8", line.decode("utf-8", "replace").rstrip("\r\n")
-            continue
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            yield number, None, f"malformed JSON: {exc}", text.rstrip("\r\n")
-            continue
-        if not isinstance(value, dict):
-            yield number, None, f"not a JSON object (a {type(value).__name__})", value
-            continue
-        yield number, value, None, value
-
-
-def parse_csv(
-    raw: IO[bytes], name: str, delimiter: str = ","
-) -> Iterator[tuple[int, dict[str, Any] | None, str | None, Any]]:
-    """``(line number, record, reason, raw row)`` per data row; the first row is the header."""
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, delimiter=delimiter, strict=False)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    except UnicodeDecodeError as exc:
-        raise FileImportError(f"{name}: not UTF-8 text ({exc.reason}); save it as UTF-8") from None
-    header = [column.strip() for column in header]
-    if any(not column for column in header) or len(set(header)) != len(header):
-        raise FileImportError(
-            f"{name}: the header row has empty or repeated column names {header!r}; fix the header"
-        )
-    width = len(header)
-    try:
-        for row in reader:
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != width:
-                yield reader.line_num, None, f"wrong number of columns: expected {width}, got {len(row)}", row
-                continue
-            yield reader.line_num, dict(zip(header, row, strict=True)), None, row
-    except UnicodeDecodeError as exc:
-        raise FileImportError(f"{name}: not UTF-8 text ({exc.reason}); save it as UTF-8") from None
-    except csv.Error as exc:
-        raise FileImportError(f"{name}: unreadable CSV at line {reader.line_num}: {exc}") from None
-
-
-def record_id(record: Any) -> Any:
-    """A short identifier of a row for the rejects file (first identity field present)."""
-    if isinstance(record, dict):
-        for field in _ID_FIELDS:
-            if record.get(field) not in (None, ""):
-                return record[field]
-    return None
 
 
 class SFTPToLyticsOperator(BaseOperator):
@@ -174,31 +100,18 @@ class SFTPToLyticsOperator(BaseOperator):
         self.batch_bytes = min(int(batch_bytes), 8 * 1024 * 1024)
 
     # -- planning ------------------------------------------------------------------------------
-    def list_candidates(self, sftp: SFTPClient) -> list[SFTPAttributes]:
+    def list_candidates(self, store: SFTPStore) -> list[ObjectInfo]:
         """Regular files in ``folder`` matching ``pattern``, oldest first."""
-        entries = sftp.listdir_attr(self.folder or ".")
-        files = [
-            entry
-            for entry in entries
-            if entry.st_mode is not None
-            and stat.S_ISREG(entry.st_mode)
-            and not entry.filename.startswith(".")
-            and fnmatch.fnmatchcase(entry.filename, self.pattern)
-        ]
-        return sorted(files, key=lambda entry: (entry.st_mtime or 0, entry.filename))
+        files = [f for f in store.list_objects("") if fnmatch.fnmatchcase(f.key, self.pattern)]
+        return sorted(files, key=lambda f: (f.updated, f.key))
 
     @staticmethod
-    def fingerprint(entry: SFTPAttributes) -> dict[str, int]:
+    def fingerprint(entry: ObjectInfo) -> dict[str, int]:
         """What identifies one version of a remote file."""
-        return {"size": int(entry.st_size or 0), "mtime": int(entry.st_mtime or 0)}
+        return {"size": entry.size, "mtime": int(entry.updated.timestamp())}
 
     # -- run -----------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.providers.sftp.hooks.sftp import SFTPHook
-
-        from lytics_provider.hooks.lytics import LyticsHook
-        from lytics_provider.pipeline.sftp_upload import ensure_folder, open_sftp
-
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))
         state = JobState(self.job_id)
         work = run_dir(self.job_id, context["run_id"]) / safe_name(self.task_id)
@@ -206,12 +119,10 @@ class SFTPToLyticsOperator(BaseOperator):
         lytics = LyticsHook(self.lytics_conn_id)
         files: list[dict[str, Any]] = []
         failures: list[str] = []
-        sftp_hook = SFTPHook(ssh_conn_id=self.sftp_conn_id)
-        with open_sftp(sftp_hook) as sftp:
-            ensure_folder(sftp, self.folder)
-            candidates = self.list_candidates(sftp)
+        store = SFTPStore(self.sftp_conn_id, self.folder)
+        candidates = self.list_candidates(store)
         imported = dict(state.get(STATE_KEY) or {})
-        new = [entry for entry in candidates if imported.get(entry.filename) != self.fingerprint(entry)]
+        new = [entry for entry in candidates if imported.get(entry.key) != self.fingerprint(entry)]
         waiting = new[self.max_files :] if self.max_files else []
         new = new[: self.max_files] if self.max_files else new
         self.log.info(
@@ -223,15 +134,15 @@ class SFTPToLyticsOperator(BaseOperator):
             len(new),
             f", {len(waiting)} left for later runs (max_files)" if waiting else "",
         )
-        present = {entry.filename for entry in candidates}
+        present = {entry.key for entry in candidates}
         for entry in new:
             try:
-                report = self._import_file(sftp_hook, lytics, entry, work, dry_run)
+                report = self._import_file(store, lytics, entry, work, dry_run)
             except (FileImportError, PGPError, OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
                 if isinstance(exc, ConnectionError):
                     raise
-                failures.append(f"{entry.filename}: {exc}")
-                self.log.error("Could not import %s: %s", entry.filename, exc)
+                failures.append(f"{entry.key}: {exc}")
+                self.log.error("Could not import %s: %s", entry.key, exc)
                 continue
             files.append(report)
             if not dry_run:
@@ -267,134 +178,55 @@ class SFTPToLyticsOperator(BaseOperator):
             prune_job_runs(self.job_id, context["run_id"])
         return report
 
-    def _commit(
-        self, state: JobState, entry: SFTPAttributes, report: dict[str, Any], present: set[str]
-    ) -> None:
+    def _commit(self, state: JobState, entry: ObjectInfo, report: dict[str, Any], present: set[str]) -> None:
         """Remember the imported file; forget entries whose files left the folder."""
         imported = {name: value for name, value in (state.get(STATE_KEY) or {}).items() if name in present}
-        imported[entry.filename] = self.fingerprint(entry)
+        imported[entry.key] = self.fingerprint(entry)
         state.update(**{STATE_KEY: imported})
-        self.log.info("Committed %s (%d rows)", entry.filename, report["rows"])
+        self.log.info("Committed %s (%d rows)", entry.key, report["rows"])
 
     def _import_file(
-        self, sftp_hook: SFTPHook, lytics: LyticsHook, entry: SFTPAttributes, work: Path, dry_run: bool
+        self, store: SFTPStore, lytics: LyticsHook, entry: ObjectInfo, work: Path, dry_run: bool
     ) -> dict[str, Any]:
         """Download (own SFTP session, closed before posting), decrypt, parse and send one file."""
-        from lytics_provider.pipeline.sftp_upload import download_file, open_sftp, remote_path
-
-        name = entry.filename
+        name = entry.key
         base = safe_name(name)
         fingerprint = self.fingerprint(entry)
-        checkpoint_path = work / f"{base}.checkpoint.json"
-        checkpoint = _read_json(checkpoint_path)
-        if checkpoint.get("fingerprint") != fingerprint or dry_run:
-            checkpoint = {"fingerprint": fingerprint, "acked": 0, "accepted": 0, "lytics_rejected": 0}
+        checkpoint = FileCheckpoint(work / f"{base}.checkpoint.json")
         local = work / f"{base}.download"
         if not local.exists() or local.stat().st_size != fingerprint["size"]:
-            with open_sftp(sftp_hook) as sftp:
-                download_file(sftp, remote_path(self.folder, name), local)
-        plain_name, encrypted = strip_pgp_suffix(name)
-        source = local
-        if encrypted:
-            if not self.pgp_conn_id:
-                raise FileImportError(f"{name} is PGP-encrypted; set pgp_conn_id to a lytics_pgp connection")
-            from lytics_provider.hooks.pgp import PGPHook
-
-            source = work / f"{base}.decrypted"
-            PGPHook(self.pgp_conn_id).decrypt_file(local, source)
+            store.download(name, local)
         rejects_path = work.parent / f"rejects-{base}.jsonl"
-        try:
-            counts = self._send_file(
-                lytics, source, plain_name, name, rejects_path, checkpoint, checkpoint_path, dry_run
+        writer = StreamWriter(
+            lytics,
+            self.stream,
+            timestamp_field=self.timestamp_field,
+            filename=name,
+            max_batch_bytes=self.batch_bytes,
+            send=not dry_run,
+        )
+        with RejectsWriter(rejects_path, logger=self.log) as rejects:
+            result = ingest_file(
+                local,
+                name,
+                writer,
+                checkpoint,
+                rejects,
+                ReadOptions(self.format, self.delimiter),  # type: ignore[arg-type]
+                scope=f"{name}@{fingerprint['size']}:{fingerprint['mtime']}",
+                decrypt=pgp_decrypt(self.pgp_conn_id),
+                keep_counts=True,
+                logger=self.log,
             )
-        finally:
-            if encrypted:
-                source.unlink(missing_ok=True)
         local.unlink(missing_ok=True)
         if not dry_run:
-            checkpoint_path.unlink(missing_ok=True)
+            checkpoint.clear()
         return {
             "name": name,
             "bytes": fingerprint["size"],
             "rejects_file": str(rejects_path),
-            **counts,
+            "rows": result.rows,
+            "rejected": result.rejected,
+            "accepted": result.accepted,
+            "lytics_rejected": result.lytics_rejected,
         }
-
-    def _send_file(
-        self,
-        lytics: LyticsHook,
-        source: Path,
-        plain_name: str,
-        name: str,
-        rejects_path: Path,
-        checkpoint: dict[str, Any],
-        checkpoint_path: Path,
-        dry_run: bool,
-    ) -> dict[str, int]:
-        acked = int(checkpoint["acked"])
-        if acked:
-            self.log.info("Resuming %s after %d acknowledged records", name, acked)
-        valid = 0
-        last_in_batch = acked
-        batch: list[dict[str, Any]] = []
-        size = 2
-        progress = Progress(self.log, f"{name}: records")
-
-        def flush() -> None:
-            nonlocal batch, size
-            if batch and not dry_run:
-                result = lytics.collect_json(
-                    self.stream,
-                    batch,
-                    timestamp_field=self.timestamp_field,
-                    filename=name,
-                    max_batch_bytes=self.batch_bytes + 1024,
-                )
-                checkpoint["acked"] = last_in_batch
-                checkpoint["accepted"] += result.accepted
-                checkpoint["lytics_rejected"] += result.rejected
-                atomic_write_text(checkpoint_path, json.dumps(checkpoint))
-            batch, size = [], 2
-
-        compression = detect_compression(plain_name)
-        with (
-            open_decompressed(source, compression) as raw,
-            RejectsWriter(rejects_path, logger=self.log) as rejects,
-        ):
-            rows = parse_csv(raw, name, self.delimiter) if self.format == "csv" else parse_jsonl(raw)
-            for number, record, reason, original in rows:
-                if record is not None:
-                    encoded = len(json.dumps(record, separators=(",", ":"), default=str).encode())
-                    if encoded > MAX_RECORD_BYTES:
-                        reason = f"record over the 16 KB Lytics limit: {encoded} bytes"
-                        record = None
-                if record is None:
-                    rejects.reject(reason or "rejected", number, original, id=record_id(original))
-                    continue
-                valid += 1
-                progress.advance(1)
-                if valid <= acked:
-                    continue
-                if batch and size + encoded + 1 > self.batch_bytes:
-                    flush()
-                batch.append(record)
-                last_in_batch = valid
-                size += encoded + 1
-            flush()
-            rejected = rejects.count
-        progress.finish()
-        if checkpoint["lytics_rejected"]:
-            self.log.warning("Lytics rejected %d records of %s", checkpoint["lytics_rejected"], name)
-        return {
-            "rows": valid,
-            "rejected": rejected,
-            "accepted": int(checkpoint["accepted"]),
-            "lytics_rejected": int(checkpoint["lytics_rejected"]),
-        }
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return {}

@@ -6,8 +6,9 @@ PostgreSQL connection (``PostgresHook``/``RedshiftSQLHook``; default stream ``re
 Each run selects the rows whose **Modified Timestamp Field** is at or after the saved watermark
 (or **Events Since** on the first run), ordered by that field, and streams them with a
 server-side cursor (``fetchmany``; BigQuery pages) in batches of ``batch_size``. After Lytics
-acknowledged a batch, the watermark is committed: the batch's last timestamp plus the keys of the
-rows carrying exactly that timestamp.
+acknowledged a batch, the watermark is committed (:class:`~lytics_provider.files.ingest.StreamWriter`
+and a state checkpoint): the batch's last timestamp plus the keys of the rows carrying exactly
+that timestamp.
 
 Rows with equal timestamps at a batch (or run) boundary: the query uses ``>=`` the watermark,
 and a row whose timestamp equals the watermark is skipped only when its key is among the keys
@@ -28,13 +29,13 @@ from typing import Any, Literal
 
 from airflow.sdk import BaseHook, BaseOperator, Context
 
+from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.snapshot import record_digest
 from lytics_provider.pipeline.timestamps import parse_rfc3339
-from lytics_provider.pipeline.workarea import JobState
 
 Dialect = Literal["postgres", "snowflake", "bigquery"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]*(\.[A-Za-z_][A-Za-z0-9_$-]*){0,2}$")
@@ -198,8 +199,8 @@ class SqlTableToLyticsOperator(BaseOperator):
         return record_digest(row, self.key_fields).hex()
 
     def execute(self, context: Context) -> dict[str, Any]:
-        state = JobState(self.job_id)
-        saved = state.get(WATERMARK_KEY) or {}
+        checkpoint = StateCheckpoint(self.job_id, WATERMARK_KEY)
+        saved = checkpoint.load() or {}
         since = datetime.fromisoformat(saved["ts"]) if saved.get("ts") else parse_rfc3339(self.events_since)
         seen: set[str] = set(saved.get("keys") or []) if saved.get("ts") else set()
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))
@@ -215,41 +216,42 @@ class SqlTableToLyticsOperator(BaseOperator):
             "Importing %s into stream %r from %s", self.source, self.stream, since or "the beginning"
         )
         hook = LyticsHook(self.lytics_conn_id)
+        writer = StreamWriter(
+            hook,
+            self.stream,
+            timestamp_field=self.out_name(self.event_timestamp_field),
+            on_ack=checkpoint.save,
+            send=not dry_run,
+        )
         progress = Progress(self.log, f"rows imported from {self.source}")
-        sent = skipped = rejected = 0
+        skipped = 0
         mark_ts: Any = since
         mark_keys = set(seen)
         for batch in self._rows(since):
-            records = []
             batch_ts, batch_keys = mark_ts, set(mark_keys)
+            queued = writer.records
             for row in batch:
                 ts = row.get(self.modified_field)
                 key = self.key_of(row)
                 if since is not None and ts == since and key in seen:
                     skipped += 1
                     continue
-                records.append({self.out_name(k): jsonable(v) for k, v in row.items()})
+                writer.add({self.out_name(k): jsonable(v) for k, v in row.items()})
                 if ts != batch_ts:
                     batch_ts, batch_keys = ts, set()
                 batch_keys.add(key)
-            if not records:
+            if writer.records == queued:
                 continue
-            if not dry_run:
-                result = hook.collect_json(
-                    self.stream, records, timestamp_field=self.out_name(self.event_timestamp_field)
-                )
-                rejected += result.rejected
-                state.update(**{WATERMARK_KEY: {"ts": _ts_text(batch_ts), "keys": sorted(batch_keys)}})
+            writer.flush({"ts": _ts_text(batch_ts), "keys": sorted(batch_keys)})
             mark_ts, mark_keys = batch_ts, batch_keys
-            sent += len(records)
-            progress.advance(len(records))
+            progress.advance(writer.records - queued)
         progress.finish()
         report = {
             "source": self.source,
             "stream": self.stream,
-            "rows": sent,
+            "rows": writer.records,
             "already_imported": skipped,
-            "rejected_by_lytics": rejected,
+            "rejected_by_lytics": writer.rejected,
             "missing_timestamp": missing,
             "watermark": _ts_text(mark_ts) if mark_ts is not None else None,
             "dry_run": dry_run,

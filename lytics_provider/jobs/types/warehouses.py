@@ -395,7 +395,7 @@ class _FileImport(JobConfig):
     @field_validator("since")
     @classmethod
     def _check_since(cls, value: str | None) -> str | None:
-        from lytics_provider.pipeline.object_files import parse_since
+        from lytics_provider.files.listing import parse_since
 
         parse_since(value)
         return value

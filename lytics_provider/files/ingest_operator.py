@@ -1,0 +1,202 @@
+"""Import Files: CSV / JSON-lines files of an object store into a Lytics stream.
+
+A store subclass (S3, GCS) only names its :class:`~lytics_provider.files.listing.FileStore`.
+Each run:
+
+1. lists the objects under **Prefix** and keeps those at or after **Since**, from **Starting
+   File** on, newer than the last file imported (or, for the continuous ``prefix_timestamp.json``
+   sequence, with a later name timestamp) — see :func:`~lytics_provider.files.listing.select_objects`;
+2. for each file, oldest first: downloads it, undoes PGP and gzip/zip, reads rows (bad rows go to
+   a rejects file with the reason) and posts them to ``/collect/json/{stream}`` in batches;
+3. after each acknowledged batch commits ``in_progress = {key, rows_done}`` in the job state, and
+   after the last one the file as the new ``last_file``. A retried task resumes inside the file
+   where the last acknowledged batch ended: nothing is sent twice, nothing skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from airflow.sdk import BaseOperator, Context
+
+from lytics_provider.files.ingest import StateCheckpoint, StreamWriter, ingest_file
+from lytics_provider.files.listing import FileStore, ObjectInfo, parse_since, select_objects
+from lytics_provider.files.readers import Decrypt, ReadOptions
+from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.operators.lytics import as_bool
+from lytics_provider.pipeline.rejects import RejectsWriter
+from lytics_provider.pipeline.retention import prune_job_runs
+from lytics_provider.pipeline.workarea import JobState, run_dir, safe_name
+
+FileType = Literal["csv", "json"]
+#: ``lenient``: short CSV rows kept, empty cells left out, rejects numbered by data row (the
+#: object-store imports' rules so far); ``strict``: any width mismatch rejected, empty cells sent.
+CsvRows = Literal["lenient", "strict"]
+
+
+def pgp_decrypt(pgp_conn_id: str | None) -> Decrypt | None:
+    """Decrypt with the private key (and passphrase) of a PGP connection, if one is named."""
+    if not pgp_conn_id:
+        return None
+    from lytics_provider.hooks.pgp import PGPHook
+
+    return PGPHook(pgp_conn_id).decrypt_file
+
+
+class ObjectFilesToLyticsOperator(BaseOperator):
+    """Import Files: object-store files into a Lytics stream (see the module docstring).
+
+    :param job_id: the job (names the run directory and the state holding the last file).
+    :param bucket: Bucket.
+    :param stream: Lytics stream.
+    :param prefix: Prefix, e.g. ``new-users-`` or ``exports/new-users-``.
+    :param file_type: ``csv`` (with a header row) or ``json`` (one object per line).
+    :param timestamp_field: Timestamp Field (event time in Lytics).
+    :param since: Since, ``yyyy/mm/dd HH:MM/SS``: oldest file date to import.
+    :param starting_file: Starting File: this file and newer ones are imported.
+    :param continuous: Continuous Import of ``prefix_timestamp.json`` files, in name order.
+    :param pgp_conn_id: connection with ``private_key`` extra (and the passphrase as password).
+    :param batch_size: records per ``/collect/json`` request (also bounded to 8 MB).
+    :param delimiter: CSV delimiter.
+    :param csv_rows: ``lenient`` (default) or ``strict`` CSV row rules (see ``CsvRows``).
+    :param lytics_conn_id: Lytics connection.
+    """
+
+    template_fields: Sequence[str] = ("bucket", "prefix", "stream", "since", "starting_file")
+    store_name = "objects"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        bucket: str,
+        stream: str,
+        prefix: str = "",
+        file_type: FileType = "csv",
+        timestamp_field: str | None = None,
+        since: str | None = None,
+        starting_file: str | None = None,
+        continuous: bool = False,
+        pgp_conn_id: str | None = None,
+        batch_size: int = 5000,
+        delimiter: str = ",",
+        csv_rows: CsvRows = "lenient",
+        lytics_conn_id: str = LyticsHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if file_type not in ("csv", "json"):
+            raise ValueError(
+                f"file_type {file_type!r} is not supported; "
+                "use 'csv' (with a header row) or 'json' (JSON lines)"
+            )
+        if csv_rows not in ("lenient", "strict"):
+            raise ValueError(f"csv_rows {csv_rows!r} is not supported; use 'lenient' or 'strict'")
+        self.job_id = job_id
+        self.bucket = bucket
+        self.stream = stream
+        self.prefix = prefix
+        self.file_type = file_type
+        self.timestamp_field = timestamp_field
+        self.since = since
+        self.starting_file = starting_file
+        self.continuous = continuous
+        self.pgp_conn_id = pgp_conn_id
+        self.batch_size = batch_size
+        self.delimiter = delimiter
+        self.csv_rows = csv_rows
+        self.lytics_conn_id = lytics_conn_id
+
+    def store(self) -> FileStore:  # pragma: no cover - abstract
+        """Where the files are."""
+        raise NotImplementedError
+
+    def read_options(self) -> ReadOptions:
+        """The reader's rules for this job's files."""
+        fmt = "csv" if self.file_type == "csv" else "jsonl"
+        if self.csv_rows == "strict":
+            return ReadOptions(fmt, self.delimiter)
+        return ReadOptions(fmt, self.delimiter, row_width="no_extra", empty_cells="drop", numbering="row")
+
+    # -- run -----------------------------------------------------------------------------------
+    def execute(self, context: Context) -> dict[str, Any]:
+        since = parse_since(self.since)
+        state = JobState(self.job_id)
+        saved = state.load()
+        store = self.store()
+        ordered, skipped = select_objects(
+            store.list_objects(self.prefix),
+            prefix=self.prefix,
+            since=since,
+            starting_file=self.starting_file,
+            last_file=saved.get("last_file"),
+            continuous=self.continuous,
+        )
+        for reason in skipped[:20]:
+            self.log.warning("Skipped %s", reason)
+        self.log.info(
+            "%d files to import from %s://%s/%s: %s",
+            len(ordered),
+            store.scheme,
+            self.bucket,
+            self.prefix,
+            ", ".join(o.key for o in ordered[:10]) + (" ..." if len(ordered) > 10 else ""),
+        )
+        report: dict[str, Any] = {
+            "stream": self.stream,
+            "files": [o.key for o in ordered],
+            "skipped": skipped,
+            "rows": 0,
+            "rejected": 0,
+            "rejected_by_lytics": 0,
+            "dry_run": as_bool((context.get("params") or {}).get("dry_run")),
+        }
+        if report["dry_run"]:
+            return report
+        if self.continuous and not ordered:
+            self.log.warning(
+                "No next file after %s: the continuous sequence has stopped until a newer "
+                "prefix_timestamp.json file arrives",
+                (saved.get("last_file") or {}).get("key", "the start"),
+            )
+        hook = LyticsHook(self.lytics_conn_id)
+        work = run_dir(self.job_id, context["run_id"])
+        for obj in ordered:
+            sent, rejected, by_lytics = self._import_file(store, obj, state, hook, work)
+            report["rows"] += sent
+            report["rejected"] += rejected
+            report["rejected_by_lytics"] += by_lytics
+        report["api_calls"] = hook.calls
+        self.log.info("Import done: %s", {k: v for k, v in report.items() if k != "files"})
+        prune_job_runs(self.job_id, context["run_id"])
+        return report
+
+    def _import_file(
+        self, store: FileStore, obj: ObjectInfo, state: JobState, hook: LyticsHook, work: Path
+    ) -> tuple[int, int, int]:
+        local = work / "downloads" / safe_name(obj.key)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        store.download(obj.key, local)
+        writer = StreamWriter(
+            hook,
+            self.stream,
+            timestamp_field=self.timestamp_field,
+            filename=obj.key,
+            max_batch_records=self.batch_size,
+        )
+        with RejectsWriter(work / f"rejects_{safe_name(obj.key)}.jsonl", logger=self.log) as rejects:
+            result = ingest_file(
+                local,
+                obj.key,
+                writer,
+                StateCheckpoint(self.job_id, "in_progress"),
+                rejects,
+                self.read_options(),
+                decrypt=pgp_decrypt(self.pgp_conn_id),
+                logger=self.log,
+            )
+        state.update(last_file={"key": obj.key, "updated": obj.updated.isoformat()}, in_progress=None)
+        local.unlink(missing_ok=True)
+        return result.sent, result.rejected, result.lytics_rejected

@@ -3,7 +3,7 @@
 Airflow reads these through ``get_provider_info`` (``conn-fields`` and ``ui-field-behaviour``)
 without importing any hook; each hook's ``get_ui_field_behaviour`` returns the same data.
 Secret fields carry ``format: password`` so the UI masks them. Each form is declared once, in
-``lytics_provider/integrations/<integration>.py``.
+``lytics_provider/integrations/<integration>.yaml``.
 """
 
 from __future__ import annotations

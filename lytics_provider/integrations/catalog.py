@@ -1,56 +1,58 @@
-"""The integrations found in ``lytics_provider.integrations``, and what is generated from them.
+"""The integrations declared in ``lytics_provider/integrations/*.yaml``, and what is generated from them.
 
-An integration is a module of that package setting ``INTEGRATION``; it is found by listing the
-package, so adding one edits no central list. From the declarations come ``get_provider_info``,
-the connection forms, the job-type registry (and through it the job config JSON Schema) and the
+An integration is one YAML file in that package; the files are found by listing the package, so
+adding one edits no central list. From the declarations come ``get_provider_info``, the
+connection forms, the job-type registry (and through it the job config JSON Schema) and the
 README tables (``lytics-airflow docs``).
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from dataclasses import fields, is_dataclass
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lytics_provider.integrations.registration import LYTICS, Integration
+import yaml
+
+from lytics_provider.integrations.registration import (
+    LYTICS,
+    Integration,
+    RegistrationError,
+    integration_from_mapping,
+)
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.base import JobConfig
 
 PACKAGE = "lytics_provider.integrations"
-#: Modules of the package that are the registration machinery, not integrations.
-MACHINERY = frozenset({"catalog", "readme", "registration", "scaffold"})
 
 
-def integration_modules() -> list[str]:
-    """Names of the integration modules, sorted."""
+def integration_files() -> list[Path]:
+    """The declaration files, sorted by name."""
     package = importlib.import_module(PACKAGE)
-    return sorted(
-        info.name
-        for info in pkgutil.iter_modules(package.__path__)
-        if not info.ispkg and not info.name.startswith("_") and info.name not in MACHINERY
-    )
+    found = {path.name: path for folder in package.__path__ for path in Path(folder).glob("*.yaml")}
+    return [found[name] for name in sorted(found)]
+
+
+def read_integration(path: Path) -> Integration:
+    """The integration declared in ``path``; a :class:`RegistrationError` names what is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RegistrationError(f"{path.name}: not valid YAML: {exc}") from None
+    return integration_from_mapping(data, path.name)
 
 
 @cache
 def integrations() -> tuple[Integration, ...]:
-    """Every declared integration: Lytics first, then by module name."""
-    found: list[Integration] = []
-    for name in integration_modules():
-        module = importlib.import_module(f"{PACKAGE}.{name}")
-        declared = getattr(module, "INTEGRATION", None)
-        if not isinstance(declared, Integration):
-            raise TypeError(
-                f"{PACKAGE}.{name} must set INTEGRATION = Integration(...) "
-                "(see lytics_provider/integrations/registration.py)"
-            )
-        found.append(declared)
+    """Every declared integration: Lytics first, then by file name."""
+    found = [read_integration(path) for path in integration_files()]
     names = [item.name for item in found]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise TypeError(f"integration name(s) declared twice: {', '.join(repeated)}")
+        raise RegistrationError(f"integration name(s) declared twice: {', '.join(repeated)}")
     return tuple(sorted(found, key=lambda item: item.name != LYTICS))
 
 
@@ -60,7 +62,7 @@ def connection_specs() -> list[dict[str, Any]]:
     types = [spec["connection-type"] for spec in specs]
     repeated = sorted({name for name in types if types.count(name) > 1})
     if repeated:
-        raise TypeError(f"connection type(s) declared twice: {', '.join(repeated)}")
+        raise RegistrationError(f"connection type(s) declared twice: {', '.join(repeated)}")
     return specs
 
 

@@ -1,18 +1,23 @@
 """What one integration declares about itself: connection types, modules, job types, README text.
 
-Each integration module in ``lytics_provider.integrations`` sets ``INTEGRATION`` to an
-:class:`Integration`. Everything here is plain data (dotted paths, no imports of hooks or
-operators), so Airflow's providers manager reads it without loading any vendor code.
+Each integration is one data file, ``lytics_provider/integrations/<name>.yaml`` (in the manner of
+the official providers' ``provider.yaml``), read into an :class:`Integration`. It holds dotted
+paths only, so Airflow's providers manager reads it without loading any vendor code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 TEXT: dict[str, Any] = {"type": ["string", "null"]}
 SECRET: dict[str, Any] = {"type": ["string", "null"], "format": "password"}
 LYTICS = "Lytics"
+
+
+class RegistrationError(ValueError):
+    """A declaration file that cannot be read; the message names the file, the key and the fix."""
 
 
 @dataclass(frozen=True)
@@ -120,3 +125,111 @@ class Integration:
     operators: tuple[str, ...] = ()
     transfers: tuple[Transfer, ...] = ()
     job_types: tuple[JobType, ...] = ()
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading a declaration file
+# ------------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Typed access to one mapping of a declaration file, naming the file and key on any error."""
+
+    def __init__(self, data: Any, where: str, keys: set[str], required: set[str]) -> None:
+        if not isinstance(data, Mapping):
+            raise RegistrationError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+        unknown = sorted(set(data) - keys)
+        if unknown:
+            known = ", ".join(sorted(keys))
+            raise RegistrationError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {known}")
+        missing = sorted(required - set(data))
+        if missing:
+            raise RegistrationError(f"{where}: required key(s) missing: {', '.join(missing)}")
+        self.data = data
+        self.where = where
+
+    def text(self, key: str, default: str | None = None) -> Any:
+        value = self.data.get(key, default)
+        if value is not None and not isinstance(value, str):
+            raise RegistrationError(f"{self.where}: {key} must be text, got {value!r}")
+        return value
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise RegistrationError(f"{self.where}: {key} must be a list of text, got {value!r}")
+        return tuple(value)
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.data.get(key, {})
+        if not isinstance(value, Mapping):
+            raise RegistrationError(f"{self.where}: {key} must be a mapping, got {value!r}")
+        return dict(value)
+
+    def items(self, key: str) -> list[tuple[str, Any]]:
+        value = self.data.get(key, [])
+        if not isinstance(value, list):
+            raise RegistrationError(f"{self.where}: {key} must be a list, got {value!r}")
+        return [(f"{self.where}: {key}[{index}]", item) for index, item in enumerate(value)]
+
+
+def _conn_field(data: Any, where: str) -> ConnField:
+    entry = _Reader(data, where, {"label", "description", "secret", "schema"}, {"label"})
+    schema = entry.mapping("schema") or dict(SECRET if entry.data.get("secret") else TEXT)
+    types = schema.get("type", [])
+    if any(not isinstance(name, str) for name in (types if isinstance(types, list) else [types])):
+        raise RegistrationError(f'{where}: schema type names must be text; write "null" in quotes')
+    return ConnField(entry.text("label"), schema, entry.text("description"))
+
+
+def _connection_type(data: Any, where: str) -> ConnectionType:
+    keys = {
+        "connection-type", "hook-class-name", "hook-name", "hidden-fields",
+        "relabeling", "placeholders", "conn-fields", "readme",
+    }  # fmt: skip
+    entry = _Reader(data, where, keys, {"connection-type", "hook-class-name", "hook-name", "readme"})
+    fields = {
+        name: _conn_field(value, f"{where}: conn-fields.{name}")
+        for name, value in entry.mapping("conn-fields").items()
+    }
+    return ConnectionType(
+        conn_type=entry.text("connection-type"),
+        hook_class=entry.text("hook-class-name"),
+        hook_name=entry.text("hook-name"),
+        hidden_fields=entry.texts("hidden-fields"),
+        relabeling=entry.mapping("relabeling"),
+        placeholders=entry.mapping("placeholders"),
+        fields=fields,
+        readme=entry.text("readme"),
+    )
+
+
+def _transfer(data: Any, where: str) -> Transfer:
+    entry = _Reader(data, where, {"source", "target", "module"}, {"source", "target", "module"})
+    return Transfer(entry.text("source"), entry.text("target"), entry.text("module"))
+
+
+def _job_type(data: Any, where: str) -> JobType:
+    entry = _Reader(data, where, {"config-class", "readme", "examples"}, {"config-class", "readme"})
+    return JobType(entry.text("config-class"), entry.text("readme"), entry.texts("examples"))
+
+
+def integration_from_mapping(data: Any, source: str) -> Integration:
+    """An :class:`Integration` from the parsed content of the declaration file ``source``."""
+    keys = {
+        "name", "doc-url", "tags", "listed-by", "connection-types", "airflow-connection-types",
+        "hooks", "operators", "transfers", "job-types",
+    }  # fmt: skip
+    entry = _Reader(data, source, keys, {"name", "doc-url"})
+    return Integration(
+        name=entry.text("name"),
+        doc_url=entry.text("doc-url"),
+        tags=entry.texts("tags") or ("service",),
+        listed_by=entry.text("listed-by"),
+        connection_types=tuple(_connection_type(item, at) for at, item in entry.items("connection-types")),
+        airflow_connection_types=entry.texts("airflow-connection-types"),
+        hooks=entry.texts("hooks"),
+        operators=entry.texts("operators"),
+        transfers=tuple(_transfer(item, at) for at, item in entry.items("transfers")),
+        job_types=tuple(_job_type(item, at) for at, item in entry.items("job-types")),
+    )

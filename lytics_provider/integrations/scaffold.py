@@ -1,6 +1,6 @@
 """``lytics-airflow new-integration NAME``: lay out the files one integration needs.
 
-Writes the registration module, the hook, the job types module, an example job config, a
+Writes the declaration (``integrations/NAME.yaml``), the hook, the job types module, an example job config, a
 stand-in stub and a test module, each with ``TODO`` markers. Until they are filled in the
 project's tests fail: the registration check refuses a ``TODO`` left in a declaration, the new
 test module exercises the hook against the stand-in, and the committed JSON Schema and README
@@ -17,35 +17,27 @@ from string import Template
 NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 TODO = "TODO"
 
-REGISTRATION = Template('''"""$title: TODO one line on what the integration does."""
-
-from lytics_provider.integrations.registration import ConnectionType, ConnField, Integration, JobType
-
-INTEGRATION = Integration(
-    name="$title",
-    doc_url="TODO: the vendor's API documentation URL",
-    hooks=("lytics_provider.hooks.$name",),
-    connection_types=(
-        ConnectionType(
-            conn_type="$name",
-            hook_class="lytics_provider.hooks.$name.${cls}Hook",
-            hook_name="$title",
-            hidden_fields=("schema", "port", "extra"),
-            relabeling={"host": "API URL", "password": "API key"},
-            placeholders={"host": "TODO: https://api.example.com"},
-            fields={"account_id": ConnField("Account ID", description="TODO: what selects the account.")},
-            readme="TODO: the connection's fields as the README's connection table lists them",
-        ),
-    ),
-    job_types=(
-        JobType(
-            "lytics_provider.jobs.types.$name.${cls}ExportJob",
-            "TODO: what the job does, as the README's job-type table says it",
-            ("${name}_export.yaml",),
-        ),
-    ),
-)
-''')
+REGISTRATION = Template("""\
+# $title: TODO one line on what the integration does.
+name: $title
+doc-url: "TODO: the vendor's API documentation URL"
+hooks:
+- lytics_provider.hooks.$name
+connection-types:
+- connection-type: $name
+  hook-class-name: lytics_provider.hooks.$name.${cls}Hook
+  hook-name: $title
+  hidden-fields: [schema, port, extra]
+  relabeling: {host: API URL, password: API key}
+  placeholders: {host: "TODO: https://api.example.com"}
+  conn-fields:
+    account_id: {label: Account ID, description: "TODO: what selects the account."}
+  readme: "TODO: the connection's fields as the README's connection table lists them"
+job-types:
+- config-class: lytics_provider.jobs.types.$name.${cls}ExportJob
+  readme: "TODO: what the job does, as the README's job-type table says it"
+  examples: [${name}_export.yaml]
+""")
 
 HOOK = Template('''"""Hook for the $title API.
 
@@ -79,7 +71,7 @@ class ${cls}Hook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """The connection form, as declared in lytics_provider/integrations/$name.py."""
+        """The connection form, as declared in lytics_provider/integrations/$name.yaml."""
         return ui_field_behaviour(cls.conn_type)
 
     def test_connection(self) -> tuple[bool, str]:
@@ -155,12 +147,13 @@ from pathlib import Path
 import pytest
 
 from lytics_provider.hooks.$name import ${cls}Hook
-from lytics_provider.integrations import $name as registration
-from lytics_provider.integrations.catalog import todo_entries
+from lytics_provider.integrations.catalog import read_integration, todo_entries
 from lytics_provider.jobs.loader import load_job_files
 from lytics_provider.sandbox.$name import ${cls}Sandbox
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "include" / "jobs" / "${name}_export.yaml"
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "include" / "jobs" / "${name}_export.yaml"
+DECLARATION = REPO / "lytics_provider" / "integrations" / "${name}.yaml"
 
 
 @pytest.fixture
@@ -171,7 +164,7 @@ def stand_in() -> Iterator[${cls}Sandbox]:
 
 
 def test_registration_is_complete() -> None:
-    assert todo_entries(registration.INTEGRATION) == []
+    assert todo_entries(read_integration(DECLARATION)) == []
 
 
 def test_example_config_loads() -> None:
@@ -198,7 +191,7 @@ class ScaffoldFile:
 
 
 FILES = (
-    ScaffoldFile("lytics_provider/integrations/{name}.py", REGISTRATION),
+    ScaffoldFile("lytics_provider/integrations/{name}.yaml", REGISTRATION),
     ScaffoldFile("lytics_provider/hooks/{name}.py", HOOK),
     ScaffoldFile("lytics_provider/jobs/types/{name}.py", JOB_TYPES),
     ScaffoldFile("lytics_provider/sandbox/{name}.py", STAND_IN),

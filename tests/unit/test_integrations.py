@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import subprocess
 import sys
 import typing
@@ -15,7 +16,7 @@ import pytest
 from lytics_provider import integrations as integrations_package
 from lytics_provider.get_provider_info import get_provider_info
 from lytics_provider.integrations import catalog, readme, scaffold
-from lytics_provider.integrations.registration import Integration
+from lytics_provider.integrations.registration import Integration, RegistrationError
 from lytics_provider.jobs import schema
 from lytics_provider.jobs.base import JobConfig
 from lytics_provider.jobs.cli import main
@@ -111,37 +112,31 @@ def test_connection_types_and_integration_names_are_unique_and_lytics_comes_firs
 # Discovery: a new module is picked up with no central list edited
 # ------------------------------------------------------------------------------------------------
 
-NEW_INTEGRATION = """
-from lytics_provider.integrations.registration import ConnectionType, Integration, Transfer
-
-INTEGRATION = Integration(
-    name="Acme",
-    doc_url="https://acme.example/api",
-    hooks=("lytics_provider.hooks.acme",),
-    transfers=(Transfer("Lytics", "Acme", "lytics_provider.transfers.lytics_to_acme"),),
-    connection_types=(
-        ConnectionType(
-            conn_type="acme",
-            hook_class="lytics_provider.hooks.acme.AcmeHook",
-            hook_name="Acme",
-            hidden_fields=("schema",),
-            relabeling={"password": "API key"},
-            placeholders={},
-            fields={},
-            readme="API key",
-        ),
-    ),
-)
+NEW_INTEGRATION = """\
+name: Acme
+doc-url: https://acme.example/api
+hooks: [lytics_provider.hooks.acme]
+transfers:
+- {source: Lytics, target: Acme, module: lytics_provider.transfers.lytics_to_acme}
+connection-types:
+- connection-type: acme
+  hook-class-name: lytics_provider.hooks.acme.AcmeHook
+  hook-name: Acme
+  hidden-fields: [schema]
+  relabeling: {password: API key}
+  conn-fields:
+    api_key: {label: API key, secret: true}
+    page_size: {label: Page size, schema: {type: [integer, "null"], default: 100}}
+  readme: API key
 """
 
 
 def test_a_new_integration_module_is_found_and_generated_everywhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_catalog: None
 ) -> None:
-    (tmp_path / "acme.py").write_text(NEW_INTEGRATION)
+    (tmp_path / "acme.yaml").write_text(NEW_INTEGRATION)
     monkeypatch.setattr(integrations_package, "__path__", [*integrations_package.__path__, str(tmp_path)])
-    monkeypatch.delitem(sys.modules, "lytics_provider.integrations.acme", raising=False)
-    assert "acme" in catalog.integration_modules()
+    assert tmp_path / "acme.yaml" in catalog.integration_files()
     info = get_provider_info()
     assert {
         "integration-name": "Acme",
@@ -149,17 +144,39 @@ def test_a_new_integration_module_is_found_and_generated_everywhere(
         "tags": ["service"],
     } in (info["integrations"])
     assert {"integration-name": "Acme", "python-modules": ["lytics_provider.hooks.acme"]} in info["hooks"]
-    assert "acme" in [spec["connection-type"] for spec in info["connection-types"]]
+    acme = next(spec for spec in info["connection-types"] if spec["connection-type"] == "acme")
+    assert acme["conn-fields"] == {
+        "api_key": {"label": "API key", "schema": {"type": ["string", "null"], "format": "password"}},
+        "page_size": {"label": "Page size", "schema": {"type": ["integer", "null"], "default": 100}},
+    }
+    assert acme["ui-field-behaviour"] == {
+        "hidden-fields": ["schema"],
+        "relabeling": {"password": "API key"},
+        "placeholders": {},
+    }
     assert "| `acme` | API key |" in readme.connection_table()
 
 
-def test_a_module_without_a_declaration_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_catalog: None
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("name: Half\n", "half.yaml: required key(s) missing: doc-url"),
+        ("name: Half\ndoc-url: x\nhook: [a]\n", "half.yaml: unknown key(s) hook; known: "),
+        ("name: Half\ndoc-url: x\njob-types:\n- {readme: r}\n", "half.yaml: job-types[0]: required key"),
+        (
+            "name: Half\ndoc-url: x\nconnection-types:\n- {connection-type: h, hook-class-name: a.H, "
+            "hook-name: H, readme: r, conn-fields: {n: {label: N, schema: {type: [integer, null]}}}}\n",
+            'conn-fields.n: schema type names must be text; write "null" in quotes',
+        ),
+        ("name: [Half\n", "half.yaml: not valid YAML"),
+    ],
+)
+def test_a_bad_declaration_names_the_file_the_key_and_the_fix(
+    text: str, error: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_catalog: None
 ) -> None:
-    (tmp_path / "halfway.py").write_text("NAME = 'Halfway'\n")
+    (tmp_path / "half.yaml").write_text(text)
     monkeypatch.setattr(integrations_package, "__path__", [*integrations_package.__path__, str(tmp_path)])
-    monkeypatch.delitem(sys.modules, "lytics_provider.integrations.halfway", raising=False)
-    with pytest.raises(TypeError, match=r"integrations\.halfway must set INTEGRATION = Integration"):
+    with pytest.raises(RegistrationError, match=re.escape(error)):
         catalog.integrations()
 
 
@@ -167,7 +184,7 @@ def test_a_connection_type_declared_twice_is_refused(monkeypatch: pytest.MonkeyP
     lytics = catalog.integrations()[0]
     twin = Integration(name="Twin", doc_url="https://twin.example", connection_types=lytics.connection_types)
     monkeypatch.setattr(catalog, "integrations", lambda: (lytics, twin))
-    with pytest.raises(TypeError, match="connection type\\(s\\) declared twice: lytics"):
+    with pytest.raises(RegistrationError, match="connection type\\(s\\) declared twice: lytics"):
         catalog.connection_specs()
 
 
@@ -218,7 +235,7 @@ def test_new_integration_lays_out_the_files_with_todos(tmp_path: Path, capsys) -
     assert main(["new-integration", "acme_ads", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     expected = [
-        "lytics_provider/integrations/acme_ads.py",
+        "lytics_provider/integrations/acme_ads.yaml",
         "lytics_provider/hooks/acme_ads.py",
         "lytics_provider/jobs/types/acme_ads.py",
         "lytics_provider/sandbox/acme_ads.py",
@@ -243,7 +260,6 @@ def test_the_scaffolded_registration_fails_the_todo_check(
         "__path__",
         [*integrations_package.__path__, str(tmp_path / "lytics_provider" / "integrations")],
     )
-    monkeypatch.delitem(sys.modules, "lytics_provider.integrations.acme_ads", raising=False)
     acme = next(item for item in catalog.integrations() if item.name == "Acme Ads")
     assert acme.job_types[0].config_class == "lytics_provider.jobs.types.acme_ads.AcmeAdsExportJob"
     assert "doc_url" in catalog.todo_entries(acme)

@@ -234,7 +234,7 @@ def run(args: Any, fields: list[str], lytics_port: int, moto_port: int, tmp: str
             s3_bucket="bench",
             fields=fields,
             copy_method="stdin",
-            schema="lytics_bench",
+            schema_name="lytics_bench",
         )
         name = "Redshift export (stage+COPY+swap)"
     else:

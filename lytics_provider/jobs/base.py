@@ -1,8 +1,8 @@
 """Typed job configs: the fields every job shares, and the Keep Updated schedule fields.
 
 Each integration defines its job types in ``lytics_provider.jobs.types.<integration>`` as
-subclasses of :class:`JobConfig` with a ``type`` literal, registered in
-``lytics_provider.jobs.types.JOB_TYPES``. A job type adds its tasks to the DAG in ``add_tasks``.
+subclasses of :class:`JobConfig` with a ``type`` literal, declared in its
+``lytics_provider/integrations/<integration>.yaml``. A job type adds its tasks to the DAG in ``add_tasks``.
 """
 
 from __future__ import annotations

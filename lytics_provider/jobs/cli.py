@@ -4,6 +4,8 @@ lytics-airflow validate include/jobs        # exit 1 when any file is bad (use i
 lytics-airflow list include/jobs            # DAG id, type and schedule of every job
 lytics-airflow schema > lytics_provider/jobs/job-config.schema.json
 lytics-airflow gc [--data-dir DIR] [--dry-run]  # free old runs' files in LYTICS_DATA_DIR
+lytics-airflow docs [--write]                # check (or rewrite) README's generated tables
+lytics-airflow new-integration NAME          # lay out the files of a new integration
 """
 
 from __future__ import annotations
@@ -124,6 +126,45 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    """Check README's job-type and connection tables against the declarations, or rewrite them."""
+    from lytics_provider.integrations import readme
+
+    path = Path(args.readme) if args.readme else readme.readme_path()
+    try:
+        if args.write:
+            print(f"{path}: {'tables rewritten' if readme.write(path) else 'tables up to date'}")
+            return 0
+        if readme.stale(path):
+            print(
+                f"{path}: generated tables are out of date; run `lytics-airflow docs --write`",
+                file=sys.stderr,
+            )
+            return 1
+    except (OSError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{path}: tables up to date")
+    return 0
+
+
+def cmd_new_integration(args: argparse.Namespace) -> int:
+    """Write the files of a new integration, each with TODOs to fill in."""
+    from lytics_provider.integrations.scaffold import NEXT_STEPS, scaffold
+
+    root = Path(args.root)
+    try:
+        written = scaffold(root, args.name, args.title)
+    except (ValueError, FileExistsError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    shown = [display_path(path) for path in written]
+    for path in shown:
+        print(f"created {path}")
+    print(NEXT_STEPS.format(files=" ".join(shown), name=args.name))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line of ``lytics-airflow``."""
     root = argparse.ArgumentParser(prog="lytics-airflow", description="Lytics job configs for Airflow.")
@@ -147,6 +188,17 @@ def parser() -> argparse.ArgumentParser:
     gc.add_argument("--data-dir", metavar="DIR", help="the data dir (default LYTICS_DATA_DIR)")
     gc.add_argument("--dry-run", action="store_true", help="only print what would be freed")
     gc.set_defaults(func=cmd_gc)
+
+    docs = commands.add_parser("docs", help="check README's generated tables; --write rewrites them")
+    docs.add_argument("--write", action="store_true", help="rewrite the tables from the declarations")
+    docs.add_argument("--readme", metavar="FILE", help="the README (default: the source tree's README.md)")
+    docs.set_defaults(func=cmd_docs)
+
+    new = commands.add_parser("new-integration", help="lay out the files of a new integration")
+    new.add_argument("name", metavar="NAME", help="module name of the integration, e.g. acme")
+    new.add_argument("--title", help="display name, e.g. 'Acme Ads' (default: NAME in title case)")
+    new.add_argument("--root", default=".", metavar="DIR", help="source tree to write into (default .)")
+    new.set_defaults(func=cmd_new_integration)
     return root
 
 

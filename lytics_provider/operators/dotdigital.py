@@ -986,7 +986,7 @@ def _named_books(
             raise DotdigitalConfigError(
                 f"Address book {name!r} does not exist in Dotdigital account {account_id} (job {job_id!r}). "
                 "Set create_address_book: true to create it, or name an existing address book in "
-                "address_book."
+                "address_book_name (audiences[].address_book for Export Multiple Audiences)."
             )
     return resolved
 
@@ -997,15 +997,15 @@ class DotdigitalExportContactsOperator(_DotdigitalDeliveryOperator):
     Entering members are added (one bulk import per book, or one call each with
     ``trigger_join_actions``); on exit they are removed (default), unsubscribed or ignored. With
     ``address_book_status_field`` each member's own map (``"{account}_{book}": "syncing"``) names
-    its books and ``address_book`` / ``create_address_book`` are ignored.
+    its books and ``address_book_name`` / ``create_address_book`` are ignored.
     """
 
-    template_fields: Sequence[str] = ("address_book",)
+    template_fields: Sequence[str] = ("address_book_name",)
 
     def __init__(
         self,
         *,
-        address_book: str | None = None,
+        address_book_name: str | None = None,
         create_address_book: bool = False,
         address_book_status_field: str | None = None,
         on_exit: str = "remove",
@@ -1014,7 +1014,7 @@ class DotdigitalExportContactsOperator(_DotdigitalDeliveryOperator):
         super().__init__(**kwargs)
         if on_exit not in ("remove", "unsubscribe", "ignore"):
             raise DotdigitalConfigError(f"on_exit {on_exit!r} is not one of remove, unsubscribe, ignore")
-        self.address_book = address_book
+        self.address_book_name = address_book_name
         self.create_address_book = create_address_book
         self.address_book_status_field = address_book_status_field
         self.on_exit = on_exit
@@ -1025,7 +1025,8 @@ class DotdigitalExportContactsOperator(_DotdigitalDeliveryOperator):
     def resolve_books(self, hook: DotdigitalHook, audience: dict[str, Any], dry_run: bool) -> dict[str, str]:
         if self.address_book_status_field:
             return {str(b["id"]): str(b["name"]) for b in hook.list_address_books()}
-        name = self.address_book or f"Lytics {audience.get('name') or audience.get('slug') or ''}".strip()
+        default = f"Lytics {audience.get('name') or audience.get('slug') or ''}".strip()
+        name = self.address_book_name or default
         return _named_books(hook, [name], self.create_address_book, dry_run, self.job_id, self.account_id)
 
     def targets(self, record: dict[str, Any], books: dict[str, str]) -> list[str]:
@@ -1056,16 +1057,16 @@ class DotdigitalExportModifiedContactsOperator(_DotdigitalDeliveryOperator):
 class DotdigitalRemoveContactsOperator(_DotdigitalDeliveryOperator):
     """Remove Contacts: remove or unsubscribe members who enter; optionally resubscribe on exit.
 
-    Without ``address_book`` the contacts are unsubscribed from the whole account.
+    Without ``address_book_name`` the contacts are unsubscribed from the whole account.
     """
 
     enter_kinds = ("enter",)
-    template_fields: Sequence[str] = ("address_book",)
+    template_fields: Sequence[str] = ("address_book_name",)
 
     def __init__(
         self,
         *,
-        address_book: str | None = None,
+        address_book_name: str | None = None,
         on_enter: str = "unsubscribe",
         resubscribe_on_exit: bool = False,
         **kwargs: Any,
@@ -1073,11 +1074,11 @@ class DotdigitalRemoveContactsOperator(_DotdigitalDeliveryOperator):
         super().__init__(**kwargs)
         if on_enter not in ("remove", "unsubscribe"):
             raise DotdigitalConfigError(f"on_enter {on_enter!r} is not one of remove, unsubscribe")
-        if on_enter == "remove" and not address_book:
+        if on_enter == "remove" and not address_book_name:
             raise DotdigitalConfigError(
-                "on_enter: remove needs address_book (removal is from one address book)"
+                "on_enter: remove needs address_book_name (removal is from one address book)"
             )
-        self.address_book = address_book
+        self.address_book_name = address_book_name
         self.on_enter = on_enter
         self.resubscribe_on_exit = resubscribe_on_exit
 
@@ -1088,6 +1089,6 @@ class DotdigitalRemoveContactsOperator(_DotdigitalDeliveryOperator):
         return "resubscribe" if self.resubscribe_on_exit else "ignore"
 
     def resolve_books(self, hook: DotdigitalHook, audience: dict[str, Any], dry_run: bool) -> dict[str, str]:
-        if not self.address_book:
+        if not self.address_book_name:
             return {"account": "All contacts"}
-        return _named_books(hook, [self.address_book], False, dry_run, self.job_id, self.account_id)
+        return _named_books(hook, [self.address_book_name], False, dry_run, self.job_id, self.account_id)

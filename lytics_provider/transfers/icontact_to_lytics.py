@@ -139,8 +139,8 @@ class _IContactImportBase(BaseOperator):
         job_id: str,
         icontact_conn_id: str = IContactHook.default_conn_name,
         lytics_conn_id: str = LyticsHook.default_conn_name,
-        account_id: str | None = None,
-        client_folder_id: str | None = None,
+        source_account: str | None = None,
+        source_client_folder: str | None = None,
         source_timezone: str = DEFAULT_SOURCE_TIMEZONE,
         page_size: int = 500,
         send_batch: int = SEND_BATCH,
@@ -150,14 +150,14 @@ class _IContactImportBase(BaseOperator):
         self.job_id = job_id
         self.icontact_conn_id = icontact_conn_id
         self.lytics_conn_id = lytics_conn_id
-        self.account_id = account_id
-        self.client_folder_id = client_folder_id
+        self.source_account = source_account
+        self.source_client_folder = source_client_folder
         self.source_timezone = source_timezone
         self.page_size = page_size
         self.send_batch = send_batch
 
     def _folder(self, hook: IContactHook) -> Folder:
-        return hook.resolve_folder(self.account_id, self.client_folder_id)
+        return hook.resolve_folder(self.source_account, self.source_client_folder)
 
     def _stage(
         self, hook: IContactHook, stage: sqlite3.Connection, state: sqlite3.Connection, workdir: Path

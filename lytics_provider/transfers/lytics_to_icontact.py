@@ -137,8 +137,8 @@ class LyticsToIContactListOperator(BaseOperator):
         job_id: str,
         destination_list: str,
         icontact_conn_id: str = IContactHook.default_conn_name,
-        account_id: str | None = None,
-        client_folder_id: str | None = None,
+        destination_account: str | None = None,
+        destination_client_folder: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         scan_task_id: str = "scan",
         create_missing_contacts: bool = True,
@@ -151,8 +151,8 @@ class LyticsToIContactListOperator(BaseOperator):
         self.job_id = job_id
         self.destination_list = destination_list
         self.icontact_conn_id = icontact_conn_id
-        self.account_id = account_id
-        self.client_folder_id = client_folder_id
+        self.destination_account = destination_account
+        self.destination_client_folder = destination_client_folder
         self.batch_size = batch_size
         self.scan_task_id = scan_task_id
         self.create_missing_contacts = create_missing_contacts
@@ -169,7 +169,7 @@ class LyticsToIContactListOperator(BaseOperator):
         checkpoint_path = workdir / ("deliver_dry_run.json" if dry_run else "deliver.json")
         checkpoint = _Checkpoint.load(checkpoint_path)
         hook = IContactHook(self.icontact_conn_id, page_size=self.page_size)
-        folder = hook.resolve_folder(self.account_id, self.client_folder_id)
+        folder = hook.resolve_folder(self.destination_account, self.destination_client_folder)
         target = hook.resolve_list(folder, self.destination_list)
         list_id = str(target["listId"])
         self.log.info(

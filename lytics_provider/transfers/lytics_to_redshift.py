@@ -3,7 +3,7 @@
 Steps (each safe to retry; every name depends only on the job, audience and run):
 
 1. stage the audience as one gzip CSV (typed cells, header = column names) and upload it to
-   ``s3://{s3_bucket}/{s3_directory}/{table}_{timestamp}.csv.gz``;
+   ``s3://{s3_bucket}/{directory}/{table}_{timestamp}.csv.gz``;
 2. ``CREATE TABLE {table}_{unix_ts}`` (a real table, not a Redshift TEMP table) with column types
    from the Lytics field types (:mod:`lytics_provider.pipeline.warehouse_types`), and ``COPY`` the
    staged file into it; the row count is checked against the staged file before going on;
@@ -63,23 +63,23 @@ class LyticsToRedshiftOperator(AudienceExportOperator):
     """Replace the table named from the audience slug with the scanned audience.
 
     :param s3_bucket: S3 Bucket Name for staging.
-    :param s3_directory: Directory (key prefix) for staging.
+    :param directory: Directory (key prefix) for staging.
     :param table: table name; default the audience slug with ``table_prefix`` (sanitised).
-    :param schema: database schema of the table (default: the connection's search path).
+    :param schema_name: database schema of the table (default: the connection's search path).
     :param iam_role: IAM role ARN for ``COPY``; without it, the AWS connection's keys are used.
     :param region: Region of the bucket, when it differs from the cluster's.
     """
 
-    template_fields: Sequence[str] = ("fields", "s3_bucket", "s3_directory", "table", "schema")
+    template_fields: Sequence[str] = ("fields", "s3_bucket", "directory", "table", "schema_name")
 
     def __init__(
         self,
         *,
         s3_bucket: str,
-        s3_directory: str = "lytics",
+        directory: str = "lytics",
         table: str | None = None,
         table_prefix: str = "",
-        schema: str | None = None,
+        schema_name: str | None = None,
         redshift_conn_id: str = "redshift_default",
         aws_conn_id: str | None = "aws_default",
         iam_role: str | None = None,
@@ -92,10 +92,10 @@ class LyticsToRedshiftOperator(AudienceExportOperator):
         if copy_method not in ("s3", "stdin"):
             raise ValueError(f"copy_method {copy_method!r} is not supported; use 's3' (Redshift) or 'stdin'")
         self.s3_bucket = s3_bucket
-        self.s3_directory = s3_directory
+        self.directory = directory
         self.table = table
         self.table_prefix = table_prefix
-        self.schema = schema
+        self.schema_name = schema_name
         self.redshift_conn_id = redshift_conn_id
         self.aws_conn_id = aws_conn_id
         self.iam_role = iam_role
@@ -110,7 +110,9 @@ class LyticsToRedshiftOperator(AudienceExportOperator):
 
     def qualified(self, name: str) -> str:
         """``"schema"."name"`` (or just ``"name"``)."""
-        return f"{quote_ident(self.schema)}.{quote_ident(name)}" if self.schema else quote_ident(name)
+        if not self.schema_name:
+            return quote_ident(name)
+        return f"{quote_ident(self.schema_name)}.{quote_ident(name)}"
 
     def plan(self, context: Context) -> dict[str, Any]:
         columns = plan_columns(self.schema_fields(), self.fields, "redshift")
@@ -123,7 +125,7 @@ class LyticsToRedshiftOperator(AudienceExportOperator):
         }
 
     def _staging_key(self, table: str) -> str:
-        return join_key(self.s3_directory, f"{self.job_id}/{table}_{self.stamp}.csv.gz")
+        return join_key(self.directory, f"{self.job_id}/{table}_{self.stamp}.csv.gz")
 
     # -- delivery ------------------------------------------------------------------------------
     def deliver(self, context: Context) -> dict[str, Any]:

@@ -41,21 +41,21 @@ class LyticsToSnowflakeOperator(AudienceExportOperator):
     """Replace ``USERS_{slug}`` in ``database.schema`` with the scanned audience.
 
     :param database: Database (default: the connection's).
-    :param schema: Schema, the target schema (default: the connection's).
+    :param schema_name: Schema, the target schema (default: the connection's).
     :param stage: internal stage used for the upload.
     :param table: table name; default ``USERS_{SLUG}``.
     :param swap_method: ``swap`` (``ALTER TABLE ... SWAP WITH``) or ``rename`` (DROP + RENAME).
     :param on_schema_change: ``suffix`` (Lytics behaviour) or ``replace``.
     """
 
-    template_fields: Sequence[str] = ("fields", "database", "schema", "table")
+    template_fields: Sequence[str] = ("fields", "database", "schema_name", "table")
 
     def __init__(
         self,
         *,
         snowflake_conn_id: str = "snowflake_default",
         database: str | None = None,
-        schema: str | None = None,
+        schema_name: str | None = None,
         stage: str = "LYTICS_EXPORT_STAGE",
         table: str | None = None,
         swap_method: Literal["swap", "rename"] = "swap",
@@ -71,7 +71,7 @@ class LyticsToSnowflakeOperator(AudienceExportOperator):
             )
         self.snowflake_conn_id = snowflake_conn_id
         self.database = database
-        self.schema = schema
+        self.schema_name = schema_name
         self.stage = stage
         self.table = table
         self.swap_method = swap_method
@@ -83,7 +83,7 @@ class LyticsToSnowflakeOperator(AudienceExportOperator):
 
     def qualified(self, name: str) -> str:
         """``"DB"."SCHEMA"."NAME"`` with the parts that are set."""
-        parts = [p for p in (self.database, self.schema) if p]
+        parts = [p for p in (self.database, self.schema_name) if p]
         return ".".join([*(quote_ident(p) for p in parts), quote_ident(name)])
 
     def plan(self, context: Context) -> dict[str, Any]:
@@ -107,7 +107,8 @@ class LyticsToSnowflakeOperator(AudienceExportOperator):
         conn = SnowflakeHook(snowflake_conn_id=self.snowflake_conn_id).get_conn()
         try:
             cur = conn.cursor()
-            stage_ref = ".".join([*(quote_ident(p) for p in (self.database, self.schema) if p), self.stage])
+            location = (self.database, self.schema_name)
+            stage_ref = ".".join([*(quote_ident(p) for p in location if p), self.stage])
             cur.execute(f"CREATE STAGE IF NOT EXISTS {stage_ref}")
             cur.execute(
                 f"PUT 'file://{staged.path}' @{stage_path.replace(self.stage, stage_ref, 1)} "
@@ -149,8 +150,8 @@ class LyticsToSnowflakeOperator(AudienceExportOperator):
             if self.database
             else ("INFORMATION_SCHEMA.COLUMNS")
         )
-        schema_filter = "table_schema = %s" if self.schema else "table_schema = CURRENT_SCHEMA()"
-        params: list[Any] = [table, *([self.schema] if self.schema else [])]
+        schema_filter = "table_schema = %s" if self.schema_name else "table_schema = CURRENT_SCHEMA()"
+        params: list[Any] = [table, *([self.schema_name] if self.schema_name else [])]
         cur.execute(
             f"SELECT column_name FROM {info} WHERE table_name = %s AND {schema_filter} "
             "ORDER BY ordinal_position",

@@ -78,7 +78,7 @@ class SqlTableToLyticsOperator(BaseOperator):
     """Import Table / Import Audiences and Activity Data from a warehouse table or view.
 
     :param source: table or view (``schema.table`` or ``database.schema.table`` allowed).
-    :param modified_field: Modified Timestamp Field (ordering and watermark).
+    :param modified_timestamp_field: Modified Timestamp Field (ordering and watermark).
     :param stream: Lytics stream; default ``redshift_{table}`` for PostgreSQL/Redshift.
     :param event_timestamp_field: Event Timestamp Field; default the modified field.
     :param events_since: Events Since (RFC 3339), the earliest timestamp of the first run.
@@ -93,7 +93,7 @@ class SqlTableToLyticsOperator(BaseOperator):
         *,
         job_id: str,
         source: str,
-        modified_field: str,
+        modified_timestamp_field: str,
         conn_id: str,
         dialect: Dialect = "postgres",
         stream: str | None = None,
@@ -110,14 +110,16 @@ class SqlTableToLyticsOperator(BaseOperator):
             raise ValueError(f"dialect {dialect!r} is not supported; use postgres, snowflake or bigquery")
         self.job_id = job_id
         self.source = source
-        self.modified_field = check_name(modified_field, "modified_field", _FIELD)
+        self.modified_timestamp_field = check_name(
+            modified_timestamp_field, "modified_timestamp_field", _FIELD
+        )
         self.conn_id = conn_id
         self.dialect = dialect
         table = source.rsplit(".", 1)[-1].lower()
         if stream is None and dialect != "postgres":
             raise ValueError("stream is required: name the Lytics stream to import into")
         self.stream = stream or f"redshift_{table}"
-        self.event_timestamp_field = event_timestamp_field or modified_field
+        self.event_timestamp_field = event_timestamp_field or modified_timestamp_field
         self.events_since = events_since
         self.key_fields = list(key_fields) if key_fields else None
         self.batch_size = batch_size
@@ -131,7 +133,7 @@ class SqlTableToLyticsOperator(BaseOperator):
 
     def select_sql(self, since: datetime | None) -> str:
         """The ordered query (``%s``/``@since`` placeholder for the lower bound)."""
-        field = self.modified_field
+        field = self.modified_timestamp_field
         where = f"{field} IS NOT NULL"
         if since is not None:
             where = f"{field} >= @since" if self.dialect == "bigquery" else f"{field} >= %s"
@@ -184,7 +186,8 @@ class SqlTableToLyticsOperator(BaseOperator):
         conn = BaseHook.get_connection(self.conn_id).get_hook().get_conn()
         try:
             cur = conn.cursor()
-            cur.execute(f"SELECT count(*) FROM {self._table_ref()} WHERE {self.modified_field} IS NULL")
+            field = self.modified_timestamp_field
+            cur.execute(f"SELECT count(*) FROM {self._table_ref()} WHERE {field} IS NULL")
             return int(cur.fetchone()[0])
         finally:
             conn.close()
@@ -210,7 +213,7 @@ class SqlTableToLyticsOperator(BaseOperator):
                 "%d rows of %s have no %s and cannot be imported in order; fill the field to import them",
                 missing,
                 self.source,
-                self.modified_field,
+                self.modified_timestamp_field,
             )
         self.log.info(
             "Importing %s into stream %r from %s", self.source, self.stream, since or "the beginning"
@@ -231,7 +234,7 @@ class SqlTableToLyticsOperator(BaseOperator):
             batch_ts, batch_keys = mark_ts, set(mark_keys)
             queued = writer.records
             for row in batch:
-                ts = row.get(self.modified_field)
+                ts = row.get(self.modified_timestamp_field)
                 key = self.key_of(row)
                 if since is not None and ts == since and key in seen:
                     skipped += 1

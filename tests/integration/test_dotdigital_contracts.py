@@ -174,7 +174,7 @@ def test_book_import_maps_each_documented_reason(dd) -> None:
     for index, status in statuses.items():
         dd.add_contact(rows[index]["email"], status=status)
     op = DotdigitalExportContactsOperator(
-        task_id="deliver", job_id="dd_reasons", address_book="Contracts",
+        task_id="deliver", job_id="dd_reasons", address_book_name="Contracts",
         map_fields={"score": "SCORE"}, resubscribe_with_no_challenge=True,
     )  # fmt: skip
     result = deliver(op, snapshot_of("dd_reasons", "r1", rows))
@@ -202,7 +202,9 @@ def test_unknown_faults_header_fails_instead_of_counting_rejects_as_added(dd) ->
     rows = people(5)
     dd.add_contact(rows[0]["email"], status="Unsubscribed")
     dd.faults_header = ["Fault", "Address"]
-    op = DotdigitalExportContactsOperator(task_id="deliver", job_id="dd_header", address_book="Contracts")
+    op = DotdigitalExportContactsOperator(
+        task_id="deliver", job_id="dd_header", address_book_name="Contracts"
+    )
     with pytest.raises(DotdigitalImportError, match=r"unrecognised header \['Fault', 'Address'\]"):
         deliver(op, snapshot_of("dd_header", "r1", rows))
     assert not (run_dir("dd_header", "r1") / "rejects.csv").exists()
@@ -218,7 +220,9 @@ def test_unknown_fault_reason_fails_naming_it(dd, monkeypatch) -> None:
     dd.add_address_book("Contracts")
     rows = people(5)
     dd.add_contact(rows[0]["email"], status="HardBounced")
-    op = DotdigitalExportContactsOperator(task_id="deliver", job_id="dd_reason", address_book="Contracts")
+    op = DotdigitalExportContactsOperator(
+        task_id="deliver", job_id="dd_reason", address_book_name="Contracts"
+    )
     with pytest.raises(DotdigitalImportError, match="unknown fault reason 'Quarantined'"):
         deliver(op, snapshot_of("dd_reason", "r1", rows))
 

@@ -117,7 +117,7 @@ def test_unsubscribe_on_exit_and_custom_name_with_options(lytics, dd) -> None:
     dd.add_data_field("CITY")
     book_id = dd.add_address_book("Newsletter (manual)")
     op = export(
-        address_book="Newsletter (manual)",
+        address_book_name="Newsletter (manual)",
         on_exit="unsubscribe",
         opt_in_type="Double",
         email_type="PlainText",
@@ -207,7 +207,7 @@ def test_address_book_status_field_targets_each_members_books(dd, monkeypatch) -
         task_id="deliver",
         job_id="status_job",
         address_book_status_field="dm_status",
-        address_book="ignored",
+        address_book_name="ignored",
         create_address_book=False,
     )
     context = make_context(run_id="r1", xcoms={"scan": {"snapshot": str(path), "audience": {"name": "x"}}})
@@ -220,7 +220,7 @@ def test_address_book_status_field_targets_each_members_books(dd, monkeypatch) -
 
 def test_missing_address_book_without_create_fails_before_sending(lytics, dd) -> None:
     with pytest.raises(DotdigitalConfigError, match="create_address_book: true"):
-        run_job("r1", export(address_book="Nope"))
+        run_job("r1", export(address_book_name="Nope"))
     assert dd.calls_to(IMPORT_ROUTE) == 0
     assert dd.calls_to("POST /v2/address-books") == 0
 

@@ -32,7 +32,7 @@ def test_examples_build_their_dags(path: Path) -> None:
         assert ids == {"import"}
     elif loaded[0].config.type == "dotdigital_export_multiple_audiences":
         assert ids == {f"{t}_{n}" for t in ("scan", "deliver", "report") for n in (1, 2)}
-        assert dag.get_task("deliver_2").address_book == "VIP"
+        assert dag.get_task("deliver_2").address_book_name == "VIP"
     else:
         assert ids == {"scan", "deliver", "report"}
         assert dag.get_task("scan").downstream_task_ids == {"deliver"}

@@ -95,7 +95,7 @@ def test_remove_contacts_removes_from_a_book_in_bulk(env) -> None:
     for row in rows:
         dd.add_contact(row["email"], books=[book])
     op = DotdigitalRemoveContactsOperator(
-        task_id="deliver", job_id="dd_rm_book", address_book="Marketing", on_enter="remove"
+        task_id="deliver", job_id="dd_rm_book", address_book_name="Marketing", on_enter="remove"
     )
     result = run_job("x1", op, ["email"])
     assert set(dd.members(book)) == {"keep@example.com"}

@@ -202,7 +202,7 @@ def test_redshift_copy_statement_reads_the_staged_object() -> None:
     op = LyticsToRedshiftOperator(
         task_id="d", job_id="j", s3_bucket="stage", iam_role="arn:aws:iam::1:role/copy", region="us-east-2"
     )
-    op.schema = "crm"
+    op.schema_name = "crm"
     columns = [Column("email", "string", "email", "string"), Column("n", "int", "n", "int")]
     op._load_temp(Cursor(), "high_value_1", columns, None, "lytics/j/high_value_x.csv.gz")
     assert executed == [

@@ -34,7 +34,7 @@ def _op(**kwargs) -> SqlTableToLyticsOperator:
         task_id="import",
         job_id="rs_import",
         source="events",
-        modified_field="updated_at",
+        modified_timestamp_field="updated_at",
         conn_id="postgres_default",
         batch_size=7,
         **kwargs,
@@ -102,8 +102,8 @@ def test_dry_run_sends_nothing_and_keeps_no_watermark(lytics_env, pg_schema):
 def test_bad_config_names_the_field() -> None:
     with pytest.raises(ValueError, match="events_since '2026-01-01' has no UTC offset"):
         run_task(_op(events_since="2026-01-01"), make_context())
-    with pytest.raises(ValueError, match="modified_field 'updated at' is not a valid name"):
+    with pytest.raises(ValueError, match="modified_timestamp_field 'updated at' is not a valid name"):
         SqlTableToLyticsOperator(
-            task_id="i", job_id="j", source="t", modified_field="updated at", conn_id="c"
+            task_id="i", job_id="j", source="t", modified_timestamp_field="updated at", conn_id="c"
         )
     _ = json

@@ -9,10 +9,12 @@ from pydantic import ValidationError
 
 from lytics_provider.jobs.dag_builder import build_dag
 from lytics_provider.jobs.loader import load_job_files
-from lytics_provider.jobs.types.warehouses import WAREHOUSE_JOB_TYPES, S3ImportJob, SnowflakeImportJob
+from lytics_provider.jobs.schema import job_types
+from lytics_provider.jobs.types import warehouses
+from lytics_provider.jobs.types.warehouses import S3ImportJob, SnowflakeImportJob
 
 JOBS = Path(__file__).resolve().parents[2] / "include" / "jobs"
-TYPES = {cls.model_fields["type"].annotation.__args__[0] for cls in WAREHOUSE_JOB_TYPES}
+TYPES = {name for name, cls in job_types().items() if cls.__module__ == warehouses.__name__}
 EXPORTS = {"s3_export", "gcs_export", "redshift_export", "bigquery_export", "snowflake_export"}
 
 

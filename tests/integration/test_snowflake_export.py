@@ -148,7 +148,7 @@ def test_swap_statement_is_atomic_swap_with() -> None:
         def fetchall(self):
             return [("_UID",)]
 
-    op = LyticsToSnowflakeOperator(task_id="d", job_id="j", database="DB", schema="S")
+    op = LyticsToSnowflakeOperator(task_id="d", job_id="j", database="DB", schema_name="S")
     op._swap(Cursor(), "USERS_X_1", "USERS_X")
     assert executed[1:] == [
         'ALTER TABLE "DB"."S"."USERS_X" SWAP WITH "DB"."S"."USERS_X_1"',

@@ -53,7 +53,7 @@ def _op(**kwargs) -> SqlTableToLyticsOperator:
         task_id="import",
         job_id="sf_import",
         source="CRM.SALES.ORDERS",
-        modified_field="MODIFIED",
+        modified_timestamp_field="MODIFIED",
         conn_id="snowflake_default",
         dialect="snowflake",
         stream="snowflake_orders",

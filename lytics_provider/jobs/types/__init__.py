@@ -1,18 +1,17 @@
-"""Registry of job types: each entry is a ``JobConfig`` subclass with a ``type`` literal."""
+"""Registry of job types: the ``JobConfig`` subclasses the integrations declare.
+
+``JOB_TYPES`` is read from ``lytics_provider.integrations`` each time it is asked for; a job
+type is registered by naming it in its integration's declaration, not by editing this module.
+"""
 
 from __future__ import annotations
 
-from lytics_provider.jobs.types.dotdigital import DOTDIGITAL_JOB_TYPES
-from lytics_provider.jobs.types.files import FileServiceExportJob, FileServiceImportJob, MappSftpExportJob
-from lytics_provider.jobs.types.icontact import IContactExportJob, IContactImportJob
-from lytics_provider.jobs.types.warehouses import WAREHOUSE_JOB_TYPES
+from typing import Any
 
-JOB_TYPES = (
-    MappSftpExportJob,
-    FileServiceExportJob,
-    FileServiceImportJob,
-    IContactImportJob,
-    IContactExportJob,
-    *DOTDIGITAL_JOB_TYPES,
-    *WAREHOUSE_JOB_TYPES,
-)
+
+def __getattr__(name: str) -> Any:
+    if name == "JOB_TYPES":
+        from lytics_provider.integrations.catalog import job_type_classes
+
+        return job_type_classes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

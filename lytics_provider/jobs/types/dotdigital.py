@@ -21,6 +21,7 @@ from lytics_provider.jobs.member_identity import (
     identity_fields_field,
     resolve_identity,
 )
+from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -127,23 +128,10 @@ class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
     def identifier_fields(self) -> list[str]:
         return [self.email_field]
 
-    def _deliver_kwargs(self) -> dict[str, Any]:
-        kwargs = {
-            "dotdigital_conn_id": self.dotdigital_conn_id,
-            "lytics_conn_id": self.lytics_conn_id,
-            "email_field": self.email_field,
-            "id_field": self.id_field,
-            "map_fields": dict(self.map_fields),
-            "opt_in_type": self.opt_in_type,
-            "email_type": self.email_type,
-            "trigger_join_actions": self.trigger_join_actions,
-            "resubscribe": self.resubscribe,
-            "resubscribe_with_no_challenge": self.resubscribe_with_no_challenge,
-            "sync_status": self.sync_status,
-        }
-        if self.pool:
-            kwargs["pool"] = self.pool
-        return kwargs
+    def _deliver_kwargs(self, operator: type, job: JobContext) -> dict[str, Any]:
+        """The ``deliver`` task's arguments: every option the operator takes, by its name."""
+        extra = {"pool": self.pool} if self.pool else {}
+        return operator_kwargs(self, operator, task_id="deliver", job_id=job.job_id, **extra)
 
     def _chain(self, job_id: str, audience: str, deliver: Any, scan_fields: list[str]) -> None:
         _chain(
@@ -183,14 +171,7 @@ class DotdigitalExportContactsJob(ExitGuardFields, _DotdigitalExportFields):
         from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator
 
         deliver = DotdigitalExportContactsOperator(
-            task_id="deliver",
-            job_id=job.job_id,
-            address_book=self.address_book_name,
-            create_address_book=self.create_address_book,
-            address_book_status_field=self.address_book_status_field,
-            on_exit=self.on_exit,
-            **self._deliver_kwargs(),
-            **self.exit_guard_kwargs(),
+            **self._deliver_kwargs(DotdigitalExportContactsOperator, job)
         )
         self._chain(
             job.job_id, "{{ params.audience }}", deliver, self._scan_fields(self.address_book_status_field)
@@ -261,25 +242,16 @@ class DotdigitalExportMultipleAudiencesJob(
             job_id = f"{job.job_id}__{item.audience}"
             extra = {"pool": self.pool} if self.pool else {}
             deliver = DotdigitalExportContactsOperator(
-                task_id=f"deliver_{number}",
-                job_id=job_id,
-                scan_task_id=f"scan_{number}",
-                address_book=item.address_book,
-                create_address_book=self.create_address_book,
-                on_exit=self.on_exit,
-                dotdigital_conn_id=self.dotdigital_conn_id,
-                lytics_conn_id=self.lytics_conn_id,
-                email_field=self.email_field,
-                id_field=self.id_field,
-                map_fields=dict(self.map_audiences),
-                opt_in_type=self.opt_in_type,
-                email_type=self.email_type,
-                trigger_join_actions=self.trigger_join_actions,
-                resubscribe=self.resubscribe,
-                resubscribe_with_no_challenge=self.resubscribe_with_no_challenge,
-                sync_status=self.sync_status,
-                **self.exit_guard_kwargs(),
-                **extra,
+                **operator_kwargs(
+                    self,
+                    DotdigitalExportContactsOperator,
+                    task_id=f"deliver_{number}",
+                    job_id=job_id,
+                    scan_task_id=f"scan_{number}",
+                    address_book_name=item.address_book,
+                    map_fields=dict(self.map_audiences),
+                    **extra,
+                )
             )
             _chain(
                 job_id,
@@ -309,7 +281,7 @@ class DotdigitalExportModifiedContactsJob(_DotdigitalExportFields):
         from lytics_provider.operators.dotdigital import DotdigitalExportModifiedContactsOperator
 
         deliver = DotdigitalExportModifiedContactsOperator(
-            task_id="deliver", job_id=job.job_id, **self._deliver_kwargs()
+            **self._deliver_kwargs(DotdigitalExportModifiedContactsOperator, job)
         )
         self._chain(job.job_id, "{{ params.audience }}", deliver, self._scan_fields())
 
@@ -340,13 +312,7 @@ class DotdigitalRemoveContactsJob(ExitGuardFields, _DotdigitalExportFields):
         from lytics_provider.operators.dotdigital import DotdigitalRemoveContactsOperator
 
         deliver = DotdigitalRemoveContactsOperator(
-            task_id="deliver",
-            job_id=job.job_id,
-            address_book=self.address_book_name,
-            on_enter=self.on_enter,
-            resubscribe_on_exit=self.resubscribe_on_exit,
-            **self._deliver_kwargs(),
-            **self.exit_guard_kwargs(),
+            **self._deliver_kwargs(DotdigitalRemoveContactsOperator, job)
         )
         self._chain(job.job_id, "{{ params.audience }}", deliver, self._scan_fields())
 
@@ -368,23 +334,9 @@ class DotdigitalImportContactsActivityJob(JobConfig, _DotdigitalConnection):
 
         extra = {"pool": self.pool} if self.pool else {}
         DotdigitalToLyticsOperator(
-            task_id="import",
-            job_id=job.job_id,
-            dotdigital_conn_id=self.dotdigital_conn_id,
-            lytics_conn_id=self.lytics_conn_id,
-            initial_since=self.initial_since,
-            include_activity=self.include_activity,
-            **extra,
+            **operator_kwargs(self, DotdigitalToLyticsOperator, task_id="import", job_id=job.job_id, **extra)
         )
 
     def params(self) -> dict[str, Any]:
         return {"full_refresh": False, "dry_run": False}
 
-
-DOTDIGITAL_JOB_TYPES = (
-    DotdigitalImportContactsActivityJob,
-    DotdigitalExportContactsJob,
-    DotdigitalExportMultipleAudiencesJob,
-    DotdigitalExportModifiedContactsJob,
-    DotdigitalRemoveContactsJob,
-)

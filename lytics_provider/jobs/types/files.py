@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -98,13 +99,7 @@ class MappSftpExportJob(_SftpExportFields):
         from lytics_provider.transfers.lytics_to_sftp import MappSftpExportOperator, mapp_scan_fields
 
         deliver = MappSftpExportOperator(
-            task_id="deliver",
-            job_id=job.job_id,
-            sftp_conn_id=self.sftp_conn_id,
-            folder=self.folder,
-            field_mapping=self.field_mapping,
-            identifier_field=self.identifier_field,
-            include_membership=self.include_membership,
+            **operator_kwargs(self, MappSftpExportOperator, task_id="deliver", job_id=job.job_id)
         )
         self._add_export_tasks(job, mapp_scan_fields(self.field_mapping, self.identifier_field), deliver)
 
@@ -125,14 +120,7 @@ class FileServiceExportJob(_SftpExportFields):
         from lytics_provider.transfers.lytics_to_sftp import LyticsFileServiceExportOperator
 
         deliver = LyticsFileServiceExportOperator(
-            task_id="deliver",
-            job_id=job.job_id,
-            sftp_conn_id=self.sftp_conn_id,
-            folder=self.folder,
-            compression=self.compression,
-            pgp_conn_id=self.pgp_conn_id,
-            fields=self.fields,
-            lytics_conn_id=self.lytics_conn_id,
+            **operator_kwargs(self, LyticsFileServiceExportOperator, task_id="deliver", job_id=job.job_id)
         )
         self._add_export_tasks(job, list(self.fields) if self.fields else None, deliver)
 
@@ -171,18 +159,7 @@ class FileServiceImportJob(JobConfig):
         from lytics_provider.transfers.sftp_to_lytics import SFTPToLyticsOperator
 
         SFTPToLyticsOperator(
-            task_id="import",
-            job_id=job.job_id,
-            stream=self.stream,
-            sftp_conn_id=self.sftp_conn_id,
-            folder=self.folder,
-            pattern=self.pattern,
-            format=self.format,
-            lytics_conn_id=self.lytics_conn_id,
-            pgp_conn_id=self.pgp_conn_id,
-            timestamp_field=self.timestamp_field,
-            delimiter=self.delimiter,
-            max_files=self.max_files,
+            **operator_kwargs(self, SFTPToLyticsOperator, task_id="import", job_id=job.job_id)
         )
 
     def params(self) -> dict[str, Any]:

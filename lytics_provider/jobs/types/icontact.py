@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.context import JobContext
+from lytics_provider.jobs.operator_args import operator_kwargs
 
 
 def _check_timezone(value: str) -> str:
@@ -84,22 +85,18 @@ class IContactImportJob(JobConfig):
             IContactUsersToLyticsOperator,
         )
 
-        common: dict[str, Any] = {
-            "job_id": job.job_id,
-            "icontact_conn_id": self.icontact_conn_id,
-            "lytics_conn_id": self.lytics_conn_id,
-            "account_id": self.source_account,
-            "client_folder_id": self.source_client_folder,
-            "source_timezone": self.source_timezone,
-            "page_size": self.page_size,
-            "dag": job.dag,
-        }
-        users = IContactUsersToLyticsOperator(task_id="users", **common)
+        common: dict[str, Any] = {"job_id": job.job_id, "dag": job.dag}
+        users = IContactUsersToLyticsOperator(
+            **operator_kwargs(self, IContactUsersToLyticsOperator, task_id="users", **common)
+        )
         activity = IContactActivityToLyticsOperator(
-            task_id="activity",
-            aid=self.aid if self.filter_by_aid else None,
-            lookback_minutes=self.lookback_minutes,
-            **common,
+            **operator_kwargs(
+                self,
+                IContactActivityToLyticsOperator,
+                task_id="activity",
+                aid=self.aid if self.filter_by_aid else None,
+                **common,
+            )
         )
         report = IContactImportReportOperator(task_id="report", job_id=job.job_id, dag=job.dag)
         users >> activity >> report
@@ -147,15 +144,9 @@ class IContactExportJob(AudienceExportConfig):
             dag=job.dag,
         )
         deliver = LyticsToIContactListOperator(
-            task_id="deliver",
-            job_id=job.job_id,
-            destination_list=self.destination_list,
-            icontact_conn_id=self.icontact_conn_id,
-            account_id=self.destination_account,
-            client_folder_id=self.destination_client_folder,
-            batch_size=self.batch_size,
-            create_missing_contacts=self.create_missing_contacts,
-            dag=job.dag,
+            **operator_kwargs(
+                self, LyticsToIContactListOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
+            )
         )
         report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
         scan >> deliver >> report

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -61,21 +62,6 @@ class _FileExport(AudienceExportConfig):
             raise ValueError("filename may only use {slug}, {timestamp} and {ext}") from None
         return value
 
-    def _deliver_kwargs(self, job: JobContext) -> dict[str, Any]:
-        """The ``deliver`` task's arguments shared by the S3 and GCS file exports."""
-        return {
-            "task_id": "deliver",
-            "job_id": job.job_id,
-            "bucket": self.bucket,
-            "directory": self.directory,
-            "file_format": self.file_format,
-            "compression": self.compression,
-            "filename": self.filename,
-            "pgp_conn_id": self.pgp_conn_id,
-            "fields": self.fields,
-            "lytics_conn_id": self.lytics_conn_id,
-        }
-
 
 class S3ExportJob(_FileExport):
     """Amazon S3 Export Audiences: the audience as one CSV or JSON-lines file per run."""
@@ -86,7 +72,10 @@ class S3ExportJob(_FileExport):
     def add_tasks(self, job: JobContext) -> None:
         from lytics_provider.transfers.lytics_to_s3 import LyticsToS3Operator
 
-        _add_export(self, job, LyticsToS3Operator(aws_conn_id=self.aws_conn_id, **self._deliver_kwargs(job)))
+        deliver = LyticsToS3Operator(
+            **operator_kwargs(self, LyticsToS3Operator, task_id="deliver", job_id=job.job_id)
+        )
+        _add_export(self, job, deliver)
 
 
 class GCSExportJob(_FileExport):
@@ -98,7 +87,10 @@ class GCSExportJob(_FileExport):
     def add_tasks(self, job: JobContext) -> None:
         from lytics_provider.transfers.lytics_to_gcs import LyticsToGCSOperator
 
-        _add_export(self, job, LyticsToGCSOperator(gcp_conn_id=self.gcp_conn_id, **self._deliver_kwargs(job)))
+        deliver = LyticsToGCSOperator(
+            **operator_kwargs(self, LyticsToGCSOperator, task_id="deliver", job_id=job.job_id)
+        )
+        _add_export(self, job, deliver)
 
 
 class RedshiftExportJob(AudienceExportConfig):
@@ -127,19 +119,7 @@ class RedshiftExportJob(AudienceExportConfig):
         from lytics_provider.transfers.lytics_to_redshift import LyticsToRedshiftOperator
 
         deliver = LyticsToRedshiftOperator(
-            task_id="deliver",
-            job_id=job.job_id,
-            s3_bucket=self.s3_bucket,
-            s3_directory=self.directory,
-            region=self.region,
-            table=self.table,
-            schema=self.schema_name,
-            redshift_conn_id=self.redshift_conn_id,
-            aws_conn_id=self.aws_conn_id,
-            iam_role=self.iam_role,
-            copy_method=self.copy_method,
-            fields=self.fields,
-            lytics_conn_id=self.lytics_conn_id,
+            **operator_kwargs(self, LyticsToRedshiftOperator, task_id="deliver", job_id=job.job_id)
         )
         _add_export(self, job, deliver)
 
@@ -164,19 +144,7 @@ class BigQueryExportJob(AudienceExportConfig):
         from lytics_provider.transfers.lytics_to_bigquery import LyticsToBigQueryOperator
 
         deliver = LyticsToBigQueryOperator(
-            task_id="deliver",
-            job_id=job.job_id,
-            project=self.project,
-            dataset=self.dataset,
-            table=self.table,
-            gcs_bucket=self.gcs_bucket,
-            gcs_directory=self.gcs_directory,
-            export_scalar_fields=self.export_scalar_fields,
-            export_non_scalar_fields=self.export_non_scalar_fields,
-            location=self.location,
-            gcp_conn_id=self.gcp_conn_id,
-            fields=self.fields,
-            lytics_conn_id=self.lytics_conn_id,
+            **operator_kwargs(self, LyticsToBigQueryOperator, task_id="deliver", job_id=job.job_id)
         )
         _add_export(self, job, deliver)
 
@@ -205,16 +173,7 @@ class SnowflakeExportJob(AudienceExportConfig):
         from lytics_provider.transfers.lytics_to_snowflake import LyticsToSnowflakeOperator
 
         deliver = LyticsToSnowflakeOperator(
-            task_id="deliver",
-            job_id=job.job_id,
-            database=self.database,
-            schema=self.schema_name,
-            stage=self.stage,
-            swap_method=self.swap_method,
-            on_schema_change=self.on_schema_change,
-            snowflake_conn_id=self.snowflake_conn_id,
-            fields=self.fields,
-            lytics_conn_id=self.lytics_conn_id,
+            **operator_kwargs(self, LyticsToSnowflakeOperator, task_id="deliver", job_id=job.job_id)
         )
         _add_export(self, job, deliver)
 
@@ -237,15 +196,7 @@ class S3ActivityExportJob(_ActivityExport):
         from lytics_provider.transfers.lytics_to_s3 import LyticsStreamToS3Operator
 
         LyticsStreamToS3Operator(
-            task_id="export",
-            job_id=job.job_id,
-            stream=self.stream,
-            bucket=self.bucket,
-            directory=self.directory,
-            file_format=self.file_format,
-            compression=self.compression,
-            aws_conn_id=self.aws_conn_id,
-            lytics_conn_id=self.lytics_conn_id,
+            **operator_kwargs(self, LyticsStreamToS3Operator, task_id="export", job_id=job.job_id)
         )
 
 
@@ -264,16 +215,7 @@ class BigQueryActivityExportJob(_ActivityExport):
         from lytics_provider.transfers.lytics_to_bigquery import LyticsStreamToBigQueryOperator
 
         LyticsStreamToBigQueryOperator(
-            task_id="export",
-            job_id=job.job_id,
-            stream=self.stream,
-            project=self.project,
-            dataset=self.dataset,
-            table=self.table,
-            gcs_bucket=self.gcs_bucket,
-            location=self.location,
-            gcp_conn_id=self.gcp_conn_id,
-            lytics_conn_id=self.lytics_conn_id,
+            **operator_kwargs(self, LyticsStreamToBigQueryOperator, task_id="export", job_id=job.job_id)
         )
 
 
@@ -311,23 +253,18 @@ class _TableImport(JobConfig):
         """A dry run reads and counts rows without sending them or moving the watermark."""
         return {"dry_run": False}
 
-    def _operator(self, job: JobContext, conn_id: str, dialect: str, stream: str | None, **extra: Any) -> Any:
+    def _operator(self, job: JobContext, conn_id: str, dialect: str) -> Any:
         from lytics_provider.transfers.sql_to_lytics import SqlTableToLyticsOperator
 
         return SqlTableToLyticsOperator(
-            task_id="import",
-            job_id=job.job_id,
-            source=self.source,
-            modified_field=self.modified_timestamp_field,
-            conn_id=conn_id,
-            dialect=dialect,  # type: ignore[arg-type]
-            stream=stream,
-            event_timestamp_field=self.event_timestamp_field,
-            events_since=self.events_since,
-            key_fields=self.key_fields,
-            batch_size=self.batch_size,
-            lytics_conn_id=self.lytics_conn_id,
-            **extra,
+            **operator_kwargs(
+                self,
+                SqlTableToLyticsOperator,
+                task_id="import",
+                job_id=job.job_id,
+                conn_id=conn_id,
+                dialect=dialect,
+            )
         )
 
 
@@ -341,7 +278,7 @@ class RedshiftImportJob(_TableImport):
     )
 
     def add_tasks(self, job: JobContext) -> None:
-        self._operator(job, self.redshift_conn_id, "postgres", self.stream)
+        self._operator(job, self.redshift_conn_id, "postgres")
 
 
 class SnowflakeImportJob(_TableImport):
@@ -354,7 +291,7 @@ class SnowflakeImportJob(_TableImport):
     snowflake_conn_id: str = Field(default="snowflake_default", description="Airflow Snowflake connection.")
 
     def add_tasks(self, job: JobContext) -> None:
-        self._operator(job, self.snowflake_conn_id, "snowflake", self.stream)
+        self._operator(job, self.snowflake_conn_id, "snowflake")
 
 
 class BigQueryImportJob(_TableImport):
@@ -366,7 +303,7 @@ class BigQueryImportJob(_TableImport):
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
 
     def add_tasks(self, job: JobContext) -> None:
-        self._operator(job, self.gcp_conn_id, "bigquery", self.stream, location=self.location)
+        self._operator(job, self.gcp_conn_id, "bigquery")
 
 
 class _FileImport(JobConfig):
@@ -412,22 +349,6 @@ class _FileImport(JobConfig):
         """A dry run lists the files it would import without reading or sending them."""
         return {"dry_run": False}
 
-    def _common(self, job: JobContext) -> dict[str, Any]:
-        return {
-            "task_id": "import",
-            "job_id": job.job_id,
-            "bucket": self.bucket,
-            "prefix": self.prefix,
-            "file_type": self.file_type,
-            "timestamp_field": self.timestamp_field,
-            "since": self.since,
-            "starting_file": self.starting_file,
-            "continuous": self.continuous,
-            "pgp_conn_id": self.pgp_conn_id,
-            "batch_size": self.batch_size,
-            "lytics_conn_id": self.lytics_conn_id,
-        }
-
 
 class S3ImportJob(_FileImport):
     """Amazon S3 Import Audiences & Activity Data (CSV) / Custom Data (JSON)."""
@@ -439,7 +360,7 @@ class S3ImportJob(_FileImport):
     def add_tasks(self, job: JobContext) -> None:
         from lytics_provider.transfers.s3_to_lytics import S3ToLyticsOperator
 
-        S3ToLyticsOperator(stream=self.stream, aws_conn_id=self.aws_conn_id, **self._common(job))
+        S3ToLyticsOperator(**operator_kwargs(self, S3ToLyticsOperator, task_id="import", job_id=job.job_id))
 
 
 class GCSImportJob(_FileImport):
@@ -453,22 +374,5 @@ class GCSImportJob(_FileImport):
     def add_tasks(self, job: JobContext) -> None:
         from lytics_provider.transfers.gcs_to_lytics import GCSToLyticsOperator
 
-        GCSToLyticsOperator(
-            stream=self.stream, project=self.project, gcp_conn_id=self.gcp_conn_id, **self._common(job)
-        )
+        GCSToLyticsOperator(**operator_kwargs(self, GCSToLyticsOperator, task_id="import", job_id=job.job_id))
 
-
-WAREHOUSE_JOB_TYPES = (
-    S3ExportJob,
-    GCSExportJob,
-    RedshiftExportJob,
-    BigQueryExportJob,
-    SnowflakeExportJob,
-    S3ActivityExportJob,
-    BigQueryActivityExportJob,
-    RedshiftImportJob,
-    SnowflakeImportJob,
-    BigQueryImportJob,
-    S3ImportJob,
-    GCSImportJob,
-)

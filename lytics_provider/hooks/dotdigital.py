@@ -21,17 +21,18 @@ import base64
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import requests
-from airflow.sdk import BaseHook
 
-from lytics_provider.connections import ui_field_behaviour
-from lytics_provider.hooks.task_errors import TASK_ERRORS, PermanentTaskError
+from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest_auth import HttpBasic
+from lytics_provider.hooks.rest_paging import skip_select
+from lytics_provider.hooks.task_errors import PermanentTaskError
 from lytics_provider.pipeline.http import (
     AuthError,
     HttpClient,
@@ -39,13 +40,7 @@ from lytics_provider.pipeline.http import (
     RetryPolicy,
     ServiceError,
 )
-from lytics_provider.pipeline.ratelimit import (
-    CallLedger,
-    RateLimitWaitTooLong,
-    ledger_key,
-    ledger_path,
-    reset_time,
-)
+from lytics_provider.pipeline.ratelimit import RateLimitWaitTooLong, reset_time
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +77,10 @@ class ApiUsageExceededError(DotdigitalError):
     """The API user is over its call cap and the budget did not free up in time."""
 
 
+class WrongEndpointError(Exception):
+    """The connection's Host is not the account's own API endpoint (another region's)."""
+
+
 def error_code(body: Any) -> str | None:
     """The ``ERROR_*`` token of an error body (``{"message": "... ERROR_X"}``)."""
     text = body.get("message", "") if isinstance(body, dict) else str(body or "")
@@ -98,13 +97,24 @@ def api_date(value: datetime | str) -> str:
     return quote(str(value), safe="")
 
 
-class DotdigitalHook(BaseHook):
-    """Talk to the Dotdigital v2 API with the API user stored in a ``dotdigital`` connection."""
+class DotdigitalHook(RestHook):
+    """Talk to the Dotdigital v2 API with the API user stored in a ``dotdigital`` connection.
+
+    :param dotdigital_conn_id: the ``dotdigital`` connection (default ``dotdigital_default``).
+    :param retry_policy: how often and how long one call is retried.
+    :param usage_backoff: seconds to pause after ``ERROR_APIUSAGE_EXCEEDED`` (default 300).
+    :param max_usage_wait: longest total wait for the call budget or the usage cap (default 3600).
+    :param kwargs: ``ledger``, ``sleep`` and ``clock`` of :class:`~lytics_provider.hooks.rest.RestHook`.
+    """
 
     conn_name_attr = "dotdigital_conn_id"
     default_conn_name = "dotdigital_default"
     conn_type = "dotdigital"
     hook_name = "Dotdigital"
+    auth = HttpBasic()
+    credentials_hint = "needs the Dotdigital API username in Login and the API password in Password."
+    paging = skip_select(PAGE_SIZE)
+    calls_per_hour = CALLS_PER_HOUR
     usage_backoff = 300.0
     max_usage_wait = 3600.0
 
@@ -114,97 +124,73 @@ class DotdigitalHook(BaseHook):
         retry_policy: RetryPolicy | None = None,
         usage_backoff: float | None = None,
         max_usage_wait: float | None = None,
-        ledger: CallLedger | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.dotdigital_conn_id = dotdigital_conn_id
-        self.retry_policy = retry_policy or RetryPolicy(sleep=sleep)
+        super().__init__(dotdigital_conn_id, retry_policy, **kwargs)
         if usage_backoff is not None:
             self.usage_backoff = usage_backoff
         if max_usage_wait is not None:
             self.max_usage_wait = max_usage_wait
-        self.sleep = sleep
-        self.clock = clock
-        self.ledger = ledger
-        self._client: HttpClient | None = None
-        self._explicit_host = False
+        self.max_budget_wait = self.max_usage_wait
         self.account: dict[str, Any] | None = None
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form layout (declared once in ``lytics_provider.connections``)."""
-        return ui_field_behaviour(cls.conn_type)
-
     # -- connection -----------------------------------------------------------------------
-    def get_conn(self) -> HttpClient:
-        """Build (once) the HTTP client and the shared call ledger from the Airflow connection."""
-        if self._client is not None:
-            return self._client
-        conn = self.get_connection(self.dotdigital_conn_id)
-        username, password = conn.login or "", conn.password or ""
-        if not username or not password:
-            raise ValueError(
-                f"Connection {self.dotdigital_conn_id!r} needs the Dotdigital API username in Login and "
-                "the API password in Password."
-            )
-        extra = conn.extra_dejson
-        region = str(extra.get("region") or DEFAULT_REGION).lower()
+    def validate_extra(self) -> None:
+        """The region must be one Dotdigital has (checked even when a Host is set)."""
+        region = self._region()
         if region not in REGIONS:
             raise ValueError(
                 f"Connection {self.dotdigital_conn_id!r}: region {region!r} is not one of "
                 f"{', '.join(REGIONS)}; fix the Region field or set the API endpoint as Host."
             )
-        host = conn.host or ""
-        self._explicit_host = bool(host)
-        if not host:
-            host = f"https://{region}-api.dotdigital.com"
-        elif "://" not in host:
-            scheme = conn.schema if conn.schema in ("http", "https") else "https"
-            host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-        if self.ledger is None:
-            per_hour = int(extra.get("calls_per_hour") or CALLS_PER_HOUR)
-            self.ledger = CallLedger(
-                ledger_path(ledger_key(self.dotdigital_conn_id, username)),
-                limit=per_hour,
-                max_wait=self.max_usage_wait,
-                clock=self.clock,
-                sleep=self.sleep,
-            )
-        self._client = HttpClient(
-            base_url=host,
-            headers={"Accept": "application/json"},
-            auth=(username, password),
-            secrets=(password,),
-            policy=self.retry_policy,
-            before_call=self._before_call,
-            after_response=self._after_response,
-            errors=TASK_ERRORS,
-            context=f"connection {self.dotdigital_conn_id!r}",
+
+    def _region(self) -> str:
+        return str(self.extra.get("region") or DEFAULT_REGION).lower()
+
+    def default_api_url(self) -> str:
+        """``https://{region}-api.dotdigital.com``; replaced by the account's ``ApiEndpoint`` once read."""
+        return f"https://{self._region()}-api.dotdigital.com"
+
+    def budget_spent(self, exc: RateLimitWaitTooLong) -> Exception:
+        return ApiUsageExceededError(
+            f"Dotdigital call budget of connection {self.dotdigital_conn_id!r} is spent: {exc}. "
+            "The run stopped before sending more; it resumes on retry. Options that cost one call "
+            "per contact (Trigger Join Actions, Unsubscribe on exit) use the budget fastest.",
+            code="ERROR_APIUSAGE_EXCEEDED",
         )
-        return self._client
 
-    @property
-    def calls(self) -> int:
-        """HTTP calls made so far, retries included."""
-        return self._client.calls if self._client else 0
+    def refused_hint(self, exc: AuthError) -> str:
+        if exc.status == 403:
+            return (
+                "The API user exists but this endpoint refuses it: check the Region (r1 Europe, r2 North "
+                "America, r3 Asia Pacific; another region's endpoint answers 403) or the Host, and the API "
+                "user's permissions."
+            )
+        return "Check the API username (Login) and API password (Password)."
 
-    def _before_call(self) -> None:
-        assert self.ledger is not None
+    def check_call(self) -> str:
+        """Read ``/v2/account-info`` and check the Host is the account's own API endpoint."""
+        info = self.account_info()
+        endpoint = str(info.get("ApiEndpoint") or "").rstrip("/")
+        used = self.get_conn().base_url.rstrip("/")
+        if endpoint and endpoint != used:
+            raise WrongEndpointError(
+                f"account {info.get('id')} lives at {endpoint}, not at the connection's Host {used} (another "
+                "region?): set Host to that endpoint, or clear Host and set the Region"
+            )
+        return f"account {info.get('id')}, API endpoint {endpoint or used}"
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Airflow's Test button: one ``/v2/account-info`` call; names a wrong region or endpoint."""
         try:
-            self.ledger.acquire()
-        except RateLimitWaitTooLong as exc:
-            raise ApiUsageExceededError(
-                f"Dotdigital call budget of connection {self.dotdigital_conn_id!r} is spent: {exc}. "
-                "The run stopped before sending more; it resumes on retry. Options that cost one call "
-                "per contact (Trigger Join Actions, Unsubscribe on exit) use the budget fastest.",
-                code="ERROR_APIUSAGE_EXCEEDED",
-            ) from None
+            return super().test_connection()
+        except WrongEndpointError as exc:
+            return False, f"Dotdigital answered, but {exc}."
 
     def _after_response(self, response: requests.Response) -> None:
         """Pause the shared ledger when the tiered scheme says a tier is exhausted; recognise the
         flat scheme's usage cap by its code, whatever the HTTP status it comes with."""
+        super()._after_response(response)
         if response.status_code >= 400 and USAGE_EXCEEDED.encode() in response.content:
             body = HttpClient._body(response)
             if error_code(body) == USAGE_EXCEEDED:
@@ -272,15 +258,14 @@ class DotdigitalHook(BaseHook):
             return None
         return response.json()
 
+    def get_page(self, path: str, params: dict[str, Any]) -> tuple[Any, Mapping[str, str]]:
+        """One page through :meth:`request` (usage-cap handling included)."""
+        response = self.request("GET", path, params=params)
+        return (response.json() if response.content else None), response.headers
+
     def iter_pages(self, path: str, select: int = PAGE_SIZE, **params: Any) -> Iterator[dict[str, Any]]:
         """Items of a ``select``/``skip`` paged list; stops at a short page."""
-        skip = 0
-        while True:
-            page = self.call("GET", path, params={**params, "select": select, "skip": skip}) or []
-            yield from page
-            if len(page) < select:
-                return
-            skip += len(page)
+        return self.paginate(path, params, page_size=select)
 
     # -- account --------------------------------------------------------------------------
     def account_info(self) -> dict[str, Any]:
@@ -295,7 +280,7 @@ class DotdigitalHook(BaseHook):
             if added:
                 log.info("Dotdigital counts %s calls in the last hour; %d made elsewhere", used, added)
         endpoint = str(info.get("ApiEndpoint") or "").rstrip("/")
-        if endpoint and not self._explicit_host and self._client and endpoint != self._client.base_url:
+        if endpoint and not self.host_from_connection and self._client and endpoint != self._client.base_url:
             log.info("Using the account's API endpoint %s", endpoint)
             self._client.base_url = endpoint
         self.account = info

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from airflow.sdk import BaseHook
 
-from lytics_provider.connections import ui_field_behaviour
-from lytics_provider.hooks.task_errors import TASK_ERRORS
-from lytics_provider.pipeline.http import HttpClient, RetryPolicy
+from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest_auth import HeaderCredentials
+from lytics_provider.hooks.rest_paging import OffsetPaging
+from lytics_provider.pipeline.http import RetryPolicy
 
 DEFAULT_API_URL = "https://app.icontact.com/icp"
 DEFAULT_API_VERSION = "2.2"
@@ -65,19 +65,32 @@ class WriteResult:
     warnings: list[str]
 
 
-class IContactHook(BaseHook):
+class IContactHook(RestHook):
     """Talk to iContact with the credentials of an ``icontact`` connection.
 
     Connection: Login = API username (the iContact login email), Password = API password (the
     application password set under "external login"), Host = API URL (optional), extras
     ``app_id`` (default: the Lytics Application ID), ``account_id``, ``client_folder_id`` and
     ``api_version`` (default 2.2).
+
+    :param icontact_conn_id: the ``icontact`` connection (default ``icontact_default``).
+    :param retry_policy: how often and how long one call is retried.
+    :param page_size: ``limit`` of each collection page (default 500).
     """
 
     conn_name_attr = "icontact_conn_id"
     default_conn_name = "icontact_default"
     conn_type = "icontact"
     hook_name = "iContact"
+    default_host = DEFAULT_API_URL
+    auth = HeaderCredentials("API-Username", "API-Password")
+    credentials_hint = (
+        "needs the iContact API username in Login and the API (application) password in Password."
+    )
+    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    paging = OffsetPaging(page_size=DEFAULT_PAGE_SIZE)
+    error_text = staticmethod(icontact_error)
+    check_path = "/a/"
 
     def __init__(
         self,
@@ -85,61 +98,26 @@ class IContactHook(BaseHook):
         retry_policy: RetryPolicy | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
-        super().__init__()
-        self.icontact_conn_id = icontact_conn_id
-        self.retry_policy = retry_policy or RetryPolicy()
+        super().__init__(icontact_conn_id, retry_policy)
         self.page_size = page_size
-        self._client: HttpClient | None = None
-        self._extra: dict[str, Any] = {}
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form layout (declared once in ``lytics_provider.connections``)."""
-        return ui_field_behaviour(cls.conn_type)
+    def connection_headers(self) -> dict[str, str]:
+        """``API-Version`` and ``API-AppId`` from the extras."""
+        return {
+            "API-Version": str(self.extra.get("api_version") or DEFAULT_API_VERSION),
+            "API-AppId": str(self.extra.get("app_id") or LYTICS_APP_ID),
+        }
 
-    def get_conn(self) -> HttpClient:
-        """Build (once) the HTTP client from the Airflow connection."""
-        if self._client is None:
-            conn = self.get_connection(self.icontact_conn_id)
-            username, password = conn.login or "", conn.password or ""
-            if not username or not password:
-                raise ValueError(
-                    f"Connection {self.icontact_conn_id!r} needs the iContact API username in Login and "
-                    "the API (application) password in Password."
-                )
-            self._extra = dict(conn.extra_dejson)
-            app_id = str(self._extra.get("app_id") or LYTICS_APP_ID)
-            host = conn.host or DEFAULT_API_URL
-            if "://" not in host:
-                scheme = conn.schema if conn.schema in ("http", "https") else "https"
-                host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-            self._client = HttpClient(
-                base_url=host,
-                headers={
-                    "Accept": "application/json",
-                    "Content-Type": "application/json",
-                    "API-Version": str(self._extra.get("api_version") or DEFAULT_API_VERSION),
-                    "API-AppId": app_id,
-                    "API-Username": username,
-                    "API-Password": password,
-                },
-                secrets=(password,),
-                policy=self.retry_policy,
-                error_message=icontact_error,
-                errors=TASK_ERRORS,
-                context=f"connection {self.icontact_conn_id!r}",
-                auth_fix=(
-                    f"Check connection {self.icontact_conn_id!r}: the iContact API username in Login, the "
-                    "API (application) password in Password, and that the application is approved for "
-                    "this account."
-                ),
-            )
-        return self._client
+    def auth_fix(self) -> str:
+        return (
+            f"Check connection {self.icontact_conn_id!r}: the iContact API username in Login, the "
+            "API (application) password in Password, and that the application is approved for "
+            "this account."
+        )
 
-    @property
-    def calls(self) -> int:
-        """HTTP calls made so far, retries included."""
-        return self._client.calls if self._client else 0
+    def check_call(self) -> str:
+        """List the accounts the API user can reach."""
+        return f"{len(self.list_accounts())} account(s) for this API user"
 
     # -- account and folder --------------------------------------------------------------------
     def list_accounts(self) -> list[dict[str, Any]]:
@@ -156,8 +134,8 @@ class IContactHook(BaseHook):
         An account or folder that does not exist raises ``ValueError`` naming the ones available.
         """
         self.get_conn()
-        account_id = str(account_id or self._extra.get("account_id") or "") or None
-        client_folder_id = str(client_folder_id or self._extra.get("client_folder_id") or "") or None
+        account_id = str(account_id or self.extra.get("account_id") or "") or None
+        client_folder_id = str(client_folder_id or self.extra.get("client_folder_id") or "") or None
         accounts = self.list_accounts()
         ids = [str(a.get("accountId")) for a in accounts]
         if account_id is None:
@@ -185,17 +163,7 @@ class IContactHook(BaseHook):
     ) -> Iterator[dict[str, Any]]:
         """Every item of a collection, page by page (``limit``/``offset`` until ``total``, or until an
         empty page when the answer has no ``total``)."""
-        limit = page_size or self.page_size
-        offset = 0
-        while True:
-            query = {**(params or {}), "limit": limit, "offset": offset}
-            body = self.get_conn().json("GET", path, params=query)
-            items = list(body.get(key) or [])
-            yield from items
-            offset += len(items)
-            total = body.get("total")
-            if not items or (total is not None and offset >= int(total)):
-                return
+        return self.paginate(path, params, items_key=key, page_size=page_size or self.page_size)
 
     # -- contacts ------------------------------------------------------------------------------
     def iter_contacts(

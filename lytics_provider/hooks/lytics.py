@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from airflow.sdk import BaseHook
 from requests.utils import get_environ_proxies
 
-from lytics_provider.connections import ui_field_behaviour
-from lytics_provider.hooks.task_errors import TASK_ERRORS, PermanentTaskError
-from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, RetryPolicy
+from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest_auth import Credentials, HeaderToken
+from lytics_provider.hooks.task_errors import PermanentTaskError
+from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, RetryPolicy, error_envelope
 from lytics_provider.pipeline.lytics_scan import (
     MAX_SCAN_LIMIT,
     CursorExpiredError,
@@ -74,71 +73,52 @@ class CollectResult:
         self.requests += 1
 
 
-class LyticsHook(BaseHook):
+class LyticsHook(RestHook):
     """Talk to the Lytics API with the token stored in a ``lytics`` connection.
 
     The token is the connection password; it is sent as the raw ``Authorization`` header value
     (no ``Bearer`` prefix), as the Lytics API documents.
+
+    :param lytics_conn_id: the ``lytics`` connection (default ``lytics_default``).
+    :param retry_policy: how often and how long one call is retried.
     """
 
     conn_name_attr = "lytics_conn_id"
     default_conn_name = "lytics_default"
     conn_type = "lytics"
     hook_name = "Lytics"
+    default_host = DEFAULT_API_URL
+    auth = HeaderToken("Authorization")
+    credentials_hint = "has no API token: put the Lytics token in its Password field."
+    ok_envelope = staticmethod(error_envelope)
+    check_path = "/v2/segment"
 
     def __init__(
         self, lytics_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
     ) -> None:
-        super().__init__()
-        self.lytics_conn_id = lytics_conn_id
-        self.retry_policy = retry_policy or RetryPolicy()
-        self._client: HttpClient | None = None
+        super().__init__(lytics_conn_id, retry_policy)
         self._bulk_url = DEFAULT_BULK_URL
         self._params: dict[str, str] = {}
         self._subprocess_calls = 0
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Connection form layout (declared once in ``lytics_provider.connections``)."""
-        return ui_field_behaviour(cls.conn_type)
+    def auth_fix(self) -> str:
+        return (
+            f"Put a valid Lytics API token in the Password field of connection "
+            f"{self.lytics_conn_id!r}, with permission to read audiences (and to collect data "
+            "for imports), and check its host is this account's API URL."
+        )
 
-    def get_conn(self) -> HttpClient:
-        """Build (once) the HTTP client from the Airflow connection."""
-        if self._client is None:
-            conn = self.get_connection(self.lytics_conn_id)
-            token = conn.password or ""
-            if not token:
-                raise ValueError(
-                    f"Connection {self.lytics_conn_id!r} has no API token: put the Lytics token in its "
-                    "Password field."
-                )
-            extra = conn.extra_dejson
-            host = conn.host or DEFAULT_API_URL
-            if "://" not in host:
-                scheme = conn.schema if conn.schema in ("http", "https") else "https"
-                host = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-            self._bulk_url = (extra.get("bulk_url") or DEFAULT_BULK_URL).rstrip("/")
-            policy = self.retry_policy
-            if extra.get("max_attempts"):
-                policy = dataclasses.replace(policy, max_attempts=max(1, int(extra["max_attempts"])))
-            if extra.get("account_id"):
-                self._params["account_id"] = str(extra["account_id"])
-            self._client = HttpClient(
-                base_url=host,
-                headers={"Authorization": token, "Accept": "application/json"},
-                secrets=(token,),
-                policy=policy,
-                errors=TASK_ERRORS,
-                context=f"connection {self.lytics_conn_id!r}",
-                auth_fix=(
-                    f"Put a valid Lytics API token in the Password field of connection "
-                    f"{self.lytics_conn_id!r}, with permission to read audiences (and to collect data "
-                    "for imports), and check its host is this account's API URL."
-                ),
-                error_envelopes=True,
-            )
-            self._client.settle_environment()
-        return self._client
+    def configure_client(self, client: HttpClient, credentials: Credentials) -> None:
+        """Read ``bulk_url`` and ``account_id`` from the extras; settle proxy settings once."""
+        self._bulk_url = (self.extra.get("bulk_url") or DEFAULT_BULK_URL).rstrip("/")
+        if self.extra.get("account_id"):
+            self._params["account_id"] = str(self.extra["account_id"])
+        client.settle_environment()
+
+    def check_call(self) -> str:
+        """List the account's audiences (names only): the token must be allowed to read them."""
+        count = len(self._get("/v2/segment", table="user", kind="segment", sizes="false").get("data") or [])
+        return f"the token reads {count} audiences"
 
     @property
     def account_id(self) -> str | None:
@@ -149,7 +129,7 @@ class LyticsHook(BaseHook):
     @property
     def calls(self) -> int:
         """HTTP calls made so far (by this process and by scan fetchers), retries included."""
-        return (self._client.calls if self._client else 0) + self._subprocess_calls
+        return super().calls + self._subprocess_calls
 
     def _get(self, path: str, **params: Any) -> Any:
         query = {**self._params, **{k: v for k, v in params.items() if v is not None}}

@@ -141,7 +141,7 @@ class HttpClient:
 
     base_url: str
     headers: Mapping[str, str] = field(default_factory=dict)
-    auth: tuple[str, str] | None = None
+    auth: tuple[str, str] | requests.auth.AuthBase | None = None
     secrets: tuple[str, ...] = ()
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 121.0
@@ -152,6 +152,8 @@ class HttpClient:
     context: str = ""
     auth_fix: str = ""
     error_envelopes: bool = False
+    envelope: Callable[[Any], tuple[int, str] | None] | None = None
+    refresh_auth: Callable[[], bool] | None = None
     calls: int = 0
 
     def __post_init__(self) -> None:
@@ -173,7 +175,7 @@ class HttpClient:
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a call and decode its JSON body; a body cut short (and, with ``error_envelopes``,
-        a 2xx error envelope) is fetched again like a 503."""
+        a 2xx error envelope, as ``envelope`` reads it) is fetched again like a 503."""
         return self.fetch(method, path, self._read_json, **kwargs)
 
     def fetch(self, method: str, path: str, read: Callable[[requests.Response], T], **kwargs: Any) -> T:
@@ -181,12 +183,14 @@ class HttpClient:
 
         Retries 429/5xx and dropped connections; ``read`` raising :class:`UnusableBody` is
         retried the same way and, on the last attempt, becomes a :class:`ServiceError` naming
-        what the API sent. 400/401/403/404/422 raise ``errors.permanent`` / ``errors.auth``.
+        what the API sent. 400/401/403/404/422 raise ``errors.permanent`` / ``errors.auth``; a 401
+        is sent again once when ``refresh_auth`` renews the credentials (an expired OAuth2 token).
         """
         kwargs.setdefault("timeout", self.timeout)
         url = self.url(path)
         shown = redact(f"{method} {url.split('?')[0]}", self.secrets)
         attempt = 0
+        refreshed = False
         while True:
             attempt += 1
             if self.before_call:
@@ -217,6 +221,12 @@ class HttpClient:
                     continue
             message = self._message(response)
             status = response.status_code
+            if status == 401 and self.refresh_auth and not refreshed:
+                refreshed = True
+                if self.refresh_auth():
+                    log.warning("%s: 401; renewed the credentials and sending again", shown)
+                    self._rewind(kwargs)
+                    continue
             if status in (401, 403):
                 fix = f". {self.auth_fix}" if self.auth_fix else ""
                 raise self.errors.auth(f"{shown}: {status} {message}{self._where()}{fix}", status)
@@ -248,8 +258,9 @@ class HttpClient:
 
     def _read_json(self, response: requests.Response) -> Any:
         body = read_json(response)
-        if self.error_envelopes:
-            envelope = error_envelope(body)
+        check = self.envelope or (error_envelope if self.error_envelopes else None)
+        if check is not None:
+            envelope = check(body)
             if envelope is not None:
                 status, message = envelope
                 raise UnusableBody(f"error envelope: status {status}, message {message!r}", status)

@@ -1,0 +1,335 @@
+"""The REST hook base: connection, auth, paging, error envelope, call budget and Test button.
+
+Writing a hook for a new REST API
+---------------------------------
+Subclass :class:`RestHook`, declare the connection and the API in class attributes, and write
+the API verbs as methods over :meth:`RestHook.call` / :meth:`RestHook.paginate`::
+
+    class AcmeHook(RestHook):
+        \"\"\"Talk to Acme with the API key of an ``acme`` connection.\"\"\"
+
+        conn_name_attr = "acme_conn_id"
+        default_conn_name = "acme_default"
+        conn_type = "acme"
+        hook_name = "Acme"
+        default_host = "https://api.acme.example"
+        auth = Bearer()                      # or HttpBasic(), QueryApiKey("key"), OAuth2ClientCredentials()
+        credentials_hint = "needs the Acme API key in Password."
+        paging = CursorPaging(next_key="meta.next", items_key="data")
+        error_text = staticmethod(acme_error)   # the text of Acme's error body
+        calls_per_hour = 3600                # a call budget shared by every task of the connection
+        check_path = "/v1/me"                # a cheap authenticated GET for the UI's Test button
+
+        def __init__(self, acme_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+            super().__init__(acme_conn_id, **kwargs)
+
+        def iter_lists(self) -> Iterator[dict[str, Any]]:
+            return self.paginate("/v1/lists")
+
+Then add the connection type to ``lytics_provider/connections.py`` (its form fields). The base
+gives the hook: the credential check (:attr:`credentials_hint` names the missing field), host /
+scheme / port normalisation (Host may be a bare name; Schema picks http or https; Port is kept),
+the retrying :class:`~lytics_provider.pipeline.http.HttpClient` with redaction and fail-fast 4xx
+(raised as the task errors of ``hooks.task_errors``), :attr:`calls`, a shared
+:class:`~lytics_provider.pipeline.ratelimit.CallLedger` when a budget is set (class attribute
+:attr:`calls_per_hour`, or the connection extra ``calls_per_hour``) that a ``Retry-After`` on a
+429/503 pauses for every task sharing it, and :meth:`test_connection`, which Airflow's Test
+button calls: it makes one cheap authenticated call and says whether the credentials were
+refused, the host could not be reached, or the host answered something else (e.g. another
+region's endpoint), never echoing a secret.
+
+Auth kinds live in ``hooks.rest_auth``, paging styles in ``hooks.rest_paging``.
+
+Why not ``HttpHook``: the http provider's hook (``apache-airflow-providers-http``) is not a
+dependency of this provider, its ``check_response`` logs the response body (member data in a
+sync), and it has neither a shared call budget nor credential redaction; an ``http`` connection
+still works as the source of a :class:`RestHook` (its host, schema, port, login and password are
+read the same way).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
+
+import requests
+from airflow.sdk import BaseHook
+
+from lytics_provider.connections import ui_field_behaviour
+from lytics_provider.hooks.rest_auth import AuthKind, Credentials, HttpBasic, OAuth2Token
+from lytics_provider.hooks.rest_paging import OffsetPaging, Paging
+from lytics_provider.hooks.task_errors import TASK_ERRORS
+from lytics_provider.pipeline.http import (
+    AuthError,
+    ErrorTypes,
+    HttpClient,
+    RetryPolicy,
+    ServiceError,
+    parse_retry_after,
+    redact,
+)
+from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
+
+log = logging.getLogger(__name__)
+
+TEST_TIMEOUT = 20.0
+
+
+class CallBudgetSpent(ServiceError):
+    """The connection's call budget would free up only after the longest wait allowed."""
+
+
+def base_url(host: str, schema: str | None, port: int | None) -> str:
+    """``scheme://host[:port]`` for a bare host (Schema picks http/https, default https); a host
+    with a scheme is used as it is."""
+    if "://" in host:
+        return host
+    scheme = schema if schema in ("http", "https") else "https"
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
+class RestHook(BaseHook):
+    """Base of the REST API hooks: one connection, one retrying client, one call budget.
+
+    :param conn_id: the Airflow connection id (subclasses name this ``<service>_conn_id``).
+    :param retry_policy: how often and how long one call is retried (default
+        :class:`~lytics_provider.pipeline.http.RetryPolicy`).
+    :param ledger: the call budget to draw on (default: built from :attr:`calls_per_hour`).
+    :param sleep: how the call budget waits (tests pass a fake).
+    :param clock: the time the call budget reads (tests pass a fake).
+    """
+
+    conn_name_attr: ClassVar[str] = "rest_conn_id"
+    default_conn_name: ClassVar[str] = "rest_default"
+    conn_type: ClassVar[str] = "http"
+    hook_name: ClassVar[str] = "REST API"
+
+    default_host: ClassVar[str] = ""
+    """API URL used when the connection has no Host."""
+    auth: ClassVar[AuthKind] = HttpBasic()
+    """How the connection's secret is sent (``hooks.rest_auth``)."""
+    credentials_hint: ClassVar[str] = "needs the API login in Login and the API password in Password."
+    """Finishes "Connection 'x' ..." when :attr:`auth` finds a field empty."""
+    default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+    paging: ClassVar[Paging] = OffsetPaging()
+    """Paging style of :meth:`paginate` (``hooks.rest_paging``)."""
+    error_text: ClassVar[Callable[[requests.Response], str] | None] = None
+    """Reads the vendor's error body of a 4xx/5xx answer into the message (default: ``message``)."""
+    ok_envelope: ClassVar[Callable[[Any], tuple[int, str] | None] | None] = None
+    """Reads ``(status, message)`` of a 2xx body that is really an error; such a body is retried."""
+    calls_per_hour: int | None = None
+    """Client-side call budget per rolling hour (connection extra ``calls_per_hour`` overrides)."""
+    max_budget_wait: float = 3600.0
+    """Longest one call waits for the budget before :meth:`budget_spent` is raised."""
+    check_path: ClassVar[str] = ""
+    """Cheap authenticated ``GET`` that :meth:`test_connection` makes."""
+    errors: ClassVar[ErrorTypes] = TASK_ERRORS
+
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        ledger: CallLedger | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        setattr(self, self.conn_name_attr, conn_id or self.default_conn_name)
+        self.retry_policy = retry_policy or RetryPolicy(sleep=sleep)
+        self.ledger = ledger
+        self.sleep = sleep
+        self.clock = clock
+        self.extra: dict[str, Any] = {}
+        self.host_from_connection = False
+        self._client: HttpClient | None = None
+
+    @property
+    def conn_id(self) -> str:
+        """The Airflow connection id."""
+        return str(getattr(self, self.conn_name_attr))
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form layout (declared once in ``lytics_provider.connections``)."""
+        return ui_field_behaviour(cls.conn_type)
+
+    # -- connection -----------------------------------------------------------------------
+    def get_conn(self) -> HttpClient:
+        """Build (once) the HTTP client (and the shared call budget) from the Airflow connection."""
+        if self._client is not None:
+            return self._client
+        conn = self.get_connection(self.conn_id)
+        credentials = self.auth.credentials(conn)
+        if credentials is None:
+            raise ValueError(f"Connection {self.conn_id!r} {self.credentials_hint}")
+        if isinstance(credentials.requests_auth, OAuth2Token):
+            credentials.requests_auth.errors = self.errors
+        self.extra = dict(conn.extra_dejson)
+        self.validate_extra()
+        self.host_from_connection = bool(conn.host)
+        host = base_url(conn.host, conn.schema, conn.port) if conn.host else self.default_api_url()
+        budget = self.extra.get("calls_per_hour") or self.calls_per_hour
+        if self.ledger is None and budget:
+            self.ledger = CallLedger(
+                ledger_path(ledger_key(self.conn_id, credentials.identity)),
+                limit=int(budget),
+                max_wait=self.max_budget_wait,
+                clock=self.clock,
+                sleep=self.sleep,
+            )
+        client = HttpClient(
+            base_url=host,
+            headers={**self.default_headers, **self.connection_headers(), **credentials.headers},
+            auth=credentials.requests_auth,
+            secrets=credentials.secrets,
+            policy=self.connection_policy(),
+            before_call=self._before_call if self.ledger is not None else None,
+            after_response=self._after_response,
+            error_message=type(self).error_text,
+            errors=self.errors,
+            context=f"connection {self.conn_id!r}",
+            auth_fix=self.auth_fix(),
+            envelope=type(self).ok_envelope,
+            refresh_auth=credentials.refresh,
+        )
+        self.configure_client(client, credentials)
+        self._client = client
+        return client
+
+    def validate_extra(self) -> None:
+        """Check the connection's extras (:attr:`extra`); raise ``ValueError`` naming the field to fix."""
+
+    def default_api_url(self) -> str:
+        """The API URL when the connection has no Host (default :attr:`default_host`)."""
+        if not self.default_host:
+            raise ValueError(f"Connection {self.conn_id!r} needs the API URL in Host.")
+        return self.default_host
+
+    def connection_headers(self) -> dict[str, str]:
+        """Headers the connection's extras add to every call (none by default)."""
+        return {}
+
+    def connection_policy(self) -> RetryPolicy:
+        """The retry policy, with the extra ``max_attempts`` applied when set."""
+        if self.extra.get("max_attempts"):
+            return dataclasses.replace(
+                self.retry_policy, max_attempts=max(1, int(self.extra["max_attempts"]))
+            )
+        return self.retry_policy
+
+    def auth_fix(self) -> str:
+        """What to check when the API refuses the credentials (ends every 401/403 message)."""
+        return ""
+
+    def configure_client(self, client: HttpClient, credentials: Credentials) -> None:
+        """Finish the new client (extras the hook reads, proxy settings); nothing by default."""
+
+    @property
+    def calls(self) -> int:
+        """HTTP calls made so far, retries included."""
+        return self._client.calls if self._client else 0
+
+    # -- call budget ----------------------------------------------------------------------
+    def _before_call(self) -> None:
+        assert self.ledger is not None
+        try:
+            self.ledger.acquire()
+        except RateLimitWaitTooLong as exc:
+            raise self.budget_spent(exc) from None
+
+    def budget_spent(self, exc: RateLimitWaitTooLong) -> Exception:
+        """The error raised when the call budget does not free up in time."""
+        return CallBudgetSpent(
+            f"{self.hook_name} call budget of connection {self.conn_id!r} is spent: {exc}. The run "
+            "stopped before sending more; it resumes on retry."
+        )
+
+    def _after_response(self, response: requests.Response) -> None:
+        """A ``Retry-After`` on a 429/503 pauses every user of the shared call budget."""
+        if self.ledger is None or response.status_code not in (429, 503):
+            return
+        wait = parse_retry_after(response.headers.get("Retry-After"), self.clock())
+        if wait:
+            self.ledger.pause_until(self.clock() + wait)
+
+    # -- calls ----------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One API call (retried, budgeted); the final 2xx response."""
+        return self.get_conn().request(method, path, **kwargs)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One API call returning its decoded JSON body (a 2xx error envelope is retried)."""
+        return self.get_conn().json(method, path, **kwargs)
+
+    def get_page(self, path: str, params: dict[str, Any]) -> tuple[Any, Mapping[str, str]]:
+        """One page for :meth:`paginate`: the decoded body and the response headers."""
+        client = self.get_conn()
+        return client.fetch("GET", path, lambda r: (client._read_json(r), r.headers), params=params)
+
+    def paginate(
+        self, path: str, params: Mapping[str, Any] | None = None, paging: Paging | None = None, **changes: Any
+    ) -> Iterator[Any]:
+        """Every item of a paged collection (``changes`` adjust :attr:`paging`, e.g. ``items_key``)."""
+        style = paging or self.paging
+        if changes:
+            style = dataclasses.replace(style, **changes)  # type: ignore[type-var]
+        for page in style.pages(self.get_page, path, dict(params or {})):
+            yield from page
+
+    # -- Test button ----------------------------------------------------------------------
+    def check_call(self) -> str:
+        """The cheap authenticated call of :meth:`test_connection`; returns what it found."""
+        if not self.check_path:
+            raise NotImplementedError(f"{type(self).__name__} declares no check_path")
+        self.call("GET", self.check_path)
+        return f"GET {self.check_path} answered"
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap authenticated call and say what is wrong, if anything.
+
+        Airflow's connection form calls this for its Test button. The answer names the failure:
+        a missing field, refused credentials (401/403), an unreachable host, or another answer;
+        it never contains a secret.
+        """
+        try:
+            client = self.get_conn()
+        except Exception as exc:  # a missing field, an unknown connection: the form shows why
+            return False, str(exc)
+        saved = client.policy, client.timeout
+        client.policy = dataclasses.replace(client.policy, max_attempts=1)
+        client.timeout = min(client.timeout, TEST_TIMEOUT)
+        where = client.base_url
+        try:
+            found = self.check_call()
+        except AuthError as exc:
+            return False, redact(
+                f"{self.hook_name} at {where} refused the credentials of connection {self.conn_id!r} "
+                f"({exc.status}). {self.refused_hint(exc)}",
+                client.secrets,
+            )
+        except ServiceError as exc:
+            if exc.status is None:
+                return False, redact(
+                    f"Cannot reach {where} (connection {self.conn_id!r}): check the Host, Schema and Port, "
+                    f"and that this worker can reach it. {exc}",
+                    client.secrets,
+                )
+            return False, redact(
+                f"{where} answered {exc.status} (connection {self.conn_id!r}): is Host this service's API "
+                f"URL? {exc}",
+                client.secrets,
+            )
+        except (requests.RequestException, ValueError) as exc:
+            return False, redact(
+                f"{where} (connection {self.conn_id!r}): {type(exc).__name__}: {exc}", client.secrets
+            )
+        finally:
+            client.policy, client.timeout = saved
+        return True, redact(f"Connected to {self.hook_name} at {where}: {found}.", client.secrets)
+
+    def refused_hint(self, exc: AuthError) -> str:
+        """What to fix when the check call is refused (default: :meth:`auth_fix`)."""
+        return self.auth_fix() or "Check the credentials in the connection."

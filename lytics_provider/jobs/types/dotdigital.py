@@ -115,6 +115,11 @@ class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
     sync_status: bool = Field(
         default=False, description="Sync Status: write each contact's status to dotmailer_export_status."
     )
+    deferrable: bool | None = Field(
+        default=None,
+        description="Wait for Dotdigital bulk imports and removals in the triggerer, freeing the worker "
+        "slot (default: Airflow's [operators] default_deferrable).",
+    )
 
     @field_validator("map_fields")
     @classmethod
@@ -141,6 +146,8 @@ class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
             "resubscribe_with_no_challenge": self.resubscribe_with_no_challenge,
             "sync_status": self.sync_status,
         }
+        if self.deferrable is not None:
+            kwargs["deferrable"] = self.deferrable
         if self.pool:
             kwargs["pool"] = self.pool
         return kwargs

@@ -20,9 +20,12 @@ gone), plans every send into a run-local SQLite file, then executes the plan:
   the run param ``allow_mass_exit`` lets one run through, and a dry run reports the verdict;
 * with Sync Status, every contact's outcome is written to the ``dotmailer_export_status`` stream.
 
-Every step is recorded in the plan file, so a retried task reconnects to the bulk import or bulk
-removal it already started instead of submitting a second one, and per-contact steps continue
-after the last contact they finished. The run's snapshot becomes the next baseline only when the
+Planning, checkpoints, tracked removals (exits only of contacts this job added), rejects and the
+run report come from the sync engine (``lytics_provider.sync``); this module holds what is
+Dotdigital's. Every step is recorded in the plan file, so a retried task reconnects to the bulk
+import or bulk removal it already started instead of submitting a second one, and per-contact
+steps continue after the last batch they finished. With ``deferrable`` the bulk-job waits run in
+the triggerer (``triggers.bulk_job``). The run's snapshot becomes the next baseline only when the
 ``report`` task commits it, after this task succeeded.
 """
 
@@ -311,6 +314,9 @@ class _DotdigitalDeliveryOperator(AudienceSyncOperator):
 
     # -- execution ------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
+        return self._deliver(context)
+
+    def _deliver(self, context: Context) -> dict[str, Any]:
         inputs = self.sync_inputs(context)
         folder = inputs.folder
         hook = DotdigitalHook(self.dotdigital_conn_id)
@@ -371,7 +377,7 @@ class _DotdigitalDeliveryOperator(AudienceSyncOperator):
                 f"{self.options.timeout:.0f}s; a retry reconnects to it"
             )
         self._resumed = {str(event["job_id"]): str(event["status"])}
-        return self.execute(context)
+        return self._deliver(context)
 
     def planned_extra(self, plan: SyncPlan) -> dict[str, Any]:
         dropped = getattr(self, "_dropped", None)

@@ -41,12 +41,6 @@ class MemberLedger:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> MemberLedger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def fold(self, committed_run: str | None) -> int:
         """Apply the pending entries of the committed run (once); return how many."""
         if (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ class AudienceSyncOperator(BaseOperator):
         plan = SyncPlan(inputs.folder / (f"{name}_dry_run.db" if inputs.dry_run else f"{name}.db"))
         if plan.step("planned") is None or inputs.dry_run:
             plan.reset()
-            with MemberLedger(self.job_id) as ledger:
+            with closing(MemberLedger(self.job_id)) as ledger:
                 ledger.fold(JobState(self.job_id).get("last_run_id"))
                 planned = plan_changes(plan, dest, inputs.snapshot, inputs.previous, ledger)
             planned.update(self.planned_extra(plan))
@@ -113,6 +114,6 @@ class AudienceSyncOperator(BaseOperator):
 
     def record_ledger(self, plan: SyncPlan, dest: SyncDestination, inputs: SyncRunInputs) -> None:
         """Store the run's acknowledged adds and removals (they count once the run commits)."""
-        with MemberLedger(self.job_id) as ledger:
+        with closing(MemberLedger(self.job_id)) as ledger:
             start_tracking(plan, dest, ledger)
             ledger.record_run(inputs.run_id, ledger_entries(plan, dest))

@@ -4,6 +4,7 @@ fields, previous records), batch checkpoints, bad-row isolation and tracked remo
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -126,12 +127,17 @@ def test_retry_resends_nothing_a_destination_acknowledged(tmp_path: Path) -> Non
 
 
 def run(
-    tmp_path: Path, job: str, run_id: str, members: list[dict[str, Any]], previous: Path | None,
-    committed: str | None, dest: ListDestination,
+    tmp_path: Path,
+    job: str,
+    run_id: str,
+    members: list[dict[str, Any]],
+    previous: Path | None,
+    committed: str | None,
+    dest: ListDestination,
 ) -> tuple[Path, SyncPlan, dict[str, Any]]:
     current = snapshot(tmp_path / f"{run_id}.db", members)
     plan = SyncPlan(tmp_path / f"{run_id}-plan.db")
-    with MemberLedger(job, tmp_path / f"{job}-ledger.db") as ledger:
+    with closing(MemberLedger(job, tmp_path / f"{job}-ledger.db")) as ledger:
         ledger.fold(committed)
         planned = plan_changes(plan, dest, current, previous, ledger)
         dest.act(plan)

@@ -438,3 +438,13 @@ class DotdigitalHook(RestHook):
     def server_time(self) -> str:
         """The API server's current UTC time."""
         return str(self.call("GET", "/v2/server-time"))
+
+
+def import_status_of(dotdigital_conn_id: str, job_id: str) -> str:
+    """The status of a bulk contact import (a status callable of ``triggers.bulk_job``)."""
+    return str(DotdigitalHook(dotdigital_conn_id).import_status(job_id)["status"])
+
+
+def deletion_status_of(dotdigital_conn_id: str, job_id: str) -> str:
+    """The status of a bulk contact removal (a status callable of ``triggers.bulk_job``)."""
+    return str(DotdigitalHook(dotdigital_conn_id).deletion_status(job_id)["status"])

@@ -20,9 +20,12 @@ gone), plans every send into a run-local SQLite file, then executes the plan:
   the run param ``allow_mass_exit`` lets one run through, and a dry run reports the verdict;
 * with Sync Status, every contact's outcome is written to the ``dotmailer_export_status`` stream.
 
-Every step is recorded in the plan file, so a retried task reconnects to the bulk import or bulk
-removal it already started instead of submitting a second one, and per-contact steps continue
-after the last contact they finished. The run's snapshot becomes the next baseline only when the
+Planning, checkpoints, tracked removals (exits only of contacts this job added), rejects and the
+run report come from the sync engine (``lytics_provider.sync``); this module holds what is
+Dotdigital's. Every step is recorded in the plan file, so a retried task reconnects to the bulk
+import or bulk removal it already started instead of submitting a second one, and per-contact
+steps continue after the last batch they finished. With ``deferrable`` the bulk-job waits run in
+the triggerer (``triggers.bulk_job``). The run's snapshot becomes the next baseline only when the
 ``report`` task commits it, after this task succeeded.
 """
 
@@ -30,37 +33,39 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context, conf
 
 from lytics_provider.hooks.dotdigital import IMPORT_DONE, IMPORT_PENDING, DotdigitalError, DotdigitalHook
-from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.dotdigital_faults import FaultsFileError, faults_by_email
-from lytics_provider.pipeline.exit_guard import (
-    DEFAULT_MAX_EXIT_FRACTION,
-    DEFAULT_MIN_EXITS,
-    ExitGuardVerdict,
-    check_exits,
-    enforce,
-)
-from lytics_provider.pipeline.snapshot import iter_changes, member_count
-from lytics_provider.pipeline.state_store import baseline_snapshot
-from lytics_provider.pipeline.workarea import job_dir, run_dir
+from lytics_provider.pipeline.exit_guard import enforce
+from lytics_provider.pipeline.workarea import job_dir
+from lytics_provider.sync.act import act_in_batches
+from lytics_provider.sync.destination import SyncDestination
+from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email, scalar_text
+from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
+from lytics_provider.sync.plan import Outcome, SyncPlan, Work
+from lytics_provider.sync.report import SyncReport, write_rejects
+from lytics_provider.sync.wait import BulkJobTimeout, wait_for_status
+from lytics_provider.triggers.bulk_job import BulkJobTrigger
 
-EMAIL_RE = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+\.[^@\s,;<>\".]+$")
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
 REMOVE_CHUNK = 10_000
+PER_CONTACT_BATCH = 50
 OPT_IN_TYPES = ("Unknown", "Single", "Double", "VerifiedDouble")
 EMAIL_TYPES = ("PlainText", "Html")
 STATUS_STREAM = "dotmailer_export_status"
+REJECT_COLUMNS = (
+    ("email", "ident"), ("address_book", "target"), ("action", "action"), ("uid", "uid"),
+    ("status", "status"), ("reason", "reason"),
+)
 
 
 class DotdigitalConfigError(ValueError):
@@ -69,104 +74,6 @@ class DotdigitalConfigError(ValueError):
 
 class DotdigitalImportError(RuntimeError):
     """A bulk import or bulk removal ended in a failed state."""
-
-
-# -- the run's plan and outcomes --------------------------------------------------------------
-_PLAN_SCHEMA = """
-CREATE TABLE IF NOT EXISTS steps (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS work (
-    seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, book TEXT NOT NULL, uid TEXT NOT NULL, email TEXT NOT NULL,
-    contact_id TEXT, payload TEXT);
-CREATE INDEX IF NOT EXISTS work_kind ON work (kind, book, seq);
-CREATE TABLE IF NOT EXISTS outcomes (
-    email TEXT NOT NULL, book TEXT NOT NULL, action TEXT NOT NULL, uid TEXT, status TEXT NOT NULL,
-    account_status TEXT, reason TEXT, PRIMARY KEY (email, book, action));
-"""
-
-
-class Plan:
-    """Run-local SQLite file: planned work, finished steps and per-contact outcomes."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_PLAN_SCHEMA)
-
-    def close(self) -> None:
-        self.db.close()
-
-    def step(self, name: str) -> Any:
-        row = self.db.execute("SELECT value FROM steps WHERE name = ?", (name,)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def set_step(self, name: str, value: Any) -> None:
-        self.db.execute("INSERT OR REPLACE INTO steps VALUES (?, ?)", (name, json.dumps(value)))
-
-    def reset(self) -> None:
-        self.db.executescript("DELETE FROM steps; DELETE FROM work; DELETE FROM outcomes;")
-
-    def add_work(self, rows: list[tuple[str, str, str, str, str | None, str | None]]) -> None:
-        self.db.execute("BEGIN")
-        self.db.executemany(
-            "INSERT INTO work (kind, book, uid, email, contact_id, payload) VALUES (?, ?, ?, ?, ?, ?)", rows
-        )
-        self.db.execute("COMMIT")
-
-    def iter_work(self, kind: str, book: str, after: int = 0, batch: int = 1000) -> Iterator[sqlite3.Row]:
-        while True:
-            rows = self.db.execute(
-                "SELECT seq, uid, email, contact_id, payload FROM work "
-                "WHERE kind = ? AND book = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (kind, book, after, batch),
-            ).fetchall()
-            if not rows:
-                return
-            yield from rows
-            after = rows[-1][0]
-
-    def work_books(self, kind: str) -> list[str]:
-        return [
-            r[0]
-            for r in self.db.execute("SELECT DISTINCT book FROM work WHERE kind = ? ORDER BY book", (kind,))
-        ]
-
-    def count_work(self, kind: str) -> int:
-        return int(self.db.execute("SELECT count(*) FROM work WHERE kind = ?", (kind,)).fetchone()[0])
-
-    def count_members(self, kind: str) -> int:
-        """Distinct members (snapshot keys) with ``kind`` work, across address books."""
-        query = "SELECT count(DISTINCT uid) FROM work WHERE kind = ?"
-        return int(self.db.execute(query, (kind,)).fetchone()[0])
-
-    def drop_reentries(self, exit_kind: str, enter_kind: str) -> int:
-        """Delete ``exit_kind`` work whose email gets ``enter_kind`` work in the same book (return how
-        many): the contact stays, whatever key its member had last run."""
-        if exit_kind == enter_kind or not self.count_work(exit_kind):
-            return 0
-        self.db.execute("CREATE INDEX IF NOT EXISTS work_email ON work (kind, book, email)")
-        return self.db.execute(
-            "DELETE FROM work WHERE kind = ? AND EXISTS (SELECT 1 FROM work e "
-            "WHERE e.kind = ? AND e.book = work.book AND e.email = work.email)",
-            (exit_kind, enter_kind),
-        ).rowcount
-
-    def record(self, rows: Iterable[tuple[str, str, str, str | None, str, str | None, str | None]]) -> None:
-        """Store outcomes: (email, book, action, uid, status, account_status, reason)."""
-        self.db.execute("BEGIN")
-        self.db.executemany("INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-        self.db.execute("COMMIT")
-
-    def counts(self) -> dict[str, int]:
-        rows = self.db.execute("SELECT action, status, count(*) FROM outcomes GROUP BY action, status")
-        return {f"{action}:{status}": n for action, status, n in rows}
-
-    def iter_outcomes(self, rejected_only: bool = False) -> Iterator[tuple[Any, ...]]:
-        where = "WHERE reason IS NOT NULL" if rejected_only else ""
-        yield from self.db.execute(
-            f"SELECT email, book, action, uid, status, account_status, reason FROM outcomes {where} "
-            "ORDER BY email, book, action"
-        )
 
 
 class ContactIdMap:
@@ -229,15 +136,6 @@ class ContactIdMap:
 
 
 # -- mapping a Lytics profile to a Dotdigital contact -----------------------------------------
-def scalar_text(value: Any) -> str:
-    """A scalar as CSV text (booleans as true/false, None as empty)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def message_of(exc: DotdigitalError) -> str:
     """The message of a Dotdigital error body (never the request)."""
     body = exc.body
@@ -250,16 +148,6 @@ def csv_row_bytes(values: Sequence[str]) -> int:
     for value in values:
         total += (len(value) if value.isascii() else len(value.encode("utf-8"))) + value.count('"') + 3
     return total
-
-
-def lookup_field(record: dict[str, Any], name: str) -> Any:
-    """A (possibly dotted) field of a profile."""
-    value: Any = record
-    for part in name.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 @dataclass
@@ -298,26 +186,82 @@ class ExportOptions:
         return self.resubscribe or self.resubscribe_with_no_challenge
 
 
-class _DotdigitalDeliveryOperator(BaseOperator):
-    """Shared machinery: diff, plan, exit guard, bulk import, bulk removal, per-contact calls, status sync.
+class DotdigitalDestination(SyncDestination):
+    """How the sync engine plans for Dotdigital: members by email, targets are address books."""
 
-    :param max_exit_fraction: the exit guard stops a run whose exits (members sent a removal,
-        unsubscribe or resubscribe on exit) are more than this share of the previous audience
-        (0 < x <= 1; see ``pipeline.exit_guard``). The run param ``allow_mass_exit`` lets one run through.
-    :param exit_guard_min_exits: the guard acts only from this many exits.
+    tracked_exit_actions = ("remove", "unsubscribe")
+
+    def __init__(self, op: _DotdigitalDeliveryOperator, books: dict[str, str]) -> None:
+        self.op = op
+        self.books = books
+        self.enter_kinds = op.enter_kinds
+        self.dropped: Counter[str] = Counter()
+
+    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        opts = self.op.options
+        ref = scalar_text(lookup_field(record, opts.id_field)).strip() or None
+        return normalize_email(lookup_field(record, opts.email_field)), ref
+
+    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
+        if is_email(ident):
+            return None
+        field_name = self.op.options.email_field
+        return f"{field_name!r} is not a valid email address" if ident else f"no email in {field_name!r}"
+
+    def targets(self, record: dict[str, Any]) -> list[str]:
+        return self.op.targets(record, self.books)
+
+    def payload(self, record: dict[str, Any]) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        for source, target in self.op.options.map_fields.items():
+            value = lookup_field(record, source)
+            if isinstance(value, (list, dict, tuple, set)):
+                if value:
+                    self.dropped[source] += 1
+                continue
+            fields[target] = scalar_text(value)
+        return fields
+
+    def enter_action(self) -> str:
+        return self.op.enter_action()
+
+    def exit_action(self) -> str:
+        return self.op.exit_action()
+
+
+class _DotdigitalDeliveryOperator(AudienceSyncOperator):
+    """Shared Dotdigital delivery: bulk import, bulk removal, per-contact calls, status sync.
+
+    Planning, the exit guard, checkpoints, tracked removals and rejects come from ``sync``.
+
+    :param dotdigital_conn_id: the Dotdigital connection (API user).
+    :param lytics_conn_id: the Lytics connection (status sync).
+    :param email_field: Lytics field with the email.
+    :param id_field: Lytics field with the Dotdigital contact id (bulk removal by id).
+    :param map_fields: Lytics field -> Dotdigital data field; arrays and maps are dropped.
+    :param opt_in_type: Opt-in Type of added contacts.
+    :param email_type: Email Type of added contacts.
+    :param trigger_join_actions: add contacts one call each so join actions fire.
+    :param resubscribe: resubscribe unsubscribed / suppressed contacts (with a challenge).
+    :param resubscribe_with_no_challenge: resubscribe without a confirmation email.
+    :param sync_status: write each contact's outcome to ``dotmailer_export_status``.
+    :param max_file_bytes: upper bound of one import file (below the endpoint's limit).
+    :param poll_interval: seconds between bulk job status polls.
+    :param timeout: seconds to wait for one bulk job.
+    :param deferrable: wait for bulk jobs in the triggerer (``triggers.bulk_job``), freeing the
+        worker slot; default from ``[operators] default_deferrable``.
     """
 
     ui_color = "#f4b183"
     enter_kinds: tuple[str, ...] = ("enter", "change")
     sleep = staticmethod(time.sleep)
+    config_error = DotdigitalConfigError
 
     def __init__(
         self,
         *,
-        job_id: str,
         dotdigital_conn_id: str = DotdigitalHook.default_conn_name,
         lytics_conn_id: str = "lytics_default",
-        scan_task_id: str = "scan",
         email_field: str = "email",
         id_field: str = "dm_contact_id",
         map_fields: dict[str, str] | None = None,
@@ -330,23 +274,13 @@ class _DotdigitalDeliveryOperator(BaseOperator):
         max_file_bytes: int = MAX_IMPORT_BYTES,
         poll_interval: float = 15.0,
         timeout: float = 6 * 3600.0,
-        max_exit_fraction: float = DEFAULT_MAX_EXIT_FRACTION,
-        exit_guard_min_exits: int = DEFAULT_MIN_EXITS,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not 0 < max_exit_fraction <= 1:
-            raise DotdigitalConfigError(
-                f"max_exit_fraction {max_exit_fraction!r} must be above 0 and at most 1"
-            )
-        if exit_guard_min_exits < 0:
-            raise DotdigitalConfigError(f"exit_guard_min_exits {exit_guard_min_exits!r} must be 0 or more")
-        self.max_exit_fraction = max_exit_fraction
-        self.exit_guard_min_exits = exit_guard_min_exits
-        self.job_id = job_id
         self.dotdigital_conn_id = dotdigital_conn_id
         self.lytics_conn_id = lytics_conn_id
-        self.scan_task_id = scan_task_id
+        self.deferrable = deferrable
         self.options = ExportOptions(
             email_field=email_field,
             id_field=id_field,
@@ -361,6 +295,7 @@ class _DotdigitalDeliveryOperator(BaseOperator):
             poll_interval=poll_interval,
             timeout=timeout,
         )
+        self._resumed: dict[str, str] = {}
 
     # -- hooks for subclasses -------------------------------------------------------------------
     def resolve_books(self, hook: DotdigitalHook, audience: dict[str, Any], dry_run: bool) -> dict[str, str]:
@@ -379,72 +314,85 @@ class _DotdigitalDeliveryOperator(BaseOperator):
 
     # -- execution ------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
-        params = context.get("params") or {}
-        dry_run = as_bool(params.get("dry_run"))
-        scan = context["ti"].xcom_pull(task_ids=self.scan_task_id)
-        if not scan or not scan.get("snapshot"):
-            raise ValueError(f"task {self.scan_task_id!r} left no snapshot; run the scan task first")
-        previous = None if as_bool(params.get("full_refresh")) else baseline_snapshot(self.job_id)
-        folder = run_dir(self.job_id, context["run_id"])
+        return self._deliver(context)
+
+    def _deliver(self, context: Context) -> dict[str, Any]:
+        inputs = self.sync_inputs(context)
+        folder = inputs.folder
         hook = DotdigitalHook(self.dotdigital_conn_id)
         account = hook.account_info()
         self.account_id = str(account.get("id"))
-        books = self.resolve_books(hook, scan.get("audience") or {}, dry_run)
+        books = self.resolve_books(hook, inputs.audience, inputs.dry_run)
         self._check_data_fields(hook)
-        plan = Plan(folder / ("dotdigital_dry_run.db" if dry_run else "dotdigital_plan.db"))
+        dest = DotdigitalDestination(self, books)
+        plan = self.open_plan(inputs, dest, "dotdigital_plan")
         try:
-            if plan.step("planned") is None or dry_run:
-                plan.reset()
-                self._plan(plan, scan["snapshot"], previous, books, folder)
-            verdict = self._exit_guard(plan, previous, as_bool(params.get("allow_mass_exit")))
-            report: dict[str, Any] = {
-                "account_id": self.account_id,
-                "address_books": books,
-                "planned": plan.step("planned"),
-                "dry_run": dry_run,
-                "exit_guard": verdict.as_report(),
-            }
-            if dry_run:
+            verdict = self.guard(plan, dest, inputs)
+            report = SyncReport(
+                planned=plan.step("planned"),
+                dry_run=inputs.dry_run,
+                exit_guard=verdict.as_report(),
+                destination={"account_id": self.account_id, "address_books": books},
+            )
+            if inputs.dry_run:
                 if verdict.blocked:
                     self.log.warning("Dry run: %s", verdict.message(self.job_id))
-                report["dotdigital_calls"] = hook.calls
-                self.log.info("Dry run: nothing sent. Plan: %s", report)
-                return report
+                report.destination["dotdigital_calls"] = hook.calls
+                self.log.info("Dry run: nothing sent. Plan: %s", report.as_dict())
+                return report.as_dict()
             enforce(verdict, self.job_id)
-            for book in plan.work_books("add"):
+            for book in plan.targets("add"):
                 self._adds(hook, plan, book, folder)
             for kind in ("remove", "unsubscribe", "resubscribe"):
-                for book in plan.work_books(kind):
+                for book in plan.targets(kind):
                     getattr(self, f"_{kind}s")(hook, plan, book)
-            rejects = self._write_rejects(plan, folder)
+            report.rejected = write_rejects(plan, folder / "rejects.csv", REJECT_COLUMNS)
+            self.record_ledger(plan, dest, inputs)
             if self.options.sync_status and plan.step("status_synced") is None:
                 plan.set_step("status_synced", self._sync_status(plan))
-            report.update(
-                outcomes=plan.counts(),
-                rejected=rejects,
-                rejects_file=str(folder / "rejects.csv"),
+            report.outcomes = plan.counts()
+            report.rejects_file = str(folder / "rejects.csv")
+            report.destination.update(
                 imports=plan.step("imports") or {},
                 status_sync=plan.step("status_synced"),
                 dotdigital_calls=hook.calls,
             )
         finally:
             plan.close()
-        if rejects:
-            self.log.warning("%d contacts were rejected; reasons in %s", rejects, report["rejects_file"])
-        self.log.info("Delivered to Dotdigital: %s", report)
-        return report
+        if report.rejected:
+            self.log.warning("%d contacts were rejected; reasons in %s", report.rejected, report.rejects_file)
+        self.log.info("Delivered to Dotdigital: %s", report.as_dict())
+        return report.as_dict()
 
-    def _exit_guard(self, plan: Plan, previous: str | None, allow: bool) -> ExitGuardVerdict:
-        """The exit guard's verdict on the planned exits (members sent an exit action)."""
-        exit_kind = self.exit_action()
-        exits = 0 if exit_kind == "ignore" or previous is None else plan.count_members(exit_kind)
-        return check_exits(
-            exits,
-            member_count(previous) if previous else 0,
-            self.max_exit_fraction,
-            self.exit_guard_min_exits,
-            allow,
-        )
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after a deferred bulk-job wait: the plan's steps carry on from where it stopped."""
+        if event.get("error"):
+            raise DotdigitalImportError(
+                f"Checking Dotdigital job {event.get('job_id')} failed: {event['error']}; "
+                "a retry reconnects to it"
+            )
+        if event.get("timed_out"):
+            raise DotdigitalImportError(
+                f"Dotdigital job {event.get('job_id')} still {event.get('status')!r} after "
+                f"{self.options.timeout:.0f}s; a retry reconnects to it"
+            )
+        self._resumed = {str(event["job_id"]): str(event["status"])}
+        return self._deliver(context)
+
+    def planned_extra(self, plan: SyncPlan) -> dict[str, Any]:
+        dropped = getattr(self, "_dropped", None)
+        return {"dropped_fields": dict(dropped or {})}
+
+    def open_plan(self, inputs: SyncRunInputs, dest: SyncDestination, name: str) -> SyncPlan:
+        assert isinstance(dest, DotdigitalDestination)
+        self._dropped = dest.dropped
+        plan = super().open_plan(inputs, dest, name)
+        if dest.dropped:
+            self.log.warning(
+                "Dropped non-scalar values (arrays and maps are not supported by Dotdigital): %s",
+                dict(dest.dropped),
+            )
+        return plan
 
     def _check_data_fields(self, hook: DotdigitalHook) -> None:
         wanted = self.options.columns
@@ -460,103 +408,14 @@ class _DotdigitalDeliveryOperator(BaseOperator):
                 f"Known fields: {', '.join(sorted(known))}."
             )
 
-    # -- planning -------------------------------------------------------------------------------
-    def _contact_payload(self, record: dict[str, Any], dropped: Counter[str]) -> dict[str, str]:
-        fields: dict[str, str] = {}
-        for source, target in self.options.map_fields.items():
-            value = lookup_field(record, source)
-            if isinstance(value, (list, dict, tuple, set)):
-                if value:
-                    dropped[source] += 1
-                continue
-            fields[target] = scalar_text(value)
-        return fields
-
-    def _plan(
-        self, plan: Plan, current: str, previous: str | None, books: dict[str, str], folder: Path
-    ) -> None:
-        opts = self.options
-        dropped: Counter[str] = Counter()
-        counts: Counter[str] = Counter()
-        rejected: list[tuple[str, str, str, str | None, str, str | None, str | None]] = []
-        rows: list[tuple[str, str, str, str, str | None, str | None]] = []
-        prev_db = sqlite3.connect(f"file:{previous}?mode=ro", uri=True) if previous else None
-        kinds = tuple(dict.fromkeys([*self.enter_kinds, "exit"]))
-        try:
-            for change in iter_changes(current, previous, kinds):
-                record = change.record
-                email = scalar_text(lookup_field(record, opts.email_field)).strip().lower()
-                cid = scalar_text(lookup_field(record, opts.id_field)).strip() or None
-                if change.kind == "exit":
-                    actions = [(self.exit_action(), book) for book in self.targets(record, books)]
-                else:
-                    now_in = self.targets(record, books)
-                    actions = [(self.enter_action(), book) for book in now_in]
-                    if change.kind == "change" and prev_db is not None:
-                        old = prev_db.execute(
-                            "SELECT record FROM members WHERE uid = ?", (change.uid,)
-                        ).fetchone()
-                        if old:
-                            gone = set(self.targets(json.loads(old[0]), books)) - set(now_in)
-                            actions += [(self.exit_action(), book) for book in sorted(gone)]
-                counts[change.kind] += 1
-                for action, book in actions:
-                    if action == "ignore":
-                        continue
-                    if not EMAIL_RE.match(email):
-                        reason = (
-                            f"{opts.email_field!r} is not a valid email address"
-                            if email
-                            else (f"no email in {opts.email_field!r}")
-                        )
-                        rejected.append(
-                            (email or f"<{change.uid}>", book, action, change.uid, "Invalid", None, reason)
-                        )
-                        continue
-                    payload = json.dumps(self._contact_payload(record, dropped)) if action == "add" else None
-                    rows.append((action, book, change.uid, email, cid, payload))
-                    counts[f"{action}s"] += 1
-                if len(rows) >= 5000:
-                    plan.add_work(rows)
-                    rows = []
-            plan.add_work(rows)
-            plan.record(rejected)
-            kept = plan.drop_reentries(self.exit_action(), self.enter_action())
-        finally:
-            if prev_db is not None:
-                prev_db.close()
-        if kept:
-            self.log.info("%d exits also enter under another key with the same email; they stay", kept)
-            counts[f"{self.exit_action()}s"] -= kept
-        if dropped:
-            self.log.warning(
-                "Dropped non-scalar values (arrays and maps are not supported by Dotdigital): %s",
-                dict(dropped),
-            )
-        plan.set_step(
-            "planned",
-            {
-                "enters": counts["enter"],
-                "changes": counts["change"],
-                "exits": counts["exit"],
-                "adds": counts["adds"],
-                "removes": counts["removes"],
-                "unsubscribes": counts["unsubscribes"],
-                "resubscribes": counts["resubscribes"],
-                "invalid": len(rejected),
-                "reentries": kept,
-                "dropped_fields": dict(dropped),
-            },
-        )
-
     # -- adds -----------------------------------------------------------------------------------
-    def _adds(self, hook: DotdigitalHook, plan: Plan, book: str, folder: Path) -> None:
+    def _adds(self, hook: DotdigitalHook, plan: SyncPlan, book: str, folder: Path) -> None:
         if self.options.trigger_join_actions and book != "account":
             self._add_one_by_one(hook, plan, book)
         else:
             self._add_in_bulk(hook, plan, book, folder)
 
-    def _write_batches(self, plan: Plan, book: str, folder: Path) -> list[dict[str, Any]]:
+    def _write_batches(self, plan: SyncPlan, book: str, folder: Path) -> list[dict[str, Any]]:
         """Write the book's adds as CSV files within the import endpoint's documented size limit
         (and ``max_file_bytes``); deterministic names."""
         opts = self.options
@@ -590,7 +449,7 @@ class _DotdigitalDeliveryOperator(BaseOperator):
                 handle.close()
         return batches
 
-    def _add_in_bulk(self, hook: DotdigitalHook, plan: Plan, book: str, folder: Path) -> None:
+    def _add_in_bulk(self, hook: DotdigitalHook, plan: SyncPlan, book: str, folder: Path) -> None:
         key = f"batches:{book}"
         batches = plan.step(key)
         if batches is None:
@@ -610,7 +469,12 @@ class _DotdigitalDeliveryOperator(BaseOperator):
                 self.log.info("Import %s started for %d contacts (%s)", answer["id"], batch["rows"], name)
             else:
                 self.log.info("Reconnecting to import %s of %s", state["id"], name)
-            status = self._wait(lambda i=state["id"]: hook.import_status(i)["status"], IMPORT_PENDING)
+            status = self._wait(
+                lambda i=state["id"]: hook.import_status(i)["status"],
+                IMPORT_PENDING,
+                state["id"],
+                "import_status_of",
+            )
             state["status"] = status
             if status != IMPORT_DONE:
                 plan.set_step("imports", imports)
@@ -629,7 +493,7 @@ class _DotdigitalDeliveryOperator(BaseOperator):
     def _faults(
         self,
         hook: DotdigitalHook,
-        plan: Plan,
+        plan: SyncPlan,
         book: str,
         import_id: str,
         report: dict[str, Any],
@@ -673,7 +537,7 @@ class _DotdigitalDeliveryOperator(BaseOperator):
     def _resubscribe_faults(
         self,
         hook: DotdigitalHook,
-        plan: Plan,
+        plan: SyncPlan,
         book: str,
         import_id: str,
         batch: dict[str, Any],
@@ -724,34 +588,24 @@ class _DotdigitalDeliveryOperator(BaseOperator):
 
     @staticmethod
     def _payloads(
-        plan: Plan, book: str, batch: dict[str, Any], emails: set[str]
+        plan: SyncPlan, book: str, batch: dict[str, Any], emails: set[str]
     ) -> dict[str, dict[str, str]]:
         """The planned data fields of some members of one import file."""
         found: dict[str, dict[str, str]] = {}
-        if not emails:
-            return found
-        cur = plan.db.execute(
-            "SELECT email, payload FROM work WHERE kind = 'add' AND book = ? AND seq BETWEEN ? AND ?",
-            (book, batch["first"], batch["last"]),
-        )
-        for email, payload in cur:
-            if email in emails:
-                found[email] = json.loads(payload or "{}")
+        if emails:
+            for work in plan.work_between("add", book, batch["first"], batch["last"]):
+                if work.ident in emails:
+                    found[work.ident] = work.fields()
         return found
 
     def _record_batch(
-        self, plan: Plan, book: str, batch: dict[str, Any], faulted: dict[str, tuple[str, str | None]]
+        self, plan: SyncPlan, book: str, batch: dict[str, Any], faulted: dict[str, tuple[str, str | None]]
     ) -> None:
-        rows: list[tuple[str, str, str, str | None, str, str | None, str | None]] = []
-        cur = plan.db.execute(
-            "SELECT uid, email FROM work WHERE kind = 'add' AND book = ? AND seq BETWEEN ? AND ? "
-            "ORDER BY seq",
-            (book, batch["first"], batch["last"]),
-        )
-        for uid, email in cur:
-            status, reason = faulted.get(email) or ("Subscribed", None)
+        rows: list[Outcome] = []
+        for work in plan.work_between("add", book, batch["first"], batch["last"]):
+            status, reason = faulted.get(work.ident) or ("Subscribed", None)
             account_status = status if status != "Rejected" else None
-            rows.append((email, book, "add", uid, status, account_status, reason))
+            rows.append((work.ident, book, "add", work.uid, status, account_status, reason))
         plan.record(rows)
 
     def _contact(self, email: str, fields: dict[str, str]) -> dict[str, Any]:
@@ -772,23 +626,14 @@ class _DotdigitalDeliveryOperator(BaseOperator):
         )
         return str(answer.get("status") or "")
 
-    def _add_one_by_one(self, hook: DotdigitalHook, plan: Plan, book: str) -> None:
-        key = f"per_contact:add:{book}"
-        done = int(plan.step(key) or 0)
-        pending: list[tuple[str, str, str, str | None, str, str | None, str | None]] = []
-        for seq, uid, email, _, payload in plan.iter_work("add", book, after=done):
-            contact = self._contact(email, json.loads(payload or "{}"))
-            status, reason = self._add_contact(hook, book, contact)
-            pending.append(
-                (email, book, "add", uid, status, status if status != "Rejected" else None, reason)
-            )
-            if len(pending) >= 50:
-                plan.record(pending)
-                plan.set_step(key, seq)
-                pending = []
-            done = seq
-        plan.record(pending)
-        plan.set_step(key, done)
+    def _add_one_by_one(self, hook: DotdigitalHook, plan: SyncPlan, book: str) -> None:
+        def add(rows: list[Work]) -> Iterator[Outcome]:
+            for work in rows:
+                status, reason = self._add_contact(hook, book, self._contact(work.ident, work.fields()))
+                account_status = status if status != "Rejected" else None
+                yield (work.ident, book, "add", work.uid, status, account_status, reason)
+
+        act_in_batches(plan, "add", book, PER_CONTACT_BATCH, lambda rows: list(add(rows)))
 
     def _add_contact(
         self, hook: DotdigitalHook, book: str, contact: dict[str, Any]
@@ -824,7 +669,7 @@ class _DotdigitalDeliveryOperator(BaseOperator):
         return status, None
 
     # -- exits ----------------------------------------------------------------------------------
-    def _removes(self, hook: DotdigitalHook, plan: Plan, book: str) -> None:
+    def _removes(self, hook: DotdigitalHook, plan: SyncPlan, book: str) -> None:
         key = f"removal:{book}"
         state = plan.step(key) or {}
         if state.get("done"):
@@ -861,7 +706,12 @@ class _DotdigitalDeliveryOperator(BaseOperator):
                 state["jobs"].append({"id": answer["id"]})
                 plan.set_step(key, state)
             job = state["jobs"][number]
-            status = self._wait(lambda j=job["id"]: hook.deletion_status(j)["status"], "Started")
+            status = self._wait(
+                lambda j=job["id"]: hook.deletion_status(j)["status"],
+                "Started",
+                job["id"],
+                "deletion_status_of",
+            )
             if status != "Completed":
                 raise DotdigitalImportError(f"Dotdigital bulk removal {job['id']} ended as {status!r}")
             job["done"] = True
@@ -875,22 +725,18 @@ class _DotdigitalDeliveryOperator(BaseOperator):
         state["done"] = True
         plan.set_step(key, state)
 
-    def _per_contact(self, plan: Plan, kind: str, book: str, call: Any) -> None:
-        key = f"per_contact:{kind}:{book}"
-        done = int(plan.step(key) or 0)
-        pending: list[tuple[str, str, str, str | None, str, str | None, str | None]] = []
-        for seq, uid, email, _, _ in plan.iter_work(kind, book, after=done):
-            status, reason = call(email)
-            pending.append((email, book, kind, uid, status, None, reason))
-            if len(pending) >= 50:
-                plan.record(pending)
-                plan.set_step(key, seq)
-                pending = []
-            done = seq
-        plan.record(pending)
-        plan.set_step(key, done)
+    def _per_contact(self, plan: SyncPlan, kind: str, book: str, call: Any) -> None:
+        act_in_batches(plan, kind, book, PER_CONTACT_BATCH, lambda rows: self._each(rows, kind, book, call))
 
-    def _unsubscribes(self, hook: DotdigitalHook, plan: Plan, book: str) -> None:
+    @staticmethod
+    def _each(rows: list[Work], kind: str, book: str, call: Any) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for work in rows:
+            status, reason = call(work.ident)
+            outcomes.append((work.ident, book, kind, work.uid, status, None, reason))
+        return outcomes
+
+    def _unsubscribes(self, hook: DotdigitalHook, plan: SyncPlan, book: str) -> None:
         target = None if book == "account" else book
 
         def unsubscribe(email: str) -> tuple[str, str | None]:
@@ -904,7 +750,7 @@ class _DotdigitalDeliveryOperator(BaseOperator):
 
         self._per_contact(plan, "unsubscribe", book, unsubscribe)
 
-    def _resubscribes(self, hook: DotdigitalHook, plan: Plan, book: str) -> None:
+    def _resubscribes(self, hook: DotdigitalHook, plan: SyncPlan, book: str) -> None:
         target = None if book == "account" else book
 
         def resubscribe(email: str) -> tuple[str, str | None]:
@@ -918,36 +764,38 @@ class _DotdigitalDeliveryOperator(BaseOperator):
         self._per_contact(plan, "resubscribe", book, resubscribe)
 
     # -- waiting, rejects, status ---------------------------------------------------------------
-    def _wait(self, poll: Any, pending: str) -> str:
-        deadline = time.monotonic() + self.options.timeout
-        while True:
+    def _wait(self, poll: Any, pending: str, job_id: str, status_of: str) -> str:
+        """Wait for a bulk job: resume with a deferred wait's status, defer, or poll in the worker."""
+        if job_id in self._resumed:
+            return self._resumed.pop(job_id)
+        what = f"Dotdigital job {job_id}"
+        if self.deferrable:
             status = poll()
             if status != pending:
                 return status
-            if time.monotonic() >= deadline:
-                raise DotdigitalImportError(
-                    f"Dotdigital job still {pending!r} after {self.options.timeout:.0f}s; "
-                    "a retry reconnects to it"
-                )
-            self.sleep(self.options.poll_interval)
+            self.log.info("%s is %s; deferring the wait to the triggerer", what, status)
+            self.defer(
+                trigger=BulkJobTrigger(
+                    status_callable=f"lytics_provider.hooks.dotdigital.{status_of}",
+                    kwargs={"dotdigital_conn_id": self.dotdigital_conn_id, "job_id": job_id},
+                    job_id=job_id,
+                    pending=[pending],
+                    poll_interval=self.options.poll_interval,
+                    timeout=self.options.timeout,
+                ),
+                method_name="execute_complete",
+            )
+        try:
+            return wait_for_status(
+                poll, (pending,), self.options.poll_interval, self.options.timeout, what, self.sleep
+            )
+        except BulkJobTimeout as exc:
+            raise DotdigitalImportError(str(exc)) from None
 
-    def _write_rejects(self, plan: Plan, folder: Path) -> int:
-        path = folder / "rejects.csv"
-        count = 0
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["email", "address_book", "action", "uid", "status", "reason"])
-            for email, book, action, uid, status, _, reason in plan.iter_outcomes(rejected_only=True):
-                writer.writerow([email, book, action, uid, status, reason])
-                count += 1
-        tmp.replace(path)
-        return count
-
-    def _status_records(self, plan: Plan) -> Iterator[dict[str, Any]]:
+    def _status_records(self, plan: SyncPlan) -> Iterator[dict[str, Any]]:
         stamp = int(time.time() * 1000)
         for email, book, _, _, status, account_status, _ in plan.iter_outcomes():
-            if not EMAIL_RE.match(email):
+            if not is_email(email):
                 continue
             record: dict[str, Any] = {"email": email, "dm_addressbook_status_ts": stamp}
             if book != "account":
@@ -956,7 +804,7 @@ class _DotdigitalDeliveryOperator(BaseOperator):
                 record["dm_account_status"] = {self.account_id: account_status.lower()}
             yield record
 
-    def _sync_status(self, plan: Plan) -> dict[str, int]:
+    def _sync_status(self, plan: SyncPlan) -> dict[str, int]:
         from lytics_provider.hooks.lytics import LyticsHook
 
         result = LyticsHook(self.lytics_conn_id).collect_json(STATUS_STREAM, self._status_records(plan))

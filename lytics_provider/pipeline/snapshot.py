@@ -407,6 +407,7 @@ class Change:
     kind: str  # "enter", "exit" or "change"
     uid: str
     record: dict[str, Any]
+    previous: dict[str, Any] | None = None  # the previous run's record (changes and exits)
 
 
 @dataclass
@@ -421,11 +422,11 @@ class DiffCounts:
 
 _CHANGED = "c.record != p.record AND NOT same_record(c.record, p.record)"
 _DIFF_QUERIES = {
-    "enter": "SELECT c.rowid, c.uid, c.record FROM members c LEFT JOIN prev.members p ON p.uid = c.uid "
+    "enter": "SELECT c.rowid, c.uid, c.record, NULL FROM members c LEFT JOIN prev.members p ON p.uid = c.uid "
     "WHERE p.uid IS NULL AND c.rowid > ? ORDER BY c.rowid LIMIT ?",
-    "change": "SELECT c.rowid, c.uid, c.record FROM members c JOIN prev.members p ON p.uid = c.uid "
+    "change": "SELECT c.rowid, c.uid, c.record, p.record FROM members c JOIN prev.members p ON p.uid = c.uid "
     f"WHERE {_CHANGED} AND c.rowid > ? ORDER BY c.rowid LIMIT ?",
-    "exit": "SELECT p.rowid, p.uid, p.record FROM prev.members p LEFT JOIN members c ON c.uid = p.uid "
+    "exit": "SELECT p.rowid, p.uid, p.record, NULL FROM prev.members p LEFT JOIN members c ON c.uid = p.uid "
     "WHERE c.uid IS NULL AND p.rowid > ? ORDER BY p.rowid LIMIT ?",
 }
 
@@ -447,7 +448,8 @@ def iter_changes(
     """Stream the changes from ``previous`` to ``current`` (every member enters when there is none).
 
     Members are matched by their stored keys: one whose key changed between the two runs (see
-    ``pipeline.identity``) is an exit under the old key and an enter under the new one.
+    ``pipeline.identity``) is an exit under the old key and an enter under the new one. A change
+    carries the previous record in ``previous`` (an exit's ``record`` is its previous record).
     """
     if previous is None:
         if "enter" in kinds:
@@ -464,8 +466,10 @@ def iter_changes(
                 rows = db.execute(query, (last, batch)).fetchall()
                 if not rows:
                     break
-                for _, uid, record in rows:
-                    yield Change(kind, uid, _decode(record))
+                for _, uid, record, before in rows:
+                    decoded = _decode(record)
+                    previous_record = decoded if kind == "exit" else before and _decode(before)
+                    yield Change(kind, uid, decoded, previous_record)
                 last = rows[-1][0]
     finally:
         db.close()

@@ -20,32 +20,37 @@ Contacts who unsubscribed from the list are never resubscribed: they are skipped
 Members with neither an iContact id nor a valid email, and contacts iContact refuses, go to
 ``deliver_rejects.jsonl`` with the reason. Progress is saved after every acknowledged batch, so
 a retried task continues with the next batch. A dry run plans and reports; it writes nothing
-to iContact.
+to iContact. Planning, checkpoints and rejects come from the sync engine (``lytics_provider.sync``).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
 from lytics_provider.hooks.icontact import Folder, IContactHook
-from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.icontact_mapping import lql_email
 from lytics_provider.pipeline.progress import Progress
-from lytics_provider.pipeline.snapshot import iter_changes
-from lytics_provider.pipeline.state_store import baseline_snapshot
-from lytics_provider.pipeline.workarea import atomic_write_text, run_dir
+from lytics_provider.sync.act import act_in_batches
+from lytics_provider.sync.destination import SyncDestination
+from lytics_provider.sync.operator import AudienceSyncOperator
+from lytics_provider.sync.plan import Outcome, SyncPlan, Work
+from lytics_provider.sync.report import SyncReport, write_rejects
 
 DEFAULT_BATCH_SIZE = 500
 EXPORT_FIELDS = ("ic_contact_id", "email", "first_name", "last_name")
+REJECT_COLUMNS = (
+    ("uid", "ident"), ("list", "target"), ("action", "action"), ("status", "status"), ("reason", "reason"),
+)
+SUBSCRIBED, SKIPPED, DUPLICATE, REJECTED = "subscribed", "skipped_unsubscribed", "duplicate", "rejected"
+CREATED, FOUND_BY_EMAIL = "created", "found_by_email"
 
 
 @dataclass
@@ -60,22 +65,16 @@ class DeliveryCounts:
     skipped_unsubscribed: int = 0
     rejected: int = 0
 
-
-@dataclass
-class _Checkpoint:
-    batches_done: int = 0
-    counts: DeliveryCounts = field(default_factory=DeliveryCounts)
-
     @classmethod
-    def load(cls, path: Path) -> _Checkpoint:
-        if not path.exists():
-            return cls()
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return cls(int(doc["batches_done"]), DeliveryCounts(**doc["counts"]))
-
-    def save(self, path: Path) -> None:
-        atomic_write_text(
-            path, json.dumps({"batches_done": self.batches_done, "counts": asdict(self.counts)})
+    def from_plan(cls, plan: SyncPlan, batches: int) -> DeliveryCounts:
+        return cls(
+            batches=batches,
+            members=plan.count_outcomes("add"),
+            subscribed=plan.count_outcomes("add", SUBSCRIBED),
+            contacts_created=plan.count_outcomes("add", detail=CREATED),
+            contacts_found_by_email=plan.count_outcomes("add", detail=FOUND_BY_EMAIL),
+            skipped_unsubscribed=plan.count_outcomes("add", SKIPPED),
+            rejected=plan.count_outcomes("add", REJECTED),
         )
 
 
@@ -84,6 +83,25 @@ def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+class IContactListDestination(SyncDestination):
+    """Members (by snapshot key) who enter are subscribed to one list; exits send nothing."""
+
+    enter_kinds = ("enter",)
+    tracked_exit_actions = ()
+
+    def __init__(self, list_id: str) -> None:
+        self.list_id = list_id
+
+    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        return str(record.get("_uid") or ""), str(record.get("ic_contact_id") or "").strip() or None
+
+    def targets(self, record: dict[str, Any]) -> list[str]:
+        return [self.list_id]
+
+    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {name: record.get(name) for name in ("email", "first_name", "last_name")}
 
 
 class _Index:
@@ -126,21 +144,30 @@ class _Index:
         self.db.close()
 
 
-class LyticsToIContactListOperator(BaseOperator):
-    """Subscribe the audience members to an iContact list; see the module docstring."""
+class LyticsToIContactListOperator(AudienceSyncOperator):
+    """Subscribe the audience members to an iContact list; see the module docstring.
+
+    :param job_id: the job's id.
+    :param destination_list: the iContact list (id or name).
+    :param icontact_conn_id: the iContact connection.
+    :param account_id: the iContact account (default: the connection's).
+    :param client_folder_id: the client folder (default: the connection's).
+    :param batch_size: members per subscription call (1 to 5000).
+    :param scan_task_id: the scan task.
+    :param create_missing_contacts: create contacts for members with an email but no iContact id.
+    :param page_size: page size of the folder listings.
+    """
 
     template_fields = ("destination_list",)
 
     def __init__(
         self,
         *,
-        job_id: str,
         destination_list: str,
         icontact_conn_id: str = IContactHook.default_conn_name,
         destination_account: str | None = None,
         destination_client_folder: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        scan_task_id: str = "scan",
         create_missing_contacts: bool = True,
         page_size: int = 1000,
         **kwargs: Any,
@@ -148,72 +175,67 @@ class LyticsToIContactListOperator(BaseOperator):
         super().__init__(**kwargs)
         if not 1 <= batch_size <= 5000:
             raise ValueError("batch_size must be between 1 and 5000")
-        self.job_id = job_id
         self.destination_list = destination_list
         self.icontact_conn_id = icontact_conn_id
         self.destination_account = destination_account
         self.destination_client_folder = destination_client_folder
         self.batch_size = batch_size
-        self.scan_task_id = scan_task_id
         self.create_missing_contacts = create_missing_contacts
         self.page_size = page_size
 
     def execute(self, context: Context) -> dict[str, Any]:
-        scan = context["ti"].xcom_pull(task_ids=self.scan_task_id) or {}
-        if not scan.get("snapshot"):
-            raise ValueError(f"task {self.scan_task_id!r} returned no snapshot; run the scan first")
-        params = context.get("params") or {}
-        dry_run = as_bool(params.get("dry_run"))
-        previous = None if as_bool(params.get("full_refresh")) else baseline_snapshot(self.job_id)
-        workdir = run_dir(self.job_id, context["run_id"])
-        checkpoint_path = workdir / ("deliver_dry_run.json" if dry_run else "deliver.json")
-        checkpoint = _Checkpoint.load(checkpoint_path)
+        inputs = self.sync_inputs(context)
         hook = IContactHook(self.icontact_conn_id, page_size=self.page_size)
         folder = hook.resolve_folder(self.destination_account, self.destination_client_folder)
         target = hook.resolve_list(folder, self.destination_list)
         list_id = str(target["listId"])
         self.log.info(
             "Exporting %s to iContact list %s (%s) in account %s, folder %s; %s",
-            (scan.get("audience") or {}).get("slug"),
+            inputs.audience.get("slug"),
             list_id,
             target.get("name"),
             folder.account_id,
             folder.client_folder_id,
-            "members who entered since the last run" if previous else "every member",
+            "members who entered since the last run" if inputs.previous else "every member",
         )
-        rejects_path = workdir / "deliver_rejects.jsonl"
-        progress = Progress(self.log, "members exported", scan.get("members"))
+        rejects_path = inputs.folder / "deliver_rejects.jsonl"
+        progress = Progress(self.log, "members exported", inputs.members)
+        dest = IContactListDestination(list_id)
         with (
-            closing(_Index(workdir / "icontact_index.db")) as index,
-            rejects_path.open("a" if checkpoint.batches_done else "w", encoding="utf-8") as rejects,
+            closing(self.open_plan(inputs, dest, "deliver_plan")) as plan,
+            closing(_Index(inputs.folder / "icontact_index.db")) as index,
         ):
             self._load_unsubscribed(hook, folder, list_id, index)
-            members = (c.record for c in iter_changes(scan["snapshot"], previous, kinds=("enter",)))
-            for number, batch in enumerate(batched(members, self.batch_size)):
-                if number < checkpoint.batches_done:
-                    continue
-                self._deliver(hook, folder, list_id, batch, index, rejects, checkpoint.counts, dry_run)
-                checkpoint.batches_done = number + 1
-                checkpoint.counts.batches += 1
-                checkpoint.counts.members += len(batch)
-                rejects.flush()
-                checkpoint.save(checkpoint_path)
-                progress.advance(len(batch))
-        progress.finish()
-        report = {
-            "list": {"id": list_id, "name": target.get("name")},
-            "account_id": folder.account_id,
-            "client_folder_id": folder.client_folder_id,
-            "mode": "enters" if previous else "all",
-            **asdict(checkpoint.counts),
-            "rejects_file": str(rejects_path) if checkpoint.counts.rejected else None,
-            "icontact_calls": hook.calls,
-            "dry_run": dry_run,
-        }
-        self.log.info("iContact export: %s", report)
-        return report
 
-    # -- helpers -------------------------------------------------------------------------------
+            def send(rows: list[Work]) -> list[Outcome]:
+                outcomes = self._deliver(hook, folder, list_id, rows, index, inputs.dry_run)
+                progress.advance(len(rows))
+                return outcomes
+
+            done = act_in_batches(plan, "add", list_id, self.batch_size, send)
+            counts = DeliveryCounts.from_plan(plan, done.batches)
+            write_rejects(plan, rejects_path, REJECT_COLUMNS)
+            report = SyncReport(
+                planned=plan.step("planned"),
+                dry_run=inputs.dry_run,
+                outcomes=plan.counts(),
+                rejected=counts.rejected,
+                rejects_file=str(rejects_path) if counts.rejected else None,
+                destination={
+                    "list": {"id": list_id, "name": target.get("name")},
+                    "account_id": folder.account_id,
+                    "client_folder_id": folder.client_folder_id,
+                    "mode": "enters" if inputs.previous else "all",
+                    **asdict(counts),
+                    "rejects_file": str(rejects_path) if counts.rejected else None,
+                    "icontact_calls": hook.calls,
+                },
+            )
+        progress.finish()
+        self.log.info("iContact export: %s", report.as_dict())
+        return report.as_dict()
+
+    # -- steps ---------------------------------------------------------------------------------
     def _load_unsubscribed(self, hook: IContactHook, folder: Folder, list_id: str, index: _Index) -> None:
         if not index.built("unsub"):
             rows = hook.iter_subscriptions(folder, listId=list_id, status="unsubscribed")
@@ -234,81 +256,88 @@ class LyticsToIContactListOperator(BaseOperator):
         hook: IContactHook,
         folder: Folder,
         list_id: str,
-        batch: list[dict[str, Any]],
+        batch: list[Work],
         index: _Index,
-        rejects: Any,
-        counts: DeliveryCounts,
         dry_run: bool,
-    ) -> None:
-        def reject(member: dict[str, Any], reason: str) -> None:
-            counts.rejected += 1
-            rejects.write(json.dumps({"uid": member.get("_uid"), "reason": reason}) + "\n")
+    ) -> list[Outcome]:
+        """Subscribe one batch; return one outcome per member (status, detail, reason)."""
+        found: dict[str, tuple[str, str | None, str | None]] = {}  # uid -> status, detail, reason
+        detail: dict[str, str] = {}
 
-        wanted: dict[str, dict[str, Any]] = {}
-        to_create: dict[str, dict[str, Any]] = {}
-        for member in batch:
-            contact_id = str(member.get("ic_contact_id") or "").strip()
-            if contact_id:
-                wanted.setdefault(contact_id, member)
+        def reject(work: Work, reason: str) -> None:
+            found[work.uid] = (REJECTED, detail.get(work.uid), reason)
+
+        wanted: dict[str, Work] = {}
+        to_create: dict[str, Work] = {}
+        for work in batch:
+            if work.ref:
+                wanted.setdefault(work.ref, work)
                 continue
-            email = lql_email(member.get("email"))
+            email = lql_email(work.fields().get("email"))
             if email is None or not self.create_missing_contacts:
-                reject(member, "no iContact Distinct ID (ic_contact_id) and no valid email")
+                reject(work, "no iContact Distinct ID (ic_contact_id) and no valid email")
                 continue
             self._load_emails(hook, folder, index)
-            found = index.contact_id(email)
-            if found:
-                counts.contacts_found_by_email += 1
-                wanted.setdefault(found, member)
+            known = index.contact_id(email)
+            if known:
+                detail[work.uid] = FOUND_BY_EMAIL
+                wanted.setdefault(known, work)
             else:
-                to_create.setdefault(email, member)
-        planned_new = 0
-        if to_create:
-            if dry_run:
-                planned_new = len(to_create)
-                counts.contacts_created += planned_new
-            else:
-                self._create(hook, folder, to_create, index, wanted, counts, reject)
+                to_create.setdefault(email, work)
+        if to_create and dry_run:
+            for work in to_create.values():
+                found[work.uid] = (SUBSCRIBED, CREATED, None)
+        elif to_create:
+            self._create(hook, folder, to_create, index, wanted, detail, reject)
         skipped = index.unsubscribed(list(wanted)) if wanted else set()
-        counts.skipped_unsubscribed += len(skipped)
         ids = [cid for cid in wanted if cid not in skipped]
+        for cid in skipped:
+            found[wanted[cid].uid] = (SKIPPED, detail.get(wanted[cid].uid), None)
         if dry_run or not ids:
-            counts.subscribed += len(ids) + planned_new
-            return
-        result = hook.subscribe(folder, list_id, ids)
-        done = {str(s.get("contactId")) for s in result.items}
-        counts.subscribed += len(done & set(ids))
-        for cid in ids:
-            if cid not in done:
+            for cid in ids:
+                found[wanted[cid].uid] = (SUBSCRIBED, detail.get(wanted[cid].uid), None)
+        else:
+            result = hook.subscribe(folder, list_id, ids)
+            done = {str(s.get("contactId")) for s in result.items}
+            for cid in ids:
+                work = wanted[cid]
+                if cid in done:
+                    found[work.uid] = (SUBSCRIBED, detail.get(work.uid), None)
+                    continue
                 reason = next((w for w in result.warnings if cid in w), None) or "; ".join(result.warnings)
-                reject(
-                    wanted[cid], f"iContact did not subscribe contact {cid}: {reason or 'no reason given'}"
-                )
+                reject(work, f"iContact did not subscribe contact {cid}: {reason or 'no reason given'}")
+        outcomes: list[Outcome] = []
+        for work in batch:
+            status, extra, reason = found.get(work.uid) or (DUPLICATE, detail.get(work.uid), None)
+            outcomes.append((work.ident, list_id, "add", work.uid, status, extra, reason))
+        return outcomes
 
     def _create(
         self,
         hook: IContactHook,
         folder: Folder,
-        to_create: dict[str, dict[str, Any]],
+        to_create: dict[str, Work],
         index: _Index,
-        wanted: dict[str, dict[str, Any]],
-        counts: DeliveryCounts,
+        wanted: dict[str, Work],
+        detail: dict[str, str],
         reject: Any,
     ) -> None:
         bodies = []
-        for email, member in to_create.items():
+        for email, work in to_create.items():
             body = {"email": email}
+            fields = work.fields()
             for source, target in (("first_name", "firstName"), ("last_name", "lastName")):
-                if member.get(source):
-                    body[target] = str(member[source])
+                if fields.get(source):
+                    body[target] = str(fields[source])
             bodies.append(body)
         created = hook.upsert_contacts(folder, bodies)
         for contact in created.items:
             email = lql_email(contact.get("email"))
             if email in to_create and contact.get("contactId"):
                 index.add_email(email, str(contact["contactId"]))
-                wanted.setdefault(str(contact["contactId"]), to_create.pop(email))
-                counts.contacts_created += 1
-        for member in to_create.values():
+                work = to_create.pop(email)
+                detail[work.uid] = CREATED
+                wanted.setdefault(str(contact["contactId"]), work)
+        for work in to_create.values():
             reason = "; ".join(created.warnings) or "no reason given"
-            reject(member, f"iContact did not create the contact: {reason[:300]}")
+            reject(work, f"iContact did not create the contact: {reason[:300]}")

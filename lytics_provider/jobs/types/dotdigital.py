@@ -116,6 +116,11 @@ class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
     sync_status: bool = Field(
         default=False, description="Sync Status: write each contact's status to dotmailer_export_status."
     )
+    deferrable: bool | None = Field(
+        default=None,
+        description="Wait for Dotdigital bulk imports and removals in the triggerer, freeing the worker "
+        "slot (default: Airflow's [operators] default_deferrable).",
+    )
 
     @field_validator("map_fields")
     @classmethod
@@ -131,7 +136,10 @@ class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
     def _deliver_kwargs(self, operator: type, job: JobContext) -> dict[str, Any]:
         """The ``deliver`` task's arguments: every option the operator takes, by its name."""
         extra = {"pool": self.pool} if self.pool else {}
-        return operator_kwargs(self, operator, task_id="deliver", job_id=job.job_id, **extra)
+        kwargs = operator_kwargs(self, operator, task_id="deliver", job_id=job.job_id, **extra)
+        if kwargs.get("deferrable") is None:
+            kwargs.pop("deferrable", None)  # the operator's default follows [operators] default_deferrable
+        return kwargs
 
     def _chain(self, job_id: str, audience: str, deliver: Any, scan_fields: list[str]) -> None:
         _chain(

@@ -1,0 +1,82 @@
+"""The interface a destination implements to be driven by the sync engine.
+
+Planning hooks say who goes where: ``identify`` (the normalised identifier and an optional
+destination reference), ``invalid_reason``, ``targets`` (lists / address books a member belongs
+in), ``payload`` (what an add carries), ``enter_action`` / ``exit_action``. Acting hooks send one
+batch of planned work of a kind: ``add``, ``remove``, ``unsubscribe``, ``update``, each returning
+one outcome per row (see :mod:`lytics_provider.sync.plan`); ``batch_size`` bounds a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from lytics_provider.sync.act import act_in_batches
+from lytics_provider.sync.plan import Outcome, SyncPlan, Work
+
+DEFAULT_TARGET = "default"
+
+
+class SyncDestination:
+    """Base of a destination adapter; override the hooks the destination needs."""
+
+    #: snapshot change kinds that send the enter action ("change": members whose fields moved)
+    enter_kinds: tuple[str, ...] = ("enter", "change")
+    #: "Fields to Trigger": a change counts only when one of these fields moved (None: any field)
+    trigger_fields: Sequence[str] | None = None
+    #: exit actions sent only to members the job added (see ``sync.ledger``)
+    tracked_exit_actions: tuple[str, ...] = ("remove", "unsubscribe")
+    #: outcome status of a row the destination refused on its own
+    reject_status: str = "Rejected"
+    batch_size: int = 1000
+
+    # -- planning ------------------------------------------------------------------------------
+    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        """(normalised identifier, destination reference or None) of a member."""
+        raise NotImplementedError
+
+    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
+        """Why a member cannot be sent (None when it can)."""
+        return None
+
+    def targets(self, record: dict[str, Any]) -> list[str]:
+        """Targets a member belongs in."""
+        return [DEFAULT_TARGET]
+
+    def payload(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """What an add carries for this member (stored in the plan)."""
+        return None
+
+    def enter_action(self) -> str:
+        return "add"
+
+    def exit_action(self) -> str:
+        return "ignore"
+
+    # -- acting --------------------------------------------------------------------------------
+    def add(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
+        raise NotImplementedError(f"{type(self).__name__} does not add")
+
+    def remove(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
+        raise NotImplementedError(f"{type(self).__name__} does not remove")
+
+    def unsubscribe(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
+        raise NotImplementedError(f"{type(self).__name__} does not unsubscribe")
+
+    def update(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
+        raise NotImplementedError(f"{type(self).__name__} does not update")
+
+    def act(self, plan: SyncPlan, kinds: Sequence[str] = ("add", "update", "remove", "unsubscribe")) -> None:
+        """Send every planned kind through its hook, batch by batch (checkpointed)."""
+        for kind in kinds:
+            for target in plan.targets(kind):
+                send = getattr(self, kind)
+                act_in_batches(
+                    plan,
+                    kind,
+                    target,
+                    self.batch_size,
+                    lambda rows, t=target, s=send: s(t, rows),
+                    self.reject_status,
+                )

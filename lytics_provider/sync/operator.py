@@ -1,0 +1,119 @@
+"""The run skeleton every audience sync shares: scan XCom -> baseline -> plan -> guard -> act -> report."""
+
+from __future__ import annotations
+
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from lytics_provider.operators.lytics import as_bool
+from lytics_provider.pipeline.exit_guard import DEFAULT_MAX_EXIT_FRACTION, DEFAULT_MIN_EXITS, ExitGuardVerdict
+from lytics_provider.pipeline.state_store import baseline_snapshot
+from lytics_provider.pipeline.workarea import JobState, run_dir
+from lytics_provider.sync.changes import exit_guard, ledger_entries, plan_changes, start_tracking
+from lytics_provider.sync.destination import SyncDestination
+from lytics_provider.sync.ledger import MemberLedger
+from lytics_provider.sync.plan import SyncPlan
+
+
+@dataclass
+class SyncRunInputs:
+    """What one run works on."""
+
+    snapshot: str
+    audience: dict[str, Any]
+    members: int | None
+    previous: Path | None
+    dry_run: bool
+    folder: Path
+    run_id: str
+    params: dict[str, Any]
+
+
+class AudienceSyncOperator(BaseOperator):
+    """Base of the audience deliveries: reads the scan, plans from the diff and guards exits.
+
+    :param job_id: the job's id (work area, baseline, ledger).
+    :param scan_task_id: the task whose XCom names the run's snapshot.
+    :param max_exit_fraction: the exit guard stops a run whose exits (members sent an exit action)
+        are more than this share of the previous audience (0 < x <= 1; see
+        ``pipeline.exit_guard``). The run param ``allow_mass_exit`` lets one run through.
+    :param exit_guard_min_exits: the guard acts only from this many exits.
+    """
+
+    config_error: type[ValueError] = ValueError
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        scan_task_id: str = "scan",
+        max_exit_fraction: float = DEFAULT_MAX_EXIT_FRACTION,
+        exit_guard_min_exits: int = DEFAULT_MIN_EXITS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 0 < max_exit_fraction <= 1:
+            raise self.config_error(f"max_exit_fraction {max_exit_fraction!r} must be above 0 and at most 1")
+        if exit_guard_min_exits < 0:
+            raise self.config_error(f"exit_guard_min_exits {exit_guard_min_exits!r} must be 0 or more")
+        self.job_id = job_id
+        self.scan_task_id = scan_task_id
+        self.max_exit_fraction = max_exit_fraction
+        self.exit_guard_min_exits = exit_guard_min_exits
+
+    def sync_inputs(self, context: Context) -> SyncRunInputs:
+        """The run's snapshot, baseline (None on the first run or with ``full_refresh``) and folder."""
+        params = context.get("params") or {}
+        scan = context["ti"].xcom_pull(task_ids=self.scan_task_id) or {}
+        if not scan.get("snapshot"):
+            raise ValueError(f"task {self.scan_task_id!r} left no snapshot; run the scan task first")
+        previous = None if as_bool(params.get("full_refresh")) else baseline_snapshot(self.job_id)
+        return SyncRunInputs(
+            snapshot=scan["snapshot"],
+            audience=scan.get("audience") or {},
+            members=scan.get("members"),
+            previous=previous,
+            dry_run=as_bool(params.get("dry_run")),
+            folder=run_dir(self.job_id, context["run_id"]),
+            run_id=context["run_id"],
+            params=params,
+        )
+
+    def open_plan(self, inputs: SyncRunInputs, dest: SyncDestination, name: str) -> SyncPlan:
+        """Open the run's plan file (``<name>_dry_run.db`` in a dry run) and plan it once per run.
+
+        A dry run plans afresh every time; a retried run keeps the plan it made.
+        """
+        plan = SyncPlan(inputs.folder / (f"{name}_dry_run.db" if inputs.dry_run else f"{name}.db"))
+        if plan.step("planned") is None or inputs.dry_run:
+            plan.reset()
+            with closing(MemberLedger(self.job_id)) as ledger:
+                ledger.fold(JobState(self.job_id).get("last_run_id"))
+                planned = plan_changes(plan, dest, inputs.snapshot, inputs.previous, ledger)
+            planned.update(self.planned_extra(plan))
+            plan.set_step("planned", planned)
+        return plan
+
+    def planned_extra(self, plan: SyncPlan) -> dict[str, Any]:
+        """Destination-specific counts added to the ``planned`` step."""
+        return {}
+
+    def guard(self, plan: SyncPlan, dest: SyncDestination, inputs: SyncRunInputs) -> ExitGuardVerdict:
+        return exit_guard(
+            plan,
+            dest,
+            inputs.previous,
+            self.max_exit_fraction,
+            self.exit_guard_min_exits,
+            as_bool(inputs.params.get("allow_mass_exit")),
+        )
+
+    def record_ledger(self, plan: SyncPlan, dest: SyncDestination, inputs: SyncRunInputs) -> None:
+        """Store the run's acknowledged adds and removals (they count once the run commits)."""
+        with closing(MemberLedger(self.job_id)) as ledger:
+            start_tracking(plan, dest, ledger)
+            ledger.record_run(inputs.run_id, ledger_entries(plan, dest))

@@ -67,7 +67,7 @@ def connection_specs() -> list[dict[str, Any]]:
 
 
 def provider_info_sections() -> dict[str, Any]:
-    """``integrations``, ``hooks``, ``operators``, ``transfers`` and ``connection-types``."""
+    """``integrations``, ``hooks``, ``operators``, ``transfers``, ``triggers`` and ``connection-types``."""
     items = integrations()
     return {
         "integrations": [
@@ -93,6 +93,11 @@ def provider_info_sections() -> dict[str, Any]:
             }
             for item in items
             for transfer in item.transfers
+        ],
+        "triggers": [
+            {"integration-name": item.name, "python-modules": list(item.triggers)}
+            for item in items
+            if item.triggers
         ],
         "connection-types": connection_specs(),
     }

@@ -112,6 +112,7 @@ class Integration:
     :param hooks: hook modules.
     :param operators: operator modules.
     :param transfers: transfer modules.
+    :param triggers: trigger modules (deferrable waits).
     :param job_types: job types, in the order the README lists them.
     """
 
@@ -124,6 +125,7 @@ class Integration:
     hooks: tuple[str, ...] = ()
     operators: tuple[str, ...] = ()
     transfers: tuple[Transfer, ...] = ()
+    triggers: tuple[str, ...] = ()
     job_types: tuple[JobType, ...] = ()
 
 
@@ -218,7 +220,7 @@ def integration_from_mapping(data: Any, source: str) -> Integration:
     """An :class:`Integration` from the parsed content of the declaration file ``source``."""
     keys = {
         "name", "doc-url", "tags", "listed-by", "connection-types", "airflow-connection-types",
-        "hooks", "operators", "transfers", "job-types",
+        "hooks", "operators", "transfers", "triggers", "job-types",
     }  # fmt: skip
     entry = _Reader(data, source, keys, {"name", "doc-url"})
     return Integration(
@@ -231,5 +233,6 @@ def integration_from_mapping(data: Any, source: str) -> Integration:
         hooks=entry.texts("hooks"),
         operators=entry.texts("operators"),
         transfers=tuple(_transfer(item, at) for at, item in entry.items("transfers")),
+        triggers=entry.texts("triggers"),
         job_types=tuple(_job_type(item, at) for at, item in entry.items("job-types")),
     )

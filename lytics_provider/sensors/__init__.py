@@ -1,1 +1,0 @@
-"""Sensors of the Lytics provider."""

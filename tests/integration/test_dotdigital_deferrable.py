@@ -145,7 +145,11 @@ def test_timed_out_deferred_wait_fails_the_task_for_a_retry(dd) -> None:
 
 
 def test_job_config_deferrable_reaches_the_operator() -> None:
+    from lytics_provider.jobs.context import JobContext
+
+    context = JobContext(dag=None, job_id="job", source=Path("job.yaml"))
     job = DotdigitalExportContactsJob(type="dotdigital_export_contacts", audience="a", deferrable=True)
-    assert job._deliver_kwargs()["deferrable"] is True
+    assert job._deliver_kwargs(DotdigitalExportContactsOperator, context)["deferrable"] is True
     unset = DotdigitalExportContactsJob(type="dotdigital_export_contacts", audience="a")
-    assert "deferrable" not in unset._deliver_kwargs()  # Airflow's [operators] default_deferrable applies
+    # Airflow's [operators] default_deferrable applies
+    assert "deferrable" not in unset._deliver_kwargs(DotdigitalExportContactsOperator, context)

@@ -27,9 +27,9 @@ def main() -> None:
 
     from lytics_provider.operators import dotdigital as dd_ops
     from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-    from lytics_provider.sandbox.dotdigital import DotdigitalSandbox, connection_json
-    from lytics_provider.sandbox.lytics import LyticsSandbox
-    from lytics_provider.sandbox.synth import SyntheticAccount
+    from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json
+    from lytics_sandbox.lytics import LyticsSandbox
+    from lytics_sandbox.synth import SyntheticAccount
     from tests.helpers import lytics_conn, make_context, run_task
 
     dd_ops._DotdigitalDeliveryOperator.sleep = staticmethod(lambda seconds: time.sleep(0.05))

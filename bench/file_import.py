@@ -53,7 +53,7 @@ def main() -> None:
     from lytics_provider.files.readers import ReadOptions
     from lytics_provider.hooks.lytics import LyticsHook
     from lytics_provider.pipeline.rejects import RejectsWriter
-    from lytics_provider.sandbox.lytics import LyticsSandbox
+    from lytics_sandbox.lytics import LyticsSandbox
     from tests.helpers import lytics_conn
 
     source = workdir / "people.csv.gz"

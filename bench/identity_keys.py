@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lytics_provider.pipeline.snapshot import Snapshot
-from lytics_provider.sandbox.synth import SyntheticAccount
+from lytics_sandbox.synth import SyntheticAccount
 
 PAGE = 100
 FIELDS = ("_uid", "email", "first_name", "last_name", "city", "segments")

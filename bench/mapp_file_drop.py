@@ -69,7 +69,7 @@ def _job_config() -> dict[str, Any]:
 
 @contextmanager
 def sandbox(members: int, workdir: Path, page_delay: float = 0.0) -> Iterator[Services]:
-    """Start ``python -m lytics_provider.sandbox`` on free ports with one audience of ``members``.
+    """Start ``python -m lytics_sandbox`` on free ports with one audience of ``members``.
 
     ``page_delay`` adds that many seconds to every scan page (the API's own latency).
     """
@@ -77,7 +77,7 @@ def sandbox(members: int, workdir: Path, page_delay: float = 0.0) -> Iterator[Se
     folder = str(_job_config().get("folder") or "").strip("/")
     (sftp_root / folder).mkdir(parents=True, exist_ok=True)
     cmd = [
-        sys.executable, "-m", "lytics_provider.sandbox", "--lytics-port", "0", "--sftp-port", "0",
+        sys.executable, "-m", "lytics_sandbox", "--lytics-port", "0", "--sftp-port", "0",
         "--sftp-root", str(sftp_root), "--audience", f"{AUDIENCE}={members}", "--page-delay", str(page_delay),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)

@@ -52,7 +52,7 @@ JOB_FIELDS[UNION_JOB] = sorted({field for fields in list(JOB_FIELDS.values()) fo
 def sandbox(members: int, page_delay: float) -> Iterator[dict[str, str]]:
     """Start the Lytics sandbox with one audience of ``members``; yield the children's environment."""
     cmd = [
-        sys.executable, "-m", "lytics_provider.sandbox", "--no-sftp", "--lytics-port", "0",
+        sys.executable, "-m", "lytics_sandbox", "--no-sftp", "--lytics-port", "0",
         "--audience", f"{AUDIENCE}={members}", "--page-delay", str(page_delay),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)

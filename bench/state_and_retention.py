@@ -78,9 +78,9 @@ def bench_retention(members: int, workdir: Path) -> list[tuple[str, str, str]]:
 
     from lytics_provider.jobs.dag_builder import build_dags
     from lytics_provider.pipeline.workarea import safe_name
-    from lytics_provider.sandbox.lytics import LyticsSandbox
-    from lytics_provider.sandbox.sftp import SFTPSandbox
-    from lytics_provider.sandbox.synth import SyntheticAccount
+    from lytics_sandbox.lytics import LyticsSandbox
+    from lytics_sandbox.sftp import SFTPSandbox
+    from lytics_sandbox.synth import SyntheticAccount
 
     config = yaml.safe_load(JOB_FILE.read_text())
     churn = max(1, members // 100)

@@ -136,7 +136,7 @@ def main() -> int:
             [
                 python,
                 "-m",
-                "lytics_provider.sandbox",
+                "lytics_sandbox",
                 "--no-sftp",
                 "--lytics-port",
                 str(lytics_port),

@@ -4,6 +4,7 @@
 # Usage: scripts/demo.sh [stop]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"  # the stand-ins (lytics_sandbox) are imported from the checkout, not the installed package
 DEMO="$ROOT/.demo"
 BIN="$ROOT/.venv/bin"
 LYTICS_PORT="${LYTICS_PORT:-8765}"
@@ -39,7 +40,7 @@ export AIRFLOW_CONN_MAPP_SFTP="$SFTP_CONN"
 export AIRFLOW_CONN_LYTICS_SFTP="$SFTP_CONN"
 
 echo "==> starting the Lytics sandbox (:$LYTICS_PORT) and the SFTP server (:$SFTP_PORT)"
-setsid "$BIN/python" -m lytics_provider.sandbox --lytics-port "$LYTICS_PORT" --sftp-port "$SFTP_PORT" \
+setsid "$BIN/python" -m lytics_sandbox --lytics-port "$LYTICS_PORT" --sftp-port "$SFTP_PORT" \
   --sftp-root "$DEMO/sftp" --audience "high_value=$DEMO_AUDIENCE_SIZE" --audience "all_users=$((DEMO_AUDIENCE_SIZE * 4))" \
   >"$DEMO/sandbox.log" 2>&1 &
 echo $! >"$DEMO/sandbox.pid"

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from lytics_provider.sandbox.lytics import LyticsSandbox
-    from lytics_provider.sandbox.sftp import SFTPSandbox
+    from lytics_sandbox.lytics import LyticsSandbox
+    from lytics_sandbox.sftp import SFTPSandbox
 
 
 # ---------------------------------------------------------------------------------------------
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 @pytest.fixture
 def lytics_sandbox() -> Iterator[LyticsSandbox]:
     """A running Lytics API emulator over the default synthetic account (token ``sandbox-token``)."""
-    from lytics_provider.sandbox.lytics import LyticsSandbox
+    from lytics_sandbox.lytics import LyticsSandbox
 
     sandbox = LyticsSandbox()
     sandbox.start()
@@ -68,7 +68,7 @@ class SFTPServerInfo:
 @pytest.fixture
 def sftp_server(tmp_path: Path) -> Iterator[SFTPServerInfo]:
     """A running SFTP server chrooted to a fresh ``tmp_path / "sftp"`` (user lytics / sandbox-pass)."""
-    from lytics_provider.sandbox.sftp import SFTPSandbox
+    from lytics_sandbox.sftp import SFTPSandbox
 
     root = tmp_path / "sftp"
     server = SFTPSandbox(root)

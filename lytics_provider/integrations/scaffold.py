@@ -149,7 +149,7 @@ import pytest
 from lytics_provider.hooks.$name import ${cls}Hook
 from lytics_provider.integrations.catalog import read_integration, todo_entries
 from lytics_provider.jobs.loader import load_job_files
-from lytics_provider.sandbox.$name import ${cls}Sandbox
+from lytics_sandbox.$name import ${cls}Sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "include" / "jobs" / "${name}_export.yaml"
@@ -194,7 +194,7 @@ FILES = (
     ScaffoldFile("lytics_provider/integrations/{name}.yaml", REGISTRATION),
     ScaffoldFile("lytics_provider/hooks/{name}.py", HOOK),
     ScaffoldFile("lytics_provider/jobs/types/{name}.py", JOB_TYPES),
-    ScaffoldFile("lytics_provider/sandbox/{name}.py", STAND_IN),
+    ScaffoldFile("lytics_sandbox/{name}.py", STAND_IN),
     ScaffoldFile("tests/integration/test_{name}.py", TESTS),
     ScaffoldFile("include/jobs/{name}_export.yaml", EXAMPLE),
 )

@@ -74,9 +74,9 @@ class LyticsServices:
         return self.root / "lytics_data"
 
     def start(self) -> LyticsServices:
-        from lytics_provider.sandbox.lytics import LyticsSandbox
-        from lytics_provider.sandbox.sftp import SFTPSandbox
-        from lytics_provider.sandbox.synth import SyntheticAccount
+        from lytics_sandbox.lytics import LyticsSandbox
+        from lytics_sandbox.sftp import SFTPSandbox
+        from lytics_sandbox.synth import SyntheticAccount
 
         (self.sftp_root / "upload").mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)

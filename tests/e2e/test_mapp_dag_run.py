@@ -8,7 +8,7 @@ import csv
 import json
 from pathlib import Path
 
-from lytics_provider.sandbox.faults import FaultRule
+from lytics_sandbox.faults import FaultRule
 from tests.e2e.conftest import run_airflow
 from tests.helpers import lytics_conn
 

@@ -33,8 +33,8 @@ from lytics_provider.jobs.dag_builder import build_dag
 from lytics_provider.jobs.loader import load_job_files
 from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.workarea import JobState
-from lytics_provider.sandbox.faults import FaultRule
 from lytics_provider.transfers.sql_to_lytics import SqlTableToLyticsOperator
+from lytics_sandbox.faults import FaultRule
 from tests.helpers import make_context, run_task
 from tests.integration.conftest_warehouse import lytics_env  # noqa: F401 - fixture
 

@@ -13,9 +13,9 @@ from lytics_provider.hooks.dotdigital import DotdigitalHook
 from lytics_provider.hooks.icontact import IContactHook
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.pipeline import http
-from lytics_provider.sandbox.dotdigital import DotdigitalSandbox
-from lytics_provider.sandbox.icontact import IContactData, IContactSandbox
-from lytics_provider.sandbox.lytics import LyticsSandbox
+from lytics_sandbox.dotdigital import DotdigitalSandbox
+from lytics_sandbox.icontact import IContactData, IContactSandbox
+from lytics_sandbox.lytics import LyticsSandbox
 from tests.helpers import lytics_conn
 
 

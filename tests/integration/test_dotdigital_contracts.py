@@ -29,10 +29,10 @@ from lytics_provider.pipeline import http
 from lytics_provider.pipeline.ratelimit import CallLedger
 from lytics_provider.pipeline.snapshot import Snapshot
 from lytics_provider.pipeline.workarea import run_dir
-from lytics_provider.sandbox import dotdigital as dd_sandbox
-from lytics_provider.sandbox.dotdigital import DotdigitalSandbox, connection_json
-from lytics_provider.sandbox.faults import FaultRule
-from lytics_provider.sandbox.lytics import LyticsSandbox
+from lytics_sandbox import dotdigital as dd_sandbox
+from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json
+from lytics_sandbox.faults import FaultRule
+from lytics_sandbox.lytics import LyticsSandbox
 from tests.helpers import lytics_conn, make_context, run_task
 
 BOOK_IMPORT = "POST /v2/address-books/{book}/contacts/import"

@@ -15,10 +15,10 @@ from lytics_provider.jobs.types.dotdigital import DotdigitalExportContactsJob
 from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator, DotdigitalImportError
 from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
 from lytics_provider.pipeline import http
-from lytics_provider.sandbox.dotdigital import DotdigitalSandbox, connection_json
-from lytics_provider.sandbox.lytics import LyticsSandbox
-from lytics_provider.sandbox.synth import SyntheticAccount
 from lytics_provider.triggers.bulk_job import BulkJobTrigger
+from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json
+from lytics_sandbox.lytics import LyticsSandbox
+from lytics_sandbox.synth import SyntheticAccount
 from tests.helpers import lytics_conn, make_context, run_task
 
 AUDIENCE = "newsletter"

@@ -6,9 +6,9 @@ import pytest
 
 from lytics_provider.pipeline import http
 from lytics_provider.pipeline.workarea import JobState
-from lytics_provider.sandbox.dotdigital import DotdigitalSandbox, connection_json, parse_api_date
-from lytics_provider.sandbox.lytics import LyticsSandbox
 from lytics_provider.transfers.dotdigital_to_lytics import DotdigitalToLyticsOperator
+from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json, parse_api_date
+from lytics_sandbox.lytics import LyticsSandbox
 from tests.helpers import lytics_conn, make_context, run_task
 
 

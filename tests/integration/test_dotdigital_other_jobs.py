@@ -11,9 +11,9 @@ from lytics_provider.operators.dotdigital import (
 )
 from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
 from lytics_provider.pipeline import http
-from lytics_provider.sandbox.dotdigital import DotdigitalSandbox, connection_json
-from lytics_provider.sandbox.lytics import LyticsSandbox
-from lytics_provider.sandbox.synth import SyntheticAccount
+from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json
+from lytics_sandbox.lytics import LyticsSandbox
+from lytics_sandbox.synth import SyntheticAccount
 from tests.helpers import lytics_conn, make_context, run_task
 
 AUDIENCE = "opted_out"

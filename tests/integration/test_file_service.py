@@ -16,9 +16,9 @@ from lytics_provider.operators.lytics import LyticsAudienceScanOperator
 from lytics_provider.pipeline import pgp
 from lytics_provider.pipeline.compression import open_decompressed
 from lytics_provider.pipeline.writers import format_csv_value
-from lytics_provider.sandbox.lytics import LyticsSandbox
 from lytics_provider.transfers.lytics_to_sftp import LyticsFileServiceExportOperator
 from lytics_provider.transfers.sftp_to_lytics import SFTPToLyticsOperator
+from lytics_sandbox.lytics import LyticsSandbox
 from tests.helpers import make_context, run_task
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -10,11 +10,11 @@ import pytest
 from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
 from lytics_provider.pipeline import http
 from lytics_provider.pipeline.http import ServiceError
-from lytics_provider.sandbox.faults import FaultRule
-from lytics_provider.sandbox.icontact import IContactData, IContactSandbox
-from lytics_provider.sandbox.lytics import LyticsSandbox
-from lytics_provider.sandbox.synth import SyntheticAccount
 from lytics_provider.transfers.lytics_to_icontact import EXPORT_FIELDS, LyticsToIContactListOperator
+from lytics_sandbox.faults import FaultRule
+from lytics_sandbox.icontact import IContactData, IContactSandbox
+from lytics_sandbox.lytics import LyticsSandbox
+from lytics_sandbox.synth import SyntheticAccount
 from tests.helpers import lytics_conn, make_context, run_task
 
 SLUG = "ic_members"

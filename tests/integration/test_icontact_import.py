@@ -17,14 +17,14 @@ from lytics_provider.hooks.icontact import IContactHook
 from lytics_provider.pipeline import http
 from lytics_provider.pipeline.http import AuthError, ServiceError
 from lytics_provider.pipeline.icontact_mapping import ACTIVITY_MAPPING, USER_MAPPING, lql_hash
-from lytics_provider.sandbox.faults import FaultRule
-from lytics_provider.sandbox.icontact import COLLECTIONS, IContactData, IContactSandbox
-from lytics_provider.sandbox.lytics import LyticsSandbox
 from lytics_provider.transfers.icontact_to_lytics import (
     IContactActivityToLyticsOperator,
     IContactImportReportOperator,
     IContactUsersToLyticsOperator,
 )
+from lytics_sandbox.faults import FaultRule
+from lytics_sandbox.icontact import COLLECTIONS, IContactData, IContactSandbox
+from lytics_sandbox.lytics import LyticsSandbox
 from tests.helpers import lytics_conn, make_context, run_task
 
 AID = 4242

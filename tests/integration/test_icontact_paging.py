@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lytics_provider.hooks.icontact import IContactHook
-from lytics_provider.sandbox.icontact import IContactData, IContactSandbox
+from lytics_sandbox.icontact import IContactData, IContactSandbox
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from lytics_provider.files.readers import ReadOptions
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.rejects import RejectsWriter
-from lytics_provider.sandbox.lytics import LyticsSandbox
+from lytics_sandbox.lytics import LyticsSandbox
 from tests.helpers import lytics_conn
 
 

@@ -26,9 +26,9 @@ import pytest
 from lytics_provider.operators.lytics import LyticsAudienceScanOperator
 from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.snapshot import Snapshot
-from lytics_provider.sandbox.lytics import LyticsSandbox
-from lytics_provider.sandbox.synth import SyntheticAccount
 from lytics_provider.transfers.lytics_to_sftp import MappSftpExportOperator, mapp_scan_fields
+from lytics_sandbox.lytics import LyticsSandbox
+from lytics_sandbox.synth import SyntheticAccount
 from tests.helpers import lytics_conn, make_context, run_task
 
 REPO = Path(__file__).resolve().parents[2]
@@ -192,7 +192,7 @@ def test_killed_worker_resumes_the_scan_and_the_delivery_exactly_once(
     assert snapshot_uids(snapshot) == expected_uids(sandbox)
 
     # 3. Deliver, with the SFTP server slowed to one 32 KiB write per 0.1 s, SIGKILLed mid-upload.
-    from lytics_provider.sandbox import sftp as sftp_module
+    from lytics_sandbox import sftp as sftp_module
 
     original_write = sftp_module._SandboxSFTP.write
 

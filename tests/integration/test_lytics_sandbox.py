@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
-from lytics_provider.sandbox.faults import FaultRule
-from lytics_provider.sandbox.httpserver import SandboxHTTPServer, json_response
-from lytics_provider.sandbox.lytics import LyticsSandbox, encode_cursor
-from lytics_provider.sandbox.synth import SyntheticAccount
+from lytics_sandbox.faults import FaultRule
+from lytics_sandbox.httpserver import SandboxHTTPServer, json_response
+from lytics_sandbox.lytics import LyticsSandbox, encode_cursor
+from lytics_sandbox.synth import SyntheticAccount
 
 TOKEN = "sandbox-token"
 SCAN = r"/api/segment/[^/]+/scan"
@@ -422,7 +422,7 @@ def test_generic_server_routes_counts_and_errors() -> None:
 
 
 def test_console_entry_point_prints_urls_and_stops_on_sigterm(tmp_path) -> None:
-    cmd = [sys.executable, "-m", "lytics_provider.sandbox", "--lytics-port", "0", "--sftp-port", "0"]
+    cmd = [sys.executable, "-m", "lytics_sandbox", "--lytics-port", "0", "--sftp-port", "0"]
     cmd += ["--sftp-root", str(tmp_path / "sftp"), "--audience", "tiny=3"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ})
     try:

@@ -14,9 +14,9 @@ from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsC
 from lytics_provider.pipeline import sftp_upload
 from lytics_provider.pipeline.snapshot import Snapshot
 from lytics_provider.pipeline.writers import format_csv_value
-from lytics_provider.sandbox.lytics import LyticsSandbox
-from lytics_provider.sandbox.synth import SyntheticAccount
 from lytics_provider.transfers.lytics_to_sftp import MappSftpExportOperator, mapp_scan_fields
+from lytics_sandbox.lytics import LyticsSandbox
+from lytics_sandbox.synth import SyntheticAccount
 from tests.helpers import make_context, run_task
 
 MAPPING = {"email": "user.Email", "first_name": "user.FirstName", "city": "user.City"}

@@ -10,8 +10,8 @@ import pytest
 
 from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.workarea import JobState
-from lytics_provider.sandbox.faults import FaultRule
 from lytics_provider.transfers.sql_to_lytics import SqlTableToLyticsOperator
+from lytics_sandbox.faults import FaultRule
 from tests.helpers import make_context, run_task
 from tests.integration.conftest_warehouse import lytics_env, pg_connect, pg_schema  # noqa: F401
 

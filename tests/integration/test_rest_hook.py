@@ -33,8 +33,8 @@ from lytics_provider.hooks.rest_paging import (
 from lytics_provider.hooks.task_errors import AuthTaskError, PermanentTaskError
 from lytics_provider.pipeline.http import RetryPolicy, ServiceError
 from lytics_provider.pipeline.ratelimit import CallLedger
-from lytics_provider.sandbox.faults import FaultRule
-from lytics_provider.sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
+from lytics_sandbox.faults import FaultRule
+from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
 
 SECRET = "s3cret-value-that-must-not-leak"
 ITEMS = [{"id": i} for i in range(23)]

@@ -12,8 +12,8 @@ import pytest
 
 from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.workarea import JobState
-from lytics_provider.sandbox.faults import FaultRule
 from lytics_provider.transfers.s3_to_lytics import S3ToLyticsOperator
+from lytics_sandbox.faults import FaultRule
 from tests.helpers import make_context, run_task
 from tests.integration.conftest_warehouse import (  # noqa: F401 - fixtures
     lytics_env,

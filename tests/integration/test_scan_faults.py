@@ -16,7 +16,7 @@ from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.scan_completeness import IncompleteScanError
 from lytics_provider.pipeline.snapshot import Snapshot
 from lytics_provider.pipeline.workarea import JobState, data_root
-from lytics_provider.sandbox.faults import FaultRule
+from lytics_sandbox.faults import FaultRule
 from tests.helpers import lytics_conn, make_context, run_task
 
 SCAN = r"/api/segment/[^/]+/scan"

@@ -15,7 +15,7 @@ from lytics_provider.hooks.lytics import CursorExpiredError, LyticsHook
 from lytics_provider.hooks.task_errors import PermanentTaskError
 from lytics_provider.pipeline import scan_fetcher
 from lytics_provider.pipeline.http import AuthError, ServiceError
-from lytics_provider.sandbox.faults import FaultRule
+from lytics_sandbox.faults import FaultRule
 from tests.helpers import lytics_conn
 
 SCAN = r"/api/segment/[^/]+/scan"

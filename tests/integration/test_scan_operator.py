@@ -9,7 +9,7 @@ from lytics_provider.pipeline import http
 from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.snapshot import Snapshot
 from lytics_provider.pipeline.workarea import JobState
-from lytics_provider.sandbox.faults import FaultRule
+from lytics_sandbox.faults import FaultRule
 from tests.helpers import lytics_conn, make_context, run_task
 
 SCAN = r"/api/segment/[^/]+/scan"

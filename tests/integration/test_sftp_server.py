@@ -10,7 +10,7 @@ import asyncssh
 import paramiko
 import pytest
 
-from lytics_provider.sandbox.sftp import SFTPSandbox
+from lytics_sandbox.sftp import SFTPSandbox
 
 
 def _client(host: str, port: int, username: str, **auth: object) -> tuple[paramiko.Transport, Any]:

@@ -17,7 +17,7 @@ from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.shared_scan import LeaseLost, ScanLease, SharedScanArea
 from lytics_provider.pipeline.snapshot import Snapshot, count_changes
 from lytics_provider.pipeline.workarea import data_root
-from lytics_provider.sandbox.faults import FaultRule
+from lytics_sandbox.faults import FaultRule
 from tests.helpers import lytics_conn, make_context, run_task
 
 SCAN = r"/api/segment/[^/]+/scan"

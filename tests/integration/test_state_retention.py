@@ -21,9 +21,9 @@ from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperato
 from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
 from lytics_provider.pipeline import http, retention, state_store
 from lytics_provider.pipeline.workarea import JobState, job_dir
-from lytics_provider.sandbox.dotdigital import DotdigitalSandbox, connection_json
-from lytics_provider.sandbox.lytics import LyticsSandbox
-from lytics_provider.sandbox.synth import SyntheticAccount
+from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json
+from lytics_sandbox.lytics import LyticsSandbox
+from lytics_sandbox.synth import SyntheticAccount
 from tests.helpers import lytics_conn, make_context, run_task
 from tests.integration.conftest_warehouse import moto_endpoint, s3_client  # noqa: F401 - fixture
 

@@ -244,7 +244,7 @@ def test_new_integration_lays_out_the_files_with_todos(tmp_path: Path, capsys) -
         "lytics_provider/integrations/acme_ads.yaml",
         "lytics_provider/hooks/acme_ads.py",
         "lytics_provider/jobs/types/acme_ads.py",
-        "lytics_provider/sandbox/acme_ads.py",
+        "lytics_sandbox/acme_ads.py",
         "tests/integration/test_acme_ads.py",
         "include/jobs/acme_ads_export.yaml",
     ]

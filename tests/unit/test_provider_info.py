@@ -50,3 +50,25 @@ def test_airflow_providers_manager_lists_the_connection_types() -> None:
     widgets = manager.connection_form_widgets
     assert "extra__lytics__account_id" in widgets
     assert manager.field_behaviours["lytics"]["relabeling"]["password"] == "API Token"
+
+
+def test_the_stand_ins_are_not_part_of_the_provider_package() -> None:
+    """The loopback stand-ins live in ``lytics_sandbox`` beside the package: the wheel (packages
+    ``lytics_provider*``) does not carry them, and no provider module imports them."""
+    import ast
+    from pathlib import Path
+
+    import lytics_provider
+
+    root = Path(lytics_provider.__file__).parent
+    assert not (root / "sandbox").exists()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not any(name.split(".")[0] == "lytics_sandbox" for name in names), path

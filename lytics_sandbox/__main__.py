@@ -1,6 +1,6 @@
 """Run the Lytics sandbox and the SFTP sandbox until SIGTERM/SIGINT.
 
-``python -m lytics_provider.sandbox --lytics-port 8765 --sftp-port 2222 --sftp-root ./.demo/sftp
+``python -m lytics_sandbox --lytics-port 8765 --sftp-port 2222 --sftp-root ./.demo/sftp
 --audience high_value=5000`` prints one JSON line with the endpoints, then serves.
 """
 
@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    from lytics_provider.sandbox.lytics import LyticsSandbox
-    from lytics_provider.sandbox.synth import SyntheticAccount
+    from lytics_sandbox.lytics import LyticsSandbox
+    from lytics_sandbox.synth import SyntheticAccount
 
     account = SyntheticAccount(
         seed=args.seed,
@@ -68,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sftp = None
     try:
         if not args.no_sftp:
-            from lytics_provider.sandbox.sftp import SFTPSandbox
+            from lytics_sandbox.sftp import SFTPSandbox
 
             root = args.sftp_root.resolve()
             key = args.sftp_host_key or root.parent / f".{root.name}_host_key"

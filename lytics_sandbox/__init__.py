@@ -1,6 +1,6 @@
 """Loopback sandboxes for tests and demos: a Lytics API emulator and an SFTP server.
 
-Names are imported lazily so ``import lytics_provider.sandbox`` stays cheap (asyncssh is only
+Names are imported lazily so ``import lytics_sandbox`` stays cheap (asyncssh is only
 needed by :class:`SFTPSandbox`).
 """
 
@@ -10,11 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lytics_provider.sandbox.faults import FaultPlan, FaultRule
-    from lytics_provider.sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
-    from lytics_provider.sandbox.lytics import LyticsSandbox
-    from lytics_provider.sandbox.sftp import SFTPSandbox
-    from lytics_provider.sandbox.synth import Audience, SyntheticAccount
+    from lytics_sandbox.faults import FaultPlan, FaultRule
+    from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
+    from lytics_sandbox.lytics import LyticsSandbox
+    from lytics_sandbox.sftp import SFTPSandbox
+    from lytics_sandbox.synth import Audience, SyntheticAccount
 
 _EXPORTS = {
     "Audience": "synth",

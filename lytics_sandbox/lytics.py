@@ -35,8 +35,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from lytics_provider.sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
-from lytics_provider.sandbox.synth import Audience, SyntheticAccount, select_fields
+from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
+from lytics_sandbox.synth import Audience, SyntheticAccount, select_fields
 
 MAX_SCAN_LIMIT = 100
 DEFAULT_SCAN_LIMIT = 10

@@ -4,7 +4,7 @@ Subclasses (or callers) register routes by method and path regex; each handler t
 :class:`Request` and returns a :class:`Response`. Per request the server
 
 1. matches the route (first registered match wins) and counts the call,
-2. consults :attr:`SandboxHTTPServer.faults` (see :mod:`lytics_provider.sandbox.faults`),
+2. consults :attr:`SandboxHTTPServer.faults` (see :mod:`lytics_sandbox.faults`),
 3. calls :meth:`SandboxHTTPServer.authenticate` (a hook; the base accepts everything),
 4. runs the handler and writes the whole response in one ``send`` with a correct Content-Length,
    keeping the connection alive unless the client asked to close it.
@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote
 
-from lytics_provider.sandbox.faults import ALTERED_KINDS, FaultPlan, FaultRule
+from lytics_sandbox.faults import ALTERED_KINDS, FaultPlan, FaultRule
 
 log = logging.getLogger(__name__)
 

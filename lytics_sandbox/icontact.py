@@ -18,7 +18,7 @@ contract is silent (documented, not claims about the real service):
 * ``POST subscriptions``: unknown contacts or lists and bad statuses are skipped with a warning
   (``"warnings": [...]``); an existing subscription takes the status sent.
 * Unknown account or client folder: 404. Wrong credentials: 401. Unsupported ``API-Version``: 501.
-* Fault injection comes from the shared server (:mod:`lytics_provider.sandbox.faults`): use
+* Fault injection comes from the shared server (:mod:`lytics_sandbox.faults`): use
   ``5xx`` with ``status=503`` for iContact's "high traffic" answer and ``drop`` for cut connections.
 """
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from lytics_provider.sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
+from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
 
 API_VERSIONS = frozenset({"2.0", "2.1", "2.2", "2.3"})
 DEFAULT_LIMIT = 20

@@ -56,7 +56,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
-from lytics_provider.sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
+from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
 
 _ROUTE_PARAM = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

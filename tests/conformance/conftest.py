@@ -10,7 +10,7 @@ import pytest
 from lytics_provider.pipeline import http
 from tests.conformance.destinations import AUDIENCE, Stands
 from tests.helpers import lytics_conn
-from tests.integration.conftest_warehouse import moto_endpoint  # noqa: F401 - session fixture
+from tests.integration.conftest_warehouse import gcs_emulator, moto_endpoint  # noqa: F401 - session fixtures
 
 AUDIENCE_SIZE = 200
 
@@ -66,6 +66,7 @@ STAND_FIXTURES = {
     "dotdigital": "dotdigital_stand",
     "icontact": "icontact_stand",
     "moto": "moto_endpoint",
+    "gcs": "gcs_emulator",
 }
 
 
@@ -84,10 +85,12 @@ def stands(
     found = Stands(lytics=lytics_stand, monkeypatch=monkeypatch)
     fixture = STAND_FIXTURES[destination.stand]
     value = request.getfixturevalue(fixture)
-    attribute = {"moto_endpoint": "moto_endpoint"}.get(fixture, fixture.removesuffix("_stand"))
+    attribute = {"moto_endpoint": "moto_endpoint", "gcs_emulator": "gcs"}.get(
+        fixture, fixture.removesuffix("_stand")
+    )
     setattr(found, attribute, value)
     saved = {}
-    server = value if destination.stand != "moto" else None
+    server = value if not isinstance(value, str) else None
     for name in ("_password", "password", "credentials"):
         if server is not None and hasattr(server, name):
             saved[name] = getattr(server, name)

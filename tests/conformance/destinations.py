@@ -35,6 +35,7 @@ class Stands:
     dotdigital: Any = None
     icontact: Any = None
     moto_endpoint: str | None = None
+    gcs: str | None = None
     monkeypatch: Any = None
     name: str = field(default_factory=lambda: f"c{uuid.uuid4().hex[:10]}")
 
@@ -71,7 +72,9 @@ class Destination:
     rejects: bool = True
     """Members can be rejected (bad rows land in a rejects file with reasons)."""
     stand: str = ""
-    """The stand-in fixture the destination needs: sftp, dotdigital, icontact or moto."""
+    """The stand-in fixture the destination needs: sftp, dotdigital, icontact, moto or gcs."""
+    interruptible: bool = True
+    """``Target.interrupt`` makes a delivery fail part-way (False: no fault injection in the stand-in yet)."""
 
 
 def valid_email(member: dict[str, Any]) -> str | None:
@@ -350,6 +353,63 @@ def s3(stands: Stands) -> Target:
     )
 
 
+def gcs(stands: Stands) -> Target:
+    from airflow.providers.google.common.hooks.base_google import GoogleBaseHook
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    stands.monkeypatch.setenv("STORAGE_EMULATOR_HOST", stands.gcs)
+    stands.monkeypatch.setattr(
+        GoogleBaseHook,
+        "get_credentials_and_project_id",
+        lambda self: (AnonymousCredentials(), "test-project"),
+    )
+    secret = f"gcp-{stands.name}-secret"
+    conn = {"conn_type": "google_cloud_platform", "password": secret, "extra": {"project": "test-project"}}
+    stands.monkeypatch.setenv("AIRFLOW_CONN_GCP_CONFORMANCE", json.dumps(conn))
+    client = storage.Client(project="test-project", credentials=AnonymousCredentials())
+    bucket = f"conformance-{stands.name}"
+    client.create_bucket(bucket)
+    config = {
+        "type": "gcs_export",
+        "audience": AUDIENCE,
+        "gcp_conn_id": "gcp_conformance",
+        "bucket": bucket,
+        "fields": ["_uid", "email", "first_name"],
+        "compression": "gz",
+    }
+
+    def blobs() -> list[Any]:
+        return sorted(client.list_blobs(bucket), key=lambda b: (b.updated, b.name))
+
+    def objects() -> dict[str, bytes]:
+        return {b.name: b.download_as_bytes(raw_download=True) for b in blobs()}
+
+    def keys(body: bytes) -> list[str]:
+        return _csv_column(gzip.decompress(body), "_uid")
+
+    def held() -> set[str]:
+        found = blobs()
+        return set(keys(found[-1].download_as_bytes(raw_download=True))) if found else set()
+
+    def break_credentials() -> None:
+        config["bucket"] = f"{bucket}-missing"
+
+    @contextmanager
+    def interrupt() -> Iterator[None]:
+        yield
+
+    return Target(
+        config,
+        secret,
+        held,
+        lambda: sum(len(keys(b)) for b in objects().values()),
+        objects,
+        break_credentials,
+        interrupt,
+    )
+
+
 def uid(member: dict[str, Any]) -> str | None:
     return member["_uid"]
 
@@ -361,5 +421,8 @@ DESTINATIONS: list[Destination] = [
     Destination("mapp_sftp_export", "mapp_sftp_export", "replace", mapp, valid_email, stand="sftp"),
     Destination("file_service_export", "file_service_export", "replace", file_service, uid, rejects=False,
                 stand="sftp"),
-    Destination("s3_export", "s3_export", "replace", s3, uid, rejects=False, stand="moto"),
+    Destination("s3_export", "s3_export", "replace", s3, uid, rejects=False, stand="moto",
+                interruptible=False),
+    Destination("gcs_export", "gcs_export", "replace", gcs, uid, rejects=False, stand="gcs",
+                interruptible=False),
 ]  # fmt: skip

@@ -67,6 +67,7 @@ STAND_FIXTURES = {
     "icontact": "icontact_stand",
     "moto": "moto_endpoint",
     "gcs": "gcs_emulator",
+    "lytics": "lytics_stand",
 }
 
 
@@ -95,7 +96,8 @@ def stands(
         if server is not None and hasattr(server, name):
             saved[name] = getattr(server, name)
     try:
-        yield found
+        with found.cleanup:
+            yield found
     finally:
         for name, old in saved.items():
             setattr(server, name, old)

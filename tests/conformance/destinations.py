@@ -14,7 +14,7 @@ import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -23,7 +23,8 @@ from lytics_provider.sandbox.httpserver import Request, Response, SandboxHTTPSer
 AUDIENCE = "conformance"
 Semantic = Literal["churn", "replace"]
 """``churn``: a Keep Updated run sends only enters (and exits, when the destination removes them);
-``replace``: each run drops the whole audience as a new file and leaves every earlier file as it was."""
+``replace``: each run writes the whole audience to one place (a new file, or the swapped-in table)
+and leaves everything else as it was."""
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Stands:
     moto_endpoint: str | None = None
     gcs: str | None = None
     monkeypatch: Any = None
+    cleanup: ExitStack = field(default_factory=ExitStack)
+    """Closed after the test: context managers a destination entered for it."""
     name: str = field(default_factory=lambda: f"c{uuid.uuid4().hex[:10]}")
 
 
@@ -72,7 +75,7 @@ class Destination:
     rejects: bool = True
     """Members can be rejected (bad rows land in a rejects file with reasons)."""
     stand: str = ""
-    """The stand-in fixture the destination needs: sftp, dotdigital, icontact, moto or gcs."""
+    """The stand-in fixture the destination needs: sftp, dotdigital, icontact, moto, gcs or lytics (none)."""
     interruptible: bool = True
     """``Target.interrupt`` makes a delivery fail part-way (False: no fault injection in the stand-in yet)."""
 
@@ -410,6 +413,66 @@ def gcs(stands: Stands) -> Target:
     )
 
 
+def snowflake(stands: Stands) -> Target:
+    import fakesnow
+    import snowflake.connector
+
+    secret = f"sf-{stands.name}-pw"
+    conn = {
+        "conn_type": "snowflake",
+        "login": "lytics",
+        "password": secret,
+        "schema": "EXPORTS",
+        "extra": {"account": "xy12345", "database": "LYTICS", "warehouse": "WH", "role": "R"},
+    }
+    stands.monkeypatch.setenv("AIRFLOW_CONN_SNOWFLAKE_CONFORMANCE", json.dumps(conn))
+    stands.cleanup.enter_context(fakesnow.patch())
+    db = snowflake.connector.connect(database="LYTICS", schema="EXPORTS")
+    stands.cleanup.callback(db.close)
+    db.cursor().execute("CREATE DATABASE IF NOT EXISTS LYTICS")
+    db.cursor().execute("CREATE SCHEMA IF NOT EXISTS LYTICS.EXPORTS")
+    config = {
+        "type": "snowflake_export",
+        "audience": AUDIENCE,
+        "snowflake_conn_id": "snowflake_conformance",
+        "fields": ["_uid", "email", "first_name"],
+        "swap_method": "rename",
+    }
+
+    def tables() -> list[str]:
+        cur = db.cursor()
+        cur.execute("SELECT table_name FROM LYTICS.INFORMATION_SCHEMA.TABLES WHERE table_schema = 'EXPORTS'")
+        return sorted(r[0] for r in cur.fetchall())
+
+    def rows(table: str) -> list[tuple[Any, ...]]:
+        cur = db.cursor()
+        cur.execute(f"SELECT * FROM LYTICS.EXPORTS.{table} ORDER BY 1")
+        return cur.fetchall()
+
+    def held() -> set[str]:
+        return {row[0] for row in rows("USERS_CONFORMANCE")} if "USERS_CONFORMANCE" in tables() else set()
+
+    def state() -> dict[str, bytes]:
+        return {t: json.dumps(rows(t), default=str).encode() for t in tables()}
+
+    def break_credentials() -> None:
+        config["database"] = "NO_SUCH_DATABASE"
+
+    @contextmanager
+    def interrupt() -> Iterator[None]:
+        yield
+
+    return Target(
+        config,
+        secret,
+        held,
+        lambda: sum(len(rows(t)) for t in tables()),
+        state,
+        break_credentials,
+        interrupt,
+    )
+
+
 def uid(member: dict[str, Any]) -> str | None:
     return member["_uid"]
 
@@ -425,4 +488,6 @@ DESTINATIONS: list[Destination] = [
                 interruptible=False),
     Destination("gcs_export", "gcs_export", "replace", gcs, uid, rejects=False, stand="gcs",
                 interruptible=False),
+    Destination("snowflake_export", "snowflake_export", "replace", snowflake, uid, rejects=False,
+                stand="lytics", interruptible=False),
 ]  # fmt: skip

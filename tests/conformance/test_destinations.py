@@ -37,6 +37,8 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     "google.api_core.exceptions.NotFound (404), not AirflowFailException",
     ("permanent_error", "snowflake_export"): "a database that does not exist raises "
     "snowflake.connector ProgrammingError 002003, not AirflowFailException",
+    ("permanent_error", "redshift_export"): "a schema that does not exist raises "
+    "psycopg InvalidSchemaName at CREATE TABLE, not AirflowFailException",
 }
 """Properties a destination fails today: (property, destination) -> the exact failing behaviour."""
 

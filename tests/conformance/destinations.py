@@ -555,6 +555,46 @@ def redshift(stands: Stands) -> Target:
     )
 
 
+def bigquery(stands: Stands) -> Target:
+    """BigQuery: files staged on the GCS emulator, the load jobs on ``FakeBigQuery`` (no emulator
+    installs from PyPI), which loads what the job stages, as WRITE_TRUNCATE."""
+    from tests.integration.test_gcs_bigquery import FakeBigQuery
+
+    staging = gcs(stands)
+    fake = FakeBigQuery()
+    fake.install(stands.monkeypatch)
+    config = {
+        "type": "bigquery_export",
+        "audience": AUDIENCE,
+        "gcp_conn_id": "gcp_conformance",
+        "project": "test-project",
+        "dataset": "lytics",
+        "gcs_bucket": staging.config["bucket"],
+        "fields": ["_uid", "email", "first_name"],
+        "export_non_scalar_fields": False,
+    }
+    users = "lytics.users_conformance"
+
+    def held() -> set[str]:
+        return {row["_uid"] for row in fake.tables.get(users, [])}
+
+    def state() -> dict[str, bytes]:
+        return {name: json.dumps(rows, sort_keys=True).encode() for name, rows in fake.tables.items()}
+
+    def break_credentials() -> None:
+        config["gcs_bucket"] = f"{staging.config['bucket']}-missing"
+
+    return Target(
+        config,
+        staging.secret,
+        held,
+        lambda: sum(len(rows) for rows in fake.tables.values()),
+        state,
+        break_credentials,
+        staging.interrupt,
+    )
+
+
 def uid(member: dict[str, Any]) -> str | None:
     return member["_uid"]
 
@@ -574,4 +614,6 @@ DESTINATIONS: list[Destination] = [
                 stand="lytics", interruptible=False),
     Destination("redshift_export", "redshift_export", "replace", redshift, uid, rejects=False,
                 stand="moto", interruptible=False),
+    Destination("bigquery_export", "bigquery_export", "replace", bigquery, uid, rejects=False,
+                stand="gcs", interruptible=False),
 ]  # fmt: skip

@@ -39,6 +39,8 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     "snowflake.connector ProgrammingError 002003, not AirflowFailException",
     ("permanent_error", "redshift_export"): "a schema that does not exist raises "
     "psycopg InvalidSchemaName at CREATE TABLE, not AirflowFailException",
+    ("permanent_error", "bigquery_export"): "a missing staging bucket raises "
+    "google.api_core.exceptions.NotFound (404) from GCSHook.upload, not AirflowFailException",
 }
 """Properties a destination fails today: (property, destination) -> the exact failing behaviour."""
 

@@ -23,14 +23,13 @@ REPORT_KEYS = {"audience", "members", "enters", "exits", "changes", "delivery", 
 """Keys every destination's run report (the ``report`` task's XCom) carries."""
 
 
+SFTP_AUTH_RETRIED = (
+    "a wrong SFTP password raises paramiko AuthenticationException, retried 3 times by the upload, "
+    "not AirflowFailException"
+)
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("permanent_error", "mapp_sftp_export"): "a wrong SFTP password raises paramiko AuthenticationException, "
-    "retried 3 times by the upload, not AirflowFailException",
-    (
-        "permanent_error",
-        "file_service_export",
-    ): "a wrong SFTP password raises paramiko AuthenticationException, "
-    "retried 3 times by the upload, not AirflowFailException",
+    ("permanent_error", "mapp_sftp_export"): SFTP_AUTH_RETRIED,
+    ("permanent_error", "file_service_export"): SFTP_AUTH_RETRIED,
     ("permanent_error", "s3_export"): "a missing bucket raises boto3 S3UploadFailedError (NoSuchBucket), "
     "not AirflowFailException, so Airflow retries the task",
     ("permanent_error", "gcs_export"): "a missing bucket: GCSHook.upload tries 3 times, then "

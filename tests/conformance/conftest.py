@@ -1,0 +1,105 @@
+"""Stand-ins for the conformance suite, each started once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lytics_provider.pipeline import http
+from tests.conformance.destinations import AUDIENCE, Stands
+from tests.helpers import lytics_conn
+from tests.integration.conftest_warehouse import gcs_emulator, moto_endpoint  # noqa: F401 - session fixtures
+
+AUDIENCE_SIZE = 200
+
+
+def conformance_account(invalid_email_rate: float = 0.05) -> Any:
+    from lytics_provider.sandbox.synth import SyntheticAccount
+
+    return SyntheticAccount(
+        seed=11, audiences={"all_users": 400, AUDIENCE: AUDIENCE_SIZE}, invalid_email_rate=invalid_email_rate
+    )
+
+
+@pytest.fixture(scope="session")
+def lytics_stand() -> Iterator[Any]:
+    from lytics_provider.sandbox.lytics import LyticsSandbox
+
+    with LyticsSandbox(conformance_account()) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="session")
+def sftp_stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from lytics_provider.sandbox.sftp import SFTPSandbox
+
+    server = SFTPSandbox(tmp_path_factory.mktemp("sftp"))
+    host, port = server.start()
+    server.host, server.port = host, port
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def dotdigital_stand() -> Iterator[Any]:
+    from lytics_provider.sandbox.dotdigital import DotdigitalSandbox
+
+    with DotdigitalSandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="session")
+def icontact_stand() -> Iterator[Any]:
+    from lytics_provider.sandbox.icontact import IContactData, IContactSandbox
+
+    data = IContactData(contacts={}, lists={}, subscriptions={}, messages={}, activity={})
+    with IContactSandbox(data) as sandbox:
+        yield sandbox
+
+
+STAND_FIXTURES = {
+    "sftp": "sftp_stand",
+    "dotdigital": "dotdigital_stand",
+    "icontact": "icontact_stand",
+    "moto": "moto_endpoint",
+    "gcs": "gcs_emulator",
+    "lytics": "lytics_stand",
+}
+
+
+@pytest.fixture
+def stands(
+    request: pytest.FixtureRequest, lytics_stand: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> Iterator[Stands]:
+    """The session's stand-ins, the Lytics account reset, this test's data directory and connections."""
+    lytics_stand.account = conformance_account()
+    lytics_stand.faults.clear()
+    lytics_stand.reset_counters()
+    monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(lytics_stand.base_url))
+    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+    destination = request.getfixturevalue("destination")
+    found = Stands(lytics=lytics_stand, monkeypatch=monkeypatch)
+    fixture = STAND_FIXTURES[destination.stand]
+    value = request.getfixturevalue(fixture)
+    attribute = {"moto_endpoint": "moto_endpoint", "gcs_emulator": "gcs"}.get(
+        fixture, fixture.removesuffix("_stand")
+    )
+    setattr(found, attribute, value)
+    saved = {}
+    server = value if not isinstance(value, str) else None
+    for name in ("_password", "password", "credentials"):
+        if server is not None and hasattr(server, name):
+            saved[name] = getattr(server, name)
+    try:
+        with found.cleanup:
+            yield found
+    finally:
+        for name, old in saved.items():
+            setattr(server, name, old)
+        if server is not None and hasattr(server, "faults"):
+            server.faults.clear()

@@ -16,7 +16,7 @@ AUDIENCE_SIZE = 200
 
 
 def conformance_account(invalid_email_rate: float = 0.05) -> Any:
-    from lytics_provider.sandbox.synth import SyntheticAccount
+    from lytics_sandbox.synth import SyntheticAccount
 
     return SyntheticAccount(
         seed=11, audiences={"all_users": 400, AUDIENCE: AUDIENCE_SIZE}, invalid_email_rate=invalid_email_rate
@@ -25,7 +25,7 @@ def conformance_account(invalid_email_rate: float = 0.05) -> Any:
 
 @pytest.fixture(scope="session")
 def lytics_stand() -> Iterator[Any]:
-    from lytics_provider.sandbox.lytics import LyticsSandbox
+    from lytics_sandbox.lytics import LyticsSandbox
 
     with LyticsSandbox(conformance_account()) as sandbox:
         yield sandbox
@@ -33,7 +33,7 @@ def lytics_stand() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def sftp_stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from lytics_provider.sandbox.sftp import SFTPSandbox
+    from lytics_sandbox.sftp import SFTPSandbox
 
     server = SFTPSandbox(tmp_path_factory.mktemp("sftp"))
     host, port = server.start()
@@ -46,7 +46,7 @@ def sftp_stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def dotdigital_stand() -> Iterator[Any]:
-    from lytics_provider.sandbox.dotdigital import DotdigitalSandbox
+    from lytics_sandbox.dotdigital import DotdigitalSandbox
 
     with DotdigitalSandbox() as sandbox:
         yield sandbox
@@ -54,7 +54,7 @@ def dotdigital_stand() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def icontact_stand() -> Iterator[Any]:
-    from lytics_provider.sandbox.icontact import IContactData, IContactSandbox
+    from lytics_sandbox.icontact import IContactData, IContactSandbox
 
     data = IContactData(contacts={}, lists={}, subscriptions={}, messages={}, activity={})
     with IContactSandbox(data) as sandbox:

@@ -18,7 +18,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from lytics_provider.sandbox.httpserver import Request, Response, SandboxHTTPServer
+from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer
 
 AUDIENCE = "conformance"
 Semantic = Literal["churn", "replace"]
@@ -108,7 +108,7 @@ def count_bodies(server: SandboxHTTPServer, route_name: str, count: Callable[[Re
 
 def dotdigital(stands: Stands) -> Target:
     from lytics_provider.operators import dotdigital as operators
-    from lytics_provider.sandbox.dotdigital import connection_json
+    from lytics_sandbox.dotdigital import connection_json
 
     dd = stands.dotdigital
     for value in vars(operators).values():  # bulk-import status polls without the 15 s wait
@@ -212,7 +212,7 @@ def icontact(stands: Stands) -> Target:
 
 
 def _sftp_target(stands: Stands, config: dict[str, Any], read_keys: Callable[[bytes], list[str]]) -> Target:
-    from lytics_provider.sandbox import sftp as sftp_module
+    from lytics_sandbox import sftp as sftp_module
 
     server = stands.sftp
     secret = f"sftp-{stands.name}-pw"

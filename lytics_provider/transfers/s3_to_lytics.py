@@ -142,9 +142,9 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             )
         private_key = passphrase = None
         if self.pgp_conn_id:
-            from lytics_provider.transfers.lytics_to_s3 import pgp_keys
+            from lytics_provider.hooks.pgp import PGPHook
 
-            _, private_key, passphrase = pgp_keys(self.pgp_conn_id)
+            private_key, passphrase = PGPHook(self.pgp_conn_id).decryption_keys()
         hook = LyticsHook(self.lytics_conn_id)
         work = run_dir(self.job_id, context["run_id"])
         for obj in ordered:

@@ -189,7 +189,7 @@ class FileDropExportOperator(AudienceExportOperator):
             if pages is not None:
                 self.log.info("Using the rows the scan rendered")
             else:
-                pages = self._render(snapshot, renderer)
+                pages = self._render_rows(snapshot, renderer)
             staged = write_pages(
                 pages,
                 target,
@@ -208,7 +208,7 @@ class FileDropExportOperator(AudienceExportOperator):
             )
         return staged
 
-    def _render(self, snapshot: Snapshot, renderer: Renderer) -> Iterator[RenderedRows]:
+    def _render_rows(self, snapshot: Snapshot, renderer: Renderer) -> Iterator[RenderedRows]:
         """Rows rendered here, when the scan did not render them."""
         return self._render_snapshot(snapshot, renderer)
 
@@ -280,6 +280,6 @@ class ObjectStoreExportOperator(FileDropExportOperator):
     def name(self) -> NameTemplate:
         return self.preset.name or NameTemplate(self.filename, ISO_BASIC_STAMP)
 
-    def _render(self, snapshot: Snapshot, renderer: Renderer) -> Iterator[RenderedRows]:
+    def _render_rows(self, snapshot: Snapshot, renderer: Renderer) -> Iterator[RenderedRows]:
         """Rows from :meth:`records`, the record stream every audience export reads."""
         return render_records(self.records(), renderer)

@@ -250,3 +250,26 @@ def test_missing_container_names_the_fix(azurite: Azurite, tmp_path: Path, monke
     local.write_text("a\r\n")
     with pytest.raises(FileNotFoundError, match="container 'nope' does not exist"):
         AzureBlobTransport("nope", "", "partner_blob").upload(local, "x.csv")
+
+
+def test_template_rendering_keeps_every_option() -> None:
+    import jinja2
+    import pendulum
+    from airflow.sdk import DAG
+
+    from lytics_provider.transfers.lytics_to_s3 import LyticsToS3Operator
+    from lytics_provider.transfers.lytics_to_sftp import MappSftpExportOperator
+
+    with DAG("templating", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+        mapp = MappSftpExportOperator(
+            task_id="mapp",
+            job_id="j",
+            sftp_conn_id="s",
+            folder="{{ params.f }}",
+            field_mapping={"email": "E"},
+        )
+        s3 = LyticsToS3Operator(task_id="s3", job_id="j", bucket="{{ params.f }}", fields=["email"])
+    for op in (mapp, s3):
+        op.render_template_fields({"params": {"f": "drop"}}, jinja_env=jinja2.Environment())
+    assert (mapp.folder, s3.bucket, s3.fields, s3.filename) == ("drop", "drop", ["email"], s3.filename)
+    assert isinstance(s3.filename, str)

@@ -59,6 +59,12 @@ class PGPHook(BaseHook):
         """The armored private key used to decrypt imports."""
         return self._key("private_key", "decrypt imports")
 
+    def decryption_keys(self) -> tuple[str | None, str | None]:
+        """``(private key or None, passphrase)``, for imports that decrypt only ``.pgp`` files."""
+        extra = self._load()
+        key = self.get_private_key() if (extra.get("private_key") or "").strip() else None
+        return key, self._passphrase
+
     def encrypt_file(self, source: Path, target: Path) -> None:
         """Encrypt ``source`` into ``target`` for the connection's public key."""
         pgp.encrypt_file(self.get_public_key(), source, target)

@@ -19,6 +19,7 @@ from typing import Any
 from lytics_provider.pipeline.writers import PLAIN_CELL_TYPES, format_csv_value
 
 RowCheck = Callable[[Mapping[str, Any]], None]
+RowCells = Callable[[Mapping[str, Any]], Sequence[Any]]
 
 
 class RowRejected(Exception):
@@ -38,31 +39,54 @@ class RenderedRows:
 class CsvRowRenderer:
     """CSV rows of ``columns`` read from each record; ``check`` raises :class:`RowRejected`.
 
-    ``check`` must be a plain value object (a frozen dataclass with ``__call__``), so its
-    ``repr`` names the rule and goes into :attr:`signature`.
+    ``check`` (and ``cells``, which makes a record's cells when they are not simply its
+    ``columns``) must be plain value objects (frozen dataclasses with ``__call__``), so their
+    ``repr`` names the rule and goes into :attr:`signature`. ``delimiter`` and ``quoting`` are
+    the ``csv`` module's.
     """
 
     columns: tuple[str, ...]
     check: RowCheck | None = None
+    delimiter: str = ","
+    quoting: int = csv.QUOTE_MINIMAL
+    cells: RowCells | None = None
 
     @property
     def signature(self) -> str:
-        """Identifies the columns and the row check (stored with pre-rendered rows)."""
-        text = repr((self.columns, self.check))
+        """Identifies the columns, the row check and the dialect (stored with pre-rendered rows)."""
+        if self.delimiter == "," and self.quoting == csv.QUOTE_MINIMAL and self.cells is None:
+            text = repr((self.columns, self.check))
+        else:
+            text = repr((self.columns, self.check, self.delimiter, self.quoting, self.cells))
         return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
     def render(self, records: Sequence[Mapping[str, Any]]) -> RenderedRows:
         """Render ``records`` in order; rejected ones are left out and listed with their index."""
         buffer = io.StringIO()
-        writerow = csv.writer(buffer, lineterminator="\r\n").writerow
-        fmt, plain, columns, check = format_csv_value, PLAIN_CELL_TYPES, self.columns, self.check
-        rejects: list[tuple[int, str, dict[str, Any]]] = []
-        for index, record in enumerate(records):
-            if check is not None:
-                try:
-                    check(record)
-                except RowRejected as exc:
-                    rejects.append((index, str(exc), dict(record)))
-                    continue
-            writerow([cell if type(cell) in plain else fmt(cell) for cell in map(record.get, columns)])
-        return RenderedRows(buffer.getvalue(), len(records) - len(rejects), rejects)
+        writerow = csv.writer(
+            buffer, lineterminator="\r\n", delimiter=self.delimiter, quoting=self.quoting
+        ).writerow
+        fmt, plain, columns, cells = format_csv_value, PLAIN_CELL_TYPES, self.columns, self.cells
+        accepted, rejects = split_rejects(records, self.check)
+        for record in accepted:
+            row = map(record.get, columns) if cells is None else cells(record)
+            writerow([cell if type(cell) in plain else fmt(cell) for cell in row])
+        return RenderedRows(buffer.getvalue(), len(accepted), rejects)
+
+
+def split_rejects(
+    records: Sequence[Mapping[str, Any]], check: RowCheck | None
+) -> tuple[Sequence[Mapping[str, Any]], list[tuple[int, str, dict[str, Any]]]]:
+    """``(records that pass check, [(index, reason, record) of the others])``, order kept."""
+    if check is None:
+        return records, []
+    accepted: list[Mapping[str, Any]] = []
+    rejects: list[tuple[int, str, dict[str, Any]]] = []
+    for index, record in enumerate(records):
+        try:
+            check(record)
+        except RowRejected as exc:
+            rejects.append((index, str(exc), dict(record)))
+            continue
+        accepted.append(record)
+    return accepted, rejects

@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal
 
-from lytics_provider.pipeline.compression import compress_to, compressed_name
+from lytics_provider.pipeline.compression import compress_to
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.writers import CsvWriter, JsonlWriter
 
@@ -29,22 +28,6 @@ class RowError(ValueError):
 
 
 # -- naming ------------------------------------------------------------------------------------
-def run_stamp(context: Mapping[str, Any]) -> str:
-    """A UTC stamp naming this run's files: the logical date (else the run's start), ``YYYYmmddTHHMMSSZ``."""
-    when = context.get("logical_date") or context.get("data_interval_end")
-    if when is None and context.get("dag_run") is not None:
-        when = getattr(context["dag_run"], "run_after", None)
-    if when is None:
-        raise ValueError("the task context has no logical_date or run_after to name the export files")
-    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def export_name(template: str, *, slug: str, stamp: str, file_format: FileFormat, compression: str) -> str:
-    """The file name from ``template`` (``{slug}``, ``{timestamp}``, ``{ext}``), then compression."""
-    name = template.format(slug=slug, timestamp=stamp, ext=EXTENSIONS[file_format])
-    return compressed_name(name, compression)
-
-
 def join_key(directory: str | None, name: str) -> str:
     """``directory/name`` for an object key (no leading slash, no doubled slashes)."""
     directory = (directory or "").strip("/")

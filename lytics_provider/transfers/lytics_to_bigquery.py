@@ -26,10 +26,13 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from lytics_provider.files.export_events import download_events
+from lytics_provider.files.export_naming import run_stamp
 from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.compression import compress_to
-from lytics_provider.pipeline.object_files import join_key, run_stamp
+from lytics_provider.pipeline.object_files import join_key
 from lytics_provider.pipeline.warehouse_types import (
     CellError,
     Column,
@@ -41,7 +44,6 @@ from lytics_provider.pipeline.warehouse_types import (
 )
 from lytics_provider.pipeline.workarea import run_dir
 from lytics_provider.pipeline.writers import CsvWriter
-from lytics_provider.transfers.lytics_to_s3 import AudienceExportOperator, download_events
 
 BQ_TYPES = {"string": "STRING", "int": "INT64", "number": "FLOAT64", "bool": "BOOL", "timestamp": "TIMESTAMP"}
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from airflow.sdk import BaseHook, Context
 
+from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.pipeline.object_files import join_key
 from lytics_provider.pipeline.warehouse_types import (
     Column,
@@ -32,7 +33,6 @@ from lytics_provider.pipeline.warehouse_types import (
     plan_columns,
     sanitize_name,
 )
-from lytics_provider.transfers.lytics_to_s3 import AudienceExportOperator
 
 CopyMethod = Literal["s3", "stdin"]
 

@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 from airflow.sdk import Context
 
+from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.pipeline.warehouse_types import Column, create_table_sql, plan_columns, sanitize_name
 from lytics_provider.transfers.lytics_to_redshift import quote_ident, unix_stamp
-from lytics_provider.transfers.lytics_to_s3 import AudienceExportOperator
 
 MAX_SUFFIX = 100
 

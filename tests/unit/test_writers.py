@@ -14,6 +14,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
+from lytics_provider.files.export_naming import COMPACT_STAMP, file_name_part, run_stamp
 from lytics_provider.pipeline.compression import (
     compress_to,
     compressed_name,
@@ -22,7 +23,12 @@ from lytics_provider.pipeline.compression import (
 )
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.writers import CsvWriter, JsonlWriter, format_csv_value
-from lytics_provider.transfers.lytics_to_sftp import file_name_part, mapp_layout, run_timestamp
+from lytics_provider.transfers.lytics_to_sftp import mapp_layout
+
+
+def run_timestamp(context: dict) -> str:
+    """The SFTP file drops' spelling of the run stamp."""
+    return run_stamp(context, COMPACT_STAMP)
 
 
 @pytest.mark.parametrize(

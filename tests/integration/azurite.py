@@ -1,0 +1,107 @@
+"""Azurite (the Azure Storage emulator) on loopback, started once per test session.
+
+``npx --yes azurite@3`` runs in its own process group and the whole group is killed when the
+session ends. Tests using :func:`azurite` are skipped, with the reason, when Node's ``npx`` is
+missing or Azurite cannot be installed from the npm registry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+ACCOUNT = "devstoreaccount1"
+# Azurite's published development key (the same in every Azurite install; not a secret).
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+START_SECONDS = 180
+
+
+@dataclass(frozen=True)
+class Azurite:
+    """Where the emulator's blob service listens."""
+
+    port: int
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.port}/{ACCOUNT};"
+        )
+
+    @property
+    def conn_json(self) -> str:
+        """An Airflow ``wasb`` connection (for an ``AIRFLOW_CONN_*`` variable)."""
+        import json
+
+        return json.dumps({"conn_type": "wasb", "extra": {"connection_string": self.connection_string}})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """A running Azurite blob service (in-memory) for the whole session."""
+    npx = shutil.which("npx")
+    if npx is None:
+        pytest.skip("Azurite needs Node's npx, which is not installed")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("azurite") / "azurite.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                npx,
+                "--yes",
+                "azurite@3",
+                "--silent",
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not _listening(port):
+            if proc.poll() is not None:
+                pytest.skip(
+                    f"Azurite could not be installed or started: {log.read_text(errors='replace')[-500:]}"
+                )
+            if time.monotonic() > deadline:
+                pytest.skip(f"Azurite did not listen on port {port} within {START_SECONDS} s")
+            time.sleep(0.2)
+        yield Azurite(port)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

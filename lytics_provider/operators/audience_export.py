@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator, Context
 from lytics_provider.files.export_naming import run_moment, run_stamp
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.pipeline.object_files import StagedFile, stage_file
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.snapshot import Snapshot
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from lytics_provider.pipeline.warehouse_types import Column
 
 
-class AudienceExportOperator(BaseOperator):
+class AudienceExportOperator(FailFastOnPermanentErrors, BaseOperator):
     """Base of the audience exports: read the scan XCom, pick the fields, stage, deliver.
 
     Subclasses implement :meth:`deliver` (and :meth:`plan` for dry runs). ``fields`` are the

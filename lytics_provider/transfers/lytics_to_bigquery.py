@@ -31,6 +31,7 @@ from lytics_provider.files.export_naming import run_stamp
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.pipeline.compression import compress_to
 from lytics_provider.pipeline.object_files import join_key
 from lytics_provider.pipeline.warehouse_types import (
@@ -279,7 +280,7 @@ def load_table(
     op.log.info("Loaded %s into %s.%s (WRITE_TRUNCATE)", source_uris, op.dataset, table)
 
 
-class LyticsStreamToBigQueryOperator(BaseOperator):
+class LyticsStreamToBigQueryOperator(FailFastOnPermanentErrors, BaseOperator):
     """Export Activity Data: every event of a Lytics stream to ``{dataset}.{table}`` (replaced each run).
 
     Events are staged as JSON lines on GCS and loaded with schema auto-detection.

@@ -23,24 +23,7 @@ REPORT_KEYS = {"audience", "members", "enters", "exits", "changes", "delivery", 
 """Keys every destination's run report (the ``report`` task's XCom) carries."""
 
 
-SFTP_AUTH_RETRIED = (
-    "a wrong SFTP password raises paramiko AuthenticationException, retried 3 times by the upload, "
-    "not AirflowFailException"
-)
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("permanent_error", "mapp_sftp_export"): SFTP_AUTH_RETRIED,
-    ("permanent_error", "file_service_export"): SFTP_AUTH_RETRIED,
-    ("permanent_error", "s3_export"): "a missing bucket raises boto3 S3UploadFailedError (NoSuchBucket), "
-    "not AirflowFailException, so Airflow retries the task",
-    ("permanent_error", "gcs_export"): "a missing bucket: GCSHook.upload tries 3 times, then "
-    "google.api_core.exceptions.NotFound (404), not AirflowFailException",
-    ("permanent_error", "snowflake_export"): "a database that does not exist raises "
-    "snowflake.connector ProgrammingError 002003, not AirflowFailException",
-    ("permanent_error", "redshift_export"): "a schema that does not exist raises "
-    "psycopg InvalidSchemaName at CREATE TABLE, not AirflowFailException",
-    ("permanent_error", "bigquery_export"): "a missing staging bucket raises "
-    "google.api_core.exceptions.NotFound (404) from GCSHook.upload, not AirflowFailException",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 """Properties a destination fails today: (property, destination) -> the exact failing behaviour."""
 
 

@@ -13,8 +13,8 @@ from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.files.export_naming import run_moment, run_stamp
 from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.operators.lytics import as_bool
-from lytics_provider.operators.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.pipeline.object_files import StagedFile, stage_file
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.snapshot import Snapshot

@@ -29,9 +29,9 @@ from airflow.sdk import BaseOperator, Context
 from lytics_provider.files.export_events import download_events
 from lytics_provider.files.export_naming import run_stamp
 from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.operators.lytics import as_bool
-from lytics_provider.operators.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.pipeline.compression import compress_to
 from lytics_provider.pipeline.object_files import join_key
 from lytics_provider.pipeline.warehouse_types import (

@@ -6,7 +6,7 @@ import pytest
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from lytics_provider.operators.permanent_errors import (
+from lytics_provider.hooks.permanent_errors import (
     FailFastOnPermanentErrors,
     PermanentTaskFailure,
     permanent_reason,

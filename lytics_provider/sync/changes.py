@@ -39,7 +39,8 @@ def _actions(dest: SyncDestination, change: Change) -> list[tuple[str, str]]:
     if change.kind == "exit":
         return [(dest.exit_action(), target) for target in dest.targets(change.record)]
     now_in = dest.targets(change.record)
-    actions = [(dest.enter_action(), target) for target in now_in]
+    action = dest.change_action() if change.kind == "change" else dest.enter_action()
+    actions = [(action, target) for target in now_in]
     if change.kind == "change" and change.previous is not None:
         gone = set(dest.targets(change.previous)) - set(now_in)
         actions += [(dest.exit_action(), target) for target in sorted(gone)]
@@ -73,7 +74,7 @@ def plan_changes(
                     (ident or f"<{change.uid}>", target, action, change.uid, "Invalid", None, reason)
                 )
                 continue
-            payload = dest.payload(change.record) if action == dest.enter_action() else None
+            payload = dest.payload(change.record) if action in dest.payload_actions() else None
             rows.append(
                 (action, target, change.uid, ident, ref, None if payload is None else json.dumps(payload))
             )

@@ -9,13 +9,16 @@ one outcome per row (see :mod:`lytics_provider.sync.plan`); ``batch_size`` bound
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from lytics_provider.pipeline.progress import Progress
 from lytics_provider.sync.act import act_in_batches
 from lytics_provider.sync.plan import Outcome, SyncPlan, Work
 
 DEFAULT_TARGET = "default"
+log = logging.getLogger(__name__)
 
 
 class SyncDestination:
@@ -54,6 +57,23 @@ class SyncDestination:
     def exit_action(self) -> str:
         return "ignore"
 
+    def change_action(self) -> str:
+        """The action of a member whose fields moved (the enter action unless the destination tells
+        changes apart, as event destinations do)."""
+        return self.enter_action()
+
+    def payload_actions(self) -> tuple[str, ...]:
+        """Actions whose planned work carries ``payload`` (the enter and change actions by default)."""
+        return (self.enter_action(), self.change_action())
+
+    def describe(self) -> dict[str, Any]:
+        """What the run report says about the destination (ids, names) before anything is sent."""
+        return {}
+
+    def describe_after(self) -> dict[str, Any]:
+        """Figures the run report adds after delivery (calls made, bulk jobs)."""
+        return {}
+
     # -- acting --------------------------------------------------------------------------------
     def add(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
         raise NotImplementedError(f"{type(self).__name__} does not add")
@@ -72,11 +92,14 @@ class SyncDestination:
         for kind in kinds:
             for target in plan.targets(kind):
                 send = getattr(self, kind)
-                act_in_batches(
-                    plan,
-                    kind,
-                    target,
-                    self.batch_size,
-                    lambda rows, t=target, s=send: s(t, rows),
-                    self.reject_status,
-                )
+                progress = Progress(log, f"{kind} to {target}", plan.count_work(kind))
+
+                def sent(
+                    rows: list[Work], t: str = target, s: Any = send, p: Progress = progress
+                ) -> list[Outcome]:
+                    outcomes = list(s(t, rows))
+                    p.advance(len(rows))
+                    return outcomes
+
+                act_in_batches(plan, kind, target, self.batch_size, sent, self.reject_status)
+                progress.finish()

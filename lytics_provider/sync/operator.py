@@ -10,13 +10,19 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.operators.lytics import as_bool
-from lytics_provider.pipeline.exit_guard import DEFAULT_MAX_EXIT_FRACTION, DEFAULT_MIN_EXITS, ExitGuardVerdict
+from lytics_provider.pipeline.exit_guard import (
+    DEFAULT_MAX_EXIT_FRACTION,
+    DEFAULT_MIN_EXITS,
+    ExitGuardVerdict,
+    enforce,
+)
 from lytics_provider.pipeline.state_store import baseline_snapshot
 from lytics_provider.pipeline.workarea import JobState, run_dir
 from lytics_provider.sync.changes import exit_guard, ledger_entries, plan_changes, start_tracking
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.ledger import MemberLedger
 from lytics_provider.sync.plan import SyncPlan
+from lytics_provider.sync.report import SyncReport, write_rejects
 
 
 @dataclass
@@ -35,6 +41,11 @@ class SyncRunInputs:
 
 class AudienceSyncOperator(BaseOperator):
     """Base of the audience deliveries: reads the scan, plans from the diff and guards exits.
+
+    A destination that needs no more than plan -> guard -> act -> report implements
+    :meth:`make_destination` only; :meth:`execute` runs the rest (a dry run plans and reports;
+    rejects land in ``rejects.jsonl`` in the run folder; acknowledged adds and removals go to the
+    job's ledger). Destinations with their own bulk path override :meth:`execute`.
 
     :param job_id: the job's id (work area, baseline, ledger).
     :param scan_task_id: the task whose XCom names the run's snapshot.
@@ -117,3 +128,41 @@ class AudienceSyncOperator(BaseOperator):
         with closing(MemberLedger(self.job_id)) as ledger:
             start_tracking(plan, dest, ledger)
             ledger.record_run(inputs.run_id, ledger_entries(plan, dest))
+
+    # -- the standard run -----------------------------------------------------------------------
+    def make_destination(self, inputs: SyncRunInputs) -> SyncDestination:
+        """The destination adapter for this run (connections resolved, lists looked up)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement make_destination or execute")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        return self.run_sync(self.sync_inputs(context))
+
+    def run_sync(self, inputs: SyncRunInputs, plan_name: str = "sync_plan") -> dict[str, Any]:
+        """Plan, guard, act through the adapter, record the ledger; return the run report."""
+        dest = self.make_destination(inputs)
+        with closing(self.open_plan(inputs, dest, plan_name)) as plan:
+            verdict = self.guard(plan, dest, inputs)
+            report = SyncReport(
+                planned=plan.step("planned"),
+                dry_run=inputs.dry_run,
+                exit_guard=verdict.as_report(),
+                destination=dest.describe(),
+            )
+            if inputs.dry_run:
+                if verdict.blocked:
+                    self.log.warning("Dry run: %s", verdict.message(self.job_id))
+                self.log.info("Dry run: nothing sent. Plan: %s", report.as_dict())
+                return report.as_dict()
+            enforce(verdict, self.job_id)
+            self.log.info("Sending %s", {k: v for k, v in report.planned.items() if v})
+            dest.act(plan)
+            rejects = inputs.folder / "rejects.jsonl"
+            report.rejected = write_rejects(plan, rejects)
+            report.rejects_file = str(rejects) if report.rejected else None
+            self.record_ledger(plan, dest, inputs)
+            report.outcomes = plan.counts()
+            report.destination.update(dest.describe_after())
+        if report.rejected:
+            self.log.warning("%d rows were rejected; reasons in %s", report.rejected, report.rejects_file)
+        self.log.info("Delivered: %s", report.as_dict())
+        return report.as_dict()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lytics_provider.pipeline import http
-from tests.conformance.destinations import AUDIENCE, Stands
+from tests.conformance.destinations import AUDIENCE, Stands, destination_modules
 from tests.helpers import lytics_conn
 from tests.integration.conftest_warehouse import gcs_emulator, moto_endpoint  # noqa: F401 - session fixtures
 
@@ -61,14 +61,17 @@ def icontact_stand() -> Iterator[Any]:
         yield sandbox
 
 
-STAND_FIXTURES = {
-    "sftp": "sftp_stand",
-    "dotdigital": "dotdigital_stand",
-    "icontact": "icontact_stand",
-    "moto": "moto_endpoint",
-    "gcs": "gcs_emulator",
-    "lytics": "lytics_stand",
-}
+def _collect_stand_fixtures() -> None:
+    """Make the session fixtures that destination modules define (their stand-ins) visible here."""
+    from _pytest.fixtures import getfixturemarker
+
+    for module in destination_modules():
+        for name, value in vars(module).items():
+            if getfixturemarker(value) is not None and name not in globals():
+                globals()[name] = value
+
+
+_collect_stand_fixtures()
 
 
 @pytest.fixture
@@ -84,22 +87,21 @@ def stands(
     monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
     destination = request.getfixturevalue("destination")
     found = Stands(lytics=lytics_stand, monkeypatch=monkeypatch)
-    fixture = STAND_FIXTURES[destination.stand]
-    value = request.getfixturevalue(fixture)
-    attribute = {"moto_endpoint": "moto_endpoint", "gcs_emulator": "gcs"}.get(
-        fixture, fixture.removesuffix("_stand")
-    )
-    setattr(found, attribute, value)
-    saved = {}
-    server = value if not isinstance(value, str) else None
-    for name in ("_password", "password", "credentials"):
-        if server is not None and hasattr(server, name):
-            saved[name] = getattr(server, name)
+    for fixture in destination.stands:
+        found.servers[fixture] = request.getfixturevalue(fixture)
+    saved = []
+    for server in found.servers.values():
+        if isinstance(server, str):
+            continue
+        for name in ("_password", "password", "credentials"):
+            if hasattr(server, name):
+                saved.append((server, name, getattr(server, name)))
     try:
         with found.cleanup:
             yield found
     finally:
-        for name, old in saved.items():
+        for server, name, old in saved:
             setattr(server, name, old)
-        if server is not None and hasattr(server, "faults"):
-            server.faults.clear()
+        for server in found.servers.values():
+            if hasattr(server, "faults"):
+                server.faults.clear()

@@ -1,6 +1,6 @@
 """The conformance suite: every registered destination shows the same properties.
 
-A destination takes part by its entry in ``tests/conformance/destinations.py``; each test here
+A destination takes part by its module in ``tests/conformance/destinations/``; each test here
 runs its job through the real job type (config -> DAG tasks), against the destination's stand-in.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from tests.conformance.conftest import AUDIENCE_SIZE
-from tests.conformance.destinations import AUDIENCE, DESTINATIONS, Destination, Stands, Target
+from tests.conformance.destinations import AUDIENCE, Destination, Stands, Target, registered
 from tests.conformance.runner import JobRun
 
 REPORT_KEYS = {"audience", "members", "enters", "exits", "changes", "delivery", "dry_run"}
@@ -30,7 +30,7 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 def where(prop: str, predicate: Any = None) -> list[Any]:
     """The registered destinations ``predicate`` accepts, known failures of ``prop`` marked xfail."""
     params = []
-    for d in DESTINATIONS:
+    for d in registered():
         if predicate is not None and not predicate(d):
             continue
         reason = KNOWN_FAILURES.get((prop, d.name))

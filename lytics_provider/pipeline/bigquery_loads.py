@@ -96,9 +96,10 @@ class BigQueryLoadJobs:
         return BigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location, use_legacy_sql=False)
 
     def existing_load(self, hook: BigQueryHook, spec: LoadSpec, try_number: int) -> tuple[str, Any]:
-        """The latest load job of ``spec`` an earlier try started (``None`` if none) and the id to use.
+        """``(job id to use, the earlier try's job or None)`` for ``spec``.
 
-        The id is that job's when it is running or succeeded, else the id of this try.
+        The latest load job an earlier try started is reattached to (its id, the job) when it is
+        running or succeeded; when there is none, or it failed, this try's id and ``None``.
         """
         from google.api_core.exceptions import NotFound
 

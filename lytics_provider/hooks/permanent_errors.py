@@ -88,13 +88,15 @@ def _fail_fast(execute: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class FailFastOnPermanentErrors:
-    """Operator mixin: ``execute`` (of every subclass that defines one) fails the task without
-    Airflow retries on an error :func:`permanent_reason` recognises."""
+    """Operator mixin: ``execute`` and ``execute_complete`` (the resumption after a deferral) of
+    every subclass that defines them fail the task without Airflow retries on an error
+    :func:`permanent_reason` recognises."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        execute = vars(cls).get("execute")
-        if execute is not None and not getattr(execute, "_fails_fast", False):
-            wrapped = _fail_fast(execute)
-            wrapped._fails_fast = True  # type: ignore[attr-defined]
-            cls.execute = wrapped  # type: ignore[attr-defined]
+        for name in ("execute", "execute_complete"):
+            method = vars(cls).get(name)
+            if method is not None and not getattr(method, "_fails_fast", False):
+                wrapped = _fail_fast(method)
+                wrapped._fails_fast = True  # type: ignore[attr-defined]
+                setattr(cls, name, wrapped)

@@ -12,7 +12,8 @@ Audience export (one pass over the snapshot, bounded memory):
 Names are sanitised for BigQuery; a collision gets an integer suffix (``first_name1``). Each
 table is loaded from its staged CSV on GCS by a load job with ``WRITE_TRUNCATE``, which replaces
 the table atomically: readers see the previous export until the job commits. Job ids depend only
-on the job, table and run, so a retried task reattaches to its load job instead of loading twice.
+on the job, table and run, so a retried task reattaches to its load job instead of loading twice;
+with ``deferrable`` the wait for the load jobs runs in the triggerer (see ``pipeline.bigquery_loads``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.files.export_events import download_events
@@ -32,6 +34,7 @@ from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.operators.lytics import as_bool
+from lytics_provider.pipeline.bigquery_loads import DEFAULT_POLL_INTERVAL, BigQueryLoadJobs, LoadSpec
 from lytics_provider.pipeline.compression import compress_to
 from lytics_provider.pipeline.object_files import join_key
 from lytics_provider.pipeline.warehouse_types import (
@@ -77,11 +80,22 @@ class _Table:
         self.writer = stack.enter_context(CsvWriter(stream, [f["name"] for f in schema]))
 
 
-class LyticsToBigQueryOperator(AudienceExportOperator):
+class LyticsToBigQueryOperator(BigQueryLoadJobs, AudienceExportOperator):
     """Export Audiences to ``{project}.{dataset}`` via ``gs://{gcs_bucket}/{gcs_directory}``.
 
+    :param dataset: BigQuery dataset (created if missing).
+    :param gcs_bucket: bucket for the staged files.
+    :param project: BigQuery project (default: the connection's).
+    :param table: user table (default ``users_{slug}``).
+    :param gcs_directory: prefix of the staged files.
     :param export_scalar_fields: Export Scalar Fields (the user table).
     :param export_non_scalar_fields: Export Non-Scalar Fields (one table per list/map field).
+    :param location: BigQuery location.
+    :param gcp_conn_id: Google Cloud connection.
+    :param keep_staged: keep the staged files on GCS after the loads.
+    :param deferrable: wait for the load jobs in the triggerer, freeing the worker slot; default
+        from ``[operators] default_deferrable``.
+    :param poll_interval: seconds between load job status polls.
     """
 
     template_fields: Sequence[str] = ("fields", "dataset", "table", "gcs_bucket")
@@ -99,6 +113,8 @@ class LyticsToBigQueryOperator(AudienceExportOperator):
         location: str | None = None,
         gcp_conn_id: str = "google_cloud_default",
         keep_staged: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -116,6 +132,8 @@ class LyticsToBigQueryOperator(AudienceExportOperator):
         self.location = location
         self.gcp_conn_id = gcp_conn_id
         self.keep_staged = keep_staged
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
 
     def base_table(self) -> str:
         """``users_{slug}`` (or the configured table), sanitised."""
@@ -160,8 +178,11 @@ class LyticsToBigQueryOperator(AudienceExportOperator):
                 cols.append({"name": "value", "type": BQ_TYPES[kind], "mode": "NULLABLE"})
                 tables.append(_Table(name, cols, staged_dir / f"{name}.csv.gz", stack))
             rows, rejected = self._write(tables, scalars, nested, identifiers, rejects)
-        loaded = self._load(tables, context)
-        return {"dataset": self.dataset, "tables": loaded, "rows": rows, "rejected": rejected}
+        loads = self._start_loads(tables, context)
+        report = {"audience": self.audience, "members": self.members, "dry_run": False}
+        loaded = {table.name: table.writer.rows for table in tables}
+        report.update(dataset=self.dataset, tables=loaded, rows=rows, rejected=rejected)
+        return self.wait_for_loads(context, loads, report)
 
     def _write(
         self,
@@ -207,83 +228,51 @@ class LyticsToBigQueryOperator(AudienceExportOperator):
         except CellError as exc:
             raise CellError(f"field {column.field!r} ({column.lytics_type}): {exc}") from None
 
-    def _load(self, tables: list[_Table], context: Context) -> dict[str, int]:
+    def _start_loads(self, tables: list[_Table], context: Context) -> list[dict[str, Any]]:
+        """Stage each table on GCS and start its load job, or reattach to an earlier try's job."""
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
+        hook = self.bigquery_hook()
+        project = self.project or hook.project_id
+        hook.create_empty_dataset(
+            dataset_id=self.dataset, project_id=project, location=self.location, exists_ok=True
+        )
         gcs = GCSHook(gcp_conn_id=self.gcp_conn_id)
-        loaded: dict[str, int] = {}
+        try_number = int(getattr(context.get("ti"), "try_number", 1) or 1)
+        loads: list[dict[str, Any]] = []
         for table in tables:
             key = join_key(self.gcs_directory, f"{self.job_id}/{self.stamp}/{table.path.name}")
-            gcs.upload(self.gcs_bucket, key, filename=str(table.path), chunk_size=16 * 1024 * 1024)
-            loaded[table.name] = table.writer.rows
-            load_table(
-                self,
-                source_uris=[f"gs://{self.gcs_bucket}/{key}"],
-                table=table.name,
-                schema=table.schema,
-                source_format="CSV",
-                job_key=f"{self.job_id}_{table.name}_{self.stamp}",
-                try_number=int(getattr(context.get("ti"), "try_number", 1) or 1),
+            uri = f"gs://{self.gcs_bucket}/{key}"
+            spec = LoadSpec(
+                table.name, [uri], "CSV", table.schema, f"{self.job_id}_{table.name}_{self.stamp}"
             )
+            job_id, earlier = self.existing_load(hook, spec, try_number)
+            if earlier is None:
+                gcs.upload(self.gcs_bucket, key, filename=str(table.path), chunk_size=16 * 1024 * 1024)
+                self.start_load(hook, spec, job_id)
+            loads.append({"job_id": job_id, "table": table.name, "staged": [] if self.keep_staged else [uri]})
             table.path.unlink()
-            if not self.keep_staged:
-                gcs.delete(self.gcs_bucket, key)
-        return loaded
+        return loads
 
 
-def load_table(
-    op: Any,
-    *,
-    source_uris: list[str],
-    table: str,
-    schema: list[dict[str, str]] | None,
-    source_format: str,
-    job_key: str,
-    try_number: int = 1,
-) -> None:
-    """Run (or reattach to) the load job that replaces ``op.dataset.table`` with the staged files."""
-    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
-    from google.api_core.exceptions import Conflict
-
-    hook = BigQueryHook(gcp_conn_id=op.gcp_conn_id, location=op.location, use_legacy_sql=False)
-    project = op.project or hook.project_id
-    hook.create_empty_dataset(dataset_id=op.dataset, project_id=project, location=op.location, exists_ok=True)
-    load: dict[str, Any] = {
-        "sourceUris": source_uris,
-        "destinationTable": {"projectId": project, "datasetId": op.dataset, "tableId": table},
-        "sourceFormat": source_format,
-        "writeDisposition": "WRITE_TRUNCATE",
-        "createDisposition": "CREATE_IF_NEEDED",
-    }
-    if source_format == "CSV":
-        load.update(skipLeadingRows=1, allowQuotedNewlines=True, schema={"fields": schema})
-    elif schema:
-        load["schema"] = {"fields": schema}
-    else:
-        load["autodetect"] = True
-    job_id = sanitize_name(f"lytics_{job_key}", "bigquery")
-    try:
-        job = hook.insert_job(
-            configuration={"load": load}, job_id=job_id, project_id=project, location=op.location
-        )
-    except Conflict:
-        op.log.info("Load job %s already exists (an earlier try): waiting for it", job_id)
-        job = hook.get_job(job_id=job_id, project_id=project, location=op.location)
-        job.result()
-        if job.error_result:
-            job_id = f"{job_id}_try{try_number}"
-            job = hook.insert_job(
-                configuration={"load": load}, job_id=job_id, project_id=project, location=op.location
-            )
-    if getattr(job, "error_result", None):
-        raise RuntimeError(f"BigQuery load job {job_id} into {op.dataset}.{table} failed: {job.error_result}")
-    op.log.info("Loaded %s into %s.%s (WRITE_TRUNCATE)", source_uris, op.dataset, table)
-
-
-class LyticsStreamToBigQueryOperator(FailFastOnPermanentErrors, BaseOperator):
+class LyticsStreamToBigQueryOperator(BigQueryLoadJobs, FailFastOnPermanentErrors, BaseOperator):
     """Export Activity Data: every event of a Lytics stream to ``{dataset}.{table}`` (replaced each run).
 
     Events are staged as JSON lines on GCS and loaded with schema auto-detection.
+
+    :param job_id: the job (names the run directory and the load job).
+    :param stream: the Lytics stream.
+    :param dataset: BigQuery dataset (created if missing).
+    :param gcs_bucket: bucket for the staged file.
+    :param project: BigQuery project (default: the connection's).
+    :param table: table (default ``events_{stream}``).
+    :param gcs_directory: prefix of the staged file.
+    :param location: BigQuery location.
+    :param gcp_conn_id: Google Cloud connection.
+    :param lytics_conn_id: Lytics connection.
+    :param deferrable: wait for the load job in the triggerer, freeing the worker slot; default
+        from ``[operators] default_deferrable``.
+    :param poll_interval: seconds between load job status polls.
     """
 
     template_fields: Sequence[str] = ("stream", "dataset", "table")
@@ -301,6 +290,8 @@ class LyticsStreamToBigQueryOperator(FailFastOnPermanentErrors, BaseOperator):
         location: str | None = None,
         gcp_conn_id: str = "google_cloud_default",
         lytics_conn_id: str = LyticsHook.default_conn_name,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -314,6 +305,8 @@ class LyticsStreamToBigQueryOperator(FailFastOnPermanentErrors, BaseOperator):
         self.location = location
         self.gcp_conn_id = gcp_conn_id
         self.lytics_conn_id = lytics_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -327,16 +320,21 @@ class LyticsStreamToBigQueryOperator(FailFastOnPermanentErrors, BaseOperator):
         with open(local, "rb") as handle:
             rows = sum(1 for _ in handle)
         key = join_key(self.gcs_directory, f"{self.job_id}/{stamp}/{local.name}")
-        gcs = GCSHook(gcp_conn_id=self.gcp_conn_id)
-        gcs.upload(self.gcs_bucket, key, filename=str(local), chunk_size=16 * 1024 * 1024)
-        load_table(
-            self,
-            source_uris=[f"gs://{self.gcs_bucket}/{key}"],
-            table=table,
-            schema=None,
-            source_format="NEWLINE_DELIMITED_JSON",
-            job_key=f"{self.job_id}_{table}_{stamp}",
+        uri = f"gs://{self.gcs_bucket}/{key}"
+        hook = self.bigquery_hook()
+        project = self.project or hook.project_id
+        hook.create_empty_dataset(
+            dataset_id=self.dataset, project_id=project, location=self.location, exists_ok=True
         )
-        gcs.delete(self.gcs_bucket, key)
+        spec = LoadSpec(table, [uri], "NEWLINE_DELIMITED_JSON", None, f"{self.job_id}_{table}_{stamp}")
+        try_number = int(getattr(context.get("ti"), "try_number", 1) or 1)
+        job_id, earlier = self.existing_load(hook, spec, try_number)
+        if earlier is None:
+            GCSHook(gcp_conn_id=self.gcp_conn_id).upload(
+                self.gcs_bucket, key, filename=str(local), chunk_size=16 * 1024 * 1024
+            )
+            self.start_load(hook, spec, job_id)
         local.unlink()
-        return {"stream": self.stream, "table": f"{self.dataset}.{table}", "rows": rows}
+        loads = [{"job_id": job_id, "table": table, "staged": [uri]}]
+        report = {"stream": self.stream, "table": f"{self.dataset}.{table}", "rows": rows}
+        return self.wait_for_loads(context, loads, report)

@@ -15,7 +15,7 @@ import csv
 import gzip
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -63,26 +63,35 @@ def google(gcs_bucket, monkeypatch):
 class FakeJob:
     job_id: str
     error_result: Any = None
+    state: str = "DONE"
 
     def result(self) -> None:
         return None
 
 
 class FakeBigQuery:
-    """Stand-in for the BigQuery load path (see the module docstring)."""
+    """Stand-in for the BigQuery load path (see the module docstring).
 
-    def __init__(self) -> None:
+    A job inserted with ``nowait`` answers ``RUNNING`` to its first ``running_polls`` ``get_job``
+    calls (0: done at once); ``fail`` names tables whose load jobs end with an error.
+    """
+
+    def __init__(self, running_polls: int = 0, fail: tuple[str, ...] = ()) -> None:
         self.tables: dict[str, list[dict[str, Any]]] = {}
         self.jobs: dict[str, FakeJob] = {}
         self.loads: list[dict[str, Any]] = []
         self.datasets: set[str] = set()
+        self.running_polls = running_polls
+        self.fail = fail
+        self.polls_left: dict[str, int] = {}
+        self.status_polls = 0
 
     def install(self, monkeypatch) -> None:
         from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
         fake = self
 
-        def insert_job(hook, configuration, job_id=None, project_id=None, location=None, **_):
+        def insert_job(hook, configuration, job_id=None, project_id=None, location=None, nowait=False, **_):
             from google.api_core.exceptions import Conflict
 
             if job_id in fake.jobs:
@@ -91,6 +100,9 @@ class FakeBigQuery:
             fake.loads.append(load)
             assert load["writeDisposition"] == "WRITE_TRUNCATE"
             dest = load["destinationTable"]
+            if dest["tableId"] in fake.fail:
+                fake.jobs[job_id] = FakeJob(job_id, {"reason": "invalid", "message": "Bad value in row 1"})
+                return fake.jobs[job_id]
             rows: list[dict[str, Any]] = []
             for uri in load["sourceUris"]:
                 bucket, key = uri.removeprefix("gs://").split("/", 1)
@@ -105,10 +117,24 @@ class FakeBigQuery:
                     rows += [json.loads(line) for line in text.splitlines()]
             fake.tables[f"{dest['datasetId']}.{dest['tableId']}"] = rows  # WRITE_TRUNCATE
             fake.jobs[job_id] = FakeJob(job_id)
+            if nowait and fake.running_polls:
+                fake.polls_left[job_id] = fake.running_polls
+                return replace(fake.jobs[job_id], state="RUNNING")
+            return fake.jobs[job_id]
+
+        def get_job(hook, job_id, **_):
+            from google.api_core.exceptions import NotFound
+
+            if job_id not in fake.jobs:
+                raise NotFound(f"Not found: Job test-project:{job_id}")
+            fake.status_polls += 1
+            if fake.polls_left.get(job_id):
+                fake.polls_left[job_id] -= 1
+                return replace(fake.jobs[job_id], state="RUNNING")
             return fake.jobs[job_id]
 
         monkeypatch.setattr(BigQueryHook, "insert_job", insert_job)
-        monkeypatch.setattr(BigQueryHook, "get_job", lambda hook, job_id, **_: fake.jobs[job_id])
+        monkeypatch.setattr(BigQueryHook, "get_job", get_job)
         monkeypatch.setattr(
             BigQueryHook, "create_empty_dataset", lambda hook, dataset_id, **_: fake.datasets.add(dataset_id)
         )

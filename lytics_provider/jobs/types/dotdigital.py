@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, SharedScanFields, StrictModel
+from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields, unset_waits_dropped
 from lytics_provider.jobs.exit_guard import ALLOW_MASS_EXIT_PARAM, ExitGuardFields
 from lytics_provider.jobs.member_identity import (
     check_identity_fields,
@@ -87,7 +88,7 @@ class _DotdigitalConnection(StrictModel):
     )
 
 
-class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
+class _DotdigitalExportFields(AudienceExportConfig, DeferrableWaitFields, _DotdigitalConnection):
     email_field: str = Field(
         default="email", min_length=1, description="Email Field: Lytics field with the email."
     )
@@ -116,11 +117,6 @@ class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
     sync_status: bool = Field(
         default=False, description="Sync Status: write each contact's status to dotmailer_export_status."
     )
-    deferrable: bool | None = Field(
-        default=None,
-        description="Wait for Dotdigital bulk imports and removals in the triggerer, freeing the worker "
-        "slot (default: Airflow's [operators] default_deferrable).",
-    )
 
     @field_validator("map_fields")
     @classmethod
@@ -136,10 +132,10 @@ class _DotdigitalExportFields(AudienceExportConfig, _DotdigitalConnection):
     def _deliver_kwargs(self, operator: type, job: JobContext) -> dict[str, Any]:
         """The ``deliver`` task's arguments: every option the operator takes, by its name."""
         extra = {"pool": self.pool} if self.pool else {}
-        kwargs = operator_kwargs(self, operator, task_id="deliver", job_id=job.job_id, **extra)
-        if kwargs.get("deferrable") is None:
-            kwargs.pop("deferrable", None)  # the operator's default follows [operators] default_deferrable
-        return kwargs
+        # unset deferrable / poll_interval: the operator's defaults ([operators] default_deferrable)
+        return unset_waits_dropped(
+            operator_kwargs(self, operator, task_id="deliver", job_id=job.job_id, **extra)
+        )
 
     def _chain(self, job_id: str, audience: str, deliver: Any, scan_fields: list[str]) -> None:
         _chain(
@@ -194,7 +190,7 @@ class AudienceBook(StrictModel):
 
 
 class DotdigitalExportMultipleAudiencesJob(
-    ExitGuardFields, JobConfig, _DotdigitalConnection, SharedScanFields
+    ExitGuardFields, JobConfig, DeferrableWaitFields, _DotdigitalConnection, SharedScanFields
 ):
     """Export Multiple Audiences: several audiences, each to an existing address book."""
 
@@ -250,15 +246,17 @@ class DotdigitalExportMultipleAudiencesJob(
             job_id = f"{job.job_id}__{item.audience}"
             extra = {"pool": self.pool} if self.pool else {}
             deliver = DotdigitalExportContactsOperator(
-                **operator_kwargs(
-                    self,
-                    DotdigitalExportContactsOperator,
-                    task_id=f"deliver_{number}",
-                    job_id=job_id,
-                    scan_task_id=f"scan_{number}",
-                    address_book_name=item.address_book,
-                    map_fields=dict(self.map_audiences),
-                    **extra,
+                **unset_waits_dropped(
+                    operator_kwargs(
+                        self,
+                        DotdigitalExportContactsOperator,
+                        task_id=f"deliver_{number}",
+                        job_id=job_id,
+                        scan_task_id=f"scan_{number}",
+                        address_book_name=item.address_book,
+                        map_fields=dict(self.map_audiences),
+                        **extra,
+                    )
                 )
             )
             _chain(
@@ -347,4 +345,3 @@ class DotdigitalImportContactsActivityJob(JobConfig, _DotdigitalConnection):
 
     def params(self) -> dict[str, Any]:
         return {"full_refresh": False, "dry_run": False}
-

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields, unset_waits_dropped
 from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ class RedshiftExportJob(AudienceExportConfig):
         _add_export(self, job, deliver)
 
 
-class BigQueryExportJob(AudienceExportConfig):
+class BigQueryExportJob(AudienceExportConfig, DeferrableWaitFields):
     """Google BigQuery Export Audiences: user table plus one table per non-scalar field."""
 
     type: Literal["bigquery_export"]
@@ -144,7 +145,9 @@ class BigQueryExportJob(AudienceExportConfig):
         from lytics_provider.transfers.lytics_to_bigquery import LyticsToBigQueryOperator
 
         deliver = LyticsToBigQueryOperator(
-            **operator_kwargs(self, LyticsToBigQueryOperator, task_id="deliver", job_id=job.job_id)
+            **unset_waits_dropped(
+                operator_kwargs(self, LyticsToBigQueryOperator, task_id="deliver", job_id=job.job_id)
+            )
         )
         _add_export(self, job, deliver)
 
@@ -200,7 +203,7 @@ class S3ActivityExportJob(_ActivityExport):
         )
 
 
-class BigQueryActivityExportJob(_ActivityExport):
+class BigQueryActivityExportJob(_ActivityExport, DeferrableWaitFields):
     """Google BigQuery Export Activity Data: a stream's events into events_{stream} (replaced per run)."""
 
     type: Literal["bigquery_activity_export"]
@@ -215,7 +218,9 @@ class BigQueryActivityExportJob(_ActivityExport):
         from lytics_provider.transfers.lytics_to_bigquery import LyticsStreamToBigQueryOperator
 
         LyticsStreamToBigQueryOperator(
-            **operator_kwargs(self, LyticsStreamToBigQueryOperator, task_id="export", job_id=job.job_id)
+            **unset_waits_dropped(
+                operator_kwargs(self, LyticsStreamToBigQueryOperator, task_id="export", job_id=job.job_id)
+            )
         )
 
 
@@ -375,4 +380,3 @@ class GCSImportJob(_FileImport):
         from lytics_provider.transfers.gcs_to_lytics import GCSToLyticsOperator
 
         GCSToLyticsOperator(**operator_kwargs(self, GCSToLyticsOperator, task_id="import", job_id=job.job_id))
-

@@ -84,3 +84,14 @@ def test_the_mixin_fails_the_task_without_retries_and_keeps_the_cause() -> None:
     assert "bucket lytics-exports" in str(raised.value) and "retry cannot fix" in str(raised.value)
     with pytest.raises(ConnectionError):
         Flaky(task_id="deliver").execute({})
+
+
+def test_resuming_after_a_deferral_fails_fast_too() -> None:
+    from google.api_core.exceptions import Forbidden
+
+    class Deferred(FailFastOnPermanentErrors, BaseOperator):
+        def execute_complete(self, context, event):
+            raise Forbidden("dataset lytics")
+
+    with pytest.raises(PermanentTaskFailure):
+        Deferred(task_id="deliver").execute_complete({}, {"status": "success"})

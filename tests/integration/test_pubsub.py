@@ -126,7 +126,7 @@ def test_a_killed_export_retried_publishes_every_event_once(topic: str, pubsub_s
     run = JobRun(audience_config(topic, batch_size=50, retry_seconds=0.5), job_id="ps_kill")
     run.run(until="scan")
     pubsub_stand.fail("Publish", grpc.StatusCode.UNAVAILABLE, times=None, after=3)
-    with pytest.raises(Exception) as failure:  # noqa: PT011 - the Publish retries ran out
+    with pytest.raises(Exception) as failure:
         run.run()
     assert not isinstance(failure.value, AirflowFailException)  # a transient outage: Airflow retries
     assert len(messages(pubsub_stand, topic)) == 150
@@ -179,7 +179,7 @@ def test_export_stream_sends_only_new_events_once_across_a_kill(
 
     lytics.add_stream_events("web_events", [{"n": i, "url": f"/new/{i}"} for i in range(1500, 1535)])
     pubsub_stand.fail("Publish", grpc.StatusCode.UNAVAILABLE, times=None, after=2)
-    with pytest.raises(Exception):  # noqa: B017, PT011 - the outage outlasts the Publish retries
+    with pytest.raises(Exception):  # noqa: B017 - the outage outlasts the Publish retries
         JobRun(stream_config(topic, batch_size=10, retry_seconds=0.5), job_id="ps_stream", day=24).run()
     assert len(messages(pubsub_stand, topic)) == 20
     pubsub_stand.clear()
@@ -208,7 +208,7 @@ def test_import_acknowledges_only_after_lytics_accepted(
 
     acks_before = pubsub_stand.calls.get("Acknowledge", 0)
     lytics.faults.add(FaultRule("5xx", path_regex="/collect/json/app_events", after=1, times=None))
-    with pytest.raises(Exception):  # noqa: B017, PT011 - Lytics kept failing
+    with pytest.raises(Exception):  # noqa: B017 - Lytics kept failing
         JobRun(config, job_id="ps_import", day=24).run()
     lytics.faults.clear()
     assert pubsub_stand.calls.get("Acknowledge", 0) - acks_before == 1  # only the batch Lytics took

@@ -29,9 +29,6 @@ class AzureEventHubExportJob(ExitGuardFields, AudienceEventFields, AudienceExpor
         description="Event hub name; default the connection string's EntityPath.",
     )
 
-    def identifier_fields(self) -> list[str]:
-        return []
-
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.operators.azure_event_hub import AzureEventHubExportOperator

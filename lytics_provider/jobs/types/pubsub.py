@@ -56,9 +56,6 @@ class PubSubExportAudienceJob(
 
     type: Literal["pubsub_export_audience"]
 
-    def identifier_fields(self) -> list[str]:
-        return []
-
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.operators.pubsub import PubSubExportAudienceOperator

@@ -21,7 +21,8 @@ https://cloud.google.com/pubsub/quotas):
 * ``Pull``: ``max_messages`` must be positive; messages not acknowledged within the
   subscription's ``ack_deadline_seconds`` (default 10) are delivered again with a new ack id.
   ``Acknowledge`` of a current ack id removes the message; ``ModifyAckDeadline`` 0 makes it
-  deliverable again at once.
+  deliverable again at once. A ``Pull`` without ``return_immediately`` waits up to ``pull_wait``
+  seconds for a message and answers none after that; one whose caller gave up leases nothing.
 * A project passed to :meth:`PubSubSandbox.deny` answers ``PERMISSION_DENIED`` to every call
   (a service account without the Pub/Sub roles); ``faults`` makes the next calls of a method fail
   with a gRPC status (e.g. ``UNAVAILABLE``).
@@ -122,6 +123,7 @@ class PubSubSandbox:
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
         self._server: grpc.Server | None = None
+        self._call = threading.local()
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -209,6 +211,7 @@ class PubSubSandbox:
 
     def _wrap(self, name: str, handler: Callable[[Any], Any]) -> Callable[[Any, grpc.ServicerContext], Any]:
         def serve(request: Any, context: grpc.ServicerContext) -> Any:
+            self._call.context = context
             try:
                 self._before(name, request)
                 return handler(request)
@@ -362,7 +365,10 @@ class PubSubSandbox:
                 sub = self._subscription(request.subscription)
                 now = time.time()
                 due = [d for d in sub.backlog.values() if d.lease_until <= now][: request.max_messages]
-                if due or now >= until:
+                context = getattr(self._call, "context", None)
+                if context is not None and not context.is_active():
+                    due = []  # the client gave up waiting: lease nothing to it
+                if due or now >= until or (context is not None and not context.is_active()):
                     break
                 self._lock.wait(timeout=max(0.0, until - now))
             received = []

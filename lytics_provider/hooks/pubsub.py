@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.providers.google.cloud.hooks.pubsub import PubSubHook
+from airflow.providers.google.cloud.hooks.pubsub import PubSubException, PubSubHook
 from google.api_core import exceptions as google_errors
 from google.api_core.retry import Retry, if_exception_type
 from google.pubsub_v1 import types as pubsub_types
@@ -45,10 +45,10 @@ TRANSIENT = (
 )
 
 
-def publish_retry(seconds: float) -> Retry:
-    """Retry transient ``Publish`` failures (unavailable, throttled, aborted) for up to ``seconds``."""
+def publish_retry(seconds: float, transient: tuple[type[Exception], ...] = TRANSIENT) -> Retry:
+    """Retry transient failures (unavailable, throttled, aborted) for up to ``seconds``."""
     return Retry(
-        predicate=if_exception_type(*TRANSIENT), initial=0.1, maximum=10.0, multiplier=2.0, timeout=seconds
+        predicate=if_exception_type(*transient), initial=0.1, maximum=10.0, multiplier=2.0, timeout=seconds
     )
 
 
@@ -151,16 +151,28 @@ class LyticsPubSubHook(PubSubHook):
         self.publish_calls += 1
         return list(response.message_ids)
 
-    def pull_batch(self, project_id: str, subscription: str, max_messages: int) -> list[Any]:
-        """Up to ``max_messages`` messages, without waiting when none is there."""
-        return self.pull(
-            subscription=subscription,
-            max_messages=max_messages,
-            project_id=project_id,
-            return_immediately=True,
-            retry=publish_retry(self.retry_seconds),
-            timeout=self.retry_seconds,
-        )
+    def pull_batch(
+        self, project_id: str, subscription: str, max_messages: int, wait_seconds: float
+    ) -> list[Any]:
+        """Up to ``max_messages`` messages; none when nothing arrived within ``wait_seconds``.
+
+        The pull waits for messages (``return_immediately`` is deprecated: with it the service may
+        answer nothing while messages wait); a pull that times out means the backlog is empty.
+        """
+        transient = tuple(e for e in TRANSIENT if e is not google_errors.DeadlineExceeded)
+        try:
+            return self.pull(
+                subscription=subscription,
+                max_messages=max_messages,
+                project_id=project_id,
+                return_immediately=False,
+                retry=publish_retry(self.retry_seconds, transient),
+                timeout=wait_seconds,
+            )
+        except PubSubException as exc:
+            if any(isinstance(arg, google_errors.DeadlineExceeded) for arg in exc.args):
+                return []
+            raise
 
     def nack(self, project_id: str, subscription: str, ack_ids: Sequence[str]) -> None:
         """Make pulled messages deliverable again at once (``ModifyAckDeadline`` to 0)."""

@@ -249,6 +249,7 @@ class PubSubImportEventsOperator(FailFastOnPermanentErrors, BaseOperator):
     :param max_messages: messages one run imports at most; the rest wait for the next run.
     :param ack_deadline_secs: the ack deadline of a subscription the job creates.
     :param retry_seconds: how long a transient pull failure is retried before the task fails.
+    :param pull_wait_seconds: how long a pull waits for messages; a pull that gets none ends the run.
     """
 
     template_fields = ("topic", "subscription", "stream", "project_id")
@@ -268,6 +269,7 @@ class PubSubImportEventsOperator(FailFastOnPermanentErrors, BaseOperator):
         max_messages: int = 100_000,
         ack_deadline_secs: int = 60,
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
+        pull_wait_seconds: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -285,6 +287,7 @@ class PubSubImportEventsOperator(FailFastOnPermanentErrors, BaseOperator):
         self.max_messages = max_messages
         self.ack_deadline_secs = ack_deadline_secs
         self.retry_seconds = retry_seconds
+        self.pull_wait_seconds = pull_wait_seconds
 
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))
@@ -303,7 +306,7 @@ class PubSubImportEventsOperator(FailFastOnPermanentErrors, BaseOperator):
         }
         while counts["pulled"] < self.max_messages:
             wanted = min(self.batch_size, self.max_messages - counts["pulled"])
-            received = hook.pull_batch(project, self.subscription, wanted)
+            received = hook.pull_batch(project, self.subscription, wanted, self.pull_wait_seconds)
             if not received:
                 break
             counts["pulled"] += len(received)

@@ -227,3 +227,18 @@ def test_import_needs_the_topic(topic: str, pubsub_stand: PubSubSandbox) -> None
     config = {"type": "pubsub_import_events", "topic": topic, "stream": "app_events"}
     with pytest.raises(AirflowFailException, match="does not exist"):
         JobRun(config, job_id="ps_import_missing").run()
+
+
+def test_a_pull_that_times_out_means_an_empty_backlog(topic: str, pubsub_stand: PubSubSandbox) -> None:
+    hook = LyticsPubSubHook()
+    hook.create_topic(topic=topic, project_id=PROJECT)
+    hook.ensure_subscription(PROJECT, topic, f"{topic}-sub", 10)
+    pubsub_stand.pull_wait = 3.0  # the stand-in holds the pull longer than the client waits
+    try:
+        assert hook.pull_batch(PROJECT, f"{topic}-sub", 10, wait_seconds=0.3) == []
+    finally:
+        pubsub_stand.pull_wait = 0.2
+    pubsub_stand.publish_direct(path(topic), b'{"a": 1}')
+    assert [m.message.data for m in hook.pull_batch(PROJECT, f"{topic}-sub", 10, wait_seconds=5)] == [
+        b'{"a": 1}'
+    ]

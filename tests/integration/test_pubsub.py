@@ -242,3 +242,24 @@ def test_a_pull_that_times_out_means_an_empty_backlog(topic: str, pubsub_stand: 
     assert [m.message.data for m in hook.pull_batch(PROJECT, f"{topic}-sub", 10, wait_seconds=5)] == [
         b'{"a": 1}'
     ]
+
+
+def test_dry_runs_send_nothing_and_move_nothing(topic: str, pubsub_stand: PubSubSandbox, lytics: Any) -> None:
+    hook = LyticsPubSubHook()
+    hook.create_topic(topic=topic, project_id=PROJECT)
+    importer = {"type": "pubsub_import_events", "topic": topic, "stream": "dry_events"}
+    JobRun(importer, job_id="ps_dry_import").run()
+    pubsub_stand.publish_direct(path(topic), b'{"a": 1}')
+    report = JobRun(importer, job_id="ps_dry_import", day=24, dry_run=True).run()["import"]
+    assert report["sent"] == 1 and report["acknowledged"] == 0
+    assert lytics.collected("dry_events") == []
+    assert pubsub_stand.backlog(f"projects/{PROJECT}/subscriptions/lytics-ps_dry_import") == 1
+
+    lytics.add_stream_events("dry_stream", [{"n": 1}])
+    exporter = {"type": "pubsub_export_stream", "stream": "dry_stream", "topic": topic}
+    JobRun(exporter, job_id="ps_dry_stream").run()
+    lytics.add_stream_events("dry_stream", [{"n": 2}, {"n": 3}])
+    dry = JobRun(exporter, job_id="ps_dry_stream", day=24, dry_run=True).run()["export"]
+    assert dry["would_publish"] == 2 and len(messages(pubsub_stand, topic)) == 1  # the direct publish only
+    real = JobRun(exporter, job_id="ps_dry_stream", day=25).run()["export"]
+    assert real["published"] == 2

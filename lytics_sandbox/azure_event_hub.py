@@ -31,11 +31,13 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus
 from xml.sax.saxutils import escape
 
 from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer
+from lytics_sandbox.tls import LocalTLS
 
 BATCH_CONTENT_TYPE = "application/vnd.microsoft.servicebus.json"
 MAX_BATCH_BYTES = 1024 * 1024
@@ -70,10 +72,16 @@ class EventHubSandbox(SandboxHTTPServer):
         self.hubs: dict[str, EventHub] = {name: EventHub() for name in hubs}
         self.rules: dict[str, AccessRule] = dict(rules or {})
         self.batches: list[int] = []
+        self.ca_file: Path | None = None
         self._events_lock = threading.Lock()
         self.add_route("POST", r"/(?P<hub>[^/]+)/messages", self._send, "send")
 
     # -- helpers for tests -----------------------------------------------------------------
+    def serve_tls(self, tls: LocalTLS) -> None:
+        """Serve HTTPS with ``tls`` (call before :meth:`start`); clients trust ``ca_file``."""
+        self.ssl_context = tls.server_context
+        self.ca_file = tls.ca_file
+
     def connection_string(self, key_name: str, hub: str | None = None) -> str:
         """The connection string of a policy, ``Endpoint`` at this stand-in."""
         endpoint = f"sb://{self.host}:{self.port}/"

@@ -230,9 +230,10 @@ class PubSubSandbox:
                 if fault.seen > fault.after and (fault.times is None or fault.fired < fault.times):
                     fault.fired += 1
                     raise RpcError(fault.code, f"stand-in fault on {name}")
-            names = [getattr(request, key, "") for key in ("name", "topic", "subscription", "project")]
-            for value in names:
-                if isinstance(value, str) and value.split("/")[1:2] and value.split("/")[1] in self.denied:
+            for key in ("name", "topic", "subscription"):
+                value = getattr(request, key, "")
+                project = value.split("/")[1] if isinstance(value, str) and value.count("/") >= 1 else ""
+                if project in self.denied:
                     raise RpcError(
                         grpc.StatusCode.PERMISSION_DENIED, "User not authorized to perform this action."
                     )

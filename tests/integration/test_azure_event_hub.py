@@ -4,6 +4,7 @@ killed delivery retried sends every event once, throttling retried, permanent er
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+import requests
 from airflow.sdk.exceptions import AirflowFailException
 
 from lytics_provider.hooks.azure_event_hub import (
@@ -40,8 +42,7 @@ def event_hub_stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventH
     tls = local_tls(tmp_path_factory.mktemp("event_hub_tls"))
     rules = {"send": AccessRule(SEND_KEY), "listen": AccessRule("bGlzdGVuLW9ubHk=", frozenset({"Listen"}))}
     stand = EventHubSandbox(rules=rules)
-    stand.ssl_context = tls.server_context
-    stand.ca_file = tls.ca_file  # type: ignore[attr-defined]
+    stand.serve_tls(tls)
     with stand:
         yield stand
 
@@ -60,7 +61,7 @@ def hub(event_hub_stand: EventHubSandbox, lytics: Any, monkeypatch: pytest.Monke
     event_hub_stand.faults.clear()
     event_hub_stand.reset_counters()
     event_hub_stand.batches.clear()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(event_hub_stand.ca_file))  # type: ignore[attr-defined]
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(event_hub_stand.ca_file))
     monkeypatch.setenv("AIRFLOW_CONN_AZURE_EVENT_HUB_DEFAULT", connection(event_hub_stand, "send"))
     return name
 
@@ -100,6 +101,30 @@ def test_connection_string_and_the_documented_sas_form() -> None:
     assert fields["sr"] == "https://ns.servicebus.windows.net" and fields["se"] == "1800000000"
     with pytest.raises(ValueError, match="SharedAccessKey"):
         EventHubConnectionString.parse("Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=send")
+
+
+def test_the_stand_in_checks_the_sas_signature_and_expiry(hub: str, event_hub_stand: EventHubSandbox) -> None:
+    url = f"{event_hub_stand.base_url}/{hub}/messages"
+    resource = f"https://{event_hub_stand.host}:{event_hub_stand.port}"
+    body = b'[{"Body":"x"}]'
+    headers = {"Content-Type": "application/vnd.microsoft.servicebus.json"}
+
+    def post(token: str) -> requests.Response:
+        return requests.post(url, data=body, headers={**headers, "Authorization": token}, timeout=10)
+
+    future = int(time.time()) + 600
+    assert post(sas_token(resource, "send", SEND_KEY, future)).status_code == 201
+    assert post(sas_token(f"{resource}/{hub}", "send", SEND_KEY, future)).status_code == 201  # entity scope
+    expired = post(sas_token(resource, "send", SEND_KEY, int(time.time()) - 5))
+    tampered = post(sas_token(resource, "send", SEND_KEY, future).replace(f"se={future}", f"se={future + 1}"))
+    other_hub = post(sas_token(f"{resource}/other-hub", "send", SEND_KEY, future))
+    assert (expired.status_code, tampered.status_code, other_hub.status_code) == (401, 401, 401)
+    assert (
+        "ExpiredToken" in expired.text
+        and "InvalidSignature" in tampered.text
+        and "InvalidAudience" in other_hub.text
+    )
+    assert len(event_hub_stand.events(hub)) == 2
 
 
 def test_first_run_sends_every_member_then_only_the_churn(

@@ -21,8 +21,7 @@ def event_hub_stand(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     tls = local_tls(tmp_path_factory.mktemp("event_hub_tls"))
     stand = EventHubSandbox()
-    stand.ssl_context = tls.server_context
-    stand.ca_file = tls.ca_file
+    stand.serve_tls(tls)
     with stand:
         yield stand
 

@@ -360,13 +360,17 @@ class PubSubSandbox:
     def _pull(self, request: types.PullRequest) -> types.PullResponse:
         if request.max_messages <= 0:
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "max_messages must be greater than 0.")
-        until = time.time() + (0 if request.return_immediately else self.pull_wait)
+        wait = 0.0 if request.return_immediately else self.pull_wait
+        context = getattr(self._call, "context", None)
+        remaining = context.time_remaining() if context is not None else None
+        if remaining is not None:  # answer (empty) before the caller's deadline, never after it
+            wait = max(0.0, min(wait, remaining - 0.05))
+        until = time.time() + wait
         with self._lock:
             while True:
                 sub = self._subscription(request.subscription)
                 now = time.time()
                 due = [d for d in sub.backlog.values() if d.lease_until <= now][: request.max_messages]
-                context = getattr(self._call, "context", None)
                 if context is not None and not context.is_active():
                     due = []  # the client gave up waiting: lease nothing to it
                 if due or now >= until or (context is not None and not context.is_active()):

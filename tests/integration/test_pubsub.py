@@ -229,11 +229,13 @@ def test_import_needs_the_topic(topic: str, pubsub_stand: PubSubSandbox) -> None
         JobRun(config, job_id="ps_import_missing").run()
 
 
-def test_a_pull_that_times_out_means_an_empty_backlog(topic: str, pubsub_stand: PubSubSandbox) -> None:
+def test_a_pull_that_finds_nothing_in_time_means_an_empty_backlog(
+    topic: str, pubsub_stand: PubSubSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     hook = LyticsPubSubHook()
     hook.create_topic(topic=topic, project_id=PROJECT)
     hook.ensure_subscription(PROJECT, topic, f"{topic}-sub", 10)
-    pubsub_stand.pull_wait = 3.0  # the stand-in holds the pull longer than the client waits
+    pubsub_stand.pull_wait = 3.0  # the stand-in would hold the pull longer than the client waits
     try:
         assert hook.pull_batch(PROJECT, f"{topic}-sub", 10, wait_seconds=0.3) == []
     finally:
@@ -242,6 +244,21 @@ def test_a_pull_that_times_out_means_an_empty_backlog(topic: str, pubsub_stand: 
     assert [m.message.data for m in hook.pull_batch(PROJECT, f"{topic}-sub", 10, wait_seconds=5)] == [
         b'{"a": 1}'
     ]
+
+    from airflow.providers.google.cloud.hooks.pubsub import PubSubException, PubSubHook
+    from google.api_core import exceptions
+
+    def pull_failing(error: Exception) -> Any:
+        def pull(self: Any, **kwargs: Any) -> Any:
+            raise PubSubException("Error pulling messages", error)
+
+        return pull
+
+    monkeypatch.setattr(PubSubHook, "pull", pull_failing(exceptions.DeadlineExceeded("deadline")))
+    assert hook.pull_batch(PROJECT, f"{topic}-sub", 10, wait_seconds=1) == []  # the service held it
+    monkeypatch.setattr(PubSubHook, "pull", pull_failing(exceptions.PermissionDenied("denied")))
+    with pytest.raises(PubSubException):
+        hook.pull_batch(PROJECT, f"{topic}-sub", 10, wait_seconds=1)
 
 
 def test_dry_runs_send_nothing_and_move_nothing(topic: str, pubsub_stand: PubSubSandbox, lytics: Any) -> None:

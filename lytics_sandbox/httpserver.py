@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -236,6 +237,8 @@ class SandboxHTTPServer:
         self._conns: set[socket.socket] = set()
         self._httpd: _TCPServer | None = None
         self._thread: threading.Thread | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        """Set before :meth:`start` to serve HTTPS (``lytics_sandbox.tls`` makes one with ``trustme``)."""
 
     # -- routing -------------------------------------------------------------------------------
     def add_route(self, method: str, pattern: str, handler: Handler, name: str | None = None) -> Route:
@@ -309,7 +312,8 @@ class SandboxHTTPServer:
     def base_url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("server not started")
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> str:
         """Bind (port 0 = any free port), serve from a daemon thread and return the base URL."""
@@ -317,6 +321,10 @@ class SandboxHTTPServer:
             return self.base_url
         httpd = _TCPServer((self.host, self.port), _RequestHandler)
         httpd.app = self
+        if self.ssl_context is not None:  # the handshake runs in the request's thread, on first read
+            httpd.socket = self.ssl_context.wrap_socket(
+                httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.port = httpd.server_address[1]
         self._httpd = httpd
         self._thread = threading.Thread(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,30 @@ def iter_stream_events(
         cursor = body.get("_next") or ""
         if not cursor or not events:
             return
+
+
+@dataclass(frozen=True)
+class EventsPage:
+    """One page of a stream's events: the cursor that fetched it, its events and the next cursor."""
+
+    start: str
+    events: list[dict[str, Any]]
+    next: str
+
+
+def stream_pages(
+    hook: LyticsHook, stream: str, start: str = "", limit: int = EVENTS_PAGE_LIMIT
+) -> Iterator[EventsPage]:
+    """The pages of a stream from cursor ``start`` (empty: the oldest event), with their cursors, so a
+    reader can remember where it stopped (a page's ``start`` and how many of its events it used)."""
+    cursor = start
+    while True:
+        body = hook._get(f"/v2/stream/{stream}/events", limit=limit, start=cursor or None)
+        page = EventsPage(cursor, list(body.get("data") or []), body.get("_next") or "")
+        yield page
+        if not page.next or not page.events:
+            return
+        cursor = page.next
 
 
 def download_events(hook: LyticsHook, stream: str, work: Path) -> tuple[Path, list[str]]:

@@ -1,0 +1,103 @@
+"""Google Cloud Pub/Sub Export Audience on the gRPC stand-in: audience events on a topic (semantic
+churn: the members whose latest event is an enter are held; every message counts as received)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from tests.conformance.destinations import AUDIENCE, Destination, Stands, Target, uid
+from tests.conformance.destinations._event_readback import held_members
+
+PROJECT = "conformance"
+
+
+@pytest.fixture(scope="session")
+def pubsub_stand() -> Iterator[Any]:
+    from lytics_sandbox.pubsub import PubSubSandbox
+
+    with PubSubSandbox() as stand:
+        yield stand
+
+
+def service_account_key() -> dict[str, str]:
+    """A service-account key file's JSON (a new RSA key); the emulator client never signs with it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {
+        "type": "service_account",
+        "project_id": PROJECT,
+        "private_key_id": "conformance",
+        "private_key": pem,
+        "client_email": f"lytics@{PROJECT}.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+
+
+def pubsub(stands: Stands) -> Target:
+    import grpc
+
+    stand = stands.pubsub_stand
+    stand.clear()
+    key = service_account_key()
+    secret = key["private_key"].splitlines()[5]  # one line of the private key
+    stands.monkeypatch.setenv("PUBSUB_EMULATOR_HOST", stand.address)
+    conn = {
+        "conn_type": "google_cloud_platform",
+        "extra": {"project": PROJECT, "keyfile_dict": json.dumps(key)},
+    }
+    stands.monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_CONFORMANCE", json.dumps(conn))
+    topic = f"conformance-{stands.name}"
+    topic_path = f"projects/{PROJECT}/topics/{topic}"
+
+    def sent() -> list[Any]:
+        return stand.messages(topic_path)
+
+    def held() -> set[str]:
+        return held_members((json.loads(m.data)["_uid"], m.attributes["event_type"]) for m in sent())
+
+    def state() -> dict[str, bytes]:
+        rows = [[m.data.decode(), dict(m.attributes)] for m in sent()]
+        return {"messages": json.dumps(rows, sort_keys=True).encode()}
+
+    @contextmanager
+    def interrupt() -> Iterator[None]:
+        stand.fail("Publish", grpc.StatusCode.UNAVAILABLE, times=None, after=1)
+        try:
+            yield
+        finally:
+            stand.clear()
+
+    config = {
+        "type": "pubsub_export_audience",
+        "audience": AUDIENCE,
+        "gcp_conn_id": "google_cloud_conformance",
+        "topic": topic,
+        "create_topic": True,
+        "fields": ["email", "first_name"],
+        "batch_size": 50,
+        "retry_seconds": 0.5,
+    }
+    return Target(config, secret, held, lambda: len(sent()), state, lambda: stand.deny(PROJECT), interrupt)
+
+
+DESTINATION = Destination(
+    "pubsub_export_audience",
+    "pubsub_export_audience",
+    "churn",
+    pubsub,
+    uid,
+    removes_exits=True,
+    rejects=False,
+    stand="pubsub_stand",
+)

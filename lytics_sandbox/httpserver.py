@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -112,6 +113,14 @@ class _TCPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     app: SandboxHTTPServer
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection; wrap it in TLS when the app serves https (handshake in the handler thread)."""
+        conn, address = self.socket.accept()
+        context = self.app.ssl_context
+        if context is not None:
+            conn = context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, address
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up mid-response are routine here; log anything else quietly."""
         log.debug("sandbox connection error from %s", client_address, exc_info=True)
@@ -125,6 +134,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.app._track(self.connection, add=True)
 
@@ -224,6 +235,9 @@ class SandboxHTTPServer:
         {"access_token", "key", "token", "api_key", "apikey", "password", "secret"}
     )
 
+    ssl_context: ssl.SSLContext | None = None
+    """Set (a server-side context) before :meth:`start` to serve https instead of http."""
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, log_size: int = 2000) -> None:
         self.host = host
         self.port = port
@@ -309,7 +323,8 @@ class SandboxHTTPServer:
     def base_url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("server not started")
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> str:
         """Bind (port 0 = any free port), serve from a daemon thread and return the base URL."""

@@ -1,0 +1,171 @@
+"""Webhooks job types: "Audience Triggers Webhook" (with Webhook Templates).
+
+Option names follow the Lytics job form (https://docs.lytics.com/docs/webhooks), snake_cased, with
+its defaults. Lytics fires these on every enter and exit; here the job runs as micro-batches on a
+Keep Updated schedule (``frequency: every 15 minutes``, down to every 5 minutes): each run scans,
+diffs with the last run and sends the difference.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from lytics_provider.hooks.webhook_payloads import (
+    CLOUDEVENTS_SOURCE,
+    CLOUDEVENTS_TYPE,
+    TemplateError,
+    check_template,
+)
+from lytics_provider.jobs.base import AudienceExportConfig
+from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.operator_args import operator_kwargs
+
+if TYPE_CHECKING:
+    from lytics_provider.jobs.context import JobContext
+
+HTTP_METHODS = ("POST", "PUT", "PATCH")
+MAX_FIELDS_TO_TRIGGER = 75
+
+
+class WebhooksAudienceTriggersJob(ExitGuardFields, AudienceExportConfig):
+    """Audience Triggers Webhook: send an audience's enter / exit events (and field changes) to a URL."""
+
+    type: Literal["webhooks_audience_triggers"]
+    webhooks_conn_id: str = Field(
+        default="webhooks_default",
+        min_length=1,
+        description="Webhooks connection: its authorization (request headers / parameters, OAuth 2.0 Client "
+        "Credentials, or none) and CA bundle.",
+    )
+    webhook_url: str | None = Field(
+        default=None, description="Webhook URL: the https URL that accepts the events (application/json)."
+    )
+    webhook_url_template: str | None = Field(
+        default=None,
+        description='Jsonnet that outputs each event\'s URL from its fields, e.g. "https://h.example/u/" + '
+        'event.get("email"); instead of webhook_url.',
+    )
+    webhook_template: str | None = Field(
+        default=None,
+        description="Webhook Template: jsonnet that outputs each event's JSON body; "
+        'event.get("field") reads the member (null when absent). One job for entrances, one for exits.',
+    )
+    http_method: Literal[HTTP_METHODS] = Field(  # type: ignore[valid-type]
+        default="POST", description="HTTP Method of the webhook request."
+    )
+    cloud_events: bool = Field(
+        default=False,
+        description="CloudEvents: send CloudEvents (JSON, structured mode) instead of the Lytics body.",
+    )
+    cloud_events_type: str = Field(
+        default=CLOUDEVENTS_TYPE, min_length=1, description="CloudEvents Type of every event."
+    )
+    cloud_events_source: str = Field(
+        default=CLOUDEVENTS_SOURCE, min_length=1, description="CloudEvents Source of every event."
+    )
+    existing_users: bool = Field(
+        default=False,
+        description="Existing Users: the first run sends an enter event for every member already in the "
+        "audience (a backfill); off, it only records the audience and later runs send the changes.",
+    )
+    audience_trigger_events: list[Literal["enter", "exit"]] = Field(
+        default_factory=lambda: ["enter", "exit"],
+        min_length=1,
+        description="Audience Trigger Events: which audience events to send (enter, exit or both).",
+    )
+    export_fields: list[str] | None = Field(
+        default=None, description="Export Fields: the user fields each event carries; none = every field."
+    )
+    fields_to_trigger: list[str] | None = Field(
+        default=None,
+        max_length=MAX_FIELDS_TO_TRIGGER,
+        description="Fields to Trigger (up to 75): a member of the audience whose value of one of these "
+        "fields changed is sent as a change event.",
+    )
+    batch_events: bool = Field(
+        default=False, description="Batch Events: send events as a JSON array of up to batch_size events."
+    )
+    batch_size: int = Field(
+        default=10, ge=1, le=1000, description="Batch Size: the most events in one batched request."
+    )
+    include_audience_membership: bool = Field(
+        default=False,
+        description="Include Audience Membership: add the member's audiences as the field segments_all.",
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.netloc:
+            raise ValueError(
+                f"webhook URL {value!r} must be an https:// URL (the Webhook URL must have the https scheme)"
+            )
+        return value
+
+    @field_validator("webhook_template", "webhook_url_template")
+    @classmethod
+    def _jsonnet(cls, value: str | None, info: object) -> str | None:
+        if value is None:
+            return None
+        try:
+            check_template(value, getattr(info, "field_name", "template"))
+        except TemplateError as exc:
+            raise ValueError(f"{exc}; fix the jsonnet") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhooksAudienceTriggersJob:
+        if bool(self.webhook_url) == bool(self.webhook_url_template):
+            raise ValueError(
+                "set exactly one of webhook_url (a fixed https URL) and webhook_url_template (jsonnet that "
+                "outputs the URL of each event)"
+            )
+        if self.webhook_template and self.cloud_events:
+            raise ValueError(
+                "webhook_template and cloud_events both shape the body; remove one (a template may build a "
+                "CloudEvent itself)"
+            )
+        return self
+
+    def scan_fields(self) -> list[str] | None:
+        """The fields the scan reads: Export Fields, Fields to Trigger and ``fields`` (None: all)."""
+        if self.export_fields is None:
+            return self.fields
+        wanted = [*self.export_fields, *(self.fields_to_trigger or []), *(self.fields or [])]
+        if self.include_audience_membership:
+            wanted.append("segments_all")
+        return list(dict.fromkeys(["_uid", *wanted]))
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` -> ``deliver`` (the events) -> ``report``."""
+        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+        from lytics_provider.operators.webhooks import WebhookAudienceTriggersOperator
+
+        scan = LyticsAudienceScanOperator(
+            task_id="scan",
+            audience="{{ params.audience }}",
+            job_id=job.job_id,
+            lytics_conn_id=self.lytics_conn_id,
+            fields=self.scan_fields(),
+            user_limit=self.user_limit,
+            identity_fields=self.identity(),
+            dag=job.dag,
+        )
+        deliver = WebhookAudienceTriggersOperator(
+            **operator_kwargs(
+                self,
+                WebhookAudienceTriggersOperator,
+                task_id="deliver",
+                job_id=job.job_id,
+                webhook_url=self.webhook_url or "",
+                dag=job.dag,
+            )
+        )
+        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
+        scan >> deliver >> report

@@ -113,7 +113,8 @@ class WebhookReceiver(SandboxHTTPServer):
         self._expire_after: int | None = None
         self.hook_requests = 0
         self.keep_bodies = True
-        """Keep every accepted request's headers and body in :attr:`bodies` (off for benchmarks)."""
+        """Keep every accepted request's headers and body in :attr:`bodies`, and each event's document
+        (off for benchmarks: only ids, kinds and members are kept)."""
         self.bodies: list[tuple[dict[str, str], bytes]] = []
         self._state = threading.Lock()
         self.add_route("POST", TOKEN_PATH, self._token, "token")
@@ -263,7 +264,13 @@ class WebhookReceiver(SandboxHTTPServer):
                 meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
                 kind, uid = _kind(item), _data(item).get("_uid") or item.get("subject") or meta.get("uid")
                 self.events[event_id] = ReceivedEvent(
-                    event_id, kind, uid, request.params["name"], item, dict(request.headers), content_type
+                    event_id,
+                    kind,
+                    uid,
+                    request.params["name"],
+                    item if self.keep_bodies else None,
+                    dict(request.headers) if self.keep_bodies else {},
+                    content_type,
                 )
                 if uid and kind:
                     self.last_kind[str(uid)] = kind

@@ -45,6 +45,8 @@ from lytics_provider.sync.events import AudienceEvent, EventDestination
 AUTH_METHODS = ("headers", "oauth2_client_credentials", "none")
 ROW_LEVEL_STATUSES = frozenset({400, 422})
 """Statuses that refuse the body sent (an event), not the job: the event lands in rejects."""
+REFUSED_BEFORE_ANY_ACCEPTED = 20
+"""A run whose first this-many events are all refused fails: the URL, method or template is wrong."""
 _BATCH_NAMESPACE = uuid.UUID("0b8f5e0e-2f4b-4c0e-8f59-54d1f1d0a6c1")
 
 
@@ -209,6 +211,8 @@ class WebhookDestination(EventDestination):
         self.http_method = http_method.upper()
         self.batch_events = batch_events
         self.requests = 0
+        self.accepted = 0
+        self.refused = 0
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -220,7 +224,7 @@ class WebhookDestination(EventDestination):
         }
 
     def describe_after(self) -> dict[str, Any]:
-        return {"requests": self.requests, "http_calls": self.hook.calls}
+        return {"requests": self.requests, "http_calls": self.hook.calls, "refused_events": self.refused}
 
     def send_events(self, events: list[AudienceEvent]) -> dict[str, str | None]:
         refused: dict[str, str | None] = {}
@@ -239,17 +243,31 @@ class WebhookDestination(EventDestination):
                 body, headers = self.renderer.batch_body(group)
                 headers["Idempotency-Key"] = str(uuid.uuid5(_BATCH_NAMESPACE, "\x1f".join(ids)))
                 reason = self._post(url, body, headers)
-                if reason is not None:
-                    if len(events) == 1:
-                        refused[ids[0]] = reason
-                    else:
-                        raise RowLevelBatchError(reason)
+                if reason is None:
+                    self.accepted += len(group)
+                elif len(events) == 1:
+                    refused[ids[0]] = self._refused(reason)
+                else:
+                    raise RowLevelBatchError(reason)
             return refused
         for one in rendered:
             reason = self._post(one.url, one.body, one.headers)
-            if reason is not None:
-                refused[one.event_id] = reason
+            if reason is None:
+                self.accepted += 1
+            else:
+                refused[one.event_id] = self._refused(reason)
         return refused
+
+    def _refused(self, reason: str) -> str:
+        """Count one refused event; fail the task when nothing was accepted before many refusals."""
+        self.refused += 1
+        if not self.accepted and self.refused >= REFUSED_BEFORE_ANY_ACCEPTED:
+            raise self.hook.errors.permanent(
+                f"the webhook refused the first {self.refused} events of this run and accepted none (last: "
+                f"{reason}); check webhook_url, http_method and the template, then run again",
+                400,
+            )
+        return reason
 
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str | None:
         """Send one request; the receiver's reason when it refused the body (400 / 422), else None."""

@@ -317,6 +317,16 @@ def test_a_receiver_that_refuses_an_event_isolates_it_into_rejects(
     assert reject["uid"] == "u8" and "not an email address" in reject["reason"]
 
 
+def test_a_receiver_that_refuses_every_event_fails_the_task(
+    hook_receiver: WebhookReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook_receiver.require_valid_email = True
+    runner = Runner(tmp_path, monkeypatch, webhook_url=hook_receiver.url(), existing_users=True)
+    with pytest.raises(AirflowFailException, match="refused the first 20 events"):
+        runner.run([member(i, email=f"bad{i}") for i in range(1, 41)])
+    assert hook_receiver.events == {}
+
+
 def test_header_and_parameter_authorization_and_a_refused_secret_fails_fast(
     hook_receiver: WebhookReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

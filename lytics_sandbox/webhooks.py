@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import secrets
 import ssl
@@ -43,6 +44,7 @@ from urllib.parse import parse_qsl
 from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
 
 HOOK_PATH = r"/hooks/(?P<name>[A-Za-z0-9_.-]+)"
+ENRICH_PATH = r"/enrich/(?P<name>[A-Za-z0-9_.-]+)"
 TOKEN_PATH = "/oauth/token"
 
 
@@ -120,11 +122,17 @@ class WebhookReceiver(SandboxHTTPServer):
         self.add_route("POST", TOKEN_PATH, self._token, "token")
         for method in ("POST", "PUT", "PATCH"):
             self.add_route(method, HOOK_PATH, self._receive, "hook")
+            self.add_route(method, ENRICH_PATH, self._enrich, "enrich")
+        self.enrich_requests: Counter[str] = Counter()
 
     # -- controls for tests -------------------------------------------------------------------
     def url(self, name: str = "events") -> str:
         """The https URL of one hook."""
         return f"{self.base_url}/hooks/{name}"
+
+    def enrich_url(self, name: str = "users") -> str:
+        """The https URL of the enrichment service (answers each member with JSON)."""
+        return f"{self.base_url}/enrich/{name}"
 
     @property
     def token_url(self) -> str:
@@ -153,6 +161,7 @@ class WebhookReceiver(SandboxHTTPServer):
             self.last_kind.clear()
             self.tokens.clear()
             self.token_requests.clear()
+            self.enrich_requests.clear()
             self.accepted_requests = self.tokens_issued = self.refused_tokens = 0
             self._fail_after_accept = 0
             self._expire_after = None
@@ -285,6 +294,24 @@ class WebhookReceiver(SandboxHTTPServer):
                 {"error": "unavailable", "message": "stored, but the downstream failed"}, 503
             )
         return json_response({"accepted": len(items)}, 202)
+
+    def _enrich(self, request: Request) -> Response:
+        """An enrichment service: answers each member (a JSON object) with what it knows of them.
+
+        The answer is a pure function of the body (an id derived from the email, the fields it was
+        sent), as the Webhook User Enrichment page's example answers a member's fields.
+        """
+        try:
+            body = request.json()
+        except ValueError:
+            return json_response({"error": "invalid_json", "message": "the body is not JSON"}, 400)
+        if not isinstance(body, dict) or not body.get("email"):
+            return json_response({"error": "invalid_body", "message": "an email is needed to enrich"}, 422)
+        email = str(body["email"]).strip().lower()
+        with self._state:
+            self.enrich_requests[request.header("Idempotency-Key") or email] += 1
+        digest = hashlib.sha256(email.encode()).hexdigest()[:12]
+        return json_response({"partner_id": f"p-{digest}", "email": email, "fields_seen": sorted(body)})
 
 
 def _data(item: dict[str, Any]) -> dict[str, Any]:

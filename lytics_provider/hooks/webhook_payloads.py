@@ -115,11 +115,15 @@ class EventRenderer:
     cloud_events_type: str = CLOUDEVENTS_TYPE
     cloud_events_source: str = CLOUDEVENTS_SOURCE
     include_audience_membership: bool = False
+    fields_only: bool = False
+    """Send the member's fields as the body (Webhook User Enrichment) instead of the event envelope."""
 
     @property
     def format_name(self) -> str:
         if self.template:
             return "template"
+        if self.fields_only:
+            return "fields"
         return "cloudevents" if self.cloud_events else "lytics"
 
     @property
@@ -183,6 +187,8 @@ class EventRenderer:
             except RuntimeError as exc:
                 raise RenderError(f"the webhook template failed: {_first_line(exc)}") from None
             content_type = JSON
+        elif self.fields_only:
+            document, content_type = dict(event.fields), JSON
         elif self.cloud_events:
             document, content_type = self.cloud_event(event), CLOUDEVENT
         else:

@@ -28,8 +28,9 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import requests
@@ -41,6 +42,7 @@ from lytics_provider.hooks.webhook_payloads import EventRenderer, RenderError
 from lytics_provider.pipeline.http import HttpClient, PermanentServiceError
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.events import AudienceEvent, EventDestination
+from lytics_provider.sync.identifiers import lookup_field
 
 AUTH_METHODS = ("headers", "oauth2_client_credentials", "none")
 ROW_LEVEL_STATUSES = frozenset({400, 422})
@@ -271,14 +273,79 @@ class WebhookDestination(EventDestination):
 
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> str | None:
         """Send one request; the receiver's reason when it refused the body (400 / 422), else None."""
+        return self._answer(url, body, headers)[1]
+
+    def _answer(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[requests.Response | None, str | None]:
+        """Send one request: ``(response, None)``, or ``(None, reason)`` when the body was refused."""
         self.requests += 1
         try:
-            self.hook.send(self.http_method, url, body, headers)
+            return self.hook.send(self.http_method, url, body, headers), None
         except PermanentServiceError as exc:
             if exc.status in ROW_LEVEL_STATUSES:
-                return f"the webhook refused the event ({exc.status}): {_reason(exc)}"
+                return None, f"the webhook refused the event ({exc.status}): {_reason(exc)}"
             raise
+
+
+class WebhookEnrichmentDestination(WebhookDestination):
+    """Webhook User Enrichment: one request per entering member; each JSON answer is kept, with an
+    ``origin`` holding the member's BY fields, in a JSON-lines file for the stream.
+
+    :param responses: the run's file of answers (``{"event_id", "record"}`` per line); a retried
+        batch appends again, so the reader keeps the first line of each event id.
+    :param origin_fields: the BY fields put under ``origin`` (the member's identity fields).
+    """
+
+    def __init__(self, *, responses: Path, origin_fields: Sequence[str], **kwargs: Any) -> None:
+        kwargs.update(batch_events=False, events=("enter",))
+        super().__init__(**kwargs)
+        self.responses = responses
+        self.origin_fields = list(dict.fromkeys(["_uid", *origin_fields]))
+
+    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The Export Fields, plus the BY fields (the request carries both)."""
+        fields = super().payload(record)
+        for name in self.origin_fields:
+            value = lookup_field(record, name)
+            if value not in (None, "", []):
+                fields.setdefault(name, value)
+        return fields
+
+    def send_events(self, events: list[AudienceEvent]) -> dict[str, str | None]:
+        refused: dict[str, str | None] = {}
+        self.responses.parent.mkdir(parents=True, exist_ok=True)
+        with self.responses.open("a", encoding="utf-8") as out:
+            for event in events:
+                try:
+                    one = self.renderer.render(event)
+                except RenderError as exc:
+                    refused[event.id] = str(exc)
+                    continue
+                response, reason = self._answer(one.url, one.body, one.headers)
+                answer = _json_object(response) if response is not None else None
+                if response is not None and answer is None:
+                    reason = f"the webhook answered {response.status_code} without a JSON object"
+                if answer is None:
+                    refused[event.id] = self._refused(reason or "no answer")
+                    continue
+                self.accepted += 1
+                fields = event.fields
+                origin = {k: fields[k] for k in self.origin_fields if fields.get(k) not in (None, "")}
+                origin.setdefault("_uid", event.uid)
+                record = {**answer, "origin": origin}
+                out.write(json.dumps({"event_id": event.id, "record": record}, default=str) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        return refused
+
+
+def _json_object(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        answer = response.json()
+    except ValueError:
         return None
+    return answer if isinstance(answer, dict) else None
 
 
 def _reason(exc: PermanentServiceError) -> str:

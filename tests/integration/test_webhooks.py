@@ -377,6 +377,53 @@ def test_the_test_button_fetches_a_token(
     assert not ok and "token_url" in message
 
 
+# -- Webhook User Enrichment -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def lytics_for_enrichment() -> Iterator[Any]:
+    from lytics_sandbox.lytics import LyticsSandbox
+    from lytics_sandbox.synth import SyntheticAccount
+
+    with LyticsSandbox(SyntheticAccount(seed=5, audiences={"new_customers": 30})) as sandbox:
+        yield sandbox
+
+
+def test_user_enrichment_posts_each_answer_once_with_its_origin_even_across_a_retry(
+    hook_receiver: WebhookReceiver, lytics_for_enrichment: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conformance.runner import JobRun
+    from tests.helpers import lytics_conn
+
+    lytics = lytics_for_enrichment
+    monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(lytics.base_url))
+    config = {
+        "type": "webhooks_user_enrichment",
+        "audience": "new_customers",
+        "webhook_url": hook_receiver.enrich_url(),
+        "export_fields": ["email", "first_name"],
+        "existing_users": True,
+    }
+    run = JobRun(config, job_id="enrich")
+    run.run(until="scan")
+    lytics.faults.add("5xx", status=503, path_regex=r"/collect/json/", times=None)
+    with pytest.raises(http.ServiceError):
+        run.run()
+    assert sum(hook_receiver.enrich_requests.values()) == 30  # every member answered before the stream failed
+    lytics.faults.clear()
+    run.run()
+    assert sum(hook_receiver.enrich_requests.values()) == 30  # the retry asked the webhook nothing again
+    posted = lytics.collected("webhook_enrichment")
+    members = {m["_uid"]: m for m in lytics.expected_members("new_customers")}
+    assert sorted(r["origin"]["_uid"] for r in posted) == sorted(members)
+    for record in posted:
+        member_row = members[record["origin"]["_uid"]]
+        assert record["origin"]["email"] == member_row["email"]
+        assert record["fields_seen"] == ["_uid", "email", "first_name"]
+        assert record["partner_id"].startswith("p-")
+    assert run.xcoms["deliver"]["enrichment"]["answers"] == 30
+
+
 # -- configs and registration ----------------------------------------------------------------------
 
 
@@ -387,7 +434,7 @@ def test_registration_is_complete() -> None:
 def test_example_configs_load() -> None:
     jobs, errors = load_job_files(EXAMPLES)
     assert errors == []
-    assert {job.config.type for job in jobs} == {"webhooks_audience_triggers"}
+    assert {job.config.type for job in jobs} == {"webhooks_audience_triggers", "webhooks_user_enrichment"}
     triggers = next(j.config for j in jobs if j.path.name == "webhooks_audience_triggers.yaml")
     assert triggers.frequency == "every 15 minutes" and triggers.scan_max_age_minutes == 5
 

@@ -1,4 +1,4 @@
-"""Webhooks job types: "Audience Triggers Webhook" (with Webhook Templates).
+"""Webhooks job types: "Audience Triggers Webhook" (with Webhook Templates) and "Webhook User Enrichment".
 
 Option names follow the Lytics job form (https://docs.lytics.com/docs/webhooks), snake_cased, with
 its defaults. Lytics fires these on every enter and exit; here the job runs as micro-batches on a
@@ -30,10 +30,9 @@ HTTP_METHODS = ("POST", "PUT", "PATCH")
 MAX_FIELDS_TO_TRIGGER = 75
 
 
-class WebhooksAudienceTriggersJob(ExitGuardFields, AudienceExportConfig):
-    """Audience Triggers Webhook: send an audience's enter / exit events (and field changes) to a URL."""
+class _WebhookRequestFields(AudienceExportConfig):
+    """Where and how each request goes: the connection, the URL (or its template), the body template."""
 
-    type: Literal["webhooks_audience_triggers"]
     webhooks_conn_id: str = Field(
         default="webhooks_default",
         min_length=1,
@@ -56,44 +55,10 @@ class WebhooksAudienceTriggersJob(ExitGuardFields, AudienceExportConfig):
     http_method: Literal[HTTP_METHODS] = Field(  # type: ignore[valid-type]
         default="POST", description="HTTP Method of the webhook request."
     )
-    cloud_events: bool = Field(
-        default=False,
-        description="CloudEvents: send CloudEvents (JSON, structured mode) instead of the Lytics body.",
-    )
-    cloud_events_type: str = Field(
-        default=CLOUDEVENTS_TYPE, min_length=1, description="CloudEvents Type of every event."
-    )
-    cloud_events_source: str = Field(
-        default=CLOUDEVENTS_SOURCE, min_length=1, description="CloudEvents Source of every event."
-    )
     existing_users: bool = Field(
         default=False,
         description="Existing Users: the first run sends an enter event for every member already in the "
         "audience (a backfill); off, it only records the audience and later runs send the changes.",
-    )
-    audience_trigger_events: list[Literal["enter", "exit"]] = Field(
-        default_factory=lambda: ["enter", "exit"],
-        min_length=1,
-        description="Audience Trigger Events: which audience events to send (enter, exit or both).",
-    )
-    export_fields: list[str] | None = Field(
-        default=None, description="Export Fields: the user fields each event carries; none = every field."
-    )
-    fields_to_trigger: list[str] | None = Field(
-        default=None,
-        max_length=MAX_FIELDS_TO_TRIGGER,
-        description="Fields to Trigger (up to 75): a member of the audience whose value of one of these "
-        "fields changed is sent as a change event.",
-    )
-    batch_events: bool = Field(
-        default=False, description="Batch Events: send events as a JSON array of up to batch_size events."
-    )
-    batch_size: int = Field(
-        default=10, ge=1, le=1000, description="Batch Size: the most events in one batched request."
-    )
-    include_audience_membership: bool = Field(
-        default=False,
-        description="Include Audience Membership: add the member's audiences as the field segments_all.",
     )
 
     @field_validator("webhook_url")
@@ -120,12 +85,56 @@ class WebhooksAudienceTriggersJob(ExitGuardFields, AudienceExportConfig):
         return value
 
     @model_validator(mode="after")
-    def _one_url(self) -> WebhooksAudienceTriggersJob:
+    def _one_url(self) -> _WebhookRequestFields:
         if bool(self.webhook_url) == bool(self.webhook_url_template):
             raise ValueError(
                 "set exactly one of webhook_url (a fixed https URL) and webhook_url_template (jsonnet that "
                 "outputs the URL of each event)"
             )
+        return self
+
+
+class WebhooksAudienceTriggersJob(ExitGuardFields, _WebhookRequestFields):
+    """Audience Triggers Webhook: send an audience's enter / exit events (and field changes) to a URL."""
+
+    type: Literal["webhooks_audience_triggers"]
+    cloud_events: bool = Field(
+        default=False,
+        description="CloudEvents: send CloudEvents (JSON, structured mode) instead of the Lytics body.",
+    )
+    cloud_events_type: str = Field(
+        default=CLOUDEVENTS_TYPE, min_length=1, description="CloudEvents Type of every event."
+    )
+    cloud_events_source: str = Field(
+        default=CLOUDEVENTS_SOURCE, min_length=1, description="CloudEvents Source of every event."
+    )
+    audience_trigger_events: list[Literal["enter", "exit"]] = Field(
+        default_factory=lambda: ["enter", "exit"],
+        min_length=1,
+        description="Audience Trigger Events: which audience events to send (enter, exit or both).",
+    )
+    export_fields: list[str] | None = Field(
+        default=None, description="Export Fields: the user fields each event carries; none = every field."
+    )
+    fields_to_trigger: list[str] | None = Field(
+        default=None,
+        max_length=MAX_FIELDS_TO_TRIGGER,
+        description="Fields to Trigger (up to 75): a member of the audience whose value of one of these "
+        "fields changed is sent as a change event.",
+    )
+    batch_events: bool = Field(
+        default=False, description="Batch Events: send events as a JSON array of up to batch_size events."
+    )
+    batch_size: int = Field(
+        default=10, ge=1, le=1000, description="Batch Size: the most events in one batched request."
+    )
+    include_audience_membership: bool = Field(
+        default=False,
+        description="Include Audience Membership: add the member's audiences as the field segments_all.",
+    )
+
+    @model_validator(mode="after")
+    def _one_body_shape(self) -> WebhooksAudienceTriggersJob:
         if self.webhook_template and self.cloud_events:
             raise ValueError(
                 "webhook_template and cloud_events both shape the body; remove one (a template may build a "
@@ -164,6 +173,51 @@ class WebhooksAudienceTriggersJob(ExitGuardFields, AudienceExportConfig):
                 task_id="deliver",
                 job_id=job.job_id,
                 webhook_url=self.webhook_url or "",
+                dag=job.dag,
+            )
+        )
+        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
+        scan >> deliver >> report
+
+
+class WebhooksUserEnrichmentJob(_WebhookRequestFields):
+    """Webhook User Enrichment: each entering member's fields to a webhook; its answers into a stream."""
+
+    type: Literal["webhooks_user_enrichment"]
+    stream: str = Field(
+        default="webhook_enrichment",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="Stream: the Lytics stream the webhook's answers are posted to.",
+    )
+    export_fields: list[str] = Field(
+        min_length=1, description="Export Fields: the user fields the request carries (only these are sent)."
+    )
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` -> ``deliver`` (requests, then the answers into the stream) -> ``report``."""
+        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+        from lytics_provider.operators.webhooks import WebhookUserEnrichmentOperator
+
+        identity = self.identity()
+        scan = LyticsAudienceScanOperator(
+            task_id="scan",
+            audience="{{ params.audience }}",
+            job_id=job.job_id,
+            lytics_conn_id=self.lytics_conn_id,
+            fields=list(dict.fromkeys([*identity, *self.export_fields, *(self.fields or [])])),
+            user_limit=self.user_limit,
+            identity_fields=identity,
+            dag=job.dag,
+        )
+        deliver = WebhookUserEnrichmentOperator(
+            **operator_kwargs(
+                self,
+                WebhookUserEnrichmentOperator,
+                task_id="deliver",
+                job_id=job.job_id,
+                webhook_url=self.webhook_url or "",
+                origin_fields=identity,
                 dag=job.dag,
             )
         )

@@ -98,6 +98,7 @@ class WebhookReceiver(SandboxHTTPServer):
         self.tls = tls
         self.auth = auth
         self.token_lifetime = token_lifetime
+        self.default_token_lifetime = token_lifetime
         self.required_headers: dict[str, str] = {}
         self.required_params: dict[str, str] = {}
         self.client_id = "lytics-client"
@@ -163,6 +164,7 @@ class WebhookReceiver(SandboxHTTPServer):
             self.token_requests.clear()
             self.enrich_requests.clear()
             self.accepted_requests = self.tokens_issued = self.refused_tokens = 0
+            self.token_lifetime = self.default_token_lifetime
             self._fail_after_accept = 0
             self._expire_after = None
             self.hook_requests = 0

@@ -171,6 +171,17 @@ def test_a_run_through_429_5xx_a_drop_and_an_expired_token_delivers_every_event_
     assert hook_receiver.client_secret not in caplog.text
 
 
+def test_a_token_about_to_expire_is_renewed_before_it_is_used(
+    hook_receiver: WebhookReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook_receiver.auth = "oauth2"
+    hook_receiver.token_lifetime = 30.0  # within the client's 30 s margin: stale as soon as it is issued
+    monkeypatch.setenv(CONN, connection_json(hook_receiver))
+    Runner(tmp_path, monkeypatch, webhook_url=hook_receiver.url(), existing_users=True).run(people(1, 2, 3))
+    assert len(hook_receiver.events) == 3
+    assert hook_receiver.tokens_issued == 3 and hook_receiver.refused_tokens == 0
+
+
 def test_a_request_stored_but_answered_503_is_sent_again_and_counted_once(
     hook_receiver: WebhookReceiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -396,7 +396,7 @@ def lytics_for_enrichment() -> Iterator[Any]:
     from lytics_sandbox.lytics import LyticsSandbox
     from lytics_sandbox.synth import SyntheticAccount
 
-    with LyticsSandbox(SyntheticAccount(seed=5, audiences={"new_customers": 30})) as sandbox:
+    with LyticsSandbox(SyntheticAccount(seed=5, audiences={"new_customers": 30, "returning": 12})) as sandbox:
         yield sandbox
 
 
@@ -435,6 +435,30 @@ def test_user_enrichment_posts_each_answer_once_with_its_origin_even_across_a_re
     assert run.xcoms["deliver"]["enrichment"]["answers"] == 30
 
 
+def test_several_audiences_each_run_their_own_chain_and_name_their_audience(
+    hook_receiver: WebhookReceiver, lytics_for_enrichment: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conformance.runner import JobRun
+    from tests.helpers import lytics_conn
+
+    lytics = lytics_for_enrichment
+    monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(lytics.base_url))
+    config = {
+        "type": "webhooks_audience_triggers",
+        "audiences": ["new_customers", "returning"],
+        "webhook_url": hook_receiver.url(),
+        "existing_users": True,
+        "batch_events": True,
+    }
+    run = JobRun(config, job_id="multi")
+    assert "audience" not in run.dag.params
+    xcoms = run.run()
+    assert (xcoms["report_1"]["enters"], xcoms["report_2"]["enters"]) == (30, 12)
+    slugs = [e.document["data"]["segment_events"][0]["slug"] for e in hook_receiver.received()]
+    assert sorted(set(slugs)) == ["new_customers", "returning"]
+    assert (slugs.count("new_customers"), slugs.count("returning")) == (30, 12)
+
+
 # -- configs and registration ----------------------------------------------------------------------
 
 
@@ -460,6 +484,7 @@ def test_example_configs_load() -> None:
             "set exactly one of webhook_url",
         ),
         ({"fields_to_trigger": [f"f{i}" for i in range(76)]}, "at most 75"),
+        ({"audiences": ["a", "b"]}, "set exactly one of audience"),
         ({"frequency": "every 3 minutes"}, "shorter than the 5-minute minimum"),
     ],
 )

@@ -8,7 +8,8 @@ diffs with the last run and sends the difference.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -24,6 +25,8 @@ from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+
     from lytics_provider.jobs.context import JobContext
 
 HTTP_METHODS = ("POST", "PUT", "PATCH")
@@ -31,7 +34,18 @@ MAX_FIELDS_TO_TRIGGER = 75
 
 
 class _WebhookRequestFields(AudienceExportConfig):
-    """Where and how each request goes: the connection, the URL (or its template), the body template."""
+    """The audiences, and where and how each request goes: the connection, the URL (or its template),
+    the body template."""
+
+    audience: str | None = Field(  # type: ignore[assignment]
+        default=None, min_length=1, description="Audience (segment) slug or id; or list several in audiences."
+    )
+    audiences: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Audiences: several audience slugs, each scanned and sent on its own (its own baseline); "
+        "instead of audience.",
+    )
 
     webhooks_conn_id: str = Field(
         default="webhooks_default",
@@ -86,12 +100,58 @@ class _WebhookRequestFields(AudienceExportConfig):
 
     @model_validator(mode="after")
     def _one_url(self) -> _WebhookRequestFields:
+        if bool(self.audience) == bool(self.audiences):
+            raise ValueError("set exactly one of audience (one slug) and audiences (a list of slugs)")
+        if self.audiences and len(set(self.audiences)) != len(self.audiences):
+            raise ValueError("an audience is listed twice in audiences; list each audience once")
         if bool(self.webhook_url) == bool(self.webhook_url_template):
             raise ValueError(
                 "set exactly one of webhook_url (a fixed https URL) and webhook_url_template (jsonnet that "
                 "outputs the URL of each event)"
             )
         return self
+
+    def params(self) -> dict[str, Any]:
+        """The run params; with ``audiences`` there is no single ``audience`` to override."""
+        found = super().params()
+        if self.audiences:
+            found.pop("audience", None)
+        return found
+
+    def add_chains(
+        self, job: JobContext, fields: list[str] | None, deliver: Callable[[str, str, str], BaseOperator]
+    ) -> None:
+        """One ``scan`` -> ``deliver`` -> ``report`` chain per audience (``_<n>`` after each task id and
+        ``__<slug>`` after the job id when ``audiences`` lists several).
+
+        :param deliver: builds the deliver task from (task id, job id, scan task id).
+        """
+        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+
+        chains = (
+            [(f"_{n}", f"{job.job_id}__{slug}", slug) for n, slug in enumerate(self.audiences, 1)]
+            if self.audiences
+            else [("", job.job_id, "{{ params.audience }}")]
+        )
+        for suffix, job_id, audience in chains:
+            scan = LyticsAudienceScanOperator(
+                task_id=f"scan{suffix}",
+                audience=audience,
+                job_id=job_id,
+                lytics_conn_id=self.lytics_conn_id,
+                fields=fields,
+                user_limit=self.user_limit,
+                identity_fields=self.identity(),
+                dag=job.dag,
+            )
+            report = LyticsCommitRunOperator(
+                task_id=f"report{suffix}",
+                job_id=job_id,
+                scan_task_id=f"scan{suffix}",
+                deliver_task_id=f"deliver{suffix}",
+                dag=job.dag,
+            )
+            scan >> deliver(f"deliver{suffix}", job_id, f"scan{suffix}") >> report
 
 
 class WebhooksAudienceTriggersJob(ExitGuardFields, _WebhookRequestFields):
@@ -152,32 +212,23 @@ class WebhooksAudienceTriggersJob(ExitGuardFields, _WebhookRequestFields):
         return list(dict.fromkeys(["_uid", *wanted]))
 
     def add_tasks(self, job: JobContext) -> None:
-        """``scan`` -> ``deliver`` (the events) -> ``report``."""
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+        """``scan`` -> ``deliver`` (the events) -> ``report``, per audience."""
         from lytics_provider.operators.webhooks import WebhookAudienceTriggersOperator
 
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=self.scan_fields(),
-            user_limit=self.user_limit,
-            identity_fields=self.identity(),
-            dag=job.dag,
-        )
-        deliver = WebhookAudienceTriggersOperator(
-            **operator_kwargs(
-                self,
-                WebhookAudienceTriggersOperator,
-                task_id="deliver",
-                job_id=job.job_id,
-                webhook_url=self.webhook_url or "",
-                dag=job.dag,
+        def deliver(task_id: str, job_id: str, scan_task_id: str) -> BaseOperator:
+            return WebhookAudienceTriggersOperator(
+                **operator_kwargs(
+                    self,
+                    WebhookAudienceTriggersOperator,
+                    task_id=task_id,
+                    job_id=job_id,
+                    scan_task_id=scan_task_id,
+                    webhook_url=self.webhook_url or "",
+                    dag=job.dag,
+                )
             )
-        )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
-        scan >> deliver >> report
+
+        self.add_chains(job, self.scan_fields(), deliver)
 
 
 class WebhooksUserEnrichmentJob(_WebhookRequestFields):
@@ -195,31 +246,24 @@ class WebhooksUserEnrichmentJob(_WebhookRequestFields):
     )
 
     def add_tasks(self, job: JobContext) -> None:
-        """``scan`` -> ``deliver`` (requests, then the answers into the stream) -> ``report``."""
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+        """``scan`` -> ``deliver`` (requests, then answers into the stream) -> ``report``, per audience."""
         from lytics_provider.operators.webhooks import WebhookUserEnrichmentOperator
 
         identity = self.identity()
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=list(dict.fromkeys([*identity, *self.export_fields, *(self.fields or [])])),
-            user_limit=self.user_limit,
-            identity_fields=identity,
-            dag=job.dag,
-        )
-        deliver = WebhookUserEnrichmentOperator(
-            **operator_kwargs(
-                self,
-                WebhookUserEnrichmentOperator,
-                task_id="deliver",
-                job_id=job.job_id,
-                webhook_url=self.webhook_url or "",
-                origin_fields=identity,
-                dag=job.dag,
+
+        def deliver(task_id: str, job_id: str, scan_task_id: str) -> BaseOperator:
+            return WebhookUserEnrichmentOperator(
+                **operator_kwargs(
+                    self,
+                    WebhookUserEnrichmentOperator,
+                    task_id=task_id,
+                    job_id=job_id,
+                    scan_task_id=scan_task_id,
+                    webhook_url=self.webhook_url or "",
+                    origin_fields=identity,
+                    dag=job.dag,
+                )
             )
-        )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
-        scan >> deliver >> report
+
+        fields = list(dict.fromkeys([*identity, *self.export_fields, *(self.fields or [])]))
+        self.add_chains(job, fields, deliver)

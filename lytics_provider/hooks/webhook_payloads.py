@@ -22,6 +22,7 @@ the output of a jsonnet Webhook Template; and the URL, which a template may buil
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,11 +54,33 @@ class TemplateError(ValueError):
 
 
 def evaluate(template: str, event: dict[str, Any], name: str = "template") -> Any:
-    """Evaluate a jsonnet ``template`` for one event; the decoded JSON value."""
+    """Evaluate a jsonnet ``template`` for one event; the decoded JSON value.
+
+    jsonnet's errors (``RuntimeError``) point into the template itself: the prelude's columns are
+    taken off positions on its first line.
+    """
     import _jsonnet
 
-    text = _jsonnet.evaluate_snippet(name, _PRELUDE + template, ext_codes={"event": json.dumps(event)})
+    try:
+        text = _jsonnet.evaluate_snippet(name, _PRELUDE + template, ext_codes={"event": json.dumps(event)})
+    except RuntimeError as exc:
+        raise RuntimeError(_template_positions(str(exc), name)) from None
     return json.loads(text)
+
+
+def _template_positions(message: str, name: str) -> str:
+    """``name:1:C`` positions of jsonnet's message as columns of the template (without the prelude)."""
+
+    def shift(match: re.Match[str]) -> str:
+        line, first, last = match.group(1), int(match.group(2)), match.group(3)
+        if line != "1":
+            return match.group(0)
+        columns = str(max(1, first - len(_PRELUDE)))
+        if last:
+            columns += f"-{max(1, int(last) - len(_PRELUDE))}"
+        return f"{name}:{line}:{columns}"
+
+    return re.sub(rf"{re.escape(name)}:(\d+):(\d+)(?:-(\d+))?", shift, message)
 
 
 def check_template(template: str, name: str) -> None:

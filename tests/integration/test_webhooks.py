@@ -478,7 +478,10 @@ def test_example_configs_load() -> None:
     ("change", "message"),
     [
         ({"webhook_url": "http://hooks.example.com/x"}, "must be an https:// URL"),
-        ({"webhook_template": "{ a: "}, "webhook_template is not valid jsonnet"),
+        (
+            {"webhook_template": "{ a: "},
+            "webhook_template is not valid jsonnet: STATIC ERROR: webhook_template:1:6",
+        ),
         (
             {"webhook_url_template": '"https://x.example/" + event.get("email")'},
             "set exactly one of webhook_url",

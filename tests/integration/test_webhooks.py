@@ -480,7 +480,7 @@ def test_example_configs_load() -> None:
         ({"webhook_url": "http://hooks.example.com/x"}, "must be an https:// URL"),
         (
             {"webhook_template": "{ a: "},
-            "webhook_template is not valid jsonnet: STATIC ERROR: webhook_template:1:6",
+            "webhook_template is not valid jsonnet: STATIC ERROR: webhook_template:1:5",
         ),
         (
             {"webhook_url_template": '"https://x.example/" + event.get("email")'},

@@ -113,6 +113,14 @@ class _TCPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     app: SandboxHTTPServer
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection; wrap it in TLS when the app serves https (handshake in the handler thread)."""
+        conn, address = self.socket.accept()
+        context = self.app.ssl_context
+        if context is not None:
+            conn = context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, address
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up mid-response are routine here; log anything else quietly."""
         log.debug("sandbox connection error from %s", client_address, exc_info=True)
@@ -126,6 +134,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.app._track(self.connection, add=True)
 
@@ -321,10 +331,6 @@ class SandboxHTTPServer:
             return self.base_url
         httpd = _TCPServer((self.host, self.port), _RequestHandler)
         httpd.app = self
-        if self.ssl_context is not None:  # the handshake runs in the request's thread, on first read
-            httpd.socket = self.ssl_context.wrap_socket(
-                httpd.socket, server_side=True, do_handshake_on_connect=False
-            )
         self.port = httpd.server_address[1]
         self._httpd = httpd
         self._thread = threading.Thread(

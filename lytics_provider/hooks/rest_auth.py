@@ -153,6 +153,8 @@ class OAuth2Token(AuthBase):
         self.timeout = timeout
         self.clock = clock
         self.errors = ErrorTypes()
+        self.verify: bool | str = True
+        """TLS verification of the token endpoint: True, or the path of a CA bundle."""
         self.fetches = 0
         self._token = ""
         self._expires_at = 0.0
@@ -196,6 +198,7 @@ class OAuth2Token(AuthBase):
                 auth=auth,
                 timeout=self.timeout,
                 headers={"Accept": "application/json"},
+                verify=self.verify,
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ServiceError(f"{shown}: unreachable ({type(exc).__name__})") from None

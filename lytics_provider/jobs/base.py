@@ -24,7 +24,12 @@ if TYPE_CHECKING:
 
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _EVERY_N_HOURS = re.compile(r"^every (\d{1,2}) hours$")
+_EVERY_N_MINUTES = re.compile(r"^every (\d+) minutes?$")
 HOURLY_DIVISORS = (2, 3, 4, 6, 8, 12)
+MIN_INTERVAL_MINUTES = 5
+"""The shortest Keep Updated interval: a run scans, plans and sends, so it cannot come more often."""
+MINUTE_DIVISORS = tuple(n for n in range(MIN_INTERVAL_MINUTES, 60) if 60 % n == 0)
+"""Sub-hourly intervals: divisors of 60 (runs fall on the same minutes of every hour)."""
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -42,8 +47,8 @@ class ScheduleFields(StrictModel):
     )
     frequency: str = Field(
         default="daily",
-        description='How often a Keep Updated job runs: "hourly", "every N hours" (N in 2, 3, 4, 6, 8, 12), '
-        '"daily", "weekly" or "monthly".',
+        description='How often a Keep Updated job runs: "every N minutes" (N in 5, 6, 10, 12, 15, 20, 30), '
+        '"hourly", "every N hours" (N in 2, 3, 4, 6, 8, 12), "daily", "weekly" or "monthly".',
     )
     time_of_day: str | None = Field(
         default=None,
@@ -64,9 +69,13 @@ class ScheduleFields(StrictModel):
         match = _EVERY_N_HOURS.match(value)
         if match and int(match.group(1)) in HOURLY_DIVISORS:
             return value
+        minutes = _EVERY_N_MINUTES.match(value)
+        if minutes:
+            return _check_minutes(int(minutes.group(1)))
         raise ValueError(
             f'unknown frequency {value!r}; use "hourly", "every N hours" with N one of '
-            f'{", ".join(map(str, HOURLY_DIVISORS))}, "daily", "weekly" or "monthly"'
+            f'{", ".join(map(str, HOURLY_DIVISORS))}, "every N minutes" with N one of '
+            f'{", ".join(map(str, MINUTE_DIVISORS))}, "daily", "weekly" or "monthly"'
         )
 
     @field_validator("time_of_day")
@@ -100,14 +109,39 @@ class ScheduleFields(StrictModel):
 
     @property
     def is_sub_daily(self) -> bool:
-        """True for hourly and every-N-hours frequencies."""
+        """True for every-N-minutes, hourly and every-N-hours frequencies."""
         return self.frequency == "hourly" or self.frequency.startswith("every ")
+
+    @property
+    def every_minutes(self) -> int | None:
+        """Minutes between runs of a sub-hourly job (``every N minutes``); None otherwise."""
+        match = _EVERY_N_MINUTES.match(self.frequency)
+        return int(match.group(1)) if match else None
 
     @property
     def every_hours(self) -> int:
         """Hours between runs of a sub-daily job."""
         match = _EVERY_N_HOURS.match(self.frequency)
         return int(match.group(1)) if match else 1
+
+
+def _check_minutes(every: int) -> str:
+    """``every N minutes`` when N is allowed, else an error that says which N are."""
+    allowed = ", ".join(map(str, MINUTE_DIVISORS))
+    if every < MIN_INTERVAL_MINUTES:
+        raise ValueError(
+            f"every {every} minutes is shorter than the {MIN_INTERVAL_MINUTES}-minute minimum (each run "
+            "scans the audience, plans and sends before the next may start); use "
+            f'"every N minutes" with N one of {allowed}'
+        )
+    if every == 60:
+        raise ValueError('every 60 minutes: write "hourly"')
+    if every > 60 or 60 % every:
+        raise ValueError(
+            f"every {every} minutes does not divide the hour, so runs would drift against the clock; use "
+            f'"every N minutes" with N one of {allowed}, or "hourly" / "every N hours"'
+        )
+    return f"every {every} minutes"
 
 
 class JobConfig(ScheduleFields):
@@ -160,6 +194,27 @@ class AudienceExportConfig(JobConfig, SharedScanFields):
     identity_fields: list[str] | None = identity_fields_field()
 
     _check_identity_fields = field_validator("identity_fields")(check_identity_fields)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_scan_default_within_interval(cls, data: Any) -> Any:
+        """A sub-hourly job shares scans up to a third of its interval old unless told otherwise."""
+        if isinstance(data, dict) and "scan_max_age_minutes" not in data:
+            match = _EVERY_N_MINUTES.match(str(data.get("frequency") or "").strip().lower())
+            if match and int(match.group(1)) >= MIN_INTERVAL_MINUTES:
+                data = {**data, "scan_max_age_minutes": int(match.group(1)) // 3}
+        return data
+
+    @model_validator(mode="after")
+    def _shared_scan_shorter_than_interval(self) -> AudienceExportConfig:
+        every = self.every_minutes
+        if self.keep_updated and every and self.scan_max_age_minutes >= every:
+            raise ValueError(
+                f"scan_max_age_minutes {self.scan_max_age_minutes} is not shorter than the {every}-minute "
+                "interval, so a run could reuse the scan of the run before it and miss the changes since; "
+                f"set scan_max_age_minutes below {every} (e.g. {every // 3}) or remove it"
+            )
+        return self
 
     def identifier_fields(self) -> list[str]:
         """The job's own member identifiers, tried after ``_uid`` when ``identity_fields`` is unset."""

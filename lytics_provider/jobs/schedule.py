@@ -12,7 +12,13 @@ How Airflow 3.3 handles the DST days (checked by ``tests/unit/test_schedule.py``
 * hourly schedules follow elapsed time: the repeated hour of a fall-back day has two runs
   (01:00 daylight and 01:00 standard time), a spring-forward day has 23 runs;
 * every-N-hours schedules run at local hours 0, N, 2N, ...: a slot inside the gap runs at
-  the end of the gap, and no slot runs twice.
+  the end of the gap, and no slot runs twice;
+* every-N-minutes schedules (N >= 5 and dividing 60) run at minutes 0, N, 2N, ... of every hour
+  and, like hourly ones, follow elapsed time across DST days.
+
+Sub-hourly runs are micro-batches: each scans the audience, diffs with the last run and sends the
+difference, so a member who enters and exits inside one interval is not seen, and the interval
+cannot be shorter than the scan (a run that is still going when the next is due makes it wait).
 
 A plain cron form therefore behaves on every DST day; no custom timetable is needed.
 """
@@ -42,6 +48,8 @@ def cron_expression(cfg: ScheduleFields) -> str | None:
     """The cron expression of a Keep Updated job, read in ``cfg.timezone``; None for a one-time job."""
     if not cfg.keep_updated:
         return None
+    if cfg.every_minutes:
+        return f"*/{cfg.every_minutes} * * * *"
     if cfg.is_sub_daily:
         every = cfg.every_hours
         return "0 * * * *" if every == 1 else f"0 */{every} * * *"

@@ -145,7 +145,8 @@ def test_a_good_file_loads_with_unquoted_time_and_date(jobs_dir: Path) -> None:
         (
             GOOD.replace("daily", "fortnightly"),
             "jobs/bad.yaml: field 'frequency': unknown frequency 'fortnightly'; "
-            'use "hourly", "every N hours" with N one of 2, 3, 4, 6, 8, 12, "daily", "weekly" or "monthly"',
+            'use "hourly", "every N hours" with N one of 2, 3, 4, 6, 8, 12, "every N minutes" with N one of '
+            '5, 6, 10, 12, 15, 20, 30, "daily", "weekly" or "monthly"',
         ),
         (
             GOOD.replace("daily", "hourly"),
@@ -155,6 +156,30 @@ def test_a_good_file_loads_with_unquoted_time_and_date(jobs_dir: Path) -> None:
         (
             GOOD + "options: gzip\n",
             "jobs/bad.yaml: field 'options': must be a mapping of 'field: value' lines (got 'gzip')",
+        ),
+        (
+            GOOD.replace("daily", "every 2 minutes").replace("time_of_day: 02:30\n", ""),
+            "jobs/bad.yaml: field 'frequency': every 2 minutes is shorter than the 5-minute minimum "
+            "(each run scans the audience, plans and sends before the next may start); use "
+            '"every N minutes" with N one of 5, 6, 10, 12, 15, 20, 30',
+        ),
+        (
+            GOOD.replace("daily", "every 7 minutes").replace("time_of_day: 02:30\n", ""),
+            "jobs/bad.yaml: field 'frequency': every 7 minutes does not divide the hour, so runs would drift "
+            'against the clock; use "every N minutes" with N one of 5, 6, 10, 12, 15, 20, 30, or "hourly" / '
+            '"every N hours"',
+        ),
+        (
+            GOOD.replace("daily", "every 15 minutes"),
+            "jobs/bad.yaml: time_of_day is only used by daily, weekly and monthly jobs, "
+            "not 'every 15 minutes'; remove time_of_day or change frequency",
+        ),
+        (
+            GOOD.replace("daily", "every 15 minutes").replace("time_of_day: 02:30\n", "")
+            + "scan_max_age_minutes: 30\n",
+            "jobs/bad.yaml: scan_max_age_minutes 30 is not shorter than the 15-minute interval, so a run "
+            "could reuse the scan of the run before it and miss the changes since; set "
+            "scan_max_age_minutes below 15 (e.g. 5) or remove it",
         ),
     ],
     ids=[
@@ -169,6 +194,10 @@ def test_a_good_file_loads_with_unquoted_time_and_date(jobs_dir: Path) -> None:
         "frequency",
         "time-of-day-with-hourly",
         "mapping-expected",
+        "minutes-below-floor",
+        "minutes-not-dividing-the-hour",
+        "time-of-day-with-minutes",
+        "shared-scan-older-than-interval",
     ],
 )
 def test_each_problem_names_file_field_and_fix(jobs_dir: Path, text: str, expected: str) -> None:

@@ -67,6 +67,12 @@ def test_one_time_job_has_no_timetable_and_runs_once() -> None:
     ("fields", "cron", "words"),
     [
         ({"frequency": "hourly"}, "0 * * * *", "hourly (UTC)"),
+        ({"frequency": "every 15 minutes"}, "*/15 * * * *", "every 15 minutes (UTC)"),
+        (
+            {"frequency": "Every 5 minutes", "timezone": NEW_YORK},
+            "*/5 * * * *",
+            f"every 5 minutes ({NEW_YORK})",
+        ),
         ({"frequency": "every 6 hours", "timezone": NEW_YORK}, "0 */6 * * *", f"every 6 hours ({NEW_YORK})"),
         ({"frequency": "daily"}, "0 0 * * *", "daily at 00:00 UTC"),
         (
@@ -199,3 +205,44 @@ def test_sub_daily_jobs_run_on_the_hour_of_the_job_timezone() -> None:
     found = runs(cfg, "2026-05-01", "2026-05-03")
     assert [run.strftime("%H:%M") for run in found] == ["00:00", "12:00"] * 2 + ["00:00"]
     assert {run.in_timezone("UTC").minute for run in found} == {30}
+
+
+def test_every_n_minutes_runs_on_the_same_minutes_of_every_hour() -> None:
+    cfg = schedule(frequency="every 15 minutes", timezone=NEW_YORK)
+    found = runs(cfg, "2026-06-01T00:00:00", "2026-06-01T03:00:00")
+    assert len(found) == 13  # both ends included
+    assert {run.minute for run in found} == {0, 15, 30, 45}
+    assert all((b - a) == timedelta(minutes=15) for a, b in itertools.pairwise(found))
+
+
+def test_every_n_minutes_follows_elapsed_time_on_the_fall_back_day() -> None:
+    cfg = schedule(frequency="every 30 minutes", timezone=NEW_YORK)
+    found = runs(cfg, "2026-11-01T00:00:00", "2026-11-01T04:00:00")
+    assert all((b - a) == timedelta(minutes=30) for a, b in itertools.pairwise(found))
+    assert len(found) == 11  # five hours elapse between local 00:00 and 04:00 (both ends included)
+
+
+@pytest.mark.parametrize("every", [5, 6, 10, 12, 15, 20, 30])
+def test_each_sub_hourly_interval_is_accepted(every: int) -> None:
+    cfg = schedule(frequency=f"every {every} minutes")
+    assert cfg.every_minutes == every and cfg.is_sub_daily
+    assert cron_expression(cfg) == f"*/{every} * * * *"
+
+
+@pytest.mark.parametrize("every", [0, 1, 4, 7, 45, 60, 90])
+def test_sub_hourly_intervals_below_five_or_not_dividing_the_hour_are_refused(every: int) -> None:
+    with pytest.raises(ValueError, match=f"every {every} minutes"):
+        schedule(frequency=f"every {every} minutes")
+
+
+def test_a_sub_hourly_audience_job_shares_scans_younger_than_its_interval() -> None:
+    from lytics_provider.jobs.base import AudienceExportConfig
+
+    cfg = AudienceExportConfig(type="x", audience="a", keep_updated=True, frequency="every 15 minutes")
+    assert cfg.scan_max_age_minutes == 5
+    daily = AudienceExportConfig(type="x", audience="a", keep_updated=True, frequency="daily")
+    assert daily.scan_max_age_minutes == 30
+    with pytest.raises(ValueError, match="below 15"):
+        AudienceExportConfig(
+            type="x", audience="a", keep_updated=True, frequency="every 15 minutes", scan_max_age_minutes=15
+        )

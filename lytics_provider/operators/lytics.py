@@ -24,6 +24,7 @@ from lytics_provider.pipeline.scan_completeness import (
 )
 from lytics_provider.pipeline.shared_scan import (
     SharedScanArea,
+    SharedScanRequest,
     adopt_shared_copy,
     read_shared_scan,
     shared_scan_key,
@@ -158,12 +159,12 @@ class LyticsAudienceScanOperator(BaseOperator):
             snapshot.set_meta("segment_id", segment["id"])
             self._scan(hook, segment, snapshot, wanted)
 
-        area = SharedScanArea(shared_scan_key(
+        area = SharedScanArea(
+            shared_scan_key(
                 hook.get_conn().base_url, hook.account_id, segment["id"], ",".join(self.identity_fields)
-            ))
-        got = read_shared_scan(
-            area,
-            path,
+            )
+        )
+        request = SharedScanRequest(
             needed=fields,
             fields=wanted,
             max_age_seconds=self.scan_max_age_minutes * 60,
@@ -173,6 +174,7 @@ class LyticsAudienceScanOperator(BaseOperator):
             log=self.log,
             identity_fields=self.identity_fields,
         )
+        got = read_shared_scan(area, path, request)
         if got is None:
             return None
         adopt_shared_copy(

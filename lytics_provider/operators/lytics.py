@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.hooks.lytics import MAX_SCAN_LIMIT, CursorExpiredError, LyticsHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.pipeline.csv_render import CsvRowRenderer, RenderedRows
 from lytics_provider.pipeline.gcpause import paused_gc
 from lytics_provider.pipeline.identity import normalize_identity_fields, scan_field_names
@@ -87,20 +88,12 @@ class LyticsAudienceScanOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.audience = audience
-        self.job_id = job_id
-        self.lytics_conn_id = lytics_conn_id
+        keep_arguments(self, locals())
         self.fields = list(fields) if fields else None
-        self.user_limit = user_limit
-        self.page_size = page_size
         self.digest_fields = list(digest_fields) if digest_fields else None
-        self.fetch_in_subprocess = fetch_in_subprocess
-        self.row_renderer = row_renderer
         self.identity_fields = normalize_identity_fields(identity_fields)
         if isinstance(scan_fields, str) and scan_fields != "all":
             raise ValueError(f"scan_fields must be 'all', a list of field names or None, not {scan_fields!r}")
-        self.scan_max_age_minutes = scan_max_age_minutes
-        self.scan_fields = scan_fields
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = LyticsHook(self.lytics_conn_id)
@@ -287,9 +280,7 @@ class LyticsCommitRunOperator(BaseOperator):
         self, *, job_id: str, scan_task_id: str = "scan", deliver_task_id: str = "deliver", **kwargs: Any
     ):
         super().__init__(**kwargs)
-        self.job_id = job_id
-        self.scan_task_id = scan_task_id
-        self.deliver_task_id = deliver_task_id
+        keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]

@@ -37,20 +37,7 @@ class _AudienceExport(AudienceExportConfig):
     deliver_operator: ClassVar[str]
 
     def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=self.fields,
-            user_limit=self.user_limit,
-            identity_fields=self.identity(),
-        )
-        deliver = _build_task(self, self.deliver_operator, job, "deliver")
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
-        scan >> deliver >> report
+        self.add_scan_deliver_report(job, _build_task(self, self.deliver_operator, job, "deliver"))
 
 
 class _FileExport(_AudienceExport):

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.processes import REPO, child_environment, lytics_connection, sandbox_process
+
 JOB_FILE = REPO / "include" / "jobs" / "mapp_high_value_daily.yaml"
 DAG_ID = "lytics_mapp_high_value_daily"
 AUDIENCE = "high_value"
@@ -54,9 +55,8 @@ class Measurement:
 
 @dataclass
 class Services:
-    """The sandbox process and the environment that points the jobs at it."""
+    """The environment that points the jobs at the running sandbox, and its SFTP root."""
 
-    proc: subprocess.Popen[str]
     env: dict[str, str]
     sftp_root: Path
 
@@ -76,16 +76,11 @@ def sandbox(members: int, workdir: Path, page_delay: float = 0.0) -> Iterator[Se
     sftp_root = workdir / "sftp"
     folder = str(_job_config().get("folder") or "").strip("/")
     (sftp_root / folder).mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable, "-m", "lytics_sandbox", "--lytics-port", "0", "--sftp-port", "0",
-        "--sftp-root", str(sftp_root), "--audience", f"{AUDIENCE}={members}", "--page-delay", str(page_delay),
+    args = [
+        "--lytics-port", "0", "--sftp-port", "0", "--sftp-root", str(sftp_root),
+        "--audience", f"{AUDIENCE}={members}", "--page-delay", str(page_delay),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line:
-            raise RuntimeError("the sandbox did not start")
-        info = json.loads(line)
+    with sandbox_process(*args) as info:
         sftp = {
             "conn_type": "sftp",
             "host": info["sftp_host"],
@@ -94,23 +89,11 @@ def sandbox(members: int, workdir: Path, page_delay: float = 0.0) -> Iterator[Se
             "password": "sandbox-pass",
             "extra": {"no_host_key_check": True, "compress": False},
         }
-        lytics = {"conn_type": "lytics", "host": info["lytics_url"], "password": "sandbox-token"}
-        config = _job_config()
-        env = {
-            **os.environ,
-            "AIRFLOW_CONN_LYTICS_DEFAULT": json.dumps(lytics),
-            f"AIRFLOW_CONN_{config['sftp_conn_id'].upper()}": json.dumps(sftp),
-            "PYTHONPATH": str(REPO),
-            "PYTHONWARNINGS": "ignore",
+        connections = {
+            "lytics_default": lytics_connection(info),
+            _job_config()["sftp_conn_id"]: json.dumps(sftp),
         }
-        yield Services(proc, env, sftp_root)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        yield Services(child_environment(**connections), sftp_root)
 
 
 def measure(mode: str, members: int, services: Services, workdir: Path) -> Measurement:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.processes import REPO, child_environment, lytics_connection, sandbox_process
+
 AUDIENCE = "big"
 CALLS_GOAL = 1.05
 JOB_FIELDS = {
@@ -51,30 +51,17 @@ JOB_FIELDS[UNION_JOB] = sorted({field for fields in list(JOB_FIELDS.values()) fo
 @contextmanager
 def sandbox(members: int, page_delay: float) -> Iterator[dict[str, str]]:
     """Start the Lytics sandbox with one audience of ``members``; yield the children's environment."""
-    cmd = [
-        sys.executable, "-m", "lytics_sandbox", "--no-sftp", "--lytics-port", "0",
-        "--audience", f"{AUDIENCE}={members}", "--page-delay", str(page_delay),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line:
-            raise RuntimeError("the sandbox did not start")
-        info = json.loads(line)
-        lytics = {"conn_type": "lytics", "host": info["lytics_url"], "password": "sandbox-token"}
-        yield {
-            **os.environ,
-            "AIRFLOW_CONN_LYTICS_DEFAULT": json.dumps(lytics),
-            "PYTHONPATH": str(REPO),
-            "PYTHONWARNINGS": "ignore",
-        }
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    args = [
+        "--no-sftp",
+        "--lytics-port",
+        "0",
+        "--audience",
+        f"{AUDIENCE}={members}",
+        "--page-delay",
+        str(page_delay),
+    ]
+    with sandbox_process(*args) as info:
+        yield child_environment(lytics_default=lytics_connection(info))
 
 
 def run_jobs(

@@ -23,18 +23,15 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.processes import REPO, moto_server
+
 JOB_FILE = REPO / "include" / "jobs" / "mapp_high_value_daily.yaml"
 DAG_ID = "lytics_mapp_high_value_daily"
 AUDIENCE = "high_value"
@@ -156,42 +153,6 @@ def bench_retention(members: int, workdir: Path) -> list[tuple[str, str, str]]:
 
 
 # -- (b) baseline in object storage vs the scan --------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """``python -m moto.server`` on a free loopback port, in its own process."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("moto server did not start")
-        yield endpoint
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _scan(members: int, workdir: Path, page_delay: float = 0.0) -> tuple[float, Path, int]:
     """The scan task of the Mapp DAG on a sandbox in its own process; seconds, snapshot, members."""
     import yaml

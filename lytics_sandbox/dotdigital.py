@@ -212,6 +212,21 @@ _STATUS_COUNTER = {
 }
 
 
+# What a test may change on a running sandbox and :meth:`DotdigitalSandbox.reset` puts back.
+_SETTINGS = (
+    "username",
+    "_password",
+    "account_id",
+    "hourly_limit",
+    "tier_limit_per_minute",
+    "rate_limit_reset",
+    "usage_exceeded_status",
+    "import_polls",
+    "deletion_polls",
+    "clock",
+)
+
+
 class DotdigitalSandbox(SandboxHTTPServer):
     """Dotdigital v2 emulator; see the module docstring for the contract and the choices."""
 
@@ -238,12 +253,27 @@ class DotdigitalSandbox(SandboxHTTPServer):
         self.tier_limit_per_minute = tier_limit_per_minute
         self.rate_limit_reset = rate_limit_reset
         self.usage_exceeded_status = usage_exceeded_status
-        self.faults_header = ["Reason", "Email"]
-        self.upload_sizes: list[tuple[str, int]] = []
         self.import_polls = import_polls
         self.deletion_polls = deletion_polls
         self.clock = clock
+        self._settings = {name: getattr(self, name) for name in _SETTINGS}
         self.state_lock = threading.RLock()
+        self._new_account()
+        self._routes()
+
+    def reset(self) -> None:
+        """Back to the account as it was created (settings, data, call window, faults, counters),
+        so that one server started per test session serves each test as a new one."""
+        with self.state_lock:
+            for name, value in self._settings.items():
+                setattr(self, name, value)
+            self._new_account()
+        self.faults.clear()
+        self.reset_counters()
+
+    def _new_account(self) -> None:
+        self.faults_header = ["Reason", "Email"]
+        self.upload_sizes: list[tuple[str, int]] = []
         self.api_calls: deque[float] = deque()
         self.tier_calls: deque[float] = deque()
         self.rejected_for_usage = 0
@@ -261,7 +291,6 @@ class DotdigitalSandbox(SandboxHTTPServer):
         self._ids = itertools.count(1001)
         for name, kind in DEFAULT_FIELDS:
             self.add_data_field(name, kind)
-        self._routes()
 
     # -- routing ----------------------------------------------------------------------------
     def _routes(self) -> None:
@@ -831,9 +860,7 @@ class DotdigitalSandbox(SandboxHTTPServer):
         with self.state_lock:
             self.upload_sizes.append((route, len(data)))
         if len(data) > limit:
-            return self.fail(
-                f"The file is larger than {limit // 1_000_000}MB. ERROR_IMPORT_FILE_TOO_LARGE"
-            )
+            return self.fail(f"The file is larger than {limit // 1_000_000}MB. ERROR_IMPORT_FILE_TOO_LARGE")
         if not filename.lower().endswith((".csv", ".xls", ".xlsx")):
             return self.fail("file must be valid")
         with self.state_lock:

@@ -101,7 +101,7 @@ class LyticsSandbox(SandboxHTTPServer):
         super().__init__(host=host, port=port)
         self.account = account or SyntheticAccount()
         self._token = token
-        self.page_delay = page_delay
+        self.page_delay = self._page_delay = page_delay
         self.profile_edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self._ids = itertools.count(1)
         self._collect_lock = threading.Lock()
@@ -162,6 +162,17 @@ class LyticsSandbox(SandboxHTTPServer):
         with self._collect_lock:
             self._collected.clear()
             self.collect_requests.clear()
+
+    def reset(self, account: SyntheticAccount | None = None) -> None:
+        """Serve ``account`` (default: a new default account) with nothing collected, no faults,
+        no profile edit, the page delay it started with and zeroed counters, so that one server
+        started per test session serves each test as a new one."""
+        self.account = account or SyntheticAccount()
+        self.page_delay = self._page_delay
+        self.profile_edit = None
+        self.faults.clear()
+        self.clear_collected()
+        self.reset_counters()
 
     # -- envelope & auth ---------------------------------------------------------------------
     def _request_id(self) -> str:

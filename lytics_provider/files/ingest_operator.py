@@ -25,6 +25,7 @@ from lytics_provider.files.ingest import StateCheckpoint, StreamWriter, ingest_f
 from lytics_provider.files.listing import FileStore, ObjectInfo, parse_since, select_objects
 from lytics_provider.files.readers import Decrypt, ReadOptions
 from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.retention import prune_job_runs
@@ -87,6 +88,7 @@ class ObjectFilesToLyticsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         if file_type not in ("csv", "json"):
             raise ValueError(
                 f"file_type {file_type!r} is not supported; "
@@ -94,20 +96,6 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             )
         if csv_rows not in ("lenient", "strict"):
             raise ValueError(f"csv_rows {csv_rows!r} is not supported; use 'lenient' or 'strict'")
-        self.job_id = job_id
-        self.bucket = bucket
-        self.stream = stream
-        self.prefix = prefix
-        self.file_type = file_type
-        self.timestamp_field = timestamp_field
-        self.since = since
-        self.starting_file = starting_file
-        self.continuous = continuous
-        self.pgp_conn_id = pgp_conn_id
-        self.batch_size = batch_size
-        self.delimiter = delimiter
-        self.csv_rows = csv_rows
-        self.lytics_conn_id = lytics_conn_id
 
     def store(self) -> FileStore:  # pragma: no cover - abstract
         """Where the files are."""

@@ -6,7 +6,7 @@ import difflib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, TypedDict, Unpack
 
 from requests.utils import get_environ_proxies
 
@@ -56,6 +56,19 @@ class ScanPage:
 def _decoded(page: RawScanPage) -> ScanPage:
     members = page_members(page.body) if page.count else []
     return ScanPage(members=members, next_cursor=page.next_cursor, total=page.total, start=page.start)
+
+
+class ScanWhere(TypedDict, total=False):
+    """Where a scan starts and what its pages hold (see :meth:`LyticsHook.scan_segment_raw`).
+
+    :param start: the cursor to start at (empty: the first page).
+    :param limit: members per page, at most ``MAX_SCAN_LIMIT``.
+    :param fields: the fields each member carries (None: all).
+    """
+
+    start: str
+    limit: int
+    fields: Iterable[str] | None
 
 
 @dataclass
@@ -180,15 +193,9 @@ class LyticsHook(RestHook):
         """Field definitions of a table (``GET /v2/schema/{table}/field``)."""
         return list(self._get(f"/v2/schema/{table}/field", filter=filter).get("data") or [])
 
-    def scan_segment_page(
-        self,
-        segment_id: str,
-        start: str = "",
-        limit: int = MAX_SCAN_LIMIT,
-        fields: Iterable[str] | None = None,
-    ) -> ScanPage:
+    def scan_segment_page(self, segment_id: str, **where: Unpack[ScanWhere]) -> ScanPage:
         """Fetch one scan page starting at cursor ``start`` (empty for the first page)."""
-        return _decoded(self.scan_segment_page_raw(segment_id, start, limit, fields))
+        return _decoded(self.scan_segment_page_raw(segment_id, **where))
 
     def scan_segment_page_raw(
         self,
@@ -200,15 +207,9 @@ class LyticsHook(RestHook):
         """One scan page with its members left as the JSON the API sent."""
         return fetch_scan_page(self.get_conn(), segment_id, start, limit, fields, self._params)
 
-    def scan_segment(
-        self,
-        segment_id: str,
-        start: str = "",
-        limit: int = MAX_SCAN_LIMIT,
-        fields: Iterable[str] | None = None,
-    ) -> Iterator[ScanPage]:
+    def scan_segment(self, segment_id: str, **where: Unpack[ScanWhere]) -> Iterator[ScanPage]:
         """Stream every page of an audience as dicts, following ``_next`` until it is empty."""
-        for page in self.scan_segment_raw(segment_id, start, limit, fields):
+        for page in self.scan_segment_raw(segment_id, **where):
             yield _decoded(page)
 
     def scan_segment_raw(
@@ -269,6 +270,17 @@ class LyticsHook(RestHook):
         finally:
             self._subprocess_calls = before + scan.calls
 
+    def _collect_params(
+        self, dryrun: bool, timestamp_field: str | None, filename: str | None, **extra: str
+    ) -> dict[str, str]:
+        """The query of a collect call: ``dryrun``, then ``extra``, then the optional names."""
+        params = {**self._params, "dryrun": str(dryrun).lower(), **extra}
+        if timestamp_field:
+            params["timestamp_field"] = timestamp_field
+        if filename:
+            params["filename"] = filename
+        return params
+
     def collect_json(
         self,
         stream: str,
@@ -303,11 +315,7 @@ class LyticsHook(RestHook):
         dryrun: bool,
         filename: str | None,
     ) -> None:
-        params = {**self._params, "dryrun": str(dryrun).lower()}
-        if timestamp_field:
-            params["timestamp_field"] = timestamp_field
-        if filename:
-            params["filename"] = filename
+        params = self._collect_params(dryrun, timestamp_field, filename)
         body = b"[" + b",".join(batch) + b"]"
         answer = self.get_conn().json(
             "POST",
@@ -332,11 +340,7 @@ class LyticsHook(RestHook):
     ) -> CollectResult:
         """Upload one file body to ``{bulk_url}/collect/bulk/{stream}`` (CSV, or JSON lines)."""
         self.get_conn()
-        params = {**self._params, "dryrun": str(dryrun).lower(), "droperrors": str(droperrors).lower()}
-        if timestamp_field:
-            params["timestamp_field"] = timestamp_field
-        if filename:
-            params["filename"] = filename
+        params = self._collect_params(dryrun, timestamp_field, filename, droperrors=str(droperrors).lower())
         headers = {"Content-Type": content_type}
         if gzipped:
             headers["Content-Encoding"] = "gzip"

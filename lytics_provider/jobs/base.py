@@ -227,3 +227,24 @@ class AudienceExportConfig(JobConfig, SharedScanFields):
     def params(self) -> dict[str, Any]:
         """Audience, full refresh and dry run can be overridden per run."""
         return {"audience": self.audience, "full_refresh": False, "dry_run": False}
+
+    def add_scan_deliver_report(self, job: JobContext, deliver: Any, **scan_options: Any) -> None:
+        """Wire ``scan`` → ``deliver`` → ``report`` in ``job``'s DAG.
+
+        :param deliver: the job's delivery task.
+        :param scan_options: arguments of the scan task that add to or replace the job's own
+            (``fields``, ``user_limit``, ``identity_fields``), e.g. ``digest_fields``.
+        """
+        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+
+        options = {"fields": self.fields, "user_limit": self.user_limit, "identity_fields": self.identity()}
+        scan = LyticsAudienceScanOperator(
+            task_id="scan",
+            audience="{{ params.audience }}",
+            job_id=job.job_id,
+            lytics_conn_id=self.lytics_conn_id,
+            dag=job.dag,
+            **{**options, **scan_options},
+        )
+        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
+        scan >> deliver >> report

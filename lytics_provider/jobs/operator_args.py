@@ -3,17 +3,20 @@
 ``operator_kwargs(config, Operator, task_id="deliver", ...)`` takes every config field that the
 operator's own constructor (or a constructor of its provider base classes) accepts, so an option
 is spelled once, in the config, and reaches the operator without a line of pass-through.
+``keep_arguments(self, locals())`` is the operator's side: its arguments become its attributes.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 
 _ARGUMENT_KINDS = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_NOT_ARGUMENTS = frozenset({"self", "kwargs", "__class__"})
 
 
 @cache
@@ -49,3 +52,18 @@ def operator_kwargs(config: BaseModel, operator: type, **arguments: Any) -> dict
 def _plain(value: Any) -> Any:
     """Frozen config values as the operators take them (a plain dict for a mapping)."""
     return dict(value) if isinstance(value, dict) else value
+
+
+def keep_arguments(operator: object, arguments: Mapping[str, Any]) -> None:
+    """Set each argument of an operator's ``__init__`` as the operator's attribute of that name.
+
+    Call it with ``locals()`` right after ``super().__init__(**kwargs)``, before any other local
+    name is bound; ``self``, ``kwargs`` and ``__class__`` are passed over. An argument that is kept
+    converted (``list(fields)``, a default filled in) is set again after the call.
+
+    :param operator: the operator being built.
+    :param arguments: the ``__init__``'s ``locals()``.
+    """
+    for name, value in arguments.items():
+        if name not in _NOT_ARGUMENTS:
+            setattr(operator, name, value)

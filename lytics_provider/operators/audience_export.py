@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator, Context
 from lytics_provider.files.export_naming import run_moment, run_stamp
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.object_files import StagedFile, stage_file
 from lytics_provider.pipeline.rejects import RejectsWriter
@@ -48,10 +49,8 @@ class AudienceExportOperator(FailFastOnPermanentErrors, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.job_id = job_id
+        keep_arguments(self, locals())
         self.fields = list(fields) if fields else None
-        self.scan_task_id = scan_task_id
-        self.lytics_conn_id = lytics_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         scan = context["ti"].xcom_pull(task_ids=self.scan_task_id)

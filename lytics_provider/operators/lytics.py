@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.hooks.lytics import MAX_SCAN_LIMIT, CursorExpiredError, LyticsHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.pipeline.csv_render import CsvRowRenderer, RenderedRows
 from lytics_provider.pipeline.gcpause import paused_gc
 from lytics_provider.pipeline.identity import normalize_identity_fields, scan_field_names
@@ -24,6 +25,7 @@ from lytics_provider.pipeline.scan_completeness import (
 )
 from lytics_provider.pipeline.shared_scan import (
     SharedScanArea,
+    SharedScanRequest,
     adopt_shared_copy,
     read_shared_scan,
     shared_scan_key,
@@ -86,20 +88,12 @@ class LyticsAudienceScanOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.audience = audience
-        self.job_id = job_id
-        self.lytics_conn_id = lytics_conn_id
+        keep_arguments(self, locals())
         self.fields = list(fields) if fields else None
-        self.user_limit = user_limit
-        self.page_size = page_size
         self.digest_fields = list(digest_fields) if digest_fields else None
-        self.fetch_in_subprocess = fetch_in_subprocess
-        self.row_renderer = row_renderer
         self.identity_fields = normalize_identity_fields(identity_fields)
         if isinstance(scan_fields, str) and scan_fields != "all":
             raise ValueError(f"scan_fields must be 'all', a list of field names or None, not {scan_fields!r}")
-        self.scan_max_age_minutes = scan_max_age_minutes
-        self.scan_fields = scan_fields
 
     def execute(self, context: Context) -> dict[str, Any]:
         hook = LyticsHook(self.lytics_conn_id)
@@ -158,12 +152,12 @@ class LyticsAudienceScanOperator(BaseOperator):
             snapshot.set_meta("segment_id", segment["id"])
             self._scan(hook, segment, snapshot, wanted)
 
-        area = SharedScanArea(shared_scan_key(
+        area = SharedScanArea(
+            shared_scan_key(
                 hook.get_conn().base_url, hook.account_id, segment["id"], ",".join(self.identity_fields)
-            ))
-        got = read_shared_scan(
-            area,
-            path,
+            )
+        )
+        request = SharedScanRequest(
             needed=fields,
             fields=wanted,
             max_age_seconds=self.scan_max_age_minutes * 60,
@@ -173,6 +167,7 @@ class LyticsAudienceScanOperator(BaseOperator):
             log=self.log,
             identity_fields=self.identity_fields,
         )
+        got = read_shared_scan(area, path, request)
         if got is None:
             return None
         adopt_shared_copy(
@@ -285,9 +280,7 @@ class LyticsCommitRunOperator(BaseOperator):
         self, *, job_id: str, scan_task_id: str = "scan", deliver_task_id: str = "deliver", **kwargs: Any
     ):
         super().__init__(**kwargs)
-        self.job_id = job_id
-        self.scan_task_id = scan_task_id
-        self.deliver_task_id = deliver_task_id
+        keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]

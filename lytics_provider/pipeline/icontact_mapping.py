@@ -116,24 +116,42 @@ USER_MAPPING: tuple[UserMapping, ...] = (
 )
 
 _ENGAGED_IF = 'IF event_type IN ("open", "click", "unsubscribe")'
+
+# Per event type: (event type, Lytics field, description), in the seed's row order. The same
+# tables drive :data:`ACTIVITY_MAPPING` and :meth:`ProfileAggregate.fields`.
+COUNT_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("bounce", "email_bouncect", "Email Bounce Count"),
+    ("click", "email_click_ct", "Email Click Count"),
+    ("open", "email_open_ct", "Email Open Count"),
+    ("unsubscribe", "email_unsubscribect", "Email Unsubscribe Count"),
+)
+LAST_TIME_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("click", "email_last_click_ts", "Email Last click"),
+    ("open", "email_last_open_ts", "Email Last open"),
+    ("bounce", "email_lastbounce_ts", "Email Last bounce"),
+    ("unsubscribe", "email_lastunsubscribe_ts", "Email Last unsubscribe"),
+)
+FIRST_TIME_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("click", "email_first_click_ts", "Email First click"),
+    ("open", "email_first_open_ts", "First Email Opened"),
+    ("bounce", "email_firstbounce_ts", "Email First bounce"),
+    ("unsubscribe", "email_firstunsubscribe_ts", "Email First unsubscribe"),
+)
+
+
+def _per_event_type(
+    source: str, kind: str, rows: tuple[tuple[str, str, str], ...]
+) -> tuple[ActivityMapping, ...]:
+    """One ``source IF eq(event_type, T)`` row per event type ``T`` of ``rows``."""
+    return tuple(
+        ActivityMapping(source, f'IF eq(event_type, "{event}")', name, text, kind)
+        for event, name, text in rows
+    )
+
+
 ACTIVITY_MAPPING: tuple[ActivityMapping, ...] = (
     ActivityMapping("contact_id", "", "ic_contact_id", "iContact Distinct ID", "string", unique_id=True),
-    ActivityMapping(
-        "count(event_type)", 'IF eq(event_type, "bounce")', "email_bouncect", "Email Bounce Count", "int"
-    ),
-    ActivityMapping(
-        "count(event_type)", 'IF eq(event_type, "click")', "email_click_ct", "Email Click Count", "int"
-    ),
-    ActivityMapping(
-        "count(event_type)", 'IF eq(event_type, "open")', "email_open_ct", "Email Open Count", "int"
-    ),
-    ActivityMapping(
-        "count(event_type)",
-        'IF eq(event_type, "unsubscribe")',
-        "email_unsubscribect",
-        "Email Unsubscribe Count",
-        "int",
-    ),
+    *_per_event_type("count(event_type)", "int", COUNT_FIELDS),
     ActivityMapping(
         'map("email", epochms())',
         _ENGAGED_IF,
@@ -141,43 +159,9 @@ ACTIVITY_MAPPING: tuple[ActivityMapping, ...] = (
         "Last Activity By Channel",
         "map[string]time",
     ),
-    ActivityMapping(
-        "max(epochms())", 'IF eq(event_type, "click")', "email_last_click_ts", "Email Last click", "date"
-    ),
-    ActivityMapping(
-        "max(epochms())", 'IF eq(event_type, "open")', "email_last_open_ts", "Email Last open", "date"
-    ),
-    ActivityMapping(
-        "max(epochms())", 'IF eq(event_type, "bounce")', "email_lastbounce_ts", "Email Last bounce", "date"
-    ),
-    ActivityMapping(
-        "max(epochms())",
-        'IF eq(event_type, "unsubscribe")',
-        "email_lastunsubscribe_ts",
-        "Email Last unsubscribe",
-        "date",
-    ),
+    *_per_event_type("max(epochms())", "date", LAST_TIME_FIELDS),
     ActivityMapping("max(epochms())", _ENGAGED_IF, "last_active_ts", "Last Active", "date"),
-    ActivityMapping(
-        "min(epochms())", 'IF eq(event_type, "click")', "email_first_click_ts", "Email First click", "date"
-    ),
-    ActivityMapping(
-        "min(epochms())", 'IF eq(event_type, "open")', "email_first_open_ts", "First Email Opened", "date"
-    ),
-    ActivityMapping(
-        "min(epochms())",
-        'IF eq(event_type, "bounce")',
-        "email_firstbounce_ts",
-        "Email First bounce",
-        "date",
-    ),
-    ActivityMapping(
-        "min(epochms())",
-        'IF eq(event_type, "unsubscribe")',
-        "email_firstunsubscribe_ts",
-        "Email First unsubscribe",
-        "date",
-    ),
+    *_per_event_type("min(epochms())", "date", FIRST_TIME_FIELDS),
     ActivityMapping('set("email")', _ENGAGED_IF, "channels", "All Channels Used", "[]string"),
     ActivityMapping(
         "valuect(hash(urlmain(event_url)))", "", "hashedurls", "Hashed Urls Visited", "map[string]intsum"
@@ -451,35 +435,16 @@ class ProfileAggregate:
     def fields(self) -> dict[str, Any]:
         """The Lytics user fields of :data:`ACTIVITY_MAPPING` (without ``ic_contact_id``)."""
         out: dict[str, Any] = {}
-        for kind, name in (
-            ("bounce", "email_bouncect"),
-            ("click", "email_click_ct"),
-            ("open", "email_open_ct"),
-            ("unsubscribe", "email_unsubscribect"),
-        ):
+        for kind, name, _ in COUNT_FIELDS:
             if self.counts.get(kind):
                 out[name] = self.counts[kind]
         engaged = [self.last[k] for k in ENGAGED if k in self.last]
         if engaged:
             out["last_channel_activities"] = {"email": max(engaged)}
-        for kind, name in (
-            ("click", "email_last_click_ts"),
-            ("open", "email_last_open_ts"),
-            ("bounce", "email_lastbounce_ts"),
-            ("unsubscribe", "email_lastunsubscribe_ts"),
-        ):
-            if kind in self.last:
-                out[name] = self.last[kind]
+        out.update({name: self.last[kind] for kind, name, _ in LAST_TIME_FIELDS if kind in self.last})
         if engaged:
             out["last_active_ts"] = max(engaged)
-        for kind, name in (
-            ("click", "email_first_click_ts"),
-            ("open", "email_first_open_ts"),
-            ("bounce", "email_firstbounce_ts"),
-            ("unsubscribe", "email_firstunsubscribe_ts"),
-        ):
-            if kind in self.first:
-                out[name] = self.first[kind]
+        out.update({name: self.first[kind] for kind, name, _ in FIRST_TIME_FIELDS if kind in self.first})
         if engaged:
             out["channels"] = ["email"]
         if self.hashedurls:

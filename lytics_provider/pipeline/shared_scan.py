@@ -346,75 +346,69 @@ class SharedScanResult:
     scanned_here: bool
 
 
+@dataclass(frozen=True)
+class SharedScanRequest:
+    """What one job asks of the audience's shared scans.
+
+    :param needed: the fields the job needs (None: all).
+    :param fields: what to fetch when this job runs the scan, for every job sharing it.
+    :param max_age_seconds: how old a complete scan may be and still serve.
+    :param job: the job (a job's next run never gets its last run's data again).
+    :param run: the job's run.
+    :param scan: fills a snapshot from Lytics when this job runs the scan.
+    :param log: where waits and takeovers are told.
+    :param identity_fields: the fields that key a member in the snapshot.
+    """
+
+    needed: list[str] | None
+    fields: list[str] | None
+    max_age_seconds: float
+    job: str
+    run: str
+    scan: Callable[[Snapshot], None]
+    log: Any
+    identity_fields: Sequence[str] | None = None
+
+
 def read_shared_scan(
-    area: SharedScanArea,
-    target: Path,
-    *,
-    needed: list[str] | None,
-    fields: list[str] | None,
-    max_age_seconds: float,
-    job: str,
-    run: str,
-    scan: Callable[[Snapshot], None],
-    log: Any,
-    identity_fields: Sequence[str] | None = None,
+    area: SharedScanArea, target: Path, request: SharedScanRequest
 ) -> SharedScanResult | None:
     """Copy a complete shared scan to ``target`` (see :func:`obtain_shared_scan`), or return None
     when the job must scan on its own."""
     while True:
-        got = obtain_shared_scan(
-            area,
-            needed=needed,
-            fields=fields,
-            max_age_seconds=max_age_seconds,
-            job=job,
-            run=run,
-            scan=scan,
-            log=log,
-            identity_fields=identity_fields,
-        )
+        got = obtain_shared_scan(area, request)
         if got is None:
             return None
         try:
             copy_snapshot(got.scan.snapshot, target)
         except FileNotFoundError:
-            log.info("Shared scan %s was replaced while copying it; looking again", got.scan.scan_id)
+            request.log.info("Shared scan %s was replaced while copying it; looking again", got.scan.scan_id)
             continue
-        area.note_reader(got.scan, job, run)
+        area.note_reader(got.scan, request.job, request.run)
         return got
 
 
-def obtain_shared_scan(
-    area: SharedScanArea,
-    *,
-    needed: list[str] | None,
-    fields: list[str] | None,
-    max_age_seconds: float,
-    job: str,
-    run: str,
-    scan: Callable[[Snapshot], None],
-    log: Any,
-    identity_fields: Sequence[str] | None = None,
-) -> SharedScanResult | None:
+def obtain_shared_scan(area: SharedScanArea, request: SharedScanRequest) -> SharedScanResult | None:
     """A complete shared scan holding ``needed`` fields: a fresh one, one another job is running
     (waited for), or one this job runs with ``scan`` (fetching ``fields``).
 
     Returns None when another job is scanning fields that do not hold ``needed``: the caller
     scans on its own.
     """
+    log = request.log
     limit = stale_after_seconds()
-    task = task_name(job, run)
+    task = task_name(request.job, request.run)
     waited_since: float | None = None
     last_note = 0.0
     while True:
-        fresh = area.fresh_scan(needed, max_age_seconds, job, run)
+        fresh = area.fresh_scan(request.needed, request.max_age_seconds, request.job, request.run)
         if fresh is not None:
             return SharedScanResult(fresh, scanned_here=False)
         lease = area.current_lease()
         now = time.time()
         earlier_attempt = lease is not None and lease.task == task
         if lease is not None and not lease.released and not lease.stale(now, limit) and not earlier_attempt:
-            if not covers(lease.fields, needed):
+            if not covers(lease.fields, request.needed):
                 log.info("Another job scans this audience without a field this job needs; scanning alone")
                 return None
             waited_since = waited_since or now
@@ -440,15 +434,15 @@ def obtain_shared_scan(
                 now - lease.heartbeat,
                 limit,
             )
-        held = area.acquire(lease, fields, task, max_age_seconds)
+        held = area.acquire(lease, request.fields, task, request.max_age_seconds)
         if held is None:
             continue
         try:
-            with LeasedSnapshot(held.scan_dir / "snapshot.db", held, identity_fields) as snapshot:
+            with LeasedSnapshot(held.scan_dir / "snapshot.db", held, request.identity_fields) as snapshot:
                 resumed = snapshot.checkpoint.pages
                 if resumed:
                     log.info("Continuing shared scan %s after %d committed pages", held.scan_id, resumed)
-                scan(snapshot)
+                request.scan(snapshot)
                 members = snapshot.count()
         except LeaseLost as exc:
             log.warning("%s; waiting for it instead", exc)

@@ -325,9 +325,7 @@ class Snapshot:
         self.db.execute("DROP TABLE members")  # recreated in the current layout
         self.db.execute(_MEMBERS_TABLE)
         self.db.execute("DELETE FROM no_identity")
-        self.db.execute(
-            "DELETE FROM meta WHERE key IN ('cursor', 'pages', 'total', 'complete', 'scanned')"
-        )
+        self.db.execute("DELETE FROM meta WHERE key IN ('cursor', 'pages', 'total', 'complete', 'scanned')")
         self.db.execute("DELETE FROM rendered")
         self.db.execute("COMMIT")
         self._pages, self._scanned = 0, 0
@@ -346,32 +344,18 @@ class Snapshot:
 
     def iter_no_identity(self, batch: int = 5000) -> Iterator[tuple[int, dict[str, Any]]]:
         """``(position in the scan, record)`` of every member without identity, in scan order."""
-        last = 0
-        while True:
-            rows = self.db.execute(
-                "SELECT ordinal, record FROM no_identity WHERE ordinal > ? ORDER BY ordinal LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not rows:
-                return
+        query = "SELECT ordinal, record FROM no_identity WHERE ordinal > ? ORDER BY ordinal LIMIT ?"
+        for rows in keyset_pages(self.db, query, batch):
             for ordinal, record in rows:
                 yield ordinal, _decode(record)
-            last = rows[-1][0]
 
     def iter_keyed(self, batch: int = 5000) -> Iterator[tuple[str, dict[str, Any]]]:
         """``(key, record)`` of every member, in scan order."""
-        last = 0
-        while True:
-            rows = self.db.execute(
-                "SELECT rowid, uid, record FROM members WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not rows:
-                return
+        query = "SELECT rowid, uid, record FROM members WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        for rows in keyset_pages(self.db, query, batch):
             with paused_gc():
                 records = _decode_list("[" + ",".join(row[2] for row in rows) + "]")
             yield from zip((row[1] for row in rows), records, strict=True)
-            last = rows[-1][0]
 
     def iter_records(self, batch: int = 5000) -> Iterator[dict[str, Any]]:
         """Every member, in scan order, streamed in batches."""
@@ -398,6 +382,18 @@ class Snapshot:
     def stored_digest_fields(self) -> list[str] | None:
         """The fields a change is judged on (None: the whole record)."""
         return _stored_digest_fields(self.db)
+
+
+def keyset_pages(db: sqlite3.Connection, query: str, batch: int) -> Iterator[list[Any]]:
+    """The rows of ``query`` in pages of up to ``batch``, read by key instead of by offset.
+
+    ``query`` selects the key first and takes two parameters, the last key read and the page
+    size (``... WHERE key > ? ORDER BY key LIMIT ?``); keys are positive.
+    """
+    last = 0
+    while rows := db.execute(query, (last, batch)).fetchall():
+        yield rows
+        last = rows[-1][0]
 
 
 @dataclass(frozen=True)
@@ -460,17 +456,11 @@ def iter_changes(
     db = _open_pair(current, previous)
     try:
         for kind in kinds:
-            query = _DIFF_QUERIES[kind]
-            last = 0
-            while True:
-                rows = db.execute(query, (last, batch)).fetchall()
-                if not rows:
-                    break
+            for rows in keyset_pages(db, _DIFF_QUERIES[kind], batch):
                 for _, uid, record, before in rows:
                     decoded = _decode(record)
                     previous_record = decoded if kind == "exit" else before and _decode(before)
                     yield Change(kind, uid, decoded, previous_record)
-                last = rows[-1][0]
     finally:
         db.close()
 

@@ -186,26 +186,25 @@ def _ahead(chunks: Iterator[bytes], depth: int) -> Iterator[bytes]:
     done = object()
     failure: list[BaseException] = []
 
+    def hand_over(item: Any) -> bool:
+        """Queue ``item`` once there is room; False when the consumer stopped first."""
+        while not stop.is_set():
+            try:
+                pending.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        pending.put(chunk, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(chunk):
                     return
         except BaseException as exc:
             failure.append(exc)
         finally:
-            while not stop.is_set():
-                try:
-                    pending.put(done, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
+            hand_over(done)
 
     worker = threading.Thread(target=produce, name="lytics-state-pipeline", daemon=True)
     worker.start()

@@ -18,7 +18,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, Any, Self
 
 BUFFER_BYTES = 1024 * 1024
 # Cells the csv module already renders by these rules (None → "", numbers → str()).
@@ -90,7 +90,31 @@ class _CountingWriter(io.RawIOBase):
         return len(view)
 
 
-class CsvWriter:
+class _StreamingWriter:
+    """What the CSV and JSON-lines writers share: the text sink over the binary target, the
+    row count, the bytes written, and closing (also as a context manager)."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._sink = _TextSink(target)
+        self.rows = 0
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes handed to the target so far (after :meth:`close`, the exact file size)."""
+        return self._sink.counter.bytes
+
+    def close(self) -> None:
+        """Flush everything to the target (which is left open)."""
+        self._sink.detach()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CsvWriter(_StreamingWriter):
     """Write dict rows as CSV with a fixed header, streaming to a binary file object.
 
     ``columns`` are the keys read from each record; ``header`` (default: the columns) is the
@@ -102,11 +126,10 @@ class CsvWriter:
     ) -> None:
         if header is not None and len(header) != len(columns):
             raise ValueError(f"header has {len(header)} names for {len(columns)} columns")
+        super().__init__(target)
         self.columns = list(columns)
-        self._sink = _TextSink(target)
         self._writer = csv.writer(self._sink.text, lineterminator="\r\n")
         self._writer.writerow(list(header) if header is not None else self.columns)
-        self.rows = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record (missing keys become empty cells)."""
@@ -130,46 +153,12 @@ class CsvWriter:
             self.write(record)
         return self.rows - before
 
-    @property
-    def bytes_written(self) -> int:
-        """Bytes handed to the target so far (after :meth:`close`, the exact file size)."""
-        return self._sink.counter.bytes
 
-    def close(self) -> None:
-        """Flush everything to the target (which is left open)."""
-        self._sink.detach()
-
-    def __enter__(self) -> CsvWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class JsonlWriter:
+class JsonlWriter(_StreamingWriter):
     """Write records as newline-delimited JSON (one compact object per line), streaming."""
-
-    def __init__(self, target: IO[bytes]) -> None:
-        self._sink = _TextSink(target)
-        self.rows = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record."""
         self._sink.text.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str))
         self._sink.text.write("\n")
         self.rows += 1
-
-    @property
-    def bytes_written(self) -> int:
-        """Bytes handed to the target so far."""
-        return self._sink.counter.bytes
-
-    def close(self) -> None:
-        """Flush everything to the target (which is left open)."""
-        self._sink.detach()
-
-    def __enter__(self) -> JsonlWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -27,6 +27,7 @@ from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.dotdigital import DotdigitalHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import JobState, run_dir
@@ -118,13 +119,7 @@ class DotdigitalToLyticsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.job_id = job_id
-        self.dotdigital_conn_id = dotdigital_conn_id
-        self.lytics_conn_id = lytics_conn_id
-        self.initial_since = initial_since
-        self.include_activity = include_activity
-        self.contacts_stream = contacts_stream
-        self.activity_stream = activity_stream
+        keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
         from lytics_provider.hooks.lytics import LyticsHook

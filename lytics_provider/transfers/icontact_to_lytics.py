@@ -38,6 +38,7 @@ from airflow.sdk import BaseOperator, Context
 from lytics_provider.files.ingest import SqliteCheckpoint, StreamWriter
 from lytics_provider.hooks.icontact import ACTIVITY_COLLECTIONS, Folder, IContactHook
 from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.icontact_mapping import (
     DEFAULT_SOURCE_TIMEZONE,
@@ -147,14 +148,7 @@ class _IContactImportBase(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.job_id = job_id
-        self.icontact_conn_id = icontact_conn_id
-        self.lytics_conn_id = lytics_conn_id
-        self.source_account = source_account
-        self.source_client_folder = source_client_folder
-        self.source_timezone = source_timezone
-        self.page_size = page_size
-        self.send_batch = send_batch
+        keep_arguments(self, locals())
 
     def _folder(self, hook: IContactHook) -> Folder:
         return hook.resolve_folder(self.source_account, self.source_client_folder)
@@ -322,9 +316,7 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.stream = stream
-        self.aid = aid
-        self.lookback_minutes = lookback_minutes
+        keep_arguments(self, locals())
         self.collections = list(collections)
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -495,9 +487,7 @@ class IContactImportReportOperator(BaseOperator):
         self, *, job_id: str, users_task_id: str = "users", activity_task_id: str = "activity", **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        self.job_id = job_id
-        self.users_task_id = users_task_id
-        self.activity_task_id = activity_task_id
+        keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]

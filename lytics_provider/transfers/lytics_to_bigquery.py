@@ -32,6 +32,7 @@ from lytics_provider.files.export_events import download_events
 from lytics_provider.files.export_naming import run_stamp
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.bigquery_loads import DEFAULT_POLL_INTERVAL, BigQueryLoadJobs, LoadSpec
@@ -118,22 +119,11 @@ class LyticsToBigQueryOperator(BigQueryLoadJobs, AudienceExportOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         if not (export_scalar_fields or export_non_scalar_fields):
             raise ValueError(
                 "nothing to export: set export_scalar_fields or export_non_scalar_fields to true"
             )
-        self.dataset = dataset
-        self.gcs_bucket = gcs_bucket
-        self.project = project
-        self.table = table
-        self.gcs_directory = gcs_directory
-        self.export_scalar_fields = export_scalar_fields
-        self.export_non_scalar_fields = export_non_scalar_fields
-        self.location = location
-        self.gcp_conn_id = gcp_conn_id
-        self.keep_staged = keep_staged
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
 
     def base_table(self) -> str:
         """``users_{slug}`` (or the configured table), sanitised."""
@@ -295,18 +285,7 @@ class LyticsStreamToBigQueryOperator(BigQueryLoadJobs, FailFastOnPermanentErrors
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.job_id = job_id
-        self.stream = stream
-        self.dataset = dataset
-        self.gcs_bucket = gcs_bucket
-        self.project = project
-        self.table = table
-        self.gcs_directory = gcs_directory
-        self.location = location
-        self.gcp_conn_id = gcp_conn_id
-        self.lytics_conn_id = lytics_conn_id
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
+        keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook

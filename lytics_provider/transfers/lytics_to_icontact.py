@@ -36,6 +36,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from lytics_provider.hooks.icontact import Folder, IContactHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.pipeline.icontact_mapping import lql_email
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.sync.act import act_in_batches
@@ -47,7 +48,11 @@ from lytics_provider.sync.report import SyncReport, write_rejects
 DEFAULT_BATCH_SIZE = 500
 EXPORT_FIELDS = ("ic_contact_id", "email", "first_name", "last_name")
 REJECT_COLUMNS = (
-    ("uid", "ident"), ("list", "target"), ("action", "action"), ("status", "status"), ("reason", "reason"),
+    ("uid", "ident"),
+    ("list", "target"),
+    ("action", "action"),
+    ("status", "status"),
+    ("reason", "reason"),
 )
 SUBSCRIBED, SKIPPED, DUPLICATE, REJECTED = "subscribed", "skipped_unsubscribed", "duplicate", "rejected"
 CREATED, FOUND_BY_EMAIL = "created", "found_by_email"
@@ -173,15 +178,9 @@ class LyticsToIContactListOperator(AudienceSyncOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         if not 1 <= batch_size <= 5000:
             raise ValueError("batch_size must be between 1 and 5000")
-        self.destination_list = destination_list
-        self.icontact_conn_id = icontact_conn_id
-        self.destination_account = destination_account
-        self.destination_client_folder = destination_client_folder
-        self.batch_size = batch_size
-        self.create_missing_contacts = create_missing_contacts
-        self.page_size = page_size
 
     def execute(self, context: Context) -> dict[str, Any]:
         inputs = self.sync_inputs(context)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from airflow.sdk import BaseHook, Context
 
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.pipeline.object_files import join_key
 from lytics_provider.pipeline.warehouse_types import (
@@ -89,19 +90,9 @@ class LyticsToRedshiftOperator(AudienceExportOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         if copy_method not in ("s3", "stdin"):
             raise ValueError(f"copy_method {copy_method!r} is not supported; use 's3' (Redshift) or 'stdin'")
-        self.s3_bucket = s3_bucket
-        self.directory = directory
-        self.table = table
-        self.table_prefix = table_prefix
-        self.schema_name = schema_name
-        self.redshift_conn_id = redshift_conn_id
-        self.aws_conn_id = aws_conn_id
-        self.iam_role = iam_role
-        self.region = region
-        self.copy_method = copy_method
-        self.keep_staged = keep_staged
 
     # -- names ---------------------------------------------------------------------------------
     def table_name(self) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from airflow.sdk import Context
 
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.pipeline.warehouse_types import Column, create_table_sql, plan_columns, sanitize_name
 from lytics_provider.transfers.lytics_to_redshift import quote_ident, unix_stamp
@@ -63,19 +64,13 @@ class LyticsToSnowflakeOperator(AudienceExportOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         if swap_method not in ("swap", "rename"):
             raise ValueError(f"swap_method {swap_method!r} is not supported; use 'swap' or 'rename'")
         if on_schema_change not in ("suffix", "replace"):
             raise ValueError(
                 f"on_schema_change {on_schema_change!r} is not supported; use 'suffix' or 'replace'"
             )
-        self.snowflake_conn_id = snowflake_conn_id
-        self.database = database
-        self.schema_name = schema_name
-        self.stage = stage
-        self.table = table
-        self.swap_method = swap_method
-        self.on_schema_change = on_schema_change
 
     def table_name(self) -> str:
         """``USERS_{SLUG}`` (or the configured table), upper case."""

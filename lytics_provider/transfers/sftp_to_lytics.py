@@ -36,6 +36,7 @@ from lytics_provider.files.ingest_operator import pgp_decrypt
 from lytics_provider.files.listing import ObjectInfo, SFTPStore
 from lytics_provider.files.readers import FORMATS, FileImportError, ReadOptions
 from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.pgp import PGPError
 from lytics_provider.pipeline.rejects import RejectsWriter
@@ -84,19 +85,9 @@ class SFTPToLyticsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         if format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
-        self.job_id = job_id
-        self.stream = stream
-        self.sftp_conn_id = sftp_conn_id
-        self.folder = folder
-        self.pattern = pattern
-        self.format = format
-        self.lytics_conn_id = lytics_conn_id
-        self.pgp_conn_id = pgp_conn_id
-        self.timestamp_field = timestamp_field
-        self.delimiter = delimiter
-        self.max_files = max_files
         self.batch_bytes = min(int(batch_bytes), 8 * 1024 * 1024)
 
     # -- planning ------------------------------------------------------------------------------

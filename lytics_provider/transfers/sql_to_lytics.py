@@ -31,6 +31,7 @@ from airflow.sdk import BaseHook, BaseOperator, Context
 
 from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.retention import prune_job_runs
@@ -106,25 +107,18 @@ class SqlTableToLyticsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         if dialect not in ("postgres", "snowflake", "bigquery"):
             raise ValueError(f"dialect {dialect!r} is not supported; use postgres, snowflake or bigquery")
-        self.job_id = job_id
-        self.source = source
         self.modified_timestamp_field = check_name(
             modified_timestamp_field, "modified_timestamp_field", _FIELD
         )
-        self.conn_id = conn_id
-        self.dialect = dialect
         table = source.rsplit(".", 1)[-1].lower()
         if stream is None and dialect != "postgres":
             raise ValueError("stream is required: name the Lytics stream to import into")
         self.stream = stream or f"redshift_{table}"
         self.event_timestamp_field = event_timestamp_field or modified_timestamp_field
-        self.events_since = events_since
         self.key_fields = list(key_fields) if key_fields else None
-        self.batch_size = batch_size
-        self.lytics_conn_id = lytics_conn_id
-        self.location = location
 
     # -- SQL -----------------------------------------------------------------------------------
     def _table_ref(self) -> str:

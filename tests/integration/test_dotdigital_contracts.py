@@ -25,38 +25,18 @@ from lytics_provider.operators.dotdigital import (
     DotdigitalImportError,
     _DotdigitalDeliveryOperator,
 )
-from lytics_provider.pipeline import http
 from lytics_provider.pipeline.ratelimit import CallLedger
 from lytics_provider.pipeline.snapshot import Snapshot
 from lytics_provider.pipeline.workarea import run_dir
 from lytics_sandbox import dotdigital as dd_sandbox
-from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json
 from lytics_sandbox.faults import FaultRule
-from lytics_sandbox.lytics import LyticsSandbox
-from tests.helpers import lytics_conn, make_context, run_task
+from tests.helpers import make_context, run_task
 
 BOOK_IMPORT = "POST /v2/address-books/{book}/contacts/import"
 ACCOUNT_IMPORT = "POST /v2/contacts/import"
 BOOK_ADD = "POST /v2/address-books/{book}/contacts"
 RESUBSCRIBE = "POST /v2/contacts/resubscribe"
 RESUBSCRIBE_NO_CHALLENGE = "POST /v2/contacts/resubscribe-with-no-challenge"
-
-
-@pytest.fixture
-def dd(monkeypatch, tmp_path):
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
-    monkeypatch.setattr(_DotdigitalDeliveryOperator, "sleep", staticmethod(lambda seconds: None))
-    with DotdigitalSandbox() as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_DOTDIGITAL_DEFAULT", connection_json(sandbox))
-        yield sandbox
-
-
-@pytest.fixture
-def lytics(monkeypatch):
-    with LyticsSandbox() as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(sandbox.base_url))
-        yield sandbox
 
 
 def snapshot_of(job_id: str, run_id: str, rows: list[dict]) -> dict:

@@ -14,12 +14,11 @@ from lytics_provider.hooks.dotdigital import DotdigitalHook
 from lytics_provider.jobs.types.dotdigital import DotdigitalExportContactsJob
 from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator, DotdigitalImportError
 from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-from lytics_provider.pipeline import http
 from lytics_provider.triggers.bulk_job import BulkJobTrigger
-from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json
+from lytics_sandbox.dotdigital import DotdigitalSandbox
 from lytics_sandbox.lytics import LyticsSandbox
 from lytics_sandbox.synth import SyntheticAccount
-from tests.helpers import lytics_conn, make_context, run_task
+from tests.helpers import make_context, run_task
 
 AUDIENCE = "newsletter"
 IMPORT_ROUTE = "POST /v2/address-books/{book}/contacts/import"
@@ -29,21 +28,17 @@ STATUS_OF_IMPORT = "lytics_provider.hooks.dotdigital.import_status_of"
 
 
 @pytest.fixture
-def lytics(monkeypatch):
+def lytics_account() -> SyntheticAccount:
     account = SyntheticAccount(audiences={AUDIENCE: 60}, invalid_email_rate=0.05)
     account.set_churn(AUDIENCE, exits=6, enters=4, changes=0)
-    with LyticsSandbox(account) as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(sandbox.base_url))
-        yield sandbox
+    return account
 
 
 @pytest.fixture
-def dd(monkeypatch, tmp_path):
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
-    with DotdigitalSandbox(import_polls=3, deletion_polls=3) as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_DOTDIGITAL_DEFAULT", connection_json(sandbox))
-        yield sandbox
+def dd(dd: DotdigitalSandbox) -> DotdigitalSandbox:
+    """Bulk imports and removals that stay unfinished for three status polls."""
+    dd.import_polls = dd.deletion_polls = 3
+    return dd
 
 
 def events_of(trigger: BulkJobTrigger) -> list[dict[str, Any]]:

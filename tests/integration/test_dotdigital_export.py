@@ -14,12 +14,11 @@ from lytics_provider.operators.dotdigital import (
     _DotdigitalDeliveryOperator,
 )
 from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-from lytics_provider.pipeline import http
 from lytics_provider.pipeline.http import AuthError
-from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json
+from lytics_sandbox.dotdigital import connection_json
 from lytics_sandbox.lytics import LyticsSandbox
 from lytics_sandbox.synth import SyntheticAccount
-from tests.helpers import lytics_conn, make_context, run_task
+from tests.helpers import make_context, run_task
 
 AUDIENCE = "newsletter"
 ADD_ROUTE = "POST /v2/address-books/{book}/contacts"
@@ -27,21 +26,8 @@ IMPORT_ROUTE = "POST /v2/address-books/{book}/contacts/import"
 
 
 @pytest.fixture
-def lytics(monkeypatch):
-    account = SyntheticAccount(audiences={"all_users": 300, AUDIENCE: 120}, invalid_email_rate=0.05)
-    with LyticsSandbox(account) as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(sandbox.base_url))
-        yield sandbox
-
-
-@pytest.fixture
-def dd(monkeypatch, tmp_path):
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
-    monkeypatch.setattr(_DotdigitalDeliveryOperator, "sleep", staticmethod(lambda seconds: None))
-    with DotdigitalSandbox() as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_DOTDIGITAL_DEFAULT", connection_json(sandbox))
-        yield sandbox
+def lytics_account() -> SyntheticAccount:
+    return SyntheticAccount(audiences={"all_users": 300, AUDIENCE: 120}, invalid_email_rate=0.05)
 
 
 def run_job(run_id: str, deliver: DotdigitalExportContactsOperator, fields=None, **params) -> dict:

@@ -7,9 +7,9 @@ import pytest
 from lytics_provider.pipeline import http
 from lytics_provider.pipeline.workarea import JobState
 from lytics_provider.transfers.dotdigital_to_lytics import DotdigitalToLyticsOperator
-from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json, parse_api_date
+from lytics_sandbox.dotdigital import DotdigitalSandbox, parse_api_date
 from lytics_sandbox.lytics import LyticsSandbox
-from tests.helpers import lytics_conn, make_context, run_task
+from tests.helpers import make_context, run_task
 
 
 class Clock:
@@ -21,14 +21,9 @@ class Clock:
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
-    clock = Clock()
-    with LyticsSandbox() as lytics, DotdigitalSandbox(clock=clock) as dd:
-        monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(lytics.base_url))
-        monkeypatch.setenv("AIRFLOW_CONN_DOTDIGITAL_DEFAULT", connection_json(dd))
-        yield lytics, dd, clock
+def env(lytics: LyticsSandbox, dd: DotdigitalSandbox) -> tuple[LyticsSandbox, DotdigitalSandbox, Clock]:
+    dd.clock = clock = Clock()
+    return lytics, dd, clock
 
 
 def importer() -> DotdigitalToLyticsOperator:

@@ -7,28 +7,24 @@ import pytest
 from lytics_provider.operators.dotdigital import (
     DotdigitalExportModifiedContactsOperator,
     DotdigitalRemoveContactsOperator,
-    _DotdigitalDeliveryOperator,
 )
 from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-from lytics_provider.pipeline import http
-from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json
+from lytics_sandbox.dotdigital import DotdigitalSandbox
 from lytics_sandbox.lytics import LyticsSandbox
 from lytics_sandbox.synth import SyntheticAccount
-from tests.helpers import lytics_conn, make_context, run_task
+from tests.helpers import make_context, run_task
 
 AUDIENCE = "opted_out"
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path):
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
-    monkeypatch.setattr(_DotdigitalDeliveryOperator, "sleep", staticmethod(lambda seconds: None))
-    account = SyntheticAccount(audiences={"all_users": 200, AUDIENCE: 40})
-    with LyticsSandbox(account) as lytics, DotdigitalSandbox() as dd:
-        monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(lytics.base_url))
-        monkeypatch.setenv("AIRFLOW_CONN_DOTDIGITAL_DEFAULT", connection_json(dd))
-        yield lytics, dd
+def lytics_account() -> SyntheticAccount:
+    return SyntheticAccount(audiences={"all_users": 200, AUDIENCE: 40})
+
+
+@pytest.fixture
+def env(lytics: LyticsSandbox, dd: DotdigitalSandbox) -> tuple[LyticsSandbox, DotdigitalSandbox]:
+    return lytics, dd
 
 
 def run_job(run_id: str, deliver, fields) -> dict:

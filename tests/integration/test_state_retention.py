@@ -17,14 +17,13 @@ from pathlib import Path
 import pytest
 
 from lytics_provider.jobs import cli
-from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator, _DotdigitalDeliveryOperator
+from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator
 from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-from lytics_provider.pipeline import http, retention, state_store
+from lytics_provider.pipeline import retention, state_store
 from lytics_provider.pipeline.workarea import JobState, job_dir
-from lytics_sandbox.dotdigital import DotdigitalSandbox, connection_json
 from lytics_sandbox.lytics import LyticsSandbox
 from lytics_sandbox.synth import SyntheticAccount
-from tests.helpers import lytics_conn, make_context, run_task
+from tests.helpers import make_context, run_task
 from tests.integration.conftest_warehouse import moto_endpoint, s3_client  # noqa: F401 - fixture
 
 AUDIENCE = "newsletter"
@@ -34,23 +33,8 @@ DELETE_ROUTE = "POST /v2/address-books/{book}/contacts/delete"
 
 
 @pytest.fixture
-def lytics(monkeypatch):
-    account = SyntheticAccount(audiences={"all_users": 300, AUDIENCE: 120}, invalid_email_rate=0.05)
-    with LyticsSandbox(account) as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(sandbox.base_url))
-        yield sandbox
-
-
-@pytest.fixture
-def dd(monkeypatch, tmp_path):
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("LYTICS_STATE_URL", raising=False)
-    monkeypatch.delenv("LYTICS_STATE_CONN_ID", raising=False)
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
-    monkeypatch.setattr(_DotdigitalDeliveryOperator, "sleep", staticmethod(lambda seconds: None))
-    with DotdigitalSandbox() as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_DOTDIGITAL_DEFAULT", connection_json(sandbox))
-        yield sandbox
+def lytics_account() -> SyntheticAccount:
+    return SyntheticAccount(audiences={"all_users": 300, AUDIENCE: 120}, invalid_email_rate=0.05)
 
 
 def deliver_op() -> DotdigitalExportContactsOperator:

@@ -28,20 +28,7 @@ class _SftpExportFields(AudienceExportConfig):
     )
 
     def _add_export_tasks(self, job: JobContext, scan_fields: list[str] | None, deliver: Any) -> None:
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=scan_fields,
-            user_limit=self.user_limit,
-            row_renderer=deliver.row_renderer(),
-            identity_fields=self.identity(),
-        )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
-        scan >> deliver >> report
+        self.add_scan_deliver_report(job, deliver, fields=scan_fields, row_renderer=deliver.row_renderer())
 
 
 class MappSftpExportJob(_SftpExportFields):

@@ -129,24 +129,16 @@ class IContactExportJob(AudienceExportConfig):
 
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` → ``deliver`` → ``report``."""
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
         from lytics_provider.transfers.lytics_to_icontact import EXPORT_FIELDS, LyticsToIContactListOperator
 
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=list(dict.fromkeys([*EXPORT_FIELDS, *(self.fields or [])])),
-            user_limit=self.user_limit,
-            digest_fields=["ic_contact_id", "email"],
-            identity_fields=self.identity(),
-            dag=job.dag,
-        )
         deliver = LyticsToIContactListOperator(
             **operator_kwargs(
                 self, LyticsToIContactListOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
             )
         )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
-        scan >> deliver >> report
+        self.add_scan_deliver_report(
+            job,
+            deliver,
+            fields=list(dict.fromkeys([*EXPORT_FIELDS, *(self.fields or [])])),
+            digest_fields=["ic_contact_id", "email"],
+        )

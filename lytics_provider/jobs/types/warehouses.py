@@ -1,13 +1,15 @@
 """Warehouse and cloud-storage job types: S3, GCS, Redshift, BigQuery and Snowflake.
 
 Audience exports build ``scan`` → ``deliver`` → ``report``; activity exports and imports build one
-task. Operators are imported inside ``add_tasks`` (and the amazon/google/snowflake providers only
-inside the operators), so reading configs stays light and works without those extras.
+task. Each job type names its operator by its dotted path, imported only when the tasks are built
+(and the amazon/google/snowflake providers only inside the operators), so reading configs stays
+light and works without those extras.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+import importlib
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -23,23 +25,24 @@ _FIELD = r"^[A-Za-z_][A-Za-z0-9_$]*$"
 _STREAM = r"^[A-Za-z0-9_.-]+$"
 
 
-def _add_export(config: AudienceExportConfig, job: JobContext, deliver: Any) -> None:
-    from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-
-    scan = LyticsAudienceScanOperator(
-        task_id="scan",
-        audience="{{ params.audience }}",
-        job_id=job.job_id,
-        lytics_conn_id=config.lytics_conn_id,
-        fields=config.fields,
-        user_limit=config.user_limit,
-        identity_fields=config.identity(),
-    )
-    report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
-    scan >> deliver >> report
+def _build_task(config: JobConfig, operator_path: str, job: JobContext, task_id: str, **extra: Any) -> Any:
+    """The task of the operator at ``operator_path`` (``module.Class``), given the config's options."""
+    module, _, name = operator_path.rpartition(".")
+    operator = getattr(importlib.import_module(module), name)
+    kwargs = operator_kwargs(config, operator, task_id=task_id, job_id=job.job_id, **extra)
+    return operator(**unset_waits_dropped(kwargs))
 
 
-class _FileExport(AudienceExportConfig):
+class _AudienceExport(AudienceExportConfig):
+    """``scan`` → ``deliver`` (the ``deliver_operator``) → ``report``."""
+
+    deliver_operator: ClassVar[str]
+
+    def add_tasks(self, job: JobContext) -> None:
+        self.add_scan_deliver_report(job, _build_task(self, self.deliver_operator, job, "deliver"))
+
+
+class _FileExport(_AudienceExport):
     bucket: str = Field(min_length=1, description="Bucket Name the file is written to.")
     directory: str = Field(default="", description="Directory (key prefix) inside the bucket.")
     file_format: Literal["csv", "jsonl"] = Field(default="csv", description="csv (header row) or jsonl.")
@@ -70,13 +73,7 @@ class S3ExportJob(_FileExport):
     type: Literal["s3_export"]
     aws_conn_id: str = Field(default="aws_default", description="Airflow AWS connection (keys or IAM role).")
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.lytics_to_s3 import LyticsToS3Operator
-
-        deliver = LyticsToS3Operator(
-            **operator_kwargs(self, LyticsToS3Operator, task_id="deliver", job_id=job.job_id)
-        )
-        _add_export(self, job, deliver)
+    deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_s3.LyticsToS3Operator"
 
 
 class GCSExportJob(_FileExport):
@@ -85,16 +82,10 @@ class GCSExportJob(_FileExport):
     type: Literal["gcs_export"]
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.lytics_to_gcs import LyticsToGCSOperator
-
-        deliver = LyticsToGCSOperator(
-            **operator_kwargs(self, LyticsToGCSOperator, task_id="deliver", job_id=job.job_id)
-        )
-        _add_export(self, job, deliver)
+    deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_gcs.LyticsToGCSOperator"
 
 
-class RedshiftExportJob(AudienceExportConfig):
+class RedshiftExportJob(_AudienceExport):
     """Amazon Redshift Export Audience: S3 staging, COPY into a full temporary table, swap by rename."""
 
     type: Literal["redshift_export"]
@@ -116,16 +107,10 @@ class RedshiftExportJob(AudienceExportConfig):
         default="s3", description="s3: Redshift COPY from S3; stdin: COPY FROM STDIN (PostgreSQL targets)."
     )
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.lytics_to_redshift import LyticsToRedshiftOperator
-
-        deliver = LyticsToRedshiftOperator(
-            **operator_kwargs(self, LyticsToRedshiftOperator, task_id="deliver", job_id=job.job_id)
-        )
-        _add_export(self, job, deliver)
+    deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_redshift.LyticsToRedshiftOperator"
 
 
-class BigQueryExportJob(AudienceExportConfig, DeferrableWaitFields):
+class BigQueryExportJob(_AudienceExport, DeferrableWaitFields):
     """Google BigQuery Export Audiences: user table plus one table per non-scalar field."""
 
     type: Literal["bigquery_export"]
@@ -141,18 +126,10 @@ class BigQueryExportJob(AudienceExportConfig, DeferrableWaitFields):
     location: str | None = Field(default=None, description="BigQuery location, e.g. US or EU.")
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.lytics_to_bigquery import LyticsToBigQueryOperator
-
-        deliver = LyticsToBigQueryOperator(
-            **unset_waits_dropped(
-                operator_kwargs(self, LyticsToBigQueryOperator, task_id="deliver", job_id=job.job_id)
-            )
-        )
-        _add_export(self, job, deliver)
+    deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_bigquery.LyticsToBigQueryOperator"
 
 
-class SnowflakeExportJob(AudienceExportConfig):
+class SnowflakeExportJob(_AudienceExport):
     """Snowflake Bulk Export: stage, COPY INTO USERS_{slug}_{ts}, swap into USERS_{slug}."""
 
     type: Literal["snowflake_export"]
@@ -172,17 +149,19 @@ class SnowflakeExportJob(AudienceExportConfig):
     )
     snowflake_conn_id: str = Field(default="snowflake_default", description="Airflow Snowflake connection.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.lytics_to_snowflake import LyticsToSnowflakeOperator
-
-        deliver = LyticsToSnowflakeOperator(
-            **operator_kwargs(self, LyticsToSnowflakeOperator, task_id="deliver", job_id=job.job_id)
-        )
-        _add_export(self, job, deliver)
+    deliver_operator: ClassVar[str] = (
+        "lytics_provider.transfers.lytics_to_snowflake.LyticsToSnowflakeOperator"
+    )
 
 
 class _ActivityExport(JobConfig):
+    """One ``export`` task (the ``export_operator``)."""
+
+    export_operator: ClassVar[str]
     stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream whose events are exported.")
+
+    def add_tasks(self, job: JobContext) -> None:
+        _build_task(self, self.export_operator, job, "export")
 
 
 class S3ActivityExportJob(_ActivityExport):
@@ -195,12 +174,7 @@ class S3ActivityExportJob(_ActivityExport):
     compression: Literal["none", "gz"] = Field(default="gz", description="none or gz.")
     aws_conn_id: str = Field(default="aws_default", description="Airflow AWS connection.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.lytics_to_s3 import LyticsStreamToS3Operator
-
-        LyticsStreamToS3Operator(
-            **operator_kwargs(self, LyticsStreamToS3Operator, task_id="export", job_id=job.job_id)
-        )
+    export_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_s3.LyticsStreamToS3Operator"
 
 
 class BigQueryActivityExportJob(_ActivityExport, DeferrableWaitFields):
@@ -214,14 +188,9 @@ class BigQueryActivityExportJob(_ActivityExport, DeferrableWaitFields):
     location: str | None = Field(default=None, description="BigQuery location.")
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.lytics_to_bigquery import LyticsStreamToBigQueryOperator
-
-        LyticsStreamToBigQueryOperator(
-            **unset_waits_dropped(
-                operator_kwargs(self, LyticsStreamToBigQueryOperator, task_id="export", job_id=job.job_id)
-            )
-        )
+    export_operator: ClassVar[str] = (
+        "lytics_provider.transfers.lytics_to_bigquery.LyticsStreamToBigQueryOperator"
+    )
 
 
 class _TableImport(JobConfig):
@@ -259,18 +228,8 @@ class _TableImport(JobConfig):
         return {"dry_run": False}
 
     def _operator(self, job: JobContext, conn_id: str, dialect: str) -> Any:
-        from lytics_provider.transfers.sql_to_lytics import SqlTableToLyticsOperator
-
-        return SqlTableToLyticsOperator(
-            **operator_kwargs(
-                self,
-                SqlTableToLyticsOperator,
-                task_id="import",
-                job_id=job.job_id,
-                conn_id=conn_id,
-                dialect=dialect,
-            )
-        )
+        operator = "lytics_provider.transfers.sql_to_lytics.SqlTableToLyticsOperator"
+        return _build_task(self, operator, job, "import", conn_id=conn_id, dialect=dialect)
 
 
 class RedshiftImportJob(_TableImport):
@@ -312,6 +271,9 @@ class BigQueryImportJob(_TableImport):
 
 
 class _FileImport(JobConfig):
+    """One ``import`` task (the ``import_operator``)."""
+
+    import_operator: ClassVar[str]
     bucket: str = Field(min_length=1, description="Bucket.")
     prefix: str = Field(default="", description="Prefix, e.g. new-users- (folders allowed: in/new-users-).")
     file_type: Literal["csv", "json"] = Field(
@@ -354,6 +316,9 @@ class _FileImport(JobConfig):
         """A dry run lists the files it would import without reading or sending them."""
         return {"dry_run": False}
 
+    def add_tasks(self, job: JobContext) -> None:
+        _build_task(self, self.import_operator, job, "import")
+
 
 class S3ImportJob(_FileImport):
     """Amazon S3 Import Audiences & Activity Data (CSV) / Custom Data (JSON)."""
@@ -362,10 +327,7 @@ class S3ImportJob(_FileImport):
     stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream to import into.")
     aws_conn_id: str = Field(default="aws_default", description="Airflow AWS connection.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.s3_to_lytics import S3ToLyticsOperator
-
-        S3ToLyticsOperator(**operator_kwargs(self, S3ToLyticsOperator, task_id="import", job_id=job.job_id))
+    import_operator: ClassVar[str] = "lytics_provider.transfers.s3_to_lytics.S3ToLyticsOperator"
 
 
 class GCSImportJob(_FileImport):
@@ -376,7 +338,4 @@ class GCSImportJob(_FileImport):
     stream: str = Field(default="gcs_files", pattern=_STREAM, description="Stream; default gcs_files.")
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.gcs_to_lytics import GCSToLyticsOperator
-
-        GCSToLyticsOperator(**operator_kwargs(self, GCSToLyticsOperator, task_id="import", job_id=job.job_id))
+    import_operator: ClassVar[str] = "lytics_provider.transfers.gcs_to_lytics.GCSToLyticsOperator"

@@ -16,6 +16,7 @@ GUARDED = {
     "dotdigital_export_contacts",
     "dotdigital_export_multiple_audiences",
     "dotdigital_remove_contacts",
+    "ga4_audience_export",
     "segment_export",
 }
 EXPECTED_IDENTITY = {

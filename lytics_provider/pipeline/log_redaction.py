@@ -41,10 +41,10 @@ class SecretRedactingFilter(logging.Filter):
 _FILTER = SecretRedactingFilter()
 
 
-def hide_in_http_logs(*secrets: str) -> None:
-    """Mask ``secrets`` in the HTTP libraries' log records from now on (idempotent)."""
+def hide_in_http_logs(*secrets: str, loggers: tuple[str, ...] = HTTP_LOGGERS) -> None:
+    """Mask ``secrets`` in the records of ``loggers`` (the HTTP libraries') from now on (idempotent)."""
     _FILTER.add(*secrets)
-    for name in HTTP_LOGGERS:
+    for name in loggers:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -97,6 +98,66 @@ class GA4MeasurementProtocolHook(RestHook):
             "the validation server answered; it does not check the API secret, so confirm events arrive "
             "in the stream's Realtime report"
         )
+
+
+def segments_value(segments: list[str]) -> str:
+    """A member's audiences, comma-separated (GA takes no arrays), whole slugs up to 36 characters."""
+    kept: list[str] = []
+    for slug in segments:
+        if len(",".join([*kept, slug])) > MAX_USER_PROPERTY_VALUE_LENGTH:
+            break
+        kept.append(slug)
+    return ",".join(kept)
+
+
+@dataclass(frozen=True)
+class GA4Payload:
+    """How a record (a member or a stream event) becomes one ``/mp/collect`` body.
+
+    :param identifier: ``client_id`` (gtag.js) or ``app_instance_id`` (Firebase).
+    :param user_id_field: the field sent as ``user_id`` and as the user dimension.
+    :param user_dimension: the user property of the user id.
+    :param segment_dimension: the user property of the record's ``segments`` (when it has some).
+    :param engagement_time_field: the field sent as ``engagement_time_msec``.
+    :param session_id_field: the field sent as ``session_id``.
+    :param export_scalar_fields: fields sent as event params (named as the field).
+    """
+
+    identifier: str
+    user_id_field: str | None = None
+    user_dimension: str = "ly_user_id_dim"
+    segment_dimension: str = "ly_segments_dim"
+    engagement_time_field: str | None = None
+    session_id_field: str | None = None
+    export_scalar_fields: tuple[str, ...] = ()
+
+    def body(self, ident: str, name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        record = dict(fields)
+        params: dict[str, Any] = {}
+        dedicated = (
+            ("engagement_time_msec", self.engagement_time_field),
+            ("session_id", self.session_id_field),
+        )
+        for param, field_name in dedicated:
+            value = lookup_field(record, field_name) if field_name else None
+            if value is not None:
+                params[param] = value
+        for field_name in self.export_scalar_fields:
+            value = lookup_field(record, field_name)
+            if value is not None:
+                params[field_name] = value
+        body: dict[str, Any] = {self.identifier: ident, "events": [{"name": name, "params": params}]}
+        properties: dict[str, Any] = {}
+        user_id = scalar_text(lookup_field(record, self.user_id_field)).strip() if self.user_id_field else ""
+        if user_id:
+            body["user_id"] = user_id
+            properties[self.user_dimension] = {"value": user_id}
+        segments = record.get("segments")
+        if isinstance(segments, list) and segments:
+            properties[self.segment_dimension] = {"value": segments_value([str(x) for x in segments])}
+        if properties:
+            body["user_properties"] = properties
+        return body
 
 
 class GA4AudienceDestination(EventDestination):
@@ -192,45 +253,18 @@ class GA4AudienceDestination(EventDestination):
     # -- acting ----------------------------------------------------------------------------------
     def payload_for(self, ident: str, fields: Mapping[str, Any], kind: str) -> dict[str, Any]:
         """The ``/mp/collect`` body of one member's event."""
-        params: dict[str, Any] = {}
-        for name, field in (
-            ("engagement_time_msec", self.engagement_time_field),
-            ("session_id", self.session_id_field),
-        ):
-            value = lookup_field(dict(fields), field) if field else None
-            if value is not None:
-                params[name] = value
-        for name in self.export_scalar_fields:
-            value = lookup_field(dict(fields), name)
-            if value is not None:
-                params[name] = value
-        body: dict[str, Any] = {
-            self.identifier: ident,
-            "events": [{"name": self.event_name(kind), "params": params}],
-        }
-        properties: dict[str, Any] = {}
-        user_id = (
-            scalar_text(lookup_field(dict(fields), self.user_id_field)).strip() if self.user_id_field else ""
-        )
-        if user_id:
-            body["user_id"] = user_id
-            properties[self.user_dimension] = {"value": user_id}
-        segments = fields.get("segments")
-        if isinstance(segments, list) and segments:
-            properties[self.segment_dimension] = {"value": self.segments_value([str(s) for s in segments])}
-        if properties:
-            body["user_properties"] = properties
-        return body
+        return self.shape().body(ident, self.event_name(kind), fields)
 
-    @staticmethod
-    def segments_value(segments: list[str]) -> str:
-        """The member's audiences, comma-separated (GA takes no arrays), whole slugs up to 36 characters."""
-        kept: list[str] = []
-        for slug in segments:
-            if len(",".join([*kept, slug])) > MAX_USER_PROPERTY_VALUE_LENGTH:
-                break
-            kept.append(slug)
-        return ",".join(kept)
+    def shape(self) -> GA4Payload:
+        return GA4Payload(
+            identifier=self.identifier,
+            user_id_field=self.user_id_field,
+            user_dimension=self.user_dimension,
+            segment_dimension=self.segment_dimension,
+            engagement_time_field=self.engagement_time_field,
+            session_id_field=self.session_id_field,
+            export_scalar_fields=tuple(self.export_scalar_fields),
+        )
 
     def send_events(self, events: list[AudienceEvent]) -> dict[str, str | None]:
         refused: dict[str, str | None] = {}
@@ -241,7 +275,7 @@ class GA4AudienceDestination(EventDestination):
                 refused[event.id] = "; ".join(map(str, problems))
                 continue
             segments = event.fields.get("segments")
-            if isinstance(segments, list) and len(self.segments_value([str(x) for x in segments])) < len(
+            if isinstance(segments, list) and len(segments_value([str(x) for x in segments])) < len(
                 ",".join(str(x) for x in segments)
             ):
                 self.segments_cut += 1

@@ -313,3 +313,12 @@ def test_a_whole_run_with_rejects_sends_the_rejects_alert_and_the_report(
     assert "12 rows rejected (threshold 3)" in texts["slack"][0]
     assert "run report" in texts["slack"][1] and "members: 12" in texts["slack"][1]
     assert "mpSecret0001" not in json.dumps(texts)
+
+
+def test_the_scheduler_sees_the_callbacks_and_the_alerts_task() -> None:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    config = {"type": "segment_export", "audience": "vip", "alerts": {"email_address": "ops@example.com"}}
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(JobRun(config, job_id="serialized").dag))
+    assert dag.get_task("alerts").upstream_task_ids == {"report"}
+    assert all(task.has_on_failure_callback for task in dag.tasks)

@@ -290,3 +290,91 @@ def test_an_interrupted_run_resumes_and_sends_each_member_once(stand: GA4Sandbox
     run.run()
     who = [w for w, _ in stand.streams[WEB].events()]
     assert len(who) == 30 and set(who) == {m["_uid"] for m in lytics.expected_members(AUDIENCE)}
+
+
+# -- the event export: a stream's events, oldest first, each once -----------------------------------
+
+
+def web_events(start: int, count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "cid": f"c{i % 7}",
+            "event": "page_view" if i % 2 else "add_to_cart",
+            "ms": 100 + i,
+            "url": f"/p/{i}",
+            "user_id": f"u{i % 7}",
+        }
+        for i in range(start, start + count)
+    ]
+
+
+def event_config(**extra: Any) -> dict[str, Any]:
+    return {
+        "type": "ga4_event_export",
+        "data_streams_to_export": ["web"],
+        "measurement_id": WEB,
+        "client_id": "cid",
+        "event_name_field": "event",
+        "engagement_time_field": "ms",
+        "user_id_field": "user_id",
+        "export_scalar_fields": ["url"],
+        **extra,
+    }
+
+
+def test_event_export_sends_each_event_once_oldest_first_then_only_new_ones(
+    stand: GA4Sandbox, lytics: Any
+) -> None:
+    lytics.add_stream_events("web", web_events(0, 12))
+    first = JobRun(event_config(), job_id="ga4_events").run()["export"]
+    sent = stand.streams[WEB].events()
+    assert first["streams"]["web"] == {"sent": 12, "rejected": 0, "skipped_already_sent": 0}
+    assert [e["params"]["url"] for _, e in sent] == [f"/p/{i}" for i in range(12)]
+    assert sent[1][1] == {"name": "page_view", "params": {"engagement_time_msec": 101, "url": "/p/1"}}
+    assert stand.streams[WEB].received[1]["user_properties"] == {"ly_user_id_dim": {"value": "u1"}}
+    lytics.add_stream_events("web", web_events(12, 5))
+    second = JobRun(event_config(), job_id="ga4_events", day=24).run()["export"]
+    assert second["streams"]["web"] == {"sent": 5, "rejected": 0, "skipped_already_sent": 12}
+    assert [e["params"]["url"] for _, e in stand.streams[WEB].events()] == [f"/p/{i}" for i in range(17)]
+
+
+def test_event_export_rejects_rule_breakers_and_resumes_after_an_interruption(
+    stand: GA4Sandbox, lytics: Any
+) -> None:
+    events = web_events(0, 10)
+    events[3]["event"] = "session_start"  # reserved
+    events[6]["cid"] = ""  # no client
+    lytics.add_stream_events("web2", events)
+    run = JobRun(event_config(data_streams_to_export=["web2"]), job_id="ga4_events_retry")
+    stand.faults.add("5xx", status=503, path_regex="/mp/collect", after=4, times=None)
+    with pytest.raises(http.ServiceError):
+        run.run()
+    assert len(stand.streams[WEB].events()) == 4
+    stand.faults.clear()
+    report = run.run()["export"]
+    urls = [e["params"]["url"] for _, e in stand.streams[WEB].events()]
+    assert urls == [f"/p/{i}" for i in range(10) if i not in (3, 6)]
+    assert report["streams"]["web2"]["skipped_already_sent"] == 5 and report["rejected"] == 1
+    rejects = [json.loads(line) for line in Path(report["rejects_file"]).read_text().splitlines()]
+    assert [(r["position"], r["reason"].split(" at ")[0]) for r in rejects] == [
+        (3, "NAME_RESERVED"),
+        (6, "VALUE_REQUIRED"),
+    ]
+
+
+def test_event_export_dry_run_sends_nothing(stand: GA4Sandbox, lytics: Any) -> None:
+    lytics.add_stream_events("web3", web_events(0, 4))
+    report = JobRun(event_config(data_streams_to_export=["web3"]), job_id="ga4_dry", dry_run=True).run()[
+        "export"
+    ]
+    assert report["dry_run"] is True and report["streams"]["web3"]["sent"] == 4
+    assert stand.streams[WEB].received == []
+
+
+def test_a_stream_name_ga4_refuses_needs_an_event_name_field(stand: GA4Sandbox, lytics: Any) -> None:
+    lytics.add_stream_events("web-app", web_events(0, 2))
+    with pytest.raises(GA4ConfigError, match="set event_name_field"):
+        JobRun(
+            event_config(data_streams_to_export=["web-app"], event_name_field=None), job_id="ga4_bad"
+        ).run()
+    assert stand.streams[WEB].received == []

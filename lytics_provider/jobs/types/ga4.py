@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from lytics_provider.hooks.ga4_rules import param_name_problem, user_property_name_problem
 from lytics_provider.jobs.audience_events import AudienceEventFields
-from lytics_provider.jobs.base import AudienceExportConfig
+from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.operator_args import operator_kwargs
 
@@ -76,7 +76,9 @@ class GA4AudienceExportJob(ExitGuardFields, AudienceExportConfig, AudienceEventF
     @model_validator(mode="after")
     def _check_ga4(self) -> GA4AudienceExportJob:
         if self.ga4_version == "gtag.js" and not (self.client_id and self.measurement_id):
-            raise ValueError("ga4_version gtag.js needs client_id (a member field) and measurement_id")
+            raise ValueError(
+                "ga4_version gtag.js needs client_id (the field holding the GA client id) and measurement_id"
+            )
         if self.ga4_version == "Firebase" and not (self.firebase_app_id and self.app_instance_id_field):
             raise ValueError("ga4_version Firebase needs firebase_app_id and app_instance_id_field")
         for name in self.export_scalar_fields:
@@ -140,3 +142,54 @@ class GA4AudienceExportJob(ExitGuardFields, AudienceExportConfig, AudienceEventF
         )
         report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
         scan >> deliver >> report
+
+
+class GA4EventExportJob(JobConfig):
+    """Send Lytics stream events to a GA4 data stream, each once, oldest first."""
+
+    type: Literal["ga4_event_export"]
+    frequency: str = Field(
+        default="hourly",
+        description='How often a Keep Updated export runs (default "hourly"; the seed\'s export is '
+        "near real time).",
+    )
+    data_streams_to_export: list[str] = Field(
+        min_length=1,
+        description="Data Streams to Export: the Lytics streams whose events are sent (the seed's "
+        '"none = all streams" needs a stream listing this provider does not read: name them).',
+    )
+    ga4_conn_id: str = Field(
+        default="ga4_default", min_length=1, description="GA4 Measurement Protocol connection id."
+    )
+    ga4_version: Literal["gtag.js", "Firebase"] = Field(default="gtag.js", description="GA4 Version.")
+    client_id: str | None = Field(
+        default=None, description="Client ID: the event field holding the GA client id."
+    )
+    measurement_id: str | None = Field(default=None, description="Measurement ID (gtag.js).")
+    firebase_app_id: str | None = Field(default=None, description="Firebase App ID (Firebase).")
+    app_instance_id_field: str | None = Field(default=None, description="App Instance ID Field (Firebase).")
+    event_name_field: str | None = Field(
+        default=None,
+        description="Event Name Field: the field holding the event name; default the stream's name.",
+    )
+    engagement_time_field: str | None = Field(default=None, description="Engagement Time Field.")
+    session_id_field: str | None = Field(default=None, description="Session ID Field.")
+    user_id_field: str | None = Field(default=None, description="User ID Field.")
+    user_dimension: str = Field(default="ly_user_id_dim", description="User Dimension.")
+    segment_dimension: str = Field(default="ly_segments_dim", description="Segment Dimension.")
+    export_scalar_fields: list[str] = Field(
+        default_factory=list,
+        description="Export Scalar Fields: event fields sent as params (named as the field).",
+    )
+
+    _check_ga4 = model_validator(mode="after")(GA4AudienceExportJob._check_ga4)
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``export`` (one task: read the streams, send each new event once)."""
+        from lytics_provider.transfers.lytics_stream_to_ga4 import LyticsStreamToGA4Operator
+
+        LyticsStreamToGA4Operator(
+            **operator_kwargs(
+                self, LyticsStreamToGA4Operator, task_id="export", job_id=job.job_id, dag=job.dag
+            )
+        )

@@ -81,6 +81,14 @@ class LyticsStreamToGA4Operator(BaseOperator):
         self.ga4_version = ga4_version
         self.measurement_id = measurement_id
         self.firebase_app_id = firebase_app_id
+        self.client_id = client_id
+        self.app_instance_id_field = app_instance_id_field
+        self.user_id_field = user_id_field
+        self.user_dimension = user_dimension
+        self.segment_dimension = segment_dimension
+        self.engagement_time_field = engagement_time_field
+        self.session_id_field = session_id_field
+        self.export_scalar_fields = list(export_scalar_fields)
         self.identifier = "app_instance_id" if ga4_version == "Firebase" else "client_id"
         self.identifier_field = app_instance_id_field if ga4_version == "Firebase" else client_id
         self.event_name_field = event_name_field

@@ -22,7 +22,6 @@ from typing import Any, ClassVar, Literal
 from airflow.sdk.exceptions import AirflowFailException
 
 from lytics_provider.hooks.ga4_rules import (
-    MAX_PARAMS_PER_EVENT,
     MAX_USER_PROPERTY_VALUE_LENGTH,
     Violation,
     event_name_problem,
@@ -37,7 +36,6 @@ from lytics_provider.sync.identifiers import lookup_field, scalar_text
 
 DEFAULT_HOST = "https://www.google-analytics.com"
 GA4Version = Literal["gtag.js", "Firebase"]
-DEDICATED_PARAMS = ("engagement_time_msec", "session_id")
 
 
 class GA4ConfigError(AirflowFailException):
@@ -291,13 +289,3 @@ class GA4AudienceDestination(EventDestination):
 
     def describe_after(self) -> dict[str, Any]:
         return {"requests": self.hook.sent, "segment_dimension_cut": self.segments_cut}
-
-
-def check_param_budget(export_scalar_fields: Sequence[str], dedicated: int) -> str | None:
-    """Why the export fields do not fit the 25 params of one event (None when they do)."""
-    if len(export_scalar_fields) + dedicated > MAX_PARAMS_PER_EVENT:
-        return (
-            f"{len(export_scalar_fields)} export_scalar_fields plus {dedicated} engagement / session params "
-            f"exceed the {MAX_PARAMS_PER_EVENT} params GA4 keeps per event"
-        )
-    return None

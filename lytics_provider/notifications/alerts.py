@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,11 +223,3 @@ def error_text(exc: BaseException | None, limit: int = 400) -> str | None:
         return None
     text = mask(f"{type(exc).__name__}: {exc}")
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def recipients(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """A comma-separated list (the seed's Email Address) or a list, as addresses."""
-    if not value:
-        return ()
-    parts = value.split(",") if isinstance(value, str) else list(value)
-    return tuple(p.strip() for p in parts if p and p.strip())

@@ -29,7 +29,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from airflow.exceptions import AirflowException
-from airflow.providers.segment.hooks.segment import SegmentHook
+
+try:
+    from airflow.providers.segment.hooks.segment import SegmentHook
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "Segment jobs need apache-airflow-providers-segment: install airflow-provider-lytics[segment]"
+    ) from exc
 from airflow.sdk.exceptions import AirflowFailException
 
 from lytics_provider.hooks.rest import base_url

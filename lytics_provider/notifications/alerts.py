@@ -21,9 +21,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow.providers.http.notifications.http import HttpNotifier
-from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+try:
+    from airflow.providers.http.notifications.http import HttpNotifier
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "alerts: blocks need the http, slack and smtp providers: install airflow-provider-lytics[alerts]"
+    ) from exc
 from airflow.sdk import BaseHook
 from airflow.sdk.bases.notifier import BaseNotifier
 

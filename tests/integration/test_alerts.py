@@ -70,6 +70,18 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
         controller.stop()
 
 
+@pytest.fixture(scope="module")
+def ga4_and_lytics() -> Iterator[tuple[Any, Any]]:
+    """A GA4 stand-in and a Lytics stand-in for the whole-run test."""
+    from lytics_sandbox.ga4 import GA4Sandbox
+    from lytics_sandbox.lytics import LyticsSandbox
+    from lytics_sandbox.synth import SyntheticAccount
+
+    account = SyntheticAccount(seed=3, audiences={"all": 50, "vip": 12})
+    with GA4Sandbox() as ga4, LyticsSandbox(account) as lytics:
+        yield ga4, lytics
+
+
 @pytest.fixture
 def channels(
     webhooks: AlertWebhooksSandbox, smtp: tuple[Inbox, int], monkeypatch: pytest.MonkeyPatch
@@ -281,32 +293,26 @@ def test_a_whole_run_with_rejects_sends_the_rejects_alert_and_the_report(
     channels: AlertChannels,
     webhooks: AlertWebhooksSandbox,
     smtp: tuple[Inbox, int],
+    ga4_and_lytics: tuple[Any, Any],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    from lytics_sandbox.ga4 import GA4Sandbox
-    from lytics_sandbox.lytics import LyticsSandbox
-    from lytics_sandbox.synth import SyntheticAccount
-
+    ga4, lytics = ga4_and_lytics
     monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    with (
-        GA4Sandbox() as ga4,
-        LyticsSandbox(SyntheticAccount(seed=3, audiences={"all": 50, "vip": 12})) as lytics,
-    ):
-        ga4.add_stream("G-ALERTS", "mpSecret0001")
-        monkeypatch.setenv("AIRFLOW_CONN_GA4_DEFAULT", json.dumps(ga4.connection("mpSecret0001")))
-        monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(lytics.base_url))
-        config = {
-            "type": "ga4_audience_export",
-            "audience": "vip",
-            "measurement_id": "G-ALERTS",
-            "client_id": "_uid",
-            "export_scalar_fields": ["scores"],  # an object: every member breaks VALUE_INVALID
-            "alerts": alerts_config(
-                event_types=["failure", "rejects", "report"], rejects_threshold=3
-            ).model_dump(),
-        }
-        xcoms = JobRun(config, job_id="ga4_alerted").run()
+    ga4.add_stream("G-ALERTS", "mpSecret0001")
+    monkeypatch.setenv("AIRFLOW_CONN_GA4_DEFAULT", json.dumps(ga4.connection("mpSecret0001")))
+    monkeypatch.setenv("AIRFLOW_CONN_LYTICS_DEFAULT", lytics_conn(lytics.base_url))
+    config = {
+        "type": "ga4_audience_export",
+        "audience": "vip",
+        "measurement_id": "G-ALERTS",
+        "client_id": "_uid",
+        "export_scalar_fields": ["scores"],  # an object: every member breaks VALUE_INVALID
+        "alerts": alerts_config(
+            event_types=["failure", "rejects", "report"], rejects_threshold=3
+        ).model_dump(),
+    }
+    xcoms = JobRun(config, job_id="ga4_alerted").run()
     assert xcoms["report"]["delivery"]["rejected"] == 12
     texts = received(webhooks, smtp[0])
     assert len(texts["slack"]) == 2 and len(texts["email"]) == 2 and len(texts["teams"]) == 2

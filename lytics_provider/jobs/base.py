@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lytics_provider.jobs.alerts import AlertsConfig
 from lytics_provider.jobs.member_identity import (
     check_identity_fields,
     identity_fields_field,
@@ -162,6 +163,11 @@ class JobConfig(ScheduleFields):
         default="2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="First date the schedule applies."
     )
     lytics_conn_id: str = Field(default="lytics_default", min_length=1, description="Lytics connection id.")
+    alerts: AlertsConfig | None = Field(
+        default=None,
+        description="Alerts to Slack, Microsoft Teams and e-mail: on a task's failure, on rejects above a "
+        "threshold, and the run report (see lytics_provider/jobs/alerts.py).",
+    )
 
     def add_tasks(self, job: JobContext) -> None:  # pragma: no cover - every job type overrides it
         """Add this job's tasks to the DAG being built."""

@@ -136,9 +136,12 @@ def build_dag(loaded: LoadedJob, register: bool = True) -> DAG:
     """
     from airflow.sdk import DAG
 
+    from lytics_provider.jobs.alerts import add_alerts_task, failure_callbacks
+
     config = loaded.config
     tags = list(dict.fromkeys(["lytics", config.type, *config.tags]))
     start_date = pendulum.parse(config.start_date, tz=config.timezone)
+    on_failure = failure_callbacks(config.alerts)
     with DAG(
         dag_id=loaded.dag_id,
         schedule=dag_schedule(config),
@@ -149,6 +152,7 @@ def build_dag(loaded: LoadedJob, register: bool = True) -> DAG:
             "owner": config.owner,
             "retries": config.retries,
             "retry_delay": timedelta(minutes=config.retry_delay_minutes),
+            **({"on_failure_callback": on_failure} if on_failure else {}),
         },
         tags=tags,
         description=config.description
@@ -158,6 +162,7 @@ def build_dag(loaded: LoadedJob, register: bool = True) -> DAG:
         auto_register=register,
     ) as dag:
         config.add_tasks(JobContext(dag=dag, job_id=loaded.dag_id, source=loaded.path))
+        add_alerts_task(dag, config.alerts)
     return dag
 
 

@@ -16,6 +16,8 @@ GUARDED = {
     "dotdigital_export_contacts",
     "dotdigital_export_multiple_audiences",
     "dotdigital_remove_contacts",
+    "ga4_audience_export",
+    "segment_export",
     "webhooks_audience_triggers",
 }
 GUARDED |= {"azure_event_hub_export", "pubsub_export_audience"}  # exit events

@@ -206,7 +206,9 @@ def test_each_problem_names_file_field_and_fix(jobs_dir: Path, text: str, expect
 
 def test_unknown_field_far_from_any_lists_the_valid_fields(jobs_dir: Path) -> None:
     [line] = error_lines(jobs_dir, "bad.yaml", GOOD + "zzzzzz: 1\n")
-    assert line.startswith("jobs/bad.yaml: unknown field 'zzzzzz'; valid fields are: api_token, audience, ")
+    assert line.startswith(
+        "jobs/bad.yaml: unknown field 'zzzzzz'; valid fields are: alerts, api_token, audience, "
+    )
     assert "sftp_conn_id" in line and "timezone" in line
 
 

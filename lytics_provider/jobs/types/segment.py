@@ -1,0 +1,88 @@
+"""Segment job type: "Export", audience enters and exits as Identify or Track calls.
+
+The seed's Segment page names no option but the write key (the ``segment`` connection) and the
+choice of Identify or Track; the event options are the other real-time exports' ("Existing
+Users": Lytics runs "a backfill of users if configured", "Audience Trigger Events", "Fields to
+Trigger").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, model_validator
+
+from lytics_provider.jobs.audience_events import AudienceEventFields
+from lytics_provider.jobs.base import AudienceExportConfig
+from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.operator_args import operator_kwargs
+
+if TYPE_CHECKING:
+    from lytics_provider.jobs.context import JobContext
+
+
+class SegmentExportJob(ExitGuardFields, AudienceExportConfig, AudienceEventFields):
+    """Send an audience's enters and exits to a Segment source as Identify or Track calls."""
+
+    type: Literal["segment_export"]
+    segment_conn_id: str = Field(
+        default="segment_default",
+        min_length=1,
+        description="Segment connection id (Airflow's segment connection; the write key in the extra).",
+    )
+    call_type: Literal["identify", "track"] = Field(
+        default="identify",
+        description='"identify" sets the trait audience_{audience_name} true on enter and false on exit; '
+        '"track" sends the event "enter" or "exit". Other fields go in traits / properties.',
+    )
+    user_id_field: str = Field(default="_uid", min_length=1, description="Member field sent as userId.")
+    anonymous_id_field: str | None = Field(
+        default=None, description="Member field sent as anonymousId when the userId field is empty."
+    )
+    batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=2500,
+        description="Events per checkpoint; each batch goes in /v1/batch requests of at most 500 KB.",
+    )
+
+    @model_validator(mode="after")
+    def _identity_fields_exported(self) -> SegmentExportJob:
+        needed = [f for f in (self.user_id_field, self.anonymous_id_field) if f and f != "_uid"]
+        missing = [f for f in needed if self.fields is not None and f not in self.fields]
+        if missing:
+            raise ValueError(
+                f"fields lists the fields to export but not {missing}; add them to fields "
+                "(user_id_field / anonymous_id_field are read from the scanned member)"
+            )
+        return self
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` -> ``deliver`` -> ``report``."""
+        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+        from lytics_provider.transfers.lytics_to_segment import LyticsToSegmentOperator
+
+        scan = LyticsAudienceScanOperator(
+            task_id="scan",
+            audience="{{ params.audience }}",
+            job_id=job.job_id,
+            lytics_conn_id=self.lytics_conn_id,
+            fields=self.fields,
+            user_limit=self.user_limit,
+            digest_fields=self.fields_to_trigger,
+            identity_fields=self.identity(),
+            dag=job.dag,
+        )
+        deliver = LyticsToSegmentOperator(
+            **operator_kwargs(
+                self,
+                LyticsToSegmentOperator,
+                task_id="deliver",
+                job_id=job.job_id,
+                export_fields=self.fields,
+                dag=job.dag,
+                **self.event_kwargs(),
+            )
+        )
+        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
+        scan >> deliver >> report

@@ -1,0 +1,1 @@
+"""Job alerts through the official Airflow notifiers (Slack, Microsoft Teams, e-mail)."""

@@ -1,0 +1,90 @@
+"""Send a scanned Lytics audience's enters and exits to a GA4 data stream ("GA4: Measurement
+Protocol Audience Export").
+
+The ``deliver`` task of the export DAG (``scan`` -> ``deliver`` -> ``report``). Each member who
+entered the audience is one ``/mp/collect`` request with the event ``enter_{audience_slug}``, each
+member who left one with ``exit_{audience_slug}``; params are ``engagement_time_msec``,
+``session_id`` and up to 25 Export Scalar Fields, user properties the user id and the member's
+audiences. Requests are checked against the protocol's rules first (``/mp/collect`` drops bad
+ones without saying so); a member whose request breaks one is a reject naming the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lytics_provider.hooks.ga4 import GA4AudienceDestination, GA4MeasurementProtocolHook, GA4Version
+from lytics_provider.sync.event_operator import AudienceEventOperator
+from lytics_provider.sync.operator import SyncRunInputs
+
+
+class LyticsToGA4AudienceOperator(AudienceEventOperator):
+    """Audience enters and exits as GA4 Measurement Protocol events.
+
+    :param ga4_conn_id: the ``ga4_measurement_protocol`` connection (API secret in Password).
+    :param ga4_version: ``gtag.js`` or ``Firebase``.
+    :param measurement_id: the web stream's Measurement ID (gtag.js).
+    :param firebase_app_id: the Firebase App ID (Firebase).
+    :param client_id: the member field holding the GA client id (gtag.js).
+    :param app_instance_id_field: the member field holding the app instance id (Firebase).
+    :param user_id_field: the member field sent as ``user_id`` and as the user dimension.
+    :param user_dimension: user property of the user id.
+    :param segment_dimension: user property of the member's audiences.
+    :param engagement_time_field: the member field sent as ``engagement_time_msec``.
+    :param session_id_field: the member field sent as ``session_id``.
+    :param export_scalar_fields: member fields sent as event params.
+    :param kwargs: :class:`~lytics_provider.sync.event_operator.AudienceEventOperator`'s arguments.
+    """
+
+    def __init__(
+        self,
+        *,
+        ga4_conn_id: str = "ga4_default",
+        ga4_version: GA4Version = "gtag.js",
+        measurement_id: str | None = None,
+        firebase_app_id: str | None = None,
+        client_id: str | None = None,
+        app_instance_id_field: str | None = None,
+        user_id_field: str | None = None,
+        user_dimension: str = "ly_user_id_dim",
+        segment_dimension: str = "ly_segments_dim",
+        engagement_time_field: str | None = None,
+        session_id_field: str | None = None,
+        export_scalar_fields: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ga4_conn_id = ga4_conn_id
+        self.ga4_version = ga4_version
+        self.measurement_id = measurement_id
+        self.firebase_app_id = firebase_app_id
+        self.client_id = client_id
+        self.app_instance_id_field = app_instance_id_field
+        self.user_id_field = user_id_field
+        self.user_dimension = user_dimension
+        self.segment_dimension = segment_dimension
+        self.engagement_time_field = engagement_time_field
+        self.session_id_field = session_id_field
+        self.export_scalar_fields = list(export_scalar_fields)
+
+    def make_destination(self, inputs: SyncRunInputs) -> GA4AudienceDestination:
+        stream = (
+            {"firebase_app_id": str(self.firebase_app_id)}
+            if self.ga4_version == "Firebase"
+            else {"measurement_id": str(self.measurement_id)}
+        )
+        return GA4AudienceDestination(
+            hook=GA4MeasurementProtocolHook(self.ga4_conn_id),
+            ga4_version=self.ga4_version,
+            stream=stream,
+            client_id=self.client_id,
+            app_instance_id_field=self.app_instance_id_field,
+            user_id_field=self.user_id_field,
+            user_dimension=self.user_dimension,
+            segment_dimension=self.segment_dimension,
+            engagement_time_field=self.engagement_time_field,
+            session_id_field=self.session_id_field,
+            export_scalar_fields=self.export_scalar_fields,
+            **self.event_arguments(inputs),
+        )

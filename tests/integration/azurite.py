@@ -1,8 +1,9 @@
 """Azurite (the Azure Storage emulator) on loopback, started once per test session.
 
-``npx --yes azurite@3`` runs in its own process group and the whole group is killed when the
-session ends. Tests using :func:`azurite` are skipped, with the reason, when Node's ``npx`` is
-missing or Azurite cannot be installed from the npm registry.
+``npx --yes azurite@3`` runs in its own process group and the whole group is killed (SIGKILL:
+Azurite ignores SIGTERM, and its data lives in memory) when the session ends. Tests using
+:func:`azurite` are skipped, with the reason, when Node's ``npx`` is missing or Azurite cannot
+be installed from the npm registry.
 """
 
 from __future__ import annotations
@@ -99,9 +100,5 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         yield Azurite(port)
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

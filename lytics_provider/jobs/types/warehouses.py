@@ -376,3 +376,7 @@ class GCSImportJob(_FileImport):
 
         GCSToLyticsOperator(**operator_kwargs(self, GCSToLyticsOperator, task_id="import", job_id=job.job_id))
 
+
+#: The object-store import options (Bucket, Prefix, Since, Starting File, PGP, Continuous) for
+#: presets of the ingest engine in other modules.
+FileImportOptions = _FileImport

@@ -151,7 +151,7 @@ class AzureBlobStore:
                 raise FileNotFoundError(
                     f"Azure container {self.container!r} does not exist; "
                     "create it or fix the job's `container`"
-                ) from None
+                ) from exc
             raise
 
     def download(self, key: str, path: Path) -> None:

@@ -40,5 +40,10 @@ class AzureBlobToLyticsOperator(ObjectFilesToLyticsOperator):
         super().__init__(bucket=container, file_type=file_type, **kwargs)
         self.wasb_conn_id = wasb_conn_id
 
+    @property
+    def container(self) -> str:
+        """The blob container (the engine's ``bucket``)."""
+        return self.bucket
+
     def store(self) -> FileStore:
         return AzureBlobStore(self.bucket, self.wasb_conn_id)

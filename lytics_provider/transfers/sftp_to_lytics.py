@@ -94,7 +94,7 @@ class SFTPToLyticsOperator(BaseOperator):
         self.sftp_conn_id = sftp_conn_id
         self.folder = folder
         self.pattern = pattern
-        self.exclude = tuple(exclude)
+        self.exclude = list(exclude)
         self.format = format
         self.lytics_conn_id = lytics_conn_id
         self.pgp_conn_id = pgp_conn_id

@@ -161,5 +161,5 @@ def test_example_config_builds_with_the_seed_defaults() -> None:
     assert (op.stream, op.pgp_conn_id, op.exclude) == (
         "responsys_events",
         "responsys_pgp",
-        ("*.ready", "*.cnt", "*.count"),
+        ["*.ready", "*.cnt", "*.count"],
     )

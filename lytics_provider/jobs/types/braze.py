@@ -35,8 +35,10 @@ class BrazeImportJob(FileImportOptions):
         pattern=r"^[A-Za-z0-9_-]+$",
         description="Braze segment id: only segment-export/{segment_id}/ is read; default every segment.",
     )
-    prefix: str = Field(
-        default=SEGMENT_EXPORT_PREFIX, description="Key prefix of the export files (set from segment_id)."
+    prefix: str | None = Field(  # type: ignore[assignment]
+        default=None,
+        description="Key prefix of the export files; default segment-export/{segment_id}/, or "
+        "segment-export/ without segment_id.",
     )
     file_type: Literal["csv", "json"] = Field(default="json", description="json (JSON lines) or csv.")
     stream: str = Field(default="braze_users", pattern=r"^[A-Za-z0-9_.-]+$", description="Lytics stream.")
@@ -50,13 +52,15 @@ class BrazeImportJob(FileImportOptions):
 
     @model_validator(mode="after")
     def _segment_prefix(self) -> BrazeImportJob:
-        if self.segment_id and self.prefix not in (SEGMENT_EXPORT_PREFIX, self.segment_prefix()):
+        if self.segment_id and self.prefix is not None:
             raise ValueError("set either segment_id or prefix, not both")
         return self
 
     def segment_prefix(self) -> str:
-        """Where the chosen segment's exports are (the configured prefix without segment_id)."""
-        return f"{SEGMENT_EXPORT_PREFIX}{self.segment_id}/" if self.segment_id else self.prefix
+        """Where the files are read: the configured prefix, else the segment's (or every segment's)."""
+        if self.prefix is not None:
+            return self.prefix
+        return f"{SEGMENT_EXPORT_PREFIX}{self.segment_id}/" if self.segment_id else SEGMENT_EXPORT_PREFIX
 
     def add_tasks(self, job: JobContext) -> None:
         from lytics_provider.files.ingest_operator import StorageFilesToLyticsOperator

@@ -235,3 +235,41 @@ def test_bad_container_name_is_refused_with_the_rule() -> None:
         AzureBlobImportJob.model_validate(
             {"type": "azure_blob_import", "container": "Bad_Name", "stream": "s"}
         )
+
+
+def test_csv_export_encrypted_for_the_pgp_key(
+    container: Any, lytics_env: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from lytics_provider.pipeline import pgp
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    keys = {
+        "public_key": (data / "pgp_test_public.asc").read_text(),
+        "private_key": (data / "pgp_test_private.asc").read_text(),
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_AZURE_PGP", json.dumps({"conn_type": "lytics_pgp", "extra": keys}))
+    context = scanned_context("high_value")
+    op = LyticsToAzureBlobOperator(
+        task_id="deliver",
+        job_id="job",
+        container=container.container_name,
+        fields=["_uid", "email"],
+        pgp_conn_id="azure_pgp",
+    )
+    report = run_task(op, context)
+    name = "lytics_high_value_20261123T000000Z.csv.pgp"
+    assert report["file_name"] == name
+    (tmp_path / name).write_bytes(_blobs(container)[name])
+    pgp.decrypt_file(keys["private_key"], "correct horse battery", tmp_path / name, tmp_path / "plain.csv")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "plain.csv").read_text())))
+    assert [r["_uid"] for r in rows] == [m["_uid"] for m in lytics_env.expected_members("high_value")]
+
+
+def test_events_dry_run_counts_and_moves_nothing(container: Any, lytics_env: Any) -> None:
+    lytics_env.add_stream_events("web_events", _events(0, 12))
+    op = LyticsStreamToAzureBlobOperator(
+        task_id="export", job_id="events_dry", stream="web_events", container=container.container_name
+    )
+    report = run_task(op, make_context(params={"dry_run": True}))
+    assert (report["dry_run"], report["rows"]) == (True, 12)
+    assert _blobs(container) == {} and JobState("events_dry").get(EVENTS_POSITION_KEY) is None

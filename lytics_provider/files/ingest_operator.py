@@ -28,6 +28,7 @@ from airflow.sdk import BaseOperator, Context
 from lytics_provider.files.ingest import StateCheckpoint, StreamWriter, ingest_file
 from lytics_provider.files.listing import (
     PREFIX_TIMESTAMP_JSON,
+    STORE_KINDS,
     FileStore,
     ObjectInfo,
     SequenceNaming,
@@ -240,12 +241,12 @@ class StorageFilesToLyticsOperator(ObjectFilesToLyticsOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        object_store(storage, "check")  # an unknown storage fails when the DAG is built
+        if storage not in STORE_KINDS:
+            raise ValueError(f"storage {storage!r} is not supported; use one of {', '.join(STORE_KINDS)}")
         self.storage: StoreKind = storage
         self.aws_conn_id = aws_conn_id
         self.gcp_conn_id = gcp_conn_id
         self.wasb_conn_id = wasb_conn_id
-        self.store_name = storage
 
     def store(self) -> FileStore:
         return object_store(

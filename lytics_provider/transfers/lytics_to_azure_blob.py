@@ -127,13 +127,15 @@ class LyticsStreamToAzureBlobOperator(LyticsToAzureBlobOperator):
         )
         if self.pgp_conn_id:
             staged = encrypt_staged(staged, self.pgp_conn_id, name)
+        position = new.position
+        if position is None:  # pragma: no cover - every copied event carries its position
+            raise RuntimeError(f"{new.count} events copied without a stream position; not uploading")
         result = transport.upload(staged.path, staged.name)
-        assert new.position is not None  # count > 0
-        state.update(**{EVENTS_POSITION_KEY: new.position.as_state()})
+        state.update(**{EVENTS_POSITION_KEY: position.as_state()})
         new.path.unlink()
         staged.path.unlink()
         self.log.info(
             "Exported %d new events of stream %r to %s", staged.rows, self.stream, result.remote_path
         )
-        report.update(target=result.remote_path, rows=staged.rows, position=new.position.as_state())
+        report.update(target=result.remote_path, rows=staged.rows, position=position.as_state())
         return report

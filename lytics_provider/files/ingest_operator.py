@@ -1,11 +1,15 @@
 """Import Files: CSV / JSON-lines files of an object store into a Lytics stream.
 
-A store subclass (S3, GCS) only names its :class:`~lytics_provider.files.listing.FileStore`.
-Each run:
+A store subclass (S3, GCS, Azure Blob) only names its
+:class:`~lytics_provider.files.listing.FileStore` (and, when it differs, its continuous
+sequence's :class:`~lytics_provider.files.listing.SequenceNaming`);
+:class:`StorageFilesToLyticsOperator` picks the store by a ``storage`` option, for presets whose
+files may sit in any of them. Each run:
 
 1. lists the objects under **Prefix** and keeps those at or after **Since**, from **Starting
-   File** on, newer than the last file imported (or, for the continuous ``prefix_timestamp.json``
-   sequence, with a later name timestamp) — see :func:`~lytics_provider.files.listing.select_objects`;
+   File** on, newer than the last file imported (or, for a continuous sequence such as
+   ``prefix_timestamp.json``, with a later name timestamp) — see
+   :func:`~lytics_provider.files.listing.select_objects`;
 2. for each file, oldest first: downloads it, undoes PGP and gzip/zip, reads rows (bad rows go to
    a rejects file with the reason) and posts them to ``/collect/json/{stream}`` in batches;
 3. after each acknowledged batch commits ``in_progress = {key, rows_done}`` in the job state, and
@@ -22,7 +26,17 @@ from typing import Any, Literal
 from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.files.ingest import StateCheckpoint, StreamWriter, ingest_file
-from lytics_provider.files.listing import FileStore, ObjectInfo, parse_since, select_objects
+from lytics_provider.files.listing import (
+    PREFIX_TIMESTAMP_JSON,
+    STORE_KINDS,
+    FileStore,
+    ObjectInfo,
+    SequenceNaming,
+    StoreKind,
+    object_store,
+    parse_since,
+    select_objects,
+)
 from lytics_provider.files.readers import Decrypt, ReadOptions
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.jobs.operator_args import keep_arguments
@@ -57,7 +71,8 @@ class ObjectFilesToLyticsOperator(BaseOperator):
     :param timestamp_field: Timestamp Field (event time in Lytics).
     :param since: Since, ``yyyy/mm/dd HH:MM/SS``: oldest file date to import.
     :param starting_file: Starting File: this file and newer ones are imported.
-    :param continuous: Continuous Import of ``prefix_timestamp.json`` files, in name order.
+    :param continuous: Continuous Import of the store's sequence (``prefix_timestamp.json``
+        files for S3 and GCS), in name-timestamp order.
     :param pgp_conn_id: connection with ``private_key`` extra (and the passphrase as password).
     :param batch_size: records per ``/collect/json`` request (also bounded to 8 MB).
     :param delimiter: CSV delimiter.
@@ -67,6 +82,8 @@ class ObjectFilesToLyticsOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("bucket", "prefix", "stream", "since", "starting_file")
     store_name = "objects"
+    #: how the files of a continuous import are named in this store
+    sequence_naming: SequenceNaming = PREFIX_TIMESTAMP_JSON
 
     def __init__(
         self,
@@ -121,6 +138,7 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             starting_file=self.starting_file,
             last_file=saved.get("last_file"),
             continuous=self.continuous,
+            naming=self.sequence_naming,
         )
         for reason in skipped[:20]:
             self.log.warning("Skipped %s", reason)
@@ -145,9 +163,9 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             return report
         if self.continuous and not ordered:
             self.log.warning(
-                "No next file after %s: the continuous sequence has stopped until a newer "
-                "prefix_timestamp.json file arrives",
+                "No next file after %s: the continuous sequence has stopped until a newer %s file arrives",
                 (saved.get("last_file") or {}).get("key", "the start"),
+                self.sequence_naming.label,
             )
         hook = LyticsHook(self.lytics_conn_id)
         work = run_dir(self.job_id, context["run_id"])
@@ -188,3 +206,41 @@ class ObjectFilesToLyticsOperator(BaseOperator):
         state.update(last_file={"key": obj.key, "updated": obj.updated.isoformat()}, in_progress=None)
         local.unlink(missing_ok=True)
         return result.sent, result.rejected, result.lytics_rejected
+
+
+class StorageFilesToLyticsOperator(ObjectFilesToLyticsOperator):
+    """Import Files from whichever object store a job names: S3, GCS or Azure Blob Storage.
+
+    For presets whose partner writes to any of them (the partner's cloud-storage choice).
+
+    :param storage: ``s3``, ``gcs`` or ``azure_blob`` (``bucket`` is then the container).
+    :param aws_conn_id: AWS connection (``s3``).
+    :param gcp_conn_id: Google Cloud connection (``gcs``).
+    :param wasb_conn_id: Azure Blob Storage connection (``azure_blob``).
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: StoreKind = "s3",
+        aws_conn_id: str | None = "aws_default",
+        gcp_conn_id: str = "google_cloud_default",
+        wasb_conn_id: str = "wasb_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if storage not in STORE_KINDS:
+            raise ValueError(f"storage {storage!r} is not supported; use one of {', '.join(STORE_KINDS)}")
+        self.storage: StoreKind = storage
+        self.aws_conn_id = aws_conn_id
+        self.gcp_conn_id = gcp_conn_id
+        self.wasb_conn_id = wasb_conn_id
+
+    def store(self) -> FileStore:
+        return object_store(
+            self.storage,
+            self.bucket,
+            aws_conn_id=self.aws_conn_id,
+            gcp_conn_id=self.gcp_conn_id,
+            wasb_conn_id=self.wasb_conn_id,
+        )

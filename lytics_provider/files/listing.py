@@ -1,11 +1,14 @@
-"""Which files an import reads, and in what order: one listing interface over S3, GCS and SFTP.
+"""Which files an import reads, and in what order: one listing interface over S3, GCS, Azure
+Blob Storage and SFTP.
 
 A :class:`FileStore` lists the files under a prefix (:class:`ObjectInfo`: key, size, modified
 time) and downloads one to a local path, through the official hooks (``S3Hook``, ``GCSHook``,
-``SFTPHook``). :func:`select_objects` then orders a listing the way the Lytics file imports do:
-only keys under **Prefix**, modified at or after **Since**, from **Starting File** on
-(inclusive), sorted by date (ties by name) and never older than the last file already imported.
-With the continuous sequence (``prefix_timestamp.json``) the order is the timestamp in the name.
+``WasbHook``, ``SFTPHook``); :func:`object_store` picks one by name. :func:`select_objects` then
+orders a listing the way the Lytics file imports do: only keys under **Prefix**, modified at or
+after **Since**, from **Starting File** on (inclusive), sorted by date (ties by name) and never
+older than the last file already imported. With a continuous sequence (:class:`SequenceNaming`:
+``prefix_timestamp.json`` for S3 and GCS, ``timestamp.csv`` for Azure) the order is the
+timestamp in the name.
 """
 
 from __future__ import annotations
@@ -16,11 +19,40 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from lytics_provider.pipeline.object_files import join_key
 
-_SEQUENCE = re.compile(r"^(?P<prefix>.*)_(?P<ts>\d{8,17}|\d{4}-\d{2}-\d{2}T[\d:.]+Z?)\.json(?:l)?(?:\.gz)?$")
+_STAMP = r"(?P<ts>\d{8,17}|\d{4}-\d{2}-\d{2}T[\d:.]+Z?)"
+StoreKind = Literal["s3", "gcs", "azure_blob"]
+STORE_KINDS: tuple[str, ...] = ("s3", "gcs", "azure_blob")
+
+
+@dataclass(frozen=True)
+class SequenceNaming:
+    """How the files of a continuous import are named: ``label`` for messages, ``pattern`` with a
+    ``ts`` group matched against the file name (without folders and without ``.pgp``/``.gpg``)."""
+
+    label: str
+    pattern: re.Pattern[str]
+
+    def timestamp(self, key: str) -> str | None:
+        """The name's timestamp, or ``None`` when the file is not part of the sequence."""
+        match = self.pattern.match(key.rsplit("/", 1)[-1].removesuffix(".pgp").removesuffix(".gpg"))
+        return match.group("ts") if match else None
+
+
+#: S3 and GCS: ``prefix_timestamp.json`` (also ``.jsonl``, ``.gz``).
+PREFIX_TIMESTAMP_JSON = SequenceNaming(
+    "prefix_timestamp.json", re.compile(rf"^(?P<prefix>.*)_{_STAMP}\.json(?:l)?(?:\.gz)?$")
+)
+#: Azure Blob Storage Import Data: ``timestamp.csv`` (also ``.csv.gz``).
+TIMESTAMP_CSV = SequenceNaming("timestamp.csv", re.compile(rf"^{_STAMP}\.csv(?:\.gz)?$"))
+
+
+def _stamp_order(stamp: str) -> str:
+    """Digit stamps of different lengths compare as numbers; ISO stamps as text."""
+    return stamp.rjust(17, "0") if stamp.isdigit() else stamp
 
 
 @dataclass(frozen=True)
@@ -93,6 +125,42 @@ class GCSStore:
         self._bucket().blob(key).download_to_filename(str(path))
 
 
+class AzureBlobStore:
+    """Blobs in an Azure Blob Storage container (official ``WasbHook``; a ``wasb`` connection)."""
+
+    scheme = "wasb"
+
+    def __init__(self, container: str, wasb_conn_id: str = "wasb_default") -> None:
+        self.container = container
+        self.wasb_conn_id = wasb_conn_id
+
+    def _container(self) -> Any:
+        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+        client = WasbHook(wasb_conn_id=self.wasb_conn_id).blob_service_client
+        return client.get_container_client(self.container)
+
+    def list_objects(self, prefix: str) -> Iterable[ObjectInfo]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            for blob in self._container().list_blobs(name_starts_with=prefix or None):
+                yield ObjectInfo(blob.name, int(blob.size or 0), blob.last_modified)
+        except ResourceNotFoundError as exc:
+            if "ContainerNotFound" in str(getattr(exc, "error_code", "") or exc):
+                raise FileNotFoundError(
+                    f"Azure container {self.container!r} does not exist; "
+                    "create it or fix the job's `container`"
+                ) from exc
+            raise
+
+    def download(self, key: str, path: Path) -> None:
+        """Stream the blob to ``path`` chunk by chunk (``WasbHook.get_file`` would read it whole)."""
+        with open(path, "wb") as out:
+            for chunk in self._container().download_blob(key).chunks():
+                out.write(chunk)
+
+
 class SFTPStore:
     """Regular files of one SFTP folder (official ``SFTPHook``); keys are the file names.
 
@@ -131,6 +199,25 @@ class SFTPStore:
             download_file(sftp, remote_path(self.folder, key), path)
 
 
+def object_store(
+    storage: StoreKind,
+    bucket: str,
+    *,
+    aws_conn_id: str | None = "aws_default",
+    gcp_conn_id: str = "google_cloud_default",
+    wasb_conn_id: str = "wasb_default",
+) -> FileStore:
+    """The store of kind ``storage`` (``s3``, ``gcs`` or ``azure_blob``) over ``bucket`` (the
+    container for Azure), with that kind's connection."""
+    if storage == "s3":
+        return S3Store(bucket, aws_conn_id)
+    if storage == "gcs":
+        return GCSStore(bucket, gcp_conn_id)
+    if storage == "azure_blob":
+        return AzureBlobStore(bucket, wasb_conn_id)
+    raise ValueError(f"storage {storage!r} is not supported; use one of {', '.join(STORE_KINDS)}")
+
+
 def parse_since(text: str | None) -> datetime | None:
     """**Since** as the Lytics form has it (``yyyy/mm/dd HH:MM/SS``), or ``yyyy/mm/dd``, or RFC 3339."""
     if not text:
@@ -150,10 +237,9 @@ def parse_since(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def sequence_timestamp(key: str) -> str | None:
-    """The timestamp part of a continuous-import name ``prefix_timestamp.json``, else ``None``."""
-    match = _SEQUENCE.match(key.rsplit("/", 1)[-1])
-    return match.group("ts") if match else None
+def sequence_timestamp(key: str, naming: SequenceNaming = PREFIX_TIMESTAMP_JSON) -> str | None:
+    """The timestamp part of a continuous-import name (default ``prefix_timestamp.json``), else ``None``."""
+    return naming.timestamp(key)
 
 
 def select_objects(
@@ -164,11 +250,12 @@ def select_objects(
     starting_file: str | None = None,
     last_file: Mapping[str, Any] | None = None,
     continuous: bool = False,
+    naming: SequenceNaming = PREFIX_TIMESTAMP_JSON,
 ) -> tuple[list[ObjectInfo], list[str]]:
     """Objects to import in order, and keys skipped with why (for the log).
 
     ``last_file`` is the state committed after the previous run (``{"key", "updated"}``);
-    only objects that sort after it are returned.
+    only objects that sort after it are returned. ``naming`` is the continuous sequence's.
     """
     skipped: list[str] = []
     chosen: list[tuple[Any, ObjectInfo]] = []
@@ -176,11 +263,11 @@ def select_objects(
         if obj.key.endswith("/") or not obj.key.startswith(prefix):
             continue
         if continuous:
-            stamp = sequence_timestamp(obj.key.removesuffix(".pgp").removesuffix(".gpg"))
+            stamp = naming.timestamp(obj.key)
             if stamp is None:
-                skipped.append(f"{obj.key}: not named prefix_timestamp.json (continuous import)")
+                skipped.append(f"{obj.key}: not named {naming.label} (continuous import)")
                 continue
-            order: Any = (stamp, obj.key)
+            order: Any = (_stamp_order(stamp), obj.key)
         else:
             order = (obj.updated, obj.key)
         if since is not None and obj.updated < since:
@@ -203,6 +290,6 @@ def select_objects(
             after = datetime.fromisoformat(last_file["updated"])
             ordered = [o for o in ordered if (o.updated, o.key) > (after, last_file["key"])]
         elif continuous:
-            last_stamp = sequence_timestamp(last_file["key"]) or ""
-            ordered = [o for o in ordered if (sequence_timestamp(o.key) or "") > last_stamp]
+            last_stamp = _stamp_order(naming.timestamp(last_file["key"]) or "")
+            ordered = [o for o in ordered if _stamp_order(naming.timestamp(o.key) or "") > last_stamp]
     return ordered, skipped

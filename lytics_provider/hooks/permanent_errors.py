@@ -2,11 +2,11 @@
 
 The REST hooks of this package already raise :mod:`hooks.task_errors` for 400/401/403/404/422.
 The file-drop transports and the warehouses go through other clients (paramiko for SFTP, boto3,
-the Google Cloud clients, the Snowflake connector, psycopg), whose errors Airflow would retry
-like any other: a wrong password or a bucket that does not exist then costs every retry and its
-delay before the run fails. :class:`FailFastOnPermanentErrors` recognises those errors by their
-type and code, without importing any of the clients, and re-raises them as an
-``AirflowFailException`` that keeps the original as its cause. Dropped connections, throttling
+the Google Cloud and Azure Storage clients, the Snowflake connector, psycopg), whose errors
+Airflow would retry like any other: a wrong password or a bucket that does not exist then costs
+every retry and its delay before the run fails. :class:`FailFastOnPermanentErrors` recognises
+those errors by their type and code, without importing any of the clients, and re-raises them as
+an ``AirflowFailException`` that keeps the original as its cause. Dropped connections, throttling
 and server errors are not recognised, so they are still retried.
 """
 
@@ -32,6 +32,15 @@ _S3_CODES = {
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",
     "InvalidBucketName",
+}
+# Azure Storage error codes that mean a wrong container, account key or permission.
+_AZURE_CODES = {
+    "ContainerNotFound",
+    "AuthenticationFailed",
+    "AuthorizationFailure",
+    "AuthorizationPermissionMismatch",
+    "InvalidResourceName",
+    "AccountIsDisabled",
 }
 # SQLSTATE classes: 28 invalid authorization, 3D invalid catalog, 3F invalid schema, 42 syntax
 # error or access rule violation (a table or column that does not exist, no privilege).
@@ -64,6 +73,9 @@ def permanent_reason(exc: BaseException) -> str | None:
         code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
         if code in _S3_CODES:
             return f"S3 error {code}"
+        azure_code = getattr(error, "error_code", None)
+        if type(error).__module__.startswith("azure.") and azure_code in _AZURE_CODES:
+            return f"Azure Storage error {azure_code}"
         state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
         if isinstance(state, str) and state[:2] in _SQLSTATE_CLASSES:
             return f"SQLSTATE {state}"

@@ -1,9 +1,9 @@
 """Lytics File Service import: CSV or JSON-lines files on SFTP into a Lytics stream.
 
-Each run lists ``folder``, keeps regular files matching ``pattern`` (names starting with ``.``
-are in-progress uploads and are skipped) and imports the ones not imported before, oldest
-first (by modification time, then name). A file is identified by name + size + modification
-time, so a file replaced under the same name is imported again.
+Each run lists ``folder``, keeps regular files matching ``pattern`` and none of ``exclude``
+(names starting with ``.`` are in-progress uploads and are skipped) and imports the ones not
+imported before, oldest first (by modification time, then name). A file is identified by name
++ size + modification time, so a file replaced under the same name is imported again.
 
 Per file: download (streamed), decrypt when the name ends in ``.pgp``/``.gpg``/``.asc``
 (``pgp_conn_id`` private key + passphrase), decompress gzip or zip (recognised by the file's
@@ -56,6 +56,8 @@ class SFTPToLyticsOperator(BaseOperator):
     :param sftp_conn_id: Airflow SFTP connection of the source server.
     :param folder: remote folder; empty for the login directory.
     :param pattern: glob of the file names to import, e.g. ``contacts_*.csv*``.
+    :param exclude: globs of names never imported though they match ``pattern`` (marker files
+        such as ``*.ready`` that a partner writes beside its data files).
     :param format: ``csv`` (header row first) or ``jsonl`` (one JSON object per line).
     :param pgp_conn_id: ``lytics_pgp`` connection with the private key for ``.pgp`` files.
     :param timestamp_field: record field Lytics uses as the event time.
@@ -75,6 +77,7 @@ class SFTPToLyticsOperator(BaseOperator):
         sftp_conn_id: str,
         folder: str = "",
         pattern: str = "*",
+        exclude: Sequence[str] = (),
         format: str = "csv",
         lytics_conn_id: str = "lytics_default",
         pgp_conn_id: str | None = None,
@@ -92,8 +95,13 @@ class SFTPToLyticsOperator(BaseOperator):
 
     # -- planning ------------------------------------------------------------------------------
     def list_candidates(self, store: SFTPStore) -> list[ObjectInfo]:
-        """Regular files in ``folder`` matching ``pattern``, oldest first."""
-        files = [f for f in store.list_objects("") if fnmatch.fnmatchcase(f.key, self.pattern)]
+        """Regular files in ``folder`` matching ``pattern`` and no ``exclude`` glob, oldest first."""
+        files = [
+            f
+            for f in store.list_objects("")
+            if fnmatch.fnmatchcase(f.key, self.pattern)
+            and not any(fnmatch.fnmatchcase(f.key, glob) for glob in self.exclude)
+        ]
         return sorted(files, key=lambda f: (f.updated, f.key))
 
     @staticmethod

@@ -1,8 +1,13 @@
 """Azurite (the Azure Storage emulator) on loopback, started once per test session.
 
-``npx --yes azurite@3`` runs in its own process group and the whole group is killed when the
-session ends. Tests using :func:`azurite` are skipped, with the reason, when Node's ``npx`` is
-missing or Azurite cannot be installed from the npm registry.
+``npx --yes azurite@3`` runs in its own process group and the whole group is killed (SIGKILL:
+Azurite ignores SIGTERM, and its data lives in memory) when the session ends. Tests using
+:func:`azurite` are skipped, with the reason, when Node's ``npx`` is missing or Azurite cannot
+be installed from the npm registry.
+
+Modules that import :func:`azurite` each register it as their own session fixture; the first to
+run starts the emulator and the others reuse it, so a session runs one Azurite. Its queue and
+table services take free ports, so it never collides with another Azurite on the machine.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ ACCOUNT = "devstoreaccount1"
 # Azurite's published development key (the same in every Azurite install; not a secret).
 ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 START_SECONDS = 180
+_RUNNING: list[Azurite] = []
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,9 @@ def _listening(port: int) -> bool:
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """A running Azurite blob service (in-memory) for the whole session."""
+    if _RUNNING:
+        yield _RUNNING[0]
+        return
     npx = shutil.which("npx")
     if npx is None:
         pytest.skip("Azurite needs Node's npx, which is not installed")
@@ -80,6 +89,10 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
                 "127.0.0.1",
                 "--blobPort",
                 str(port),
+                "--queuePort",
+                "0",
+                "--tablePort",
+                "0",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -96,12 +109,10 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
             if time.monotonic() > deadline:
                 pytest.skip(f"Azurite did not listen on port {port} within {START_SECONDS} s")
             time.sleep(0.2)
-        yield Azurite(port)
+        _RUNNING.append(Azurite(port))
+        yield _RUNNING[0]
     finally:
+        _RUNNING.clear()
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -95,3 +95,25 @@ def test_resuming_after_a_deferral_fails_fast_too() -> None:
 
     with pytest.raises(PermanentTaskFailure):
         Deferred(task_id="deliver").execute_complete({}, {"status": "success"})
+
+
+def test_azure_storage_errors_by_code() -> None:
+    from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError, ServiceRequestError
+
+    missing = ResourceNotFoundError("The specified container does not exist.")
+    missing.error_code = "ContainerNotFound"
+    wrong_key = ClientAuthenticationError("Server failed to authenticate the request.")
+    wrong_key.error_code = "AuthenticationFailed"
+    blob_gone = ResourceNotFoundError("The specified blob does not exist.")
+    blob_gone.error_code = "BlobNotFound"
+    assert permanent_reason(missing) == "Azure Storage error ContainerNotFound"
+    assert permanent_reason(wrong_key) == "Azure Storage error AuthenticationFailed"
+    assert permanent_reason(blob_gone) is None  # a blob removed while listing: the retry lists again
+    assert permanent_reason(ServiceRequestError("connection reset")) is None
+    try:
+        try:
+            raise missing
+        except Exception as exc:
+            raise FileNotFoundError("Azure container 'x' does not exist; create it") from exc
+    except FileNotFoundError as wrapped:
+        assert permanent_reason(wrapped) == "Azure Storage error ContainerNotFound"

@@ -70,7 +70,7 @@ class AzureBlobTransport:
                 raise FileNotFoundError(
                     f"Azure container {self.container!r} does not exist; "
                     "create it or fix the job's `container`"
-                ) from None
+                ) from exc
             raise
         landed = blob.get_blob_properties().size
         if landed != size or size != local.stat().st_size:

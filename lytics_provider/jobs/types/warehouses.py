@@ -339,3 +339,8 @@ class GCSImportJob(_FileImport):
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
 
     import_operator: ClassVar[str] = "lytics_provider.transfers.gcs_to_lytics.GCSToLyticsOperator"
+
+
+#: The object-store import options (Bucket, Prefix, Since, Starting File, PGP, Continuous) for
+#: presets of the ingest engine in other modules.
+FileImportOptions = _FileImport

@@ -1,0 +1,208 @@
+"""Partner file drops: a partner's format (layout, name, compression, trigger) over SFTP or S3.
+
+A partner is a :data:`PartnerFormat`: a function of the run (:class:`PartnerRun`: the job's
+identifier, fields, audience options and the exported audience) returning a
+:class:`~lytics_provider.files.export_preset.FileDropPreset`. Its operator is a few lines::
+
+    def acme(run: PartnerRun) -> FileDropPreset:
+        return FileDropPreset(FileLayout(...), NameTemplate("acme_{slug}_{timestamp}.csv"))
+
+    class LyticsToAcmeOperator(PartnerDropOperator):
+        partner_format = staticmethod(acme)
+
+The format is built when the task runs (membership columns are audience slugs, and the audience
+may be configured by id), so the rows are rendered by ``deliver`` from the scan's snapshot. The
+destination is SFTP (``sftp_conn_id`` + ``folder``) or S3 (``bucket`` + ``directory``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, ClassVar
+
+from airflow.sdk import Context
+
+from lytics_provider.files.export_layout import FileLayout
+from lytics_provider.files.export_membership import AudienceExtras
+from lytics_provider.files.export_naming import NameTemplate
+from lytics_provider.files.export_operator import FileDropExportOperator
+from lytics_provider.files.export_preset import FileDropPreset
+from lytics_provider.files.transports import Transport
+
+
+@dataclass(frozen=True)
+class PartnerRun:
+    """What a partner format reads when the task runs.
+
+    :param identifier: the **Identifier** field (first column).
+    :param audience_membership: **Audience membership**: slugs with a membership column each.
+    :param append_segment_name: **Append Segment Name**.
+    :param additional_segments: **Additional Segments**.
+    :param custom_join: **Custom Join** for multi-value fields.
+    :param audience: the exported audience (``id``, ``slug``, ``name``).
+    :param profile_fields: the **Fields to Export** (the user schema's when none were chosen);
+        called only by formats that export fields.
+    :param audience_name: the name of an audience slug (one API call for all, made on first use).
+    :param options: the partner's own options (e.g. BlueKai's partner name and site id).
+    """
+
+    identifier: str
+    audience_membership: tuple[str, ...]
+    append_segment_name: bool
+    additional_segments: bool
+    custom_join: str
+    audience: Mapping[str, Any]
+    profile_fields: Callable[[], Sequence[str]]
+    audience_name: Callable[[str], str]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def slug(self) -> str:
+        """The exported audience's slug (else its id)."""
+        return str(self.audience.get("slug") or self.audience.get("id"))
+
+    def columns(self) -> tuple[str, ...]:
+        """The identifier, then the other profile fields in their order."""
+        return (self.identifier, *(f for f in self.profile_fields() if f != self.identifier))
+
+    def extras(self, *, every_audience: bool = False) -> AudienceExtras:
+        """The membership part of a row: the listed audiences (default: the exported one)."""
+        return AudienceExtras(
+            audiences=() if every_audience else (self.audience_membership or (self.slug,)),
+            segment_name=str(self.audience.get("name") or self.slug) if self.append_segment_name else None,
+            additional_segments=self.additional_segments,
+            every_audience=every_audience and not self.audience_membership,
+            join=self.custom_join,
+        )
+
+
+PartnerFormat = Callable[[PartnerRun], FileDropPreset]
+
+
+def plain_csv(name: NameTemplate) -> PartnerFormat:
+    """A CSV of the identifier and the profile fields with a header row, named by ``name``."""
+
+    def build(run: PartnerRun) -> FileDropPreset:
+        return FileDropPreset(FileLayout(run.columns()), name)
+
+    return build
+
+
+class PartnerDropOperator(FileDropExportOperator):
+    """Deliver the scanned audience in a partner's format, to SFTP or S3.
+
+    Subclasses set :attr:`partner_format`. Give ``sftp_conn_id`` (and ``folder``) for SFTP, or
+    ``bucket`` (and ``directory``, ``aws_conn_id``) for S3.
+
+    :param identifier: the **Identifier** field, first in every row.
+    :param audience_membership: **Audience membership**: audience slugs with a column each
+        (default: the exported audience).
+    :param append_segment_name: **Append Segment Name**: a ``segment_name`` field with the audience name.
+    :param additional_segments: **Additional Segments**: a ``segments`` field with every audience
+        of the member.
+    :param custom_join: **Custom Join**: joins the values of multi-value fields.
+    :param sftp_conn_id: Airflow SFTP connection (SFTP drops).
+    :param folder: remote folder (SFTP drops); empty for the login directory.
+    :param bucket: S3 bucket (S3 drops).
+    :param directory: key prefix inside the bucket (S3 drops).
+    :param aws_conn_id: Airflow AWS connection (S3 drops).
+    :param partner_options: the partner's own options, read by its format.
+    """
+
+    partner_format: ClassVar[PartnerFormat]
+    template_fields: Sequence[str] = ("fields", "folder", "bucket", "directory")
+
+    def __init__(
+        self,
+        *,
+        identifier: str = "email",
+        audience_membership: Sequence[str] = (),
+        append_segment_name: bool = False,
+        additional_segments: bool = False,
+        custom_join: str = "&",
+        sftp_conn_id: str | None = None,
+        folder: str = "",
+        bucket: str | None = None,
+        directory: str = "",
+        aws_conn_id: str | None = "aws_default",
+        partner_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if self._transport is None and bool(sftp_conn_id) == bool(bucket):
+            raise ValueError(
+                f"{type(self).__name__} {self.task_id!r}: give sftp_conn_id (SFTP) or bucket (S3), not "
+                + ("both" if sftp_conn_id else "neither")
+            )
+        if not custom_join:
+            raise ValueError("custom_join must not be empty; the default is '&'")
+        self.identifier = identifier
+        self.audience_membership = tuple(audience_membership)
+        self.append_segment_name = append_segment_name
+        self.additional_segments = additional_segments
+        self.custom_join = custom_join
+        self.sftp_conn_id = sftp_conn_id
+        self.folder = folder
+        self.bucket = bucket
+        self.directory = directory
+        self.aws_conn_id = aws_conn_id
+        self.partner_options = dict(partner_options or {})
+
+    def transport(self) -> Transport:
+        if self._transport is not None:
+            return self._transport
+        if self.bucket:
+            from lytics_provider.files.transports.s3 import S3Transport
+
+            return S3Transport(self.bucket, self.directory, self.aws_conn_id)
+        from lytics_provider.files.transports.sftp import SftpTransport
+
+        return SftpTransport(str(self.sftp_conn_id), self.folder)
+
+    def static_layout(self) -> FileLayout | None:
+        """Known only at run time (the audience's slug and name are part of it)."""
+        return None
+
+    def partner_run(self) -> PartnerRun:
+        """The run as the partner format sees it."""
+        names: dict[str, str] = {}
+
+        @cache
+        def load_names() -> None:
+            from lytics_provider.hooks.lytics import LyticsHook
+
+            for segment in LyticsHook(self.lytics_conn_id).list_segments(sizes=False):
+                if segment.get("slug_name") or segment.get("slug"):
+                    slug = str(segment.get("slug_name") or segment.get("slug"))
+                    names[slug] = str(segment.get("name") or slug)
+
+        def audience_name(slug: str) -> str:
+            if slug == self.audience.get("slug"):
+                return str(self.audience.get("name") or slug)
+            load_names()
+            return names.get(slug, slug)
+
+        return PartnerRun(
+            identifier=self.identifier,
+            audience_membership=self.audience_membership,
+            append_segment_name=self.append_segment_name,
+            additional_segments=self.additional_segments,
+            custom_join=self.custom_join,
+            audience=dict(self.audience),
+            profile_fields=self.field_names,
+            audience_name=audience_name,
+            options=self.partner_options,
+        )
+
+    def _use_partner_format(self) -> None:
+        self.preset = type(self).partner_format(self.partner_run())
+
+    def plan(self, context: Context) -> dict[str, Any]:
+        self._use_partner_format()
+        return super().plan(context)
+
+    def deliver(self, context: Context) -> dict[str, Any]:
+        self._use_partner_format()
+        return super().deliver(context)

@@ -46,6 +46,7 @@ class PartnerRun:
         called only by formats that export fields.
     :param audience_name: the name of an audience slug (one API call for all, made on first use).
     :param options: the partner's own options (e.g. BlueKai's partner name and site id).
+    :param chosen_fields: the fields the job chose (None when it chose none).
     """
 
     identifier: str
@@ -57,6 +58,7 @@ class PartnerRun:
     profile_fields: Callable[[], Sequence[str]]
     audience_name: Callable[[str], str]
     options: Mapping[str, Any] = field(default_factory=dict)
+    chosen_fields: tuple[str, ...] | None = None
 
     @property
     def slug(self) -> str:
@@ -68,12 +70,14 @@ class PartnerRun:
         return (self.identifier, *(f for f in self.profile_fields() if f != self.identifier))
 
     def extras(self, *, every_audience: bool = False) -> AudienceExtras:
-        """The membership part of a row: the listed audiences (default: the exported one)."""
+        """The membership part of a row: the listed audiences, else the exported one (with
+        ``every_audience``: else every audience of the member)."""
+        every = every_audience and not self.audience_membership
         return AudienceExtras(
-            audiences=() if every_audience else (self.audience_membership or (self.slug,)),
+            audiences=() if every else (self.audience_membership or (self.slug,)),
             segment_name=str(self.audience.get("name") or self.slug) if self.append_segment_name else None,
             additional_segments=self.additional_segments,
-            every_audience=every_audience and not self.audience_membership,
+            every_audience=every,
             join=self.custom_join,
         )
 
@@ -194,6 +198,7 @@ class PartnerDropOperator(FileDropExportOperator):
             profile_fields=self.field_names,
             audience_name=audience_name,
             options=self.partner_options,
+            chosen_fields=tuple(self.fields) if self.fields else None,
         )
 
     def _use_partner_format(self) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
 MEMBERSHIP_FIELD = "segments"
+_NAME_PART = r"^[A-Za-z0-9_-]+$"
 FORM_NAMES = {
     "continuous_export": "keep_updated",
     "file_export_frequency": "frequency",
@@ -207,3 +208,28 @@ class LiveRampIdentifierExportJob(AudienceOptions, SftpOrS3Drop):
 
     def scan_field_list(self) -> list[str] | None:
         return [self.identifier, MEMBERSHIP_FIELD]
+
+
+# -- BlueKai -------------------------------------------------------------------------------------
+
+
+class BlueKaiExportJob(AudienceOptions, SftpDrop):
+    """BlueKai Export Audiences: ``Partner_SiteID_YYYY-MM-DD.gz`` (TSV, no header), then its trigger."""
+
+    type: Literal["bluekai_export"]
+    operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_bluekai.BlueKaiExportOperator"
+    partner_name: str = Field(
+        pattern=_NAME_PART,
+        description="Partner name: the name BlueKai knows the account by (names the file).",
+    )
+    site_id: str = Field(pattern=_NAME_PART, description="Site ID of the BlueKai container (names the file).")
+
+    @model_validator(mode="after")
+    def _one_file_a_day(self) -> BlueKaiExportJob:
+        if self.is_sub_daily:
+            raise ValueError(
+                f"BlueKai files are named by date (Partner_SiteID_YYYY-MM-DD.gz), so a {self.frequency!r} "
+                "export would overwrite the day's file; use daily, weekly or monthly"
+            )
+        return self
+

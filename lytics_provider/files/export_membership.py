@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lytics_provider.pipeline.csv_render import RowRejected
 from lytics_provider.pipeline.writers import format_csv_value
 
 MEMBERSHIP_FIELD = "segments"
@@ -162,3 +163,17 @@ class LinePerAudience:
             for slug, label in self.labels
             if slug in held
         ]
+
+
+@dataclass(frozen=True)
+class RequiredValue:
+    """Reject a member whose ``field`` is missing, blank or an empty list; ``why`` ends the reason."""
+
+    field: str
+    why: str = ""
+
+    def __call__(self, record: Mapping[str, Any]) -> None:
+        value = record.get(self.field)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not any(format_csv_value(item).strip() for item in items):
+            raise RowRejected(f"missing identifier: no {self.field!r} value{self.why}")

@@ -233,3 +233,94 @@ class BlueKaiExportJob(AudienceOptions, SftpDrop):
             )
         return self
 
+
+# -- Taboola, Lotame, Amazon Marketing Cloud -----------------------------------------------------
+
+
+class TaboolaExportJob(S3Drop):
+    """Taboola S3 CSV Export: membership of the users with a Taboola ID (no fields)."""
+
+    type: Literal["taboola_export"]
+    operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_taboola.TaboolaExportOperator"
+    audience_membership: list[str] = Field(
+        default_factory=list,
+        description="Audience slugs (set up in Taboola) sent besides the exported audience.",
+    )
+
+    @model_validator(mode="after")
+    def _membership_only(self) -> TaboolaExportJob:
+        if self.fields is not None:
+            raise ValueError(
+                "the Taboola export is for audience membership only; remove fields / fields_to_export"
+            )
+        return self
+
+    def identifier_fields(self) -> list[str]:
+        return ["taboola_ids"]
+
+    def scan_field_list(self) -> list[str] | None:
+        return ["taboola_ids", MEMBERSHIP_FIELD]
+
+
+class LotameExportJob(SftpOrS3Drop):
+    """Export Audiences to Lotame: identifier and membership columns, on S3 or SFTP."""
+
+    type: Literal["lotame_export"]
+    operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_lotame.LotameExportOperator"
+    identifier: str = Field(
+        default="_uid",
+        min_length=1,
+        description="Identifier: first column; default _uid, the Lytics cookie id shared by the cookie "
+        "exchange.",
+    )
+    audience_membership: list[str] = Field(
+        default_factory=list,
+        description="Audience membership: audience slugs with a 1/blank column each (default: the exported "
+        "one).",
+    )
+
+    def scan_field_list(self) -> list[str] | None:
+        return list(dict.fromkeys([self.identifier, *(self.fields or ()), MEMBERSHIP_FIELD]))
+
+
+class AmazonMarketingCloudExportJob(S3Drop):
+    """Amazon Marketing Cloud: Advertiser Data Upload: hashed match keys of the current members."""
+
+    type: Literal["amazon_marketing_cloud_export"]
+    operator: ClassVar[str] = (
+        "lytics_provider.transfers.lytics_to_amazon_marketing_cloud.AmazonMarketingCloudExportOperator"
+    )
+    identifiers: dict[str, str] = Field(
+        default_factory=lambda: {"email": "email"},
+        min_length=1,
+        description="Identifiers: match key (email, phone, first_name, last_name, address, city, state, "
+        "postal_code) -> Lytics field. At least one.",
+    )
+    country: str = Field(
+        default="US",
+        pattern=r"^[A-Za-z]{2}$",
+        description="Country the identifiers are normalised for (ISO code); one country per audience when "
+        "address, phone or postal_code are sent.",
+    )
+
+    @model_validator(mode="after")
+    def _check_identifiers(self) -> AmazonMarketingCloudExportJob:
+        from lytics_provider.sync.identifiers import CALLING_CODES, MATCH_KEYS
+
+        unknown = sorted(set(self.identifiers) - set(MATCH_KEYS))
+        if unknown:
+            raise ValueError(f"unknown identifier(s) {', '.join(unknown)}; use {', '.join(MATCH_KEYS)}")
+        if "phone" in self.identifiers and self.country.upper() not in CALLING_CODES:
+            raise ValueError(
+                f"phone numbers cannot be normalised for country {self.country!r}; use one of "
+                + ", ".join(CALLING_CODES)
+            )
+        if self.fields is not None:
+            raise ValueError("Amazon Marketing Cloud takes its columns from identifiers; remove fields")
+        return self
+
+    def identifier_fields(self) -> list[str]:
+        return list(self.identifiers.values())
+
+    def scan_field_list(self) -> list[str] | None:
+        return list(dict.fromkeys(self.identifiers.values()))

@@ -85,13 +85,21 @@ class PartnerRun:
 PartnerFormat = Callable[[PartnerRun], FileDropPreset]
 
 
-def plain_csv(name: NameTemplate) -> PartnerFormat:
-    """A CSV of the identifier and the profile fields with a header row, named by ``name``."""
+@dataclass(frozen=True)
+class PlainCsv:
+    """A partner format: a CSV of the identifier and the profile fields with a header row.
 
-    def build(run: PartnerRun) -> FileDropPreset:
-        return FileDropPreset(FileLayout(run.columns()), name)
+    Members without the identifier (or, for ``email``, without a valid address) are rejected.
+    """
 
-    return build
+    name: NameTemplate
+
+    def __call__(self, run: PartnerRun) -> FileDropPreset:
+        from lytics_provider.transfers.lytics_to_sftp import IdentifierCheck
+
+        columns = run.columns()
+        layout = FileLayout(columns, row_check=IdentifierCheck(run.identifier))
+        return FileDropPreset(layout, self.name)
 
 
 class PartnerDropOperator(FileDropExportOperator):

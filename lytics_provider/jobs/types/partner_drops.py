@@ -324,3 +324,43 @@ class AmazonMarketingCloudExportJob(S3Drop):
 
     def scan_field_list(self) -> list[str] | None:
         return list(dict.fromkeys(self.identifiers.values()))
+
+
+# -- Omeda, Selligent, Adobe Campaign: a CSV of the identifier and fields on SFTP ------------------
+
+
+class PlainCsvJob(SftpDrop):
+    """A CSV with a header row: the identifier, then the fields to export."""
+
+    identifier: str = Field(
+        default="email",
+        min_length=1,
+        description="Identifier: the first column; members without it are rejected.",
+    )
+
+
+class OmedaExportJob(PlainCsvJob):
+    """Omeda SFTP Export: ``"DATE AND TIME EXPORTED".csv``."""
+
+    type: Literal["omeda_export"]
+    operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_omeda.OmedaExportOperator"
+
+
+class SelligentExportJob(PlainCsvJob):
+    """Export to Selligent (SFTP Export) for a Message Studio recurring FTP import."""
+
+    type: Literal["selligent_export"]
+    operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_selligent.SelligentExportOperator"
+
+
+class AdobeCampaignExportJob(PlainCsvJob):
+    """Adobe Campaign: an hourly or daily CSV on the SFTP location Adobe Campaign imports from."""
+
+    type: Literal["adobe_campaign_export"]
+    operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_adobe_campaign.AdobeCampaignExportOperator"
+
+    @model_validator(mode="after")
+    def _hourly_or_daily(self) -> AdobeCampaignExportJob:
+        if self.frequency not in ("hourly", "daily"):
+            raise ValueError(f"Adobe Campaign takes an hourly or daily CSV export, not {self.frequency!r}")
+        return self

@@ -10,6 +10,10 @@ identifier, fields, audience options and the exported audience) returning a
     class LyticsToAcmeOperator(PartnerDropOperator):
         partner_format = staticmethod(acme)
 
+A partner whose newest file replaces what it holds (members missing from it are removed) sets
+``max_exit_fraction``: the exit guard (:mod:`lytics_provider.pipeline.exit_guard`) then stops a run
+whose exits against the last committed run are over that share, before anything is uploaded.
+
 The format is built when the task runs (membership columns are audience slugs, and the audience
 may be configured by id), so the rows are rendered by ``deliver`` from the scan's snapshot. The
 destination is SFTP (``sftp_conn_id`` + ``folder``) or S3 (``bucket`` + ``directory``).
@@ -30,6 +34,9 @@ from lytics_provider.files.export_naming import NameTemplate
 from lytics_provider.files.export_operator import FileDropExportOperator
 from lytics_provider.files.export_preset import FileDropPreset
 from lytics_provider.files.transports import Transport
+from lytics_provider.jobs.exit_guard import ALLOW_MASS_EXIT_PARAM
+from lytics_provider.operators.lytics import as_bool
+from lytics_provider.pipeline.exit_guard import DEFAULT_MIN_EXITS, ExitGuardVerdict, check_exits, enforce
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,10 @@ class PartnerDropOperator(FileDropExportOperator):
     :param directory: key prefix inside the bucket (S3 drops).
     :param aws_conn_id: Airflow AWS connection (S3 drops).
     :param partner_options: the partner's own options, read by its format.
+    :param max_exit_fraction: turns the exit guard on: a run whose exits are more than this share
+        of the previous audience stops before uploading (the run param ``allow_mass_exit`` lets
+        one run through); None (default) for partners whose files add only.
+    :param exit_guard_min_exits: the guard acts only from this many exits.
     """
 
     partner_format: ClassVar[PartnerFormat]
@@ -140,6 +151,8 @@ class PartnerDropOperator(FileDropExportOperator):
         directory: str = "",
         aws_conn_id: str | None = "aws_default",
         partner_options: Mapping[str, Any] | None = None,
+        max_exit_fraction: float | None = None,
+        exit_guard_min_exits: int = DEFAULT_MIN_EXITS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -151,7 +164,7 @@ class PartnerDropOperator(FileDropExportOperator):
         if not custom_join:
             raise ValueError("custom_join must not be empty; the default is '&'")
         self.identifier = identifier
-        self.audience_membership = tuple(audience_membership)
+        self.audience_membership = list(audience_membership)
         self.append_segment_name = append_segment_name
         self.additional_segments = additional_segments
         self.custom_join = custom_join
@@ -161,6 +174,8 @@ class PartnerDropOperator(FileDropExportOperator):
         self.directory = directory
         self.aws_conn_id = aws_conn_id
         self.partner_options = dict(partner_options or {})
+        self.max_exit_fraction = max_exit_fraction
+        self.exit_guard_min_exits = exit_guard_min_exits
 
     def transport(self) -> Transport:
         if self._transport is not None:
@@ -198,7 +213,7 @@ class PartnerDropOperator(FileDropExportOperator):
 
         return PartnerRun(
             identifier=self.identifier,
-            audience_membership=self.audience_membership,
+            audience_membership=tuple(self.audience_membership),
             append_segment_name=self.append_segment_name,
             additional_segments=self.additional_segments,
             custom_join=self.custom_join,
@@ -212,10 +227,38 @@ class PartnerDropOperator(FileDropExportOperator):
     def _use_partner_format(self) -> None:
         self.preset = type(self).partner_format(self.partner_run())
 
+    def exit_guard(self, context: Context) -> ExitGuardVerdict | None:
+        """The exit guard's verdict on this run (None: guard off, first run or full refresh)."""
+        if self.max_exit_fraction is None:
+            return None
+        from lytics_provider.pipeline.snapshot import count_changes
+        from lytics_provider.pipeline.state_store import baseline_snapshot
+
+        params = context.get("params") or {}
+        previous = None if as_bool(params.get("full_refresh")) else baseline_snapshot(self.job_id)
+        if previous is None:
+            return None
+        counts = count_changes(self.snapshot_path, previous)
+        return check_exits(
+            counts.exits,
+            counts.exits + counts.changes + counts.unchanged,
+            self.max_exit_fraction,
+            self.exit_guard_min_exits,
+            as_bool(params.get(ALLOW_MASS_EXIT_PARAM)),
+        )
+
     def plan(self, context: Context) -> dict[str, Any]:
         self._use_partner_format()
-        return super().plan(context)
+        verdict = self.exit_guard(context)
+        if verdict is not None and verdict.blocked:
+            self.log.warning("Dry run: %s", verdict.message(self.job_id))
+        report = super().plan(context)
+        return report if verdict is None else {**report, "exit_guard": verdict.as_report()}
 
     def deliver(self, context: Context) -> dict[str, Any]:
         self._use_partner_format()
-        return super().deliver(context)
+        verdict = self.exit_guard(context)
+        if verdict is not None:
+            enforce(verdict, self.job_id)
+        report = super().deliver(context)
+        return report if verdict is None else {**report, "exit_guard": verdict.as_report()}

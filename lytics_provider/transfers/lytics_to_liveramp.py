@@ -92,6 +92,8 @@ class LiveRampEUExportOperator(PartnerDropOperator):
     ) -> None:
         options = {"field_mapping": dict(field_mapping or {}), "audience_label": audience_label}
         super().__init__(partner_options=options, **kwargs)
+        self.field_mapping = options["field_mapping"]
+        self.audience_label = audience_label
 
 
 class LiveRampIdentifierExportOperator(PartnerDropOperator):

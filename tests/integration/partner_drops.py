@@ -71,10 +71,18 @@ def drop(partner_sftp_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 
 def scan_of(
-    tmp_path: Path, members: Sequence[dict[str, Any]], audience: dict[str, Any] | None = None, **params: Any
+    tmp_path: Path,
+    members: Sequence[dict[str, Any]],
+    audience: dict[str, Any] | None = None,
+    path: Path | None = None,
+    **params: Any,
 ) -> dict[str, Any]:
-    """A run context whose ``scan`` XCom is a snapshot of ``members`` (run of 2026-11-23 00:00 UTC)."""
-    path = tmp_path / f"snap-{uuid.uuid4().hex[:6]}.db"
+    """A run context whose ``scan`` XCom is a snapshot of ``members`` (run of 2026-11-23 00:00 UTC).
+
+    ``path``: where the snapshot goes (a job's run directory, for runs that are committed).
+    """
+    path = path or tmp_path / f"snap-{uuid.uuid4().hex[:6]}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with Snapshot(path) as snapshot:
         snapshot.add_page(list(members), "")
     scan = {"snapshot": str(path), "members": len(members), "audience": dict(audience or AUDIENCE)}

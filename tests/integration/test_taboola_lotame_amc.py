@@ -204,3 +204,38 @@ def test_examples_build_scan_deliver_report(example: str) -> None:
     assert dag.task_dict["scan"].downstream_task_ids == {"deliver"}
     assert dag.task_dict["deliver"].downstream_task_ids == {"report"}
     assert dag.task_dict["deliver"].bucket == config.bucket
+
+
+def test_amc_exit_guard_stops_a_mass_removal_before_upload(
+    s3_bucket: str, moto_endpoint: str, data_dir: Path
+) -> None:
+    from lytics_provider.operators.lytics import LyticsCommitRunOperator
+    from lytics_provider.pipeline.exit_guard import MassExitError
+    from lytics_provider.pipeline.state_store import SNAPSHOT_NAME
+    from lytics_provider.pipeline.workarea import run_dir
+
+    members = [{"_uid": f"u{i}", "email": f"m{i}@example.com"} for i in range(8)]
+
+    def run(day: int, kept: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+        run_id = f"scheduled__{day}_{len(params)}"
+        context = scan_of(data_dir, kept, path=run_dir("amc_guard", run_id) / SNAPSHOT_NAME, **params)
+        context["logical_date"] = context["logical_date"].add(days=day)
+        context["run_id"] = run_id
+        deliver = AmazonMarketingCloudExportOperator(
+            task_id="deliver",
+            job_id="amc_guard",
+            bucket=s3_bucket,
+            max_exit_fraction=0.25,
+            exit_guard_min_exits=2,
+        )
+        report = run_task(deliver, context)
+        run_task(LyticsCommitRunOperator(task_id="report", job_id="amc_guard"), context)
+        return report
+
+    assert "exit_guard" not in run(0, members)  # first run: nothing to compare with
+    assert run(1, members[:7])["exit_guard"]["status"] == "ok"  # 1 exit of 8
+    with pytest.raises(MassExitError, match="3 of 7 members of the previous audience"):
+        run(2, members[:4])
+    listing = s3_client(moto_endpoint).list_objects_v2(Bucket=s3_bucket)["Contents"]
+    assert len(listing) == 2  # the blocked run uploaded nothing
+    assert run(2, members[:4], allow_mass_exit=True)["exit_guard"]["status"] == "allowed"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
+from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
@@ -69,10 +70,8 @@ class PartnerDropJob(AudienceExportConfig):
         """The fields the scan fetches (None: every field, when no fields were chosen)."""
         if self.fields is None:
             return None
-        return list(dict.fromkeys([*self.identifier_fields(), *self.fields, *self.scan_extra]))
-
-    def identifier_fields(self) -> list[str]:
-        return [str(getattr(self, "identifier", "email"))]
+        identifier = getattr(self, "identifier", None)
+        return list(dict.fromkeys([*([identifier] if identifier else []), *self.fields, *self.scan_extra]))
 
     def add_tasks(self, job: JobContext) -> None:
         from lytics_provider.integrations.catalog import import_object
@@ -255,9 +254,6 @@ class TaboolaExportJob(S3Drop):
             )
         return self
 
-    def identifier_fields(self) -> list[str]:
-        return ["taboola_ids"]
-
     def scan_field_list(self) -> list[str] | None:
         return ["taboola_ids", MEMBERSHIP_FIELD]
 
@@ -283,8 +279,12 @@ class LotameExportJob(SftpOrS3Drop):
         return list(dict.fromkeys([self.identifier, *(self.fields or ()), MEMBERSHIP_FIELD]))
 
 
-class AmazonMarketingCloudExportJob(S3Drop):
-    """Amazon Marketing Cloud: Advertiser Data Upload: hashed match keys of the current members."""
+class AmazonMarketingCloudExportJob(ExitGuardFields, S3Drop):
+    """Amazon Marketing Cloud: Advertiser Data Upload: hashed match keys of the current members.
+
+    Each file replaces the last, so exits are removed; the exit guard stops a run that would
+    remove more than ``max_exit_fraction`` of the previous audience.
+    """
 
     type: Literal["amazon_marketing_cloud_export"]
     operator: ClassVar[str] = (
@@ -318,9 +318,6 @@ class AmazonMarketingCloudExportJob(S3Drop):
         if self.fields is not None:
             raise ValueError("Amazon Marketing Cloud takes its columns from identifiers; remove fields")
         return self
-
-    def identifier_fields(self) -> list[str]:
-        return list(self.identifiers.values())
 
     def scan_field_list(self) -> list[str] | None:
         return list(dict.fromkeys(self.identifiers.values()))

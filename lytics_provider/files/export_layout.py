@@ -21,6 +21,7 @@ from lytics_provider.pipeline.csv_render import (
     RenderedRows,
     RowCells,
     RowCheck,
+    RowLines,
     split_rejects,
 )
 from lytics_provider.pipeline.writers import format_csv_value
@@ -93,6 +94,8 @@ class FileLayout:
         the rejects file with the reason); a frozen dataclass, so it names itself in the signature.
     :param cells: makes a record's cells when they are not simply ``columns`` (e.g.
         :class:`KeyValueCells`); also a frozen dataclass.
+    :param lines: makes several rows of one record (e.g. one line per audience); in place of
+        ``cells``, also a frozen dataclass.
     :param extension: the ``{ext}`` of name templates (default: ``csv``, ``tsv`` for tabs, ``json``).
     """
 
@@ -105,6 +108,7 @@ class FileLayout:
     row_check: RowCheck | None = None
     cells: RowCells | None = None
     extension: str | None = None
+    lines: RowLines | None = None
 
     def __post_init__(self) -> None:
         if self.file_format not in EXTENSIONS:
@@ -137,6 +141,7 @@ class FileLayout:
             delimiter=self.delimiter,
             quoting=QUOTING[self.quoting],
             cells=self.cells,
+            lines=self.lines,
         )
 
     def header_text(self) -> str:

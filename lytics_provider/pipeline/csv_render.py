@@ -20,6 +20,7 @@ from lytics_provider.pipeline.writers import PLAIN_CELL_TYPES, format_csv_value
 
 RowCheck = Callable[[Mapping[str, Any]], None]
 RowCells = Callable[[Mapping[str, Any]], Sequence[Any]]
+RowLines = Callable[[Mapping[str, Any]], Sequence[Sequence[Any]]]
 
 
 class RowRejected(Exception):
@@ -41,8 +42,9 @@ class CsvRowRenderer:
 
     ``check`` (and ``cells``, which makes a record's cells when they are not simply its
     ``columns``) must be plain value objects (frozen dataclasses with ``__call__``), so their
-    ``repr`` names the rule and goes into :attr:`signature`. ``delimiter`` and ``quoting`` are
-    the ``csv`` module's.
+    ``repr`` names the rule and goes into :attr:`signature`. ``lines`` makes several rows of one
+    record (e.g. one line per audience); ``rows`` still counts records. ``delimiter`` and
+    ``quoting`` are the ``csv`` module's.
     """
 
     columns: tuple[str, ...]
@@ -50,6 +52,7 @@ class CsvRowRenderer:
     delimiter: str = ","
     quoting: int = csv.QUOTE_MINIMAL
     cells: RowCells | None = None
+    lines: RowLines | None = None
 
     @property
     def signature(self) -> str:
@@ -58,6 +61,8 @@ class CsvRowRenderer:
             text = repr((self.columns, self.check))
         else:
             text = repr((self.columns, self.check, self.delimiter, self.quoting, self.cells))
+        if self.lines is not None:
+            text += repr(self.lines)
         return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
     def render(self, records: Sequence[Mapping[str, Any]]) -> RenderedRows:
@@ -68,6 +73,11 @@ class CsvRowRenderer:
         ).writerow
         fmt, plain, columns, cells = format_csv_value, PLAIN_CELL_TYPES, self.columns, self.cells
         accepted, rejects = split_rejects(records, self.check)
+        if self.lines is not None:
+            for record in accepted:
+                for row in self.lines(record):
+                    writerow([cell if type(cell) in plain else fmt(cell) for cell in row])
+            return RenderedRows(buffer.getvalue(), len(accepted), rejects)
         for record in accepted:
             row = map(record.get, columns) if cells is None else cells(record)
             writerow([cell if type(cell) in plain else fmt(cell) for cell in row])

@@ -74,3 +74,56 @@ def hashed(kind: str, value: Any) -> str | None:
         phone = normalize_phone(value)
         return sha256_hex(phone) if phone else None
     raise ValueError(f"unknown identifier kind {kind!r}: use 'email' or 'phone'")
+
+
+# -- match keys of the ad platforms' data uploads (names, addresses, postal codes by country) ------
+
+_FOLDED = {"ß": "ss", "ä": "ae", "ö": "oe", "ü": "ue", "ø": "o", "æ": "ae"}
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+CALLING_CODES = {
+    "US": "1", "CA": "1", "GB": "44", "UK": "44", "DE": "49", "FR": "33", "ES": "34", "IT": "39",
+    "NL": "31", "AU": "61", "JP": "81", "IN": "91", "MX": "52", "BR": "55",
+}  # fmt: skip
+"""Calling codes of the countries whose numbers may be written without one."""
+MATCH_KEYS = ("email", "phone", "first_name", "last_name", "address", "city", "state", "postal_code")
+
+
+def normalize_plain(value: Any) -> str:
+    """Lower case, ``ß ä ö ü ø æ`` spelled out in ASCII, then letters and digits only."""
+    text = scalar_text(value).lower()
+    for letter, spelled in _FOLDED.items():
+        text = text.replace(letter, spelled)
+    return _NOT_ALNUM.sub("", text)
+
+
+def normalize_postal_code(value: Any, country: str = "US") -> str:
+    """A US ZIP as its first five digits; elsewhere :func:`normalize_plain`."""
+    if country.upper() == "US":
+        return _NOT_DIGIT.sub("", scalar_text(value))[:5]
+    return normalize_plain(value)
+
+
+def normalized_match_key(kind: str, value: Any, country: str = "US") -> str | None:
+    """``value`` normalised as the match key ``kind`` (one of :data:`MATCH_KEYS`), or None.
+
+    Email: trimmed and lower-cased, and it must look like an address. Phone: E.164 digits without
+    the ``+`` (the country's calling code added to a national number). Postal code: see
+    :func:`normalize_postal_code`. Names, address, city and state: :func:`normalize_plain`.
+    """
+    if kind == "email":
+        email = normalize_email(value)
+        return email if is_email(email) else None
+    if kind == "phone":
+        code = CALLING_CODES.get(country.upper())
+        if code is None:
+            known = ", ".join(CALLING_CODES)
+            raise ValueError(f"no calling code for country {country!r}; use one of {known}")
+        phone = normalize_phone(value, code)
+        return phone[1:] if phone else None
+    if kind == "postal_code":
+        text = normalize_postal_code(value, country)
+    elif kind in MATCH_KEYS:
+        text = normalize_plain(value)
+    else:
+        raise ValueError(f"unknown match key {kind!r}; use one of {', '.join(MATCH_KEYS)}")
+    return text or None

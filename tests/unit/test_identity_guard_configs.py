@@ -13,6 +13,7 @@ from lytics_provider.jobs.loader import load_job_files
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "include" / "jobs").glob("*.yaml"))
 GUARDED = {
+    "amazon_marketing_cloud_export",
     "dotdigital_export_contacts",
     "dotdigital_export_multiple_audiences",
     "dotdigital_remove_contacts",

@@ -11,8 +11,10 @@ from tests.conformance.destinations import Stands, Target
 
 
 def sftp_drop_target(
-    stands: Stands, config: dict[str, Any], read_keys: Callable[[bytes], list[str]]
+    stands: Stands, config: dict[str, Any], read_keys: Callable[[bytes], list[str]], pattern: str = "*"
 ) -> Target:
+    """``pattern``: the data files (a destination's trigger files are left out of its state; a
+    ``.<name>.part`` left by an upload always counts)."""
     from lytics_sandbox import sftp as sftp_module
 
     server = stands.sftp_stand
@@ -31,10 +33,14 @@ def sftp_drop_target(
     stands.monkeypatch.setenv("AIRFLOW_CONN_SFTP_CONFORMANCE", json.dumps(conn))
 
     def files() -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+        found = {*folder.glob(pattern), *folder.glob(".*.part")}
+        return {p.name: p.read_bytes() for p in sorted(found) if p.is_file()}
 
     def newest() -> list[str]:
-        found = sorted(folder.glob("[!.]*"), key=lambda p: p.stat().st_mtime_ns)
+        found = sorted(
+            (p for p in folder.glob(pattern) if not p.name.startswith(".")),
+            key=lambda p: p.stat().st_mtime_ns,
+        )
         return read_keys(found[-1].read_bytes()) if found else []
 
     def received() -> int:

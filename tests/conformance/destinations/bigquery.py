@@ -36,9 +36,9 @@ def bigquery(stands: Stands) -> Target:
         return {name: json.dumps(rows, sort_keys=True).encode() for name, rows in fake.tables.items()}
 
     def interrupt() -> Any:  # the files are staged, the load job is lost
-        from lytics_provider.transfers import lytics_to_bigquery
+        from lytics_provider.pipeline.bigquery_loads import BigQueryLoadJobs
 
-        return failing(stands.monkeypatch, lytics_to_bigquery, "load_table")
+        return failing(stands.monkeypatch, BigQueryLoadJobs, "start_load")
 
     def break_credentials() -> None:
         config["gcs_bucket"] = f"{staging.config['bucket']}-missing"

@@ -23,6 +23,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.kinesis import KinesisHook
 from airflow.sdk.exceptions import AirflowFailException
 
+from lytics_provider.sync.event_acks import AcknowledgedEventDestination
 from lytics_provider.sync.event_batches import (
     Backoff,
     BatchLimits,
@@ -32,7 +33,7 @@ from lytics_provider.sync.event_batches import (
     deliver_entries,
     encode_message,
 )
-from lytics_provider.sync.events import AudienceEvent, EventDestination
+from lytics_provider.sync.events import AudienceEvent
 
 MAX_RECORDS = 500
 MAX_REQUEST_BYTES = 5 * 1024 * 1024
@@ -186,7 +187,7 @@ class LyticsKinesisHook(KinesisHook):
                 return  # at the tip: the next run goes on from the checkpoint
 
 
-class KinesisEventDestination(EventDestination):
+class KinesisEventDestination(AcknowledgedEventDestination):
     """Audience events as Kinesis records (see the module docstring).
 
     :param hook: the Kinesis hook (its ``stats`` count calls and resends).

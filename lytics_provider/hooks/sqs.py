@@ -25,6 +25,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
+from lytics_provider.sync.event_acks import AcknowledgedEventDestination
 from lytics_provider.sync.event_batches import (
     Backoff,
     BatchLimits,
@@ -34,7 +35,7 @@ from lytics_provider.sync.event_batches import (
     deliver_entries,
     encode_message,
 )
-from lytics_provider.sync.events import AudienceEvent, EventDestination
+from lytics_provider.sync.events import AudienceEvent
 
 MAX_MESSAGES = 10
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -110,7 +111,7 @@ class LyticsSqsHook(SqsHook):
         )
 
 
-class SqsEventDestination(EventDestination):
+class SqsEventDestination(AcknowledgedEventDestination):
     """Audience events as SQS messages (see the module docstring).
 
     :param hook: the SQS hook (its ``stats`` count calls and resends).

@@ -23,6 +23,8 @@ class KinesisAudienceTriggersOperator(AudienceEventsOperator):
         retry resumes after the last acknowledged batch).
     """
 
+    #: seconds before the first resend of failed entries (the delay doubles each round, with jitter)
+    backoff_base: float = 0.1
     template_fields: Sequence[str] = ("stream_name",)
 
     def __init__(
@@ -41,7 +43,10 @@ class KinesisAudienceTriggersOperator(AudienceEventsOperator):
         self.resend_attempts = resend_attempts
 
     def hook(self) -> LyticsKinesisHook:
-        return LyticsKinesisHook(aws_conn_id=self.aws_conn_id, backoff=Backoff(attempts=self.resend_attempts))
+        return LyticsKinesisHook(
+            aws_conn_id=self.aws_conn_id,
+            backoff=Backoff(attempts=self.resend_attempts, base=self.backoff_base),
+        )
 
     def event_destination(self, options: dict[str, Any], inputs: SyncRunInputs) -> KinesisEventDestination:
         return KinesisEventDestination(hook=self.hook(), stream_name=self.stream_name, **options)

@@ -24,6 +24,8 @@ class SqsAudienceTriggersOperator(AudienceEventsOperator):
         retry resumes after the last acknowledged batch).
     """
 
+    #: seconds before the first resend of failed entries (the delay doubles each round, with jitter)
+    backoff_base: float = 0.1
     template_fields: Sequence[str] = ("queue",)
 
     def __init__(
@@ -42,7 +44,10 @@ class SqsAudienceTriggersOperator(AudienceEventsOperator):
         self.resend_attempts = resend_attempts
 
     def hook(self) -> LyticsSqsHook:
-        return LyticsSqsHook(aws_conn_id=self.aws_conn_id, backoff=Backoff(attempts=self.resend_attempts))
+        return LyticsSqsHook(
+            aws_conn_id=self.aws_conn_id,
+            backoff=Backoff(attempts=self.resend_attempts, base=self.backoff_base),
+        )
 
     def event_destination(self, options: dict[str, Any], inputs: SyncRunInputs) -> SqsEventDestination:
         hook = self.hook()

@@ -152,6 +152,7 @@ def deliver_entries(
     :param stats: added to (calls, resends, failure codes).
     :param what: names the entries in log lines and errors.
     :raises ResendExhausted: entries still failing for passing reasons after ``backoff.attempts``.
+        Whatever is raised carries the keys delivered before it (:func:`delivered_keys`).
     """
     stats = stats if stats is not None else DeliveryStats()
     refused: dict[str, str] = {}
@@ -164,6 +165,30 @@ def deliver_entries(
             )
         else:
             pending.append(entry)
+    delivered: list[str] = []
+    try:
+        _rounds(pending, send_call, limits, backoff, stats, what, refused, delivered)
+    except Exception as exc:
+        exc.delivered_keys = tuple(delivered)  # type: ignore[attr-defined]
+        raise
+    return refused
+
+
+def delivered_keys(exc: BaseException) -> tuple[str, ...]:
+    """The keys a failed :func:`deliver_entries` had delivered before ``exc`` (accepted by the service)."""
+    return tuple(getattr(exc, "delivered_keys", ()))
+
+
+def _rounds(
+    pending: list[Entry],
+    send_call: Callable[[list[Entry]], list[EntryFailure]],
+    limits: BatchLimits,
+    backoff: Backoff,
+    stats: DeliveryStats,
+    what: str,
+    refused: dict[str, str],
+    delivered: list[str],
+) -> None:
     round_no = 0
     while pending:
         round_no += 1
@@ -173,13 +198,16 @@ def deliver_entries(
         for call in cut_calls(pending, limits):
             stats.calls += 1
             stats.entries_sent += len(call)
+            failed: set[str] = set()
             for failure in send_call(call):
+                failed.add(failure.key)
                 codes[failure.code] = codes.get(failure.code, 0) + 1
                 stats.failure_codes[failure.code] = stats.failure_codes.get(failure.code, 0) + 1
                 if failure.passing:
                     retry.append(by_key[failure.key])
                 else:
                     refused[failure.key] = failure.reason
+            delivered.extend(e.key for e in call if e.key not in failed)
         if not retry:
             break
         if round_no >= backoff.attempts:
@@ -192,7 +220,6 @@ def deliver_entries(
         stats.waited_seconds += backoff.wait(round_no)
         log.info("Resending %d of %d %s that failed (%s)", len(retry), len(pending), what, codes)
         pending = retry
-    return refused
 
 
 def event_message(event: AudienceEvent) -> dict[str, Any]:

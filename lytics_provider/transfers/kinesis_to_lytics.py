@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from airflow.sdk import BaseOperator, Context
@@ -40,6 +41,20 @@ def record_object(data: bytes) -> dict[str, Any] | str:
     if not isinstance(value, dict):
         return f"JSON {type(value).__name__}, not an object; each record's data must be one JSON object"
     return value
+
+
+def earlier_rejects(path: Path, positions: dict[str, str]) -> list[dict[str, Any]]:
+    """Rejects an earlier attempt of the run wrote for records at or before the checkpoint (those
+    records are not read again; the ones after it are, and are rejected again)."""
+    if not path.exists():
+        return []
+    kept = []
+    for text in path.read_text(encoding="utf-8").splitlines():
+        line = json.loads(text)
+        shard, _, sequence = str(line.get("id") or "").partition("/")
+        if shard in positions and sequence and int(sequence) <= int(positions[shard]):
+            kept.append(line)
+    return kept
 
 
 class KinesisToLyticsOperator(FailFastOnPermanentErrors, BaseOperator):
@@ -114,7 +129,11 @@ class KinesisToLyticsOperator(FailFastOnPermanentErrors, BaseOperator):
             checkpoint.save(dict(positions))
 
         rejects_path = folder / "rejects.jsonl"
-        with RejectsWriter(rejects_path, logger=self.log) as rejects:
+        earlier = earlier_rejects(rejects_path, positions)
+        rejects = RejectsWriter(rejects_path, logger=self.log)
+        try:
+            for line in earlier:
+                rejects.reject(line["reason"], line.get("row_number"), line.get("record"), id=line.get("id"))
             for shard in kinesis.shard_ids(self.stream_name):
                 writer = StreamWriter(
                     lytics,
@@ -138,7 +157,8 @@ class KinesisToLyticsOperator(FailFastOnPermanentErrors, BaseOperator):
                     last = record.sequence_number
                     row = record_object(record.data)
                     if isinstance(row, str):
-                        rejects.reject(row, read, record.data.decode("utf-8", "replace"), id=last)
+                        record_text = record.data.decode("utf-8", "replace")
+                        rejects.reject(row, read, record_text, id=f"{shard}/{last}")
                         continue
                     writer.add(row, position=(shard, last))
                 writer.close()
@@ -147,7 +167,9 @@ class KinesisToLyticsOperator(FailFastOnPermanentErrors, BaseOperator):
                 report["shards"][shard] = {"read": read, "sent": writer.records, "checkpoint": last}
                 report["rows"] += writer.records
                 report["rejected_by_lytics"] += writer.rejected
-            report["rejected"] = rejects.count
+        finally:
+            rejects.close()  # kept on failure too: the retry does not read those records again
+        report["rejected"] = rejects.count
         report["rejects_file"] = str(rejects_path) if report["rejected"] else None
         report["lytics_api_calls"] = lytics.calls
         self.log.info("Kinesis import done: %s", report)

@@ -347,4 +347,3 @@ class DotdigitalImportContactsActivityJob(JobConfig, _DotdigitalConnection):
 
     def params(self) -> dict[str, Any]:
         return {"full_refresh": False, "dry_run": False}
-

@@ -347,3 +347,4 @@ class DotdigitalImportContactsActivityJob(JobConfig, _DotdigitalConnection):
 
     def params(self) -> dict[str, Any]:
         return {"full_refresh": False, "dry_run": False}
+

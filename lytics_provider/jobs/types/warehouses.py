@@ -375,3 +375,4 @@ class GCSImportJob(_FileImport):
         from lytics_provider.transfers.gcs_to_lytics import GCSToLyticsOperator
 
         GCSToLyticsOperator(**operator_kwargs(self, GCSToLyticsOperator, task_id="import", job_id=job.job_id))
+

@@ -63,12 +63,8 @@ OPT_IN_TYPES = ("Unknown", "Single", "Double", "VerifiedDouble")
 EMAIL_TYPES = ("PlainText", "Html")
 STATUS_STREAM = "dotmailer_export_status"
 REJECT_COLUMNS = (
-    ("email", "ident"),
-    ("address_book", "target"),
-    ("action", "action"),
-    ("uid", "uid"),
-    ("status", "status"),
-    ("reason", "reason"),
+    ("email", "ident"), ("address_book", "target"), ("action", "action"), ("uid", "uid"),
+    ("status", "status"), ("reason", "reason"),
 )
 
 

@@ -158,11 +158,9 @@ class LyticsAudienceScanOperator(BaseOperator):
             snapshot.set_meta("segment_id", segment["id"])
             self._scan(hook, segment, snapshot, wanted)
 
-        area = SharedScanArea(
-            shared_scan_key(
+        area = SharedScanArea(shared_scan_key(
                 hook.get_conn().base_url, hook.account_id, segment["id"], ",".join(self.identity_fields)
-            )
-        )
+            ))
         got = read_shared_scan(
             area,
             path,

@@ -325,7 +325,9 @@ class Snapshot:
         self.db.execute("DROP TABLE members")  # recreated in the current layout
         self.db.execute(_MEMBERS_TABLE)
         self.db.execute("DELETE FROM no_identity")
-        self.db.execute("DELETE FROM meta WHERE key IN ('cursor', 'pages', 'total', 'complete', 'scanned')")
+        self.db.execute(
+            "DELETE FROM meta WHERE key IN ('cursor', 'pages', 'total', 'complete', 'scanned')"
+        )
         self.db.execute("DELETE FROM rendered")
         self.db.execute("COMMIT")
         self._pages, self._scanned = 0, 0

@@ -47,11 +47,7 @@ from lytics_provider.sync.report import SyncReport, write_rejects
 DEFAULT_BATCH_SIZE = 500
 EXPORT_FIELDS = ("ic_contact_id", "email", "first_name", "last_name")
 REJECT_COLUMNS = (
-    ("uid", "ident"),
-    ("list", "target"),
-    ("action", "action"),
-    ("status", "status"),
-    ("reason", "reason"),
+    ("uid", "ident"), ("list", "target"), ("action", "action"), ("status", "status"), ("reason", "reason"),
 )
 SUBSCRIBED, SKIPPED, DUPLICATE, REJECTED = "subscribed", "skipped_unsubscribed", "duplicate", "rejected"
 CREATED, FOUND_BY_EMAIL = "created", "found_by_email"

@@ -120,8 +120,8 @@ def raw_rate(count: int, per_call: int, send: Callable[[list[int]], None]) -> fl
 
 
 def message(i: int, run: str) -> bytes:
-    body = {"event_id": str(uuid.uuid4()), "event": "enter", "audience": "bench", "uid": f"u{i}", "time": run}
-    return json.dumps({**body, "job_id": "raw", "data": member(i)}, separators=(",", ":")).encode()
+    body = {"id": str(uuid.uuid4()), "event": "enter", "audience": "bench", "time": run, "uid": f"u{i}"}
+    return json.dumps({**body, "user": member(i)}, separators=(",", ":")).encode()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,9 +9,9 @@ growing delay, while those refused for the sender's sake become rejects with SQS
 (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html).
 
 :class:`SqsEventDestination` is the audience-events adapter: one message per event, the JSON of
-:func:`~lytics_provider.sync.event_batches.event_message` with ``event_id`` and ``event`` as
-message attributes. On a FIFO queue (name ending ``.fifo``) the event id is the
-``MessageDeduplicationId``, so a batch a retried task sends again within SQS' five-minute
+:func:`~lytics_provider.sync.event_batches.event_message` with ``event_id``, ``event_type``,
+``audience`` and ``event_time`` as message attributes. On a FIFO queue (name ending ``.fifo``)
+the event id is the ``MessageDeduplicationId``, so a batch a retried task sends again within SQS' five-minute
 de-duplication interval is not delivered twice, and ``MessageGroupId`` is the member's key, so one
 member's events keep their order.
 """
@@ -34,6 +34,7 @@ from lytics_provider.sync.event_batches import (
     EntryFailure,
     deliver_entries,
     encode_message,
+    event_attributes,
 )
 from lytics_provider.sync.events import AudienceEvent
 
@@ -127,7 +128,7 @@ class SqsEventDestination(AcknowledgedEventDestination):
 
     def entry(self, event: AudienceEvent) -> Entry:
         body = encode_message(event).decode()
-        attributes = {"event_id": _attribute(event.id), "event": _attribute(event.kind)}
+        attributes = {name: _attribute(value) for name, value in event_attributes(event).items() if value}
         size = len(body.encode()) + sum(
             len(name) + len(a["DataType"]) + len(a["StringValue"].encode()) for name, a in attributes.items()
         )

@@ -223,19 +223,26 @@ def _rounds(
 
 
 def event_message(event: AudienceEvent) -> dict[str, Any]:
-    """The JSON body a stream or queue receives for one event.
-
-    ``event_id`` is the same for every resend of the event (consumers de-duplicate on it); ``data``
-    holds the member's exported fields.
-    """
+    """The JSON body a stream or queue receives for one event (the shape the other message-bus
+    receivers use): ``id`` is the event's deterministic id, the same for every resend (consumers
+    de-duplicate on it); ``user`` holds the member's exported fields."""
     return {
-        "event_id": event.id,
+        "id": event.id,
         "event": event.kind,
         "audience": event.audience,
-        "uid": event.uid,
         "time": event.time,
-        "job_id": event.job_id,
-        "data": event.fields,
+        "uid": event.uid,
+        "user": event.fields,
+    }
+
+
+def event_attributes(event: AudienceEvent) -> dict[str, str]:
+    """The event's id, kind, audience and time as string attributes (for SQS message attributes)."""
+    return {
+        "event_id": event.id,
+        "event_type": event.kind,
+        "audience": event.audience,
+        "event_time": event.time,
     }
 
 

@@ -67,10 +67,10 @@ def test_events_go_in_calls_of_500_keyed_by_member_with_their_event_ids(
     records = stream_records(client("kinesis", moto_endpoint), stream)
     events = events_of([r["Data"] for r in records])
     assert len(events) == 1200
-    assert {e["event_id"] for e in events} == {event_id("job", "run1", f"u{i}", "enter") for i in range(1200)}
+    assert {e["id"] for e in events} == {event_id("job", "run1", f"u{i}", "enter") for i in range(1200)}
     first = next(e for e in events if e["uid"] == "u7")
     assert first["event"] == "enter" and first["audience"] == "vip"
-    assert first["data"] == {"_uid": "u7", "email": "U7@Example.com"}  # Export Fields only
+    assert first["user"] == {"_uid": "u7", "email": "U7@Example.com"}  # Export Fields only
     assert all(r["PartitionKey"] == json.loads(r["Data"])["uid"] for r in records)
     assert len({r["PartitionKey"] for r in records}) == 1200
 
@@ -99,7 +99,7 @@ def test_only_the_failed_records_are_resent_and_throttling_waits(
         "ProvisionedThroughputExceededException": sum(1 for i in range(300) if i % 7 == 0),
     }
     ids = Counter(
-        json.loads(r["Data"])["event_id"] for r in stream_records(client("kinesis", moto_endpoint), stream)
+        json.loads(r["Data"])["id"] for r in stream_records(client("kinesis", moto_endpoint), stream)
     )
     assert len(ids) == 300 and set(ids.values()) == {1}
 
@@ -142,7 +142,7 @@ def test_a_kill_between_calls_then_the_retry_delivers_every_event_once(
     assert [len(c) for c in clients[0].calls] == [500, 200]  # the retry starts after the acknowledged calls
     assert report["outcomes"] == {"enter:Sent": 1700}
     ids = Counter(
-        json.loads(r["Data"])["event_id"] for r in stream_records(client("kinesis", moto_endpoint), stream)
+        json.loads(r["Data"])["id"] for r in stream_records(client("kinesis", moto_endpoint), stream)
     )
     assert len(ids) == 1700 and set(ids.values()) == {1}
 
@@ -166,7 +166,7 @@ def test_throttling_that_outlasts_the_resends_fails_and_the_retry_sends_only_the
     assert [len(c) for c in clients[0].calls] == [300]  # the 100 delivered before the failure are kept
     assert report["outcomes"] == {"enter:Sent": 400}
     ids = Counter(
-        json.loads(r["Data"])["event_id"] for r in stream_records(client("kinesis", moto_endpoint), stream)
+        json.loads(r["Data"])["id"] for r in stream_records(client("kinesis", moto_endpoint), stream)
     )
     assert len(ids) == 400 and set(ids.values()) == {1}
 
@@ -183,8 +183,8 @@ def test_an_answer_lost_after_kinesis_took_the_call_resends_the_same_event_ids(
     monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
     operator(stream).run_sync(sync_inputs(current, tmp_path / "run"))
     events = events_of([r["Data"] for r in stream_records(client("kinesis", moto_endpoint), stream)])
-    # Kinesis keeps both copies; consumers drop the second by its event_id
-    assert len(events) == 100 and len({e["event_id"] for e in events}) == 50
+    # Kinesis keeps both copies; consumers drop the second by its id
+    assert len(events) == 100 and len({e["id"] for e in events}) == 50
 
 
 def test_an_unusable_stream_key_fails_the_task_at_once(

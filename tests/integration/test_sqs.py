@@ -67,12 +67,12 @@ def test_events_go_ten_a_call_with_their_ids_by_queue_name(
     assert report["fifo"] is False and report["queue_url"] == url
     messages = drain_queue(client("sqs", aws), url)
     events = bodies(messages)
-    assert {e["event_id"] for e in events} == {event_id("job", "run1", f"u{i}", "enter") for i in range(25)}
-    assert all(e["data"] == {"_uid": e["uid"], "score": 1} for e in events)
+    assert {e["id"] for e in events} == {event_id("job", "run1", f"u{i}", "enter") for i in range(25)}
+    assert all(e["user"] == {"_uid": e["uid"], "score": 1} for e in events)
     assert all(
-        m["MessageAttributes"]["event_id"]["StringValue"] == json.loads(m["Body"])["event_id"]
-        for m in messages
+        m["MessageAttributes"]["event_id"]["StringValue"] == json.loads(m["Body"])["id"] for m in messages
     )
+    assert {m["MessageAttributes"]["event_type"]["StringValue"] for m in messages} == {"enter"}
 
 
 def test_failed_messages_are_resent_alone_or_rejected_by_their_code(
@@ -125,11 +125,11 @@ def test_fifo_retry_after_a_lost_answer_delivers_no_event_twice(
     assert [len(c) for c in clients[0].calls] == [10, 10, 5]  # the 3rd batch is sent again
     assert report["outcomes"] == {"enter:Sent": 45} and report["fifo"] is True
     messages = drain_queue(client("sqs", aws), url)
-    ids = Counter(json.loads(m["Body"])["event_id"] for m in messages)
+    ids = Counter(json.loads(m["Body"])["id"] for m in messages)
     assert len(ids) == 45 and set(ids.values()) == {1}  # SQS dropped the resent batch by its ids
     for m in messages:
         body = json.loads(m["Body"])
-        assert m["Attributes"]["MessageDeduplicationId"] == body["event_id"]
+        assert m["Attributes"]["MessageDeduplicationId"] == body["id"]
         assert m["Attributes"]["MessageGroupId"] == body["uid"]
 
 

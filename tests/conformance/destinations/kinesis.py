@@ -48,7 +48,7 @@ def kinesis(stands: Stands) -> Target:
         return [json.loads(r["Data"]) for r in stream_records(kinesis_client, stream)]
 
     def state() -> dict[str, bytes]:
-        return {"records": json.dumps([e["event_id"] for e in events()]).encode()}
+        return {"records": json.dumps([e["id"] for e in events()]).encode()}
 
     def break_credentials() -> None:
         config["stream_name"] = f"{stream}-missing"

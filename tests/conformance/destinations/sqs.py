@@ -41,7 +41,7 @@ def sqs(stands: Stands) -> Target:
         return received
 
     def state() -> dict[str, bytes]:
-        return {"messages": json.dumps([e["event_id"] for e in events()]).encode()}
+        return {"messages": json.dumps([e["id"] for e in events()]).encode()}
 
     def break_credentials() -> None:
         config["queue"] = f"missing-{name}"

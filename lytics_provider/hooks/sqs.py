@@ -11,9 +11,9 @@ growing delay, while those refused for the sender's sake become rejects with SQS
 :class:`SqsEventDestination` is the audience-events adapter: one message per event, the JSON of
 :func:`~lytics_provider.sync.event_batches.event_message` with ``event_id``, ``event_type``,
 ``audience`` and ``event_time`` as message attributes. On a FIFO queue (name ending ``.fifo``)
-the event id is the ``MessageDeduplicationId``, so a batch a retried task sends again within SQS' five-minute
-de-duplication interval is not delivered twice, and ``MessageGroupId`` is the member's key, so one
-member's events keep their order.
+the event id is the ``MessageDeduplicationId``, so a batch a retried task sends again within
+SQS' five-minute de-duplication interval is not delivered twice, and ``MessageGroupId`` is the
+member's key, so one member's events keep their order.
 """
 
 from __future__ import annotations

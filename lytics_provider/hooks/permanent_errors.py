@@ -42,6 +42,15 @@ _AZURE_CODES = {
     "InvalidResourceName",
     "AccountIsDisabled",
 }
+# Kinesis and SQS error codes that mean a missing stream or queue, or refused credentials.
+_STREAM_QUEUE_CODES = {
+    "ResourceNotFoundException",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "AccessDeniedException",
+}
 # SQLSTATE classes: 28 invalid authorization, 3D invalid catalog, 3F invalid schema, 42 syntax
 # error or access rule violation (a table or column that does not exist, no privilege).
 _SQLSTATE_CLASSES = ("28", "3D", "3F", "42")
@@ -76,6 +85,8 @@ def permanent_reason(exc: BaseException) -> str | None:
         azure_code = getattr(error, "error_code", None)
         if type(error).__module__.startswith("azure.") and azure_code in _AZURE_CODES:
             return f"Azure Storage error {azure_code}"
+        if code in _STREAM_QUEUE_CODES:
+            return f"AWS error {code}"
         state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
         if isinstance(state, str) and state[:2] in _SQLSTATE_CLASSES:
             return f"SQLSTATE {state}"
@@ -93,7 +104,8 @@ def _fail_fast(execute: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             raise PermanentTaskFailure(
                 f"{type(exc).__name__}: {exc} ({reason}: a retry cannot fix this; check the task's "
-                "connection, its credentials and the bucket, dataset, schema or table the job names)"
+                "connection, its credentials and the bucket, stream, queue, dataset, schema or table the job "
+                "names)"
             ) from exc
 
     return wrapper

@@ -18,7 +18,9 @@ GUARDED = {
     "dotdigital_export_multiple_audiences",
     "dotdigital_remove_contacts",
     "ga4_audience_export",
+    "kinesis_export_audience_triggers",
     "segment_export",
+    "sqs_export_activity_data",
     "webhooks_audience_triggers",
 }
 GUARDED |= {"azure_event_hub_export", "pubsub_export_audience"}  # exit events

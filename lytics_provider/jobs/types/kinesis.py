@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from lytics_provider.jobs.stream_event_fields import AudienceEventFields, add_event_tasks
 from lytics_provider.jobs.base import JobConfig
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.stream_event_fields import AudienceEventFields, add_event_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext

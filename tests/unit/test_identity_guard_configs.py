@@ -12,7 +12,12 @@ from lytics_provider.jobs.loader import load_job_files
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "include" / "jobs").glob("*.yaml"))
-GUARDED = {"dotdigital_export_contacts", "dotdigital_export_multiple_audiences", "dotdigital_remove_contacts"}
+GUARDED = {
+    "dotdigital_export_contacts",
+    "dotdigital_export_multiple_audiences",
+    "dotdigital_remove_contacts",
+    "hubspot_export",
+}
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],
     "dotdigital_export_multiple_audiences": ["_uid", "email"],

@@ -17,6 +17,7 @@ GUARDED = {
     "dotdigital_export_multiple_audiences",
     "dotdigital_remove_contacts",
     "hubspot_export",
+    "klaviyo_export",
 }
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],

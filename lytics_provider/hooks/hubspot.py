@@ -33,6 +33,7 @@ from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email
 from lytics_provider.sync.plan import Outcome, Work
+from lytics_provider.sync.refs import RefStore
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,7 @@ class HubspotListDestination(SyncDestination):
         batch_size: int,
         id_field: str | None = None,
         dry_run: bool = False,
+        refs: RefStore | None = None,
     ) -> None:
         self.hook = hook
         self.list_id = list_id
@@ -330,6 +332,7 @@ class HubspotListDestination(SyncDestination):
         self.batch_size = batch_size
         self.id_field = id_field
         self.dry_run = dry_run
+        self.refs = refs
 
     # -- planning ------------------------------------------------------------------------------
     def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
@@ -385,6 +388,8 @@ class HubspotListDestination(SyncDestination):
             else:
                 status = ADDED if cid in added else ALREADY_MEMBER
                 outcomes.append((work.ident, target, "add", work.uid, status, cid, None))
+        if self.refs is not None:
+            self.refs.save(target, ((o[0], o[5]) for o in outcomes if o[6] is None and o[5]))
         return outcomes
 
     def _upsert(self, rows: list[Work], ids: dict[str, str], rejected: dict[str, str]) -> None:
@@ -405,13 +410,32 @@ class HubspotListDestination(SyncDestination):
                     contacts.pop(email)
 
     def remove(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
-        """Remove the rows' contacts from the list (ids from the member's ``id_field`` or by email)."""
+        """Remove the rows' contacts from the list.
+
+        Record ids come from the member's ``id_field``, else from the ids saved when the job added
+        the member, else from a lookup by email; an id HubSpot reports missing (a merged or deleted
+        record) is looked up by email once more.
+        """
         known = {w.ident: w.ref for w in rows if w.ref}
-        lookup = [w.ident for w in rows if not w.ref]
+        if self.refs is not None:
+            known.update(self.refs.find(target, [w.ident for w in rows if w.ident not in known]))
+        lookup = [w.ident for w in rows if w.ident not in known]
         if lookup:
             known.update(self.hook.ids_by_email(lookup))
         result = self.hook.change_memberships(target, sorted(set(known.values())), "remove")
         removed = set(result.removed)
+        stale = [ident for ident, cid in known.items() if cid in set(result.missing)]
+        if stale:
+            if self.refs is not None:
+                self.refs.forget(target, stale)
+            fresh = self.hook.ids_by_email(stale)
+            for ident in stale:
+                known.pop(ident, None)
+            known.update(fresh)
+            if fresh:
+                removed.update(
+                    self.hook.change_memberships(target, sorted(set(fresh.values())), "remove").removed
+                )
         outcomes: list[Outcome] = []
         for work in rows:
             cid = known.get(work.ident)

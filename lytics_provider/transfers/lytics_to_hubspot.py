@@ -14,7 +14,9 @@ The ``deliver`` task of the export DAG (``scan`` -> ``deliver`` -> ``report``), 
   subscribes nor unsubscribes anyone;
 * members without a valid email go to ``rejects.jsonl`` with the reason; a batch is checkpointed
   once HubSpot acknowledged it, so a retried task continues with the next batch; the exit guard
-  stops a run that would remove too many members; a dry run sends nothing (and creates no list).
+  stops a run that would remove too many members; a dry run sends nothing (and creates no list);
+* the record id HubSpot answers for each added contact is kept beside the job
+  (:class:`~lytics_provider.sync.refs.RefStore`), so an exit needs no lookup by email.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from lytics_provider.hooks.hubspot import (
     HubspotListDestination,
 )
 from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
+from lytics_provider.sync.refs import RefStore
 
 DEFAULT_PROPERTY_MAP = {"first_name": "firstname", "last_name": "lastname"}
 DEFAULT_BATCH_SIZE = 1000
@@ -121,4 +124,5 @@ class LyticsToHubspotOperator(AudienceSyncOperator):
             batch_size=self.batch_size,
             id_field=self.id_field,
             dry_run=inputs.dry_run,
+            refs=RefStore(self.job_id),
         )

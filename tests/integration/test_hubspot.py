@@ -150,6 +150,7 @@ def test_churn_removes_only_exits_the_job_added(env: HubspotSandbox, lytics: Lyt
     }
     assert all(email in env.data.by_email for email in exited), "exits leave the contact in HubSpot"
     assert env.calls_to("memberships_remove") == 1
+    assert env.calls_to("contacts_read") == 0, "the record ids saved when the job added them are used"
 
 
 def test_dry_run_sends_nothing_and_creates_no_list(env: HubspotSandbox) -> None:
@@ -274,3 +275,25 @@ def test_import_resumes_after_the_last_page_lytics_accepted(
     run.run()
     events = lytics.collected("hubspot_activity")
     assert len(events) == 3500 and len({e["event_id"] for e in events}) == 3500
+
+
+def test_a_stale_saved_record_id_is_looked_up_by_email(env: HubspotSandbox, lytics: LyticsSandbox) -> None:
+    """A contact merged in HubSpot since the job added it: its saved id is missing, the email finds it."""
+    from lytics_provider.sync.refs import RefStore
+
+    JobRun(export_config(), job_id="hs_stale").run()
+    list_id = env.data.list_by_name("Lytics HS")["listId"]
+    first = {m["_uid"]: m for m in lytics.expected_members(SLUG)}
+    lytics.account.set_churn(SLUG, exits=4, enters=0, changes=0)
+    lytics.set_version(SLUG, 1)
+    gone = [
+        first[u]["email"].lower() for u in set(first) - {m["_uid"] for m in lytics.expected_members(SLUG)}
+    ]
+    gone = [e for e in gone if e in env.data.by_email]
+    refs = RefStore("hs_stale")
+    refs.save(list_id, [(email, "999999") for email in gone])
+    refs.close()
+    env.reset_counters()
+    JobRun(export_config(), job_id="hs_stale", day=24).run()
+    assert env.data.members(list_id) == valid_emails(lytics)
+    assert env.calls_to("contacts_read") == 1 and env.calls_to("memberships_remove") == 2

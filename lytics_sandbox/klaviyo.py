@@ -163,6 +163,16 @@ class TierLimits:
         self.lock = threading.Lock()
         self.refused = 0
         self.accepted = 0
+        self.history: list[float] = []
+
+    def peak(self, window: float) -> int:
+        """Most calls accepted in any ``window`` seconds (unscaled)."""
+        times, best, start = self.history, 0, 0
+        for end, moment in enumerate(times):
+            while times[start] <= moment - window * self.scale:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
 
     def take(self) -> float | None:
         """None when the call is allowed, else the seconds to wait (``Retry-After``)."""
@@ -179,6 +189,7 @@ class TierLimits:
                 self.refused += 1
                 return self.seen[0] + minute - now
             self.seen.append(now)
+            self.history.append(now)
             self.accepted += 1
             return None
 

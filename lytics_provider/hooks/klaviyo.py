@@ -8,7 +8,8 @@ following ``links.next``.
 
 Rate limits: Klaviyo limits each endpoint to a burst per second and a steady rate per minute
 (the bulk import, list and relationship endpoints: 10/s and 150/m). Every task of one connection
-draws on one client-side budget of ``calls_per_minute`` (default 150) calls per minute; a 429
+draws on one client-side budget of ``calls_per_minute`` (default 150) calls per minute and
+``calls_per_second`` (default 10) calls a second; a 429
 ``throttled`` answer's ``Retry-After`` pauses every task of the connection, and the call is sent
 again after it.
 """
@@ -25,6 +26,7 @@ import requests
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.pipeline.http import RetryPolicy, ServiceError
+from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email
 from lytics_provider.sync.plan import Outcome, SyncPlan, Work
@@ -43,6 +45,7 @@ RELATIONSHIP_LIMIT = 1000
 ANY_LIMIT = 100
 """Values of one ``any(email, [...])`` filter."""
 CALLS_PER_MINUTE = 150
+CALLS_PER_SECOND = 10
 PENDING = ("queued", "processing")
 MEDIA_TYPE = "application/vnd.api+json"
 ADDED, REMOVED, NOT_FOUND, REJECTED = "added", "removed", "not_found", "Rejected"
@@ -99,6 +102,19 @@ class KlaviyoHook(RestHook):
         self, klaviyo_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
     ) -> None:
         super().__init__(klaviyo_conn_id, retry_policy)
+        self._burst: CallLedger | None = None
+
+    def _before_call(self) -> None:
+        """The per-minute budget (the base's), then the burst budget of 10 calls a second."""
+        super()._before_call()
+        if self._burst is None:
+            burst = int(self.extra.get("calls_per_second") or CALLS_PER_SECOND)
+            path = ledger_path(ledger_key(f"{self.conn_id}-burst", "key"))
+            self._burst = CallLedger(path, limit=burst, window=1.05, clock=self.clock, sleep=self.sleep)
+        try:
+            self._burst.acquire()
+        except RateLimitWaitTooLong as exc:
+            raise self.budget_spent(exc) from None
 
     def connection_headers(self) -> dict[str, str]:
         """The ``revision`` header."""

@@ -18,7 +18,7 @@ from lytics_provider.hooks.klaviyo import KlaviyoHook
 from lytics_provider.integrations.catalog import read_integration, todo_entries
 from lytics_provider.jobs.loader import load_job_files
 from lytics_provider.pipeline import http
-from lytics_sandbox.klaviyo import KlaviyoData, KlaviyoSandbox
+from lytics_sandbox.klaviyo import TIERS, KlaviyoData, KlaviyoSandbox, TierLimits
 from lytics_sandbox.lytics import LyticsSandbox
 from lytics_sandbox.synth import SyntheticAccount
 from tests.conformance.runner import JobRun
@@ -54,6 +54,7 @@ def env(
     klaviyo.faults.clear()
     klaviyo.reset_counters()
     klaviyo.enforce_limits = False
+    klaviyo.limits = {tier: TierLimits(burst, steady) for tier, (burst, steady) in TIERS.items()}
     lytics.account = SyntheticAccount(seed=9, audiences={SLUG: SIZE}, invalid_email_rate=0.05)
     lytics.clear_collected()
     monkeypatch.setenv("AIRFLOW_CONN_KLAVIYO_DEFAULT", json.dumps(klaviyo.connection()))
@@ -210,3 +211,14 @@ def test_import_resumes_after_the_last_page_lytics_accepted(
     run.run()
     events = lytics.collected("klaviyo_activity")
     assert len(events) == 1000 and len({e["event_id"] for e in events}) == 1000
+
+
+def test_two_tasks_on_one_connection_stay_within_the_burst_limit(env: KlaviyoSandbox) -> None:
+    """The stand-in enforces 10/s and 150/m; two hooks (two tasks) sharing the budget get no 429."""
+    env.enforce_limits = True
+    first, second = KlaviyoHook(), KlaviyoHook()
+    for _ in range(12):
+        first.check_call()
+        second.check_call()
+    assert env.refused == 0 and env.limits["M"].accepted == 24
+    assert env.limits["M"].peak(1.0) <= 10

@@ -103,7 +103,7 @@ def hubspot_rows(members: int, churn: int, scale: float, folder: Path) -> list[t
         (
             "HubSpot 1% churn: API calls",
             f"{churn_calls} ({churn_calls / ideal_churn:.2f}x ideal {ideal_churn})",
-            f"{churn} enters + {churned['contacts_upsert']} upserts, {churned['memberships_add']} list add; "
+            f"{churn} enters: {churned['contacts_upsert']} upserts, {churned['memberships_add']} list add; "
             f"{churn} exits: {churned['contacts_read']} reads (record ids saved at add), "
             f"{churned['memberships_remove']} list remove",
         ),

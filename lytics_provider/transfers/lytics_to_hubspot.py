@@ -1,0 +1,128 @@
+"""Export Audiences to HubSpot: contacts upserted with their properties, members kept in a list.
+
+The ``deliver`` task of the export DAG (``scan`` -> ``deliver`` -> ``report``), on the sync engine
+(:class:`~lytics_provider.sync.operator.AudienceSyncOperator` and
+:class:`~lytics_provider.hooks.hubspot.HubspotListDestination`):
+
+* **enters** (every member on the first run or with ``full_refresh``) and **changes** (members
+  whose exported fields moved): the contact is created or updated by email with the mapped
+  properties (``batch/upsert``, 100 a call), then added to the list (one ``memberships/add`` per
+  batch of ``batch_size`` members);
+* **exits**: with ``on_exit: remove`` (the default) the contact is removed from the list, only when
+  this job added it; the contact itself is never deleted. ``on_exit: ignore`` leaves it in the list;
+* the export never writes subscription properties (``hs_email_optout``, ...): it neither
+  subscribes nor unsubscribes anyone;
+* members without a valid email go to ``rejects.jsonl`` with the reason; a batch is checkpointed
+  once HubSpot acknowledged it, so a retried task continues with the next batch; the exit guard
+  stops a run that would remove too many members; a dry run sends nothing (and creates no list);
+* the record id HubSpot answers for each added contact is kept beside the job
+  (:class:`~lytics_provider.sync.refs.RefStore`), so an exit needs no lookup by email.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lytics_provider.hooks.hubspot import (
+    MEMBERSHIP_LIMIT,
+    SUBSCRIPTION_PROPERTIES,
+    HubspotHook,
+    HubspotListDestination,
+)
+from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
+from lytics_provider.sync.refs import RefStore
+
+DEFAULT_PROPERTY_MAP = {"first_name": "firstname", "last_name": "lastname"}
+DEFAULT_BATCH_SIZE = 1000
+
+
+def list_name_for(list_name: str | None, audience: dict[str, Any]) -> str:
+    """The list to use: ``list_name``, else ``Lytics <audience name or slug>``."""
+    if list_name:
+        return list_name
+    return f"Lytics {audience.get('name') or audience.get('slug') or audience.get('id') or 'audience'}"
+
+
+class LyticsToHubspotOperator(AudienceSyncOperator):
+    """Upsert an audience's members as HubSpot contacts and keep them in a list; see the module docstring.
+
+    :param job_id: the job's id.
+    :param hubspot_conn_id: the ``hubspot`` connection.
+    :param list_name: the HubSpot contact list (default ``Lytics <audience>``).
+    :param create_list: create a MANUAL list of that name when there is none.
+    :param email_field: the Lytics field holding the email (the contact's key).
+    :param id_field: the Lytics field holding the HubSpot record id (saves a lookup on exit).
+    :param property_map: Lytics field -> HubSpot contact property, written on enter and change.
+    :param on_exit: ``remove`` (from the list, only members the job added) or ``ignore``.
+    :param batch_size: members per acknowledged batch (upserts of 100 plus one list call).
+    """
+
+    template_fields = ("list_name",)
+
+    def __init__(
+        self,
+        *,
+        hubspot_conn_id: str = HubspotHook.default_conn_name,
+        list_name: str | None = None,
+        create_list: bool = True,
+        email_field: str = "email",
+        id_field: str | None = "hubspot_id",
+        property_map: dict[str, str] | None = None,
+        on_exit: str = "remove",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_exit not in ("remove", "ignore"):
+            raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
+        if not 1 <= batch_size <= MEMBERSHIP_LIMIT:
+            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {MEMBERSHIP_LIMIT}")
+        mapped = dict(DEFAULT_PROPERTY_MAP if property_map is None else property_map)
+        blocked = sorted(set(mapped.values()) & SUBSCRIPTION_PROPERTIES)
+        if blocked:
+            raise self.config_error(
+                f"property_map writes {blocked}: subscription properties are never written by an export; "
+                "remove them from property_map"
+            )
+        self.hubspot_conn_id = hubspot_conn_id
+        self.list_name = list_name
+        self.create_list = create_list
+        self.email_field = email_field
+        self.id_field = id_field
+        self.property_map = mapped
+        self.on_exit = on_exit
+        self.batch_size = batch_size
+
+    def make_destination(self, inputs: SyncRunInputs) -> HubspotListDestination:
+        hook = HubspotHook(self.hubspot_conn_id)
+        name = list_name_for(self.list_name, inputs.audience)
+        found = hook.find_list(name)
+        if found is None and not self.create_list:
+            raise self.config_error(
+                f"HubSpot has no contact list named {name!r}; create it, fix list_name or set "
+                "create_list: true"
+            )
+        if found is None and inputs.dry_run:
+            self.log.info("Dry run: the list %r would be created", name)
+            list_id = "(new list)"
+        else:
+            found = found or hook.create_list(name)
+            list_id = str(found["listId"])
+            if found.get("processingType") == "DYNAMIC":
+                raise self.config_error(
+                    f"HubSpot list {name!r} is an active (DYNAMIC) list, whose members HubSpot chooses; "
+                    "use a static (MANUAL) list"
+                )
+        self.log.info("Exporting %s to HubSpot list %s (%s)", inputs.audience.get("slug"), name, list_id)
+        return HubspotListDestination(
+            hook,
+            list_id,
+            name,
+            email_field=self.email_field,
+            property_map=self.property_map,
+            on_exit=self.on_exit,
+            batch_size=self.batch_size,
+            id_field=self.id_field,
+            dry_run=inputs.dry_run,
+            refs=RefStore(self.job_id),
+        )

@@ -1,0 +1,108 @@
+"""Export Audiences to Klaviyo: members imported as profiles in bulk jobs that add them to a list.
+
+The ``deliver`` task of the export DAG (``scan`` -> ``deliver`` -> ``report``), on the sync engine
+(:class:`~lytics_provider.sync.operator.AudienceSyncOperator` and
+:class:`~lytics_provider.hooks.klaviyo.KlaviyoListDestination`):
+
+* **enters** (every member on the first run or with ``full_refresh``) and **changes** (members
+  whose exported fields moved): profiles upserted by email with the mapped attributes through Bulk
+  Import Profiles jobs (up to 10,000 profiles / 5 MB a job) that also add them to the list; the
+  task waits for each job (``poll_interval``) and reads its import errors into the rejects;
+* **exits**: with ``on_exit: remove`` (the default) the profile is removed from the list, only
+  when this job added it; removing never unsubscribes and no profile is deleted. ``ignore``
+  leaves it there;
+* consent is never sent: the export never subscribes, unsubscribes or resubscribes anyone;
+* a job's id is saved in the run's plan before the wait, so a retried task waits for the job it
+  started; each batch is checkpointed once its job completed. Members without a valid email go to
+  ``rejects.jsonl``; the exit guard applies; a dry run sends nothing (and creates no list).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lytics_provider.hooks.klaviyo import JOB_LIMIT, KlaviyoHook, KlaviyoListDestination
+from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
+from lytics_provider.transfers.lytics_to_hubspot import list_name_for
+
+DEFAULT_PROPERTY_MAP = {"first_name": "first_name", "last_name": "last_name"}
+CONSENT_ATTRIBUTES = frozenset({"subscriptions", "consent", "properties.$consent"})
+
+
+class LyticsToKlaviyoOperator(AudienceSyncOperator):
+    """Import an audience's members as Klaviyo profiles in a list; see the module docstring.
+
+    :param job_id: the job's id.
+    :param klaviyo_conn_id: the ``klaviyo`` connection.
+    :param list_name: the Klaviyo list (default ``Lytics <audience>``).
+    :param create_list: create the list when there is none.
+    :param email_field: the Lytics field holding the email (the profile's key).
+    :param id_field: the Lytics field holding the Klaviyo profile id (saves a lookup on exit).
+    :param property_map: Lytics field -> profile attribute (``first_name``, ``phone_number``, ...)
+        or ``properties.<name>`` for a custom property.
+    :param on_exit: ``remove`` (from the list, only members the job added) or ``ignore``.
+    :param batch_size: members per acknowledged batch (one bulk job up to 10,000).
+    :param poll_interval: seconds between two reads of a bulk job's status.
+    """
+
+    template_fields = ("list_name",)
+
+    def __init__(
+        self,
+        *,
+        klaviyo_conn_id: str = KlaviyoHook.default_conn_name,
+        list_name: str | None = None,
+        create_list: bool = True,
+        email_field: str = "email",
+        id_field: str | None = "klaviyo_id",
+        property_map: dict[str, str] | None = None,
+        on_exit: str = "remove",
+        batch_size: int = JOB_LIMIT,
+        poll_interval: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_exit not in ("remove", "ignore"):
+            raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
+        if not 1 <= batch_size <= JOB_LIMIT:
+            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {JOB_LIMIT}")
+        mapped = dict(DEFAULT_PROPERTY_MAP if property_map is None else property_map)
+        blocked = sorted(
+            t for t in mapped.values() if t in CONSENT_ATTRIBUTES or t.startswith("subscriptions")
+        )
+        if blocked:
+            raise self.config_error(f"property_map writes consent ({blocked}); an export never sends consent")
+        self.klaviyo_conn_id = klaviyo_conn_id
+        self.list_name = list_name
+        self.create_list = create_list
+        self.email_field = email_field
+        self.id_field = id_field
+        self.property_map = mapped
+        self.on_exit = on_exit
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+
+    def make_destination(self, inputs: SyncRunInputs) -> KlaviyoListDestination:
+        hook = KlaviyoHook(self.klaviyo_conn_id)
+        name = list_name_for(self.list_name, inputs.audience)
+        list_id = hook.find_list(name)
+        if list_id is None and not self.create_list:
+            raise self.config_error(
+                f"Klaviyo has no list named {name!r}; create it, fix list_name or set create_list"
+            )
+        if list_id is None and inputs.dry_run:
+            self.log.info("Dry run: the list %r would be created", name)
+            list_id = "(new list)"
+        list_id = list_id or hook.create_list(name)
+        self.log.info("Exporting %s to Klaviyo list %s (%s)", inputs.audience.get("slug"), name, list_id)
+        return KlaviyoListDestination(
+            hook,
+            list_id,
+            name,
+            email_field=self.email_field,
+            property_map=self.property_map,
+            on_exit=self.on_exit,
+            batch_size=self.batch_size,
+            id_field=self.id_field,
+            poll_interval=self.poll_interval,
+        )

@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+DESTINATION_BENCH = "HubSpot / Klaviyo"
 HUBSPOT_BATCH = 100
 KLAVIYO_JOB = 10_000
 

@@ -36,6 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
+DESTINATION_BENCH = "Amazon Kinesis / SQS"
+
+
 def member(i: int) -> dict[str, Any]:
     return {"_uid": f"u{i}", "email": f"user{i}@example.com", "first_name": f"N{i}", "score": i % 100}
 

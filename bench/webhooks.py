@@ -24,6 +24,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+DESTINATION_BENCH = "Webhooks"
+
+
 def members(start: int, count: int) -> list[dict[str, Any]]:
     return [
         {"_uid": f"u{i}", "email": f"user{i}@example.com", "first_name": f"F{i}", "score": i % 100}

@@ -136,6 +136,13 @@ def run_note_callbacks() -> list[object]:
     return [note_failed_run]
 
 
+def add_job_assets(dag: DAG, config: JobConfig) -> None:
+    """The audience as the ``deliver`` task's inlet, the destination as its outlet (``jobs/assets.py``)."""
+    from lytics_provider.jobs.assets import declare_assets
+
+    declare_assets(dag, config)
+
+
 def build_dag(loaded: LoadedJob, register: bool = True) -> DAG:
     """One job -> one DAG, with its schedule, params, docs and the job type's tasks.
 
@@ -169,6 +176,7 @@ def build_dag(loaded: LoadedJob, register: bool = True) -> DAG:
         auto_register=register,
     ) as dag:
         config.add_tasks(JobContext(dag=dag, job_id=loaded.dag_id, source=loaded.path))
+        add_job_assets(dag, config)
         add_alerts_task(dag, config.alerts)
     return dag
 

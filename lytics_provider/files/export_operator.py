@@ -120,7 +120,7 @@ class FileDropExportOperator(AudienceExportOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: the audience in, the file written out (none on a dry run)."""
-        from lytics_provider.transfers.lineage import (
+        from lytics_provider.files.export_lineage import (
             audience_dataset,
             delivered_file_dataset,
             operator_lineage,

@@ -22,7 +22,7 @@ NOTE_MAX_CHARS = 1000
 
 
 class AirflowApiHook(BaseHook):
-    """Sets DAG run notes through the deployment's public REST API.
+    """Sets DAG run notes through the deployment's public REST API (an ``http`` connection).
 
     :param airflow_api_conn_id: the ``http`` connection of the API server (Host, Login, Password).
     :param timeout: seconds per request.
@@ -30,8 +30,6 @@ class AirflowApiHook(BaseHook):
 
     conn_name_attr = "airflow_api_conn_id"
     default_conn_name = "airflow_api"
-    conn_type = "http"
-    hook_name = "Airflow REST API"
 
     def __init__(self, airflow_api_conn_id: str = default_conn_name, timeout: float = 10.0) -> None:
         super().__init__()

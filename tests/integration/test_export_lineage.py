@@ -10,7 +10,7 @@ import pytest
 from airflow.providers.common.compat.openlineage.facet import Dataset
 from airflow.providers.openlineage.extractors import OperatorLineage
 
-from lytics_provider.transfers.lineage import delivered_file_dataset
+from lytics_provider.files.export_lineage import delivered_file_dataset
 from lytics_provider.transfers.lytics_to_s3 import LyticsToS3Operator
 from tests.helpers import run_task
 from tests.integration.conftest_warehouse import (  # noqa: F401 - fixtures

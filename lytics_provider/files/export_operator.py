@@ -114,7 +114,23 @@ class FileDropExportOperator(AudienceExportOperator):
 
     def deliver(self, context: Context) -> dict[str, Any]:
         """Stage the file, upload it, then the trigger file."""
-        return self._drop(context, upload=True)
+        report = self._drop(context, upload=True)
+        self.delivered_path: str | None = report["remote_path"]
+        return report
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the audience in, the file written out (none on a dry run)."""
+        from lytics_provider.files.export_lineage import (
+            audience_dataset,
+            delivered_file_dataset,
+            operator_lineage,
+        )
+
+        delivered = getattr(self, "delivered_path", None)
+        outputs = (
+            [delivered_file_dataset(delivered, getattr(self, "sftp_conn_id", None))] if delivered else []
+        )
+        return operator_lineage([audience_dataset(self.lytics_conn_id, self.slug)], outputs)
 
     def _drop(self, context: Context, *, upload: bool) -> dict[str, Any]:
         if not self.snapshot_path.is_file():

@@ -129,6 +129,20 @@ def build_doc_md(loaded: LoadedJob) -> str:
     )
 
 
+def run_note_callbacks() -> list[object]:
+    """Failure callbacks that make the failed task's error the DAG run's note (``jobs/run_note.py``)."""
+    from lytics_provider.jobs.run_note import note_failed_run
+
+    return [note_failed_run]
+
+
+def add_job_assets(dag: DAG, config: JobConfig) -> None:
+    """The audience as the ``deliver`` task's inlet, the destination as its outlet (``jobs/assets.py``)."""
+    from lytics_provider.jobs.assets import declare_assets
+
+    declare_assets(dag, config)
+
+
 def build_dag(loaded: LoadedJob, register: bool = True) -> DAG:
     """One job -> one DAG, with its schedule, params, docs and the job type's tasks.
 
@@ -141,7 +155,7 @@ def build_dag(loaded: LoadedJob, register: bool = True) -> DAG:
     config = loaded.config
     tags = list(dict.fromkeys(["lytics", config.type, *config.tags]))
     start_date = pendulum.parse(config.start_date, tz=config.timezone)
-    on_failure = failure_callbacks(config.alerts)
+    on_failure = [*failure_callbacks(config.alerts), *run_note_callbacks()]
     with DAG(
         dag_id=loaded.dag_id,
         schedule=dag_schedule(config),
@@ -162,6 +176,7 @@ def build_dag(loaded: LoadedJob, register: bool = True) -> DAG:
         auto_register=register,
     ) as dag:
         config.add_tasks(JobContext(dag=dag, job_id=loaded.dag_id, source=loaded.path))
+        add_job_assets(dag, config)
         add_alerts_task(dag, config.alerts)
     return dag
 

@@ -20,7 +20,9 @@ Sub-hourly runs are micro-batches: each scans the audience, diffs with the last 
 difference, so a member who enters and exits inside one interval is not seen, and the interval
 cannot be shorter than the scan (a run that is still going when the next is due makes it wait).
 
-A plain cron form therefore behaves on every DST day; no custom timetable is needed.
+A plain cron form therefore behaves on every DST day. The timetable is a ``CronTriggerTimetable``
+subclass (``timetables/keep_updated.py``) only so the DAG list shows the schedule in words with its
+timezone (``daily at 02:30 America/New_York``) instead of the bare cron.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING
 from lytics_provider.jobs.base import WEEKDAYS, ScheduleFields
 
 if TYPE_CHECKING:
-    from airflow.sdk import CronTriggerTimetable
+    from lytics_provider.timetables.keep_updated import KeepUpdatedTimetable
 
 DEFAULT_TIME_OF_DAY = "00:00"
 ONCE = "@once"
@@ -63,17 +65,17 @@ def cron_expression(cfg: ScheduleFields) -> str | None:
     raise ValueError(f"unsupported frequency {cfg.frequency!r}")  # pragma: no cover - validated earlier
 
 
-def build_timetable(cfg: ScheduleFields) -> CronTriggerTimetable | None:
-    """A timezone-aware cron trigger timetable, or None when the job runs once (``@once``)."""
+def build_timetable(cfg: ScheduleFields) -> KeepUpdatedTimetable | None:
+    """A timezone-aware cron trigger timetable showing its schedule in words, or None for a one-time job."""
     cron = cron_expression(cfg)
     if cron is None:
         return None
-    from airflow.sdk import CronTriggerTimetable
+    from lytics_provider.timetables.keep_updated import KeepUpdatedTimetable
 
-    return CronTriggerTimetable(cron, timezone=cfg.timezone)
+    return KeepUpdatedTimetable(cron, timezone=cfg.timezone, words=describe_schedule(cfg))
 
 
-def dag_schedule(cfg: ScheduleFields) -> CronTriggerTimetable | str:
+def dag_schedule(cfg: ScheduleFields) -> KeepUpdatedTimetable | str:
     """The value for ``DAG(schedule=...)``: the timetable, or ``"@once"``."""
     return build_timetable(cfg) or ONCE
 

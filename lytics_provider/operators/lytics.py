@@ -306,8 +306,16 @@ class LyticsCommitRunOperator(BaseOperator):
         }
         if report["dry_run"]:
             self.log.info("Dry run: state not committed. Report: %s", report)
+            self.note_run(context, report)
             return report
         commit_baseline(self.job_id, context["run_id"], scan["snapshot"], report)
         prune_job_runs(self.job_id, context["run_id"])
         self.log.info("Run committed. Report: %s", report)
+        self.note_run(context, report)
         return report
+
+    def note_run(self, context: Context, report: dict[str, Any]) -> None:
+        """Make the report's summary the DAG run's note (see ``jobs/run_note.py``); never fails the run."""
+        from lytics_provider.jobs.run_note import report_note, set_run_note
+
+        set_run_note(context, report_note(report))

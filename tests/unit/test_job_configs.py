@@ -377,14 +377,15 @@ def loaded(jobs_dir: Path, text: str = GOOD, name: str = "high_value.yaml") -> L
 
 
 def test_build_dag_sets_schedule_dates_defaults_tags_docs_and_params(jobs_dir: Path) -> None:
-    from airflow.sdk import CronTriggerTimetable
-
     from lytics_provider.jobs.dag_builder import build_dag
+    from lytics_provider.timetables.keep_updated import KeepUpdatedTimetable
 
     text = GOOD + "tags: [emea, lytics]\nretries: 5\nowner: data-eng\ndescription: High value to Mapp\n"
     dag = build_dag(loaded(jobs_dir, text))
     assert dag.dag_id == "lytics_high_value"
-    assert dag.timetable == CronTriggerTimetable("30 2 * * *", timezone="America/New_York")
+    assert dag.timetable == KeepUpdatedTimetable(
+        "30 2 * * *", timezone="America/New_York", words="daily at 02:30 America/New_York"
+    )
     assert dag.start_date == pendulum.datetime(2026, 1, 1, tz="America/New_York")
     assert dag.catchup is False
     assert dag.max_active_runs == 1

@@ -101,7 +101,8 @@ def test_each_frequency_maps_to_a_cron_in_the_job_timezone(fields, cron, words) 
     cfg = schedule(**fields)
     timetable = scheduler_timetable(cfg)
     assert cron_expression(cfg) == cron
-    assert timetable.summary == cron
+    assert timetable._expression == cron
+    assert timetable.summary == words  # the DAG list's Schedule column
     assert timetable._timezone.name == cfg.timezone
     assert describe_schedule(cfg) == words
     assert dag_schedule(cfg) == build_timetable(cfg)

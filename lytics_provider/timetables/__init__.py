@@ -1,0 +1,1 @@
+"""Timetables of Lytics jobs (registered with Airflow by ``lytics_provider.plugin``)."""

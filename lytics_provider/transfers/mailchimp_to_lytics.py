@@ -1,0 +1,197 @@
+"""Import a Mailchimp audience into Lytics ("Import Audiences"): ``mailchimp_subscribers`` and
+``mailchimp_activity``.
+
+``subscribers``: the audience's members changed since the last committed run
+(``since_last_changed``, oldest change first, ``offset`` / ``count`` pages), one record per
+member with the fields of the seed's mapping (``email``, ``euid``, ``leid``, names, location,
+``listid`` / ``liststatus``, ``tags``, ``member_rating``). ``activity``: for each sent campaign
+to the audience, each recipient's opens, clicks and bounces since that campaign's last imported
+action (``/reports/{campaign_id}/email-activity``, ``since``), one record per action.
+
+Both post to the Lytics stream in acknowledged batches (:class:`~lytics_provider.files.ingest.StreamWriter`):
+the position of the last acknowledged record is saved in the run folder after every batch, so a
+retried task skips what Lytics accepted; the watermark (newest ``last_changed``, newest action per
+campaign) is committed to the job state only after Lytics accepted everything before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from lytics_provider.files.ingest import FileCheckpoint, StateCheckpoint, StreamWriter
+from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.hooks.mailchimp import MailchimpHook
+from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.operators.lytics import as_bool
+from lytics_provider.pipeline.workarea import JobState, run_dir
+
+SUBSCRIBERS_STREAM = "mailchimp_subscribers"
+ACTIVITY_STREAM = "mailchimp_activity"
+
+
+def subscriber_record(member: dict[str, Any], list_id: str) -> dict[str, Any]:
+    """One ``mailchimp_subscribers`` record (source names of the seed's default mapping)."""
+    merge = member.get("merge_fields") or {}
+    location = member.get("location") or {}
+    record = {
+        "email": member.get("email_address"),
+        "euid": member.get("unique_email_id"),
+        "leid": member.get("web_id"),
+        "first_name": merge.get("FNAME"),
+        "last_name": merge.get("LNAME"),
+        "cc": location.get("country_code"),
+        "region": location.get("region"),
+        "latitude": location.get("latitude"),
+        "longitude": location.get("longitude"),
+        "timezone": location.get("timezone"),
+        "listid": list_id,
+        "liststatus": member.get("status"),
+        "tags": [t.get("name") for t in member.get("tags") or [] if t.get("name")],
+        "group": sorted(k for k, on in (member.get("interests") or {}).items() if on),
+        "member_rating": member.get("member_rating"),
+        "last_changed": member.get("last_changed"),
+    }
+    return {k: v for k, v in record.items() if v not in (None, "", [])}
+
+
+def activity_records(row: dict[str, Any], list_id: str) -> Iterator[dict[str, Any]]:
+    """``mailchimp_activity`` records of one recipient row of a campaign's email activity."""
+    for action in row.get("activity") or []:
+        record = {
+            "email": row.get("email_address"),
+            "euid": row.get("email_id"),
+            "campaign_id": row.get("campaign_id"),
+            "listid": list_id,
+            "action": action.get("action"),
+            "type": action.get("type"),
+            "url": action.get("url"),
+            "ip": action.get("ip"),
+            "timestamp": action.get("timestamp"),
+        }
+        yield {k: v for k, v in record.items() if v not in (None, "")}
+
+
+class _MailchimpImportBase(BaseOperator):
+    """Shared arguments of the Mailchimp import tasks.
+
+    :param job_id: the job (run folder and committed state).
+    :param mailchimp_list: the Mailchimp audience (list) id or exact name.
+    :param stream: the Lytics stream.
+    :param mailchimp_conn_id: the ``mailchimp`` connection.
+    :param lytics_conn_id: the Lytics connection.
+    :param batch_size: records per Lytics request (also bounded by bytes).
+    """
+
+    template_fields = ("mailchimp_list", "stream")
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        mailchimp_list: str,
+        stream: str,
+        mailchimp_conn_id: str = MailchimpHook.default_conn_name,
+        lytics_conn_id: str = LyticsHook.default_conn_name,
+        batch_size: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        keep_arguments(self, locals())
+
+    def writer(self, context: Context, checkpoint: FileCheckpoint) -> tuple[StreamWriter, bool]:
+        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        writer = StreamWriter(
+            LyticsHook(self.lytics_conn_id),
+            self.stream,
+            max_batch_records=self.batch_size,
+            on_ack=checkpoint.save,
+            send=not dry_run,
+        )
+        return writer, dry_run
+
+
+class MailchimpSubscribersToLyticsOperator(_MailchimpImportBase):
+    """Members changed since the last committed run → ``mailchimp_subscribers`` (module docstring)."""
+
+    def __init__(self, *, stream: str = SUBSCRIBERS_STREAM, **kwargs: Any) -> None:
+        super().__init__(stream=stream, **kwargs)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = MailchimpHook(self.mailchimp_conn_id)
+        list_id = str(hook.resolve_list(self.mailchimp_list)["id"])
+        state = StateCheckpoint(self.job_id, f"mailchimp_subscribers_since:{list_id}")
+        since = state.load()
+        checkpoint = FileCheckpoint(run_dir(self.job_id, context["run_id"]) / f"subscribers_{list_id}.json")
+        saved = checkpoint.load() or {}
+        done, newest = int(saved.get("done") or 0), saved.get("newest") or since
+        writer, dry_run = self.writer(context, checkpoint)
+        if done:
+            self.log.info("Resuming after %d members Lytics accepted before", done)
+        read = 0
+        for read, member in enumerate(hook.iter_members(list_id, since), start=1):
+            changed = str(member.get("last_changed") or "")
+            newest = max(newest or "", changed) or None
+            if read <= done:
+                continue
+            writer.add(subscriber_record(member, list_id), {"done": read, "newest": newest})
+        writer.flush()
+        report = {
+            "stream": self.stream,
+            "list": list_id,
+            "since": since,
+            "members": read,
+            "sent": writer.records,
+            "accepted": writer.accepted,
+            "rejected_by_lytics": writer.rejected,
+            "dry_run": dry_run,
+            "mailchimp_calls": hook.calls,
+        }
+        if not dry_run:
+            state.save(newest)
+            checkpoint.clear()
+        self.log.info("Mailchimp subscribers import: %s", report)
+        return report
+
+
+class MailchimpActivityToLyticsOperator(_MailchimpImportBase):
+    """Opens, clicks and bounces of the audience's campaigns → ``mailchimp_activity`` (module docstring)."""
+
+    def __init__(self, *, stream: str = ACTIVITY_STREAM, **kwargs: Any) -> None:
+        super().__init__(stream=stream, **kwargs)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = MailchimpHook(self.mailchimp_conn_id)
+        list_id = str(hook.resolve_list(self.mailchimp_list)["id"])
+        state = JobState(self.job_id)
+        key = f"mailchimp_activity_since:{list_id}"
+        marks: dict[str, str] = dict(state.get(key) or {})
+        folder = run_dir(self.job_id, context["run_id"])
+        report: dict[str, Any] = {"stream": self.stream, "list": list_id, "campaigns": 0, "actions": 0}
+        dry_run = False
+        for campaign in hook.iter_campaigns(list_id):
+            cid = str(campaign["id"])
+            checkpoint = FileCheckpoint(folder / f"activity_{cid}.json")
+            saved = checkpoint.load() or {}
+            done, newest = int(saved.get("done") or 0), saved.get("newest") or marks.get(cid)
+            writer, dry_run = self.writer(context, checkpoint)
+            count = 0
+            for row in hook.iter_email_activity(cid, marks.get(cid)):
+                for record in activity_records({**row, "campaign_id": cid}, list_id):
+                    count += 1
+                    newest = max(newest or "", str(record.get("timestamp") or "")) or None
+                    if count <= done:
+                        continue
+                    writer.add(record, {"done": count, "newest": newest})
+            writer.flush()
+            report["campaigns"] += 1
+            report["actions"] += count - done
+            if not dry_run and newest:
+                marks[cid] = newest
+                state.update(**{key: marks})
+                checkpoint.clear()
+        report.update(dry_run=dry_run, mailchimp_calls=hook.calls)
+        self.log.info("Mailchimp activity import: %s", report)
+        return report

@@ -153,6 +153,15 @@ def test_errored_operations_are_read_from_the_results_archive(
     assert json.loads(results[0]["response"])["title"] == "Invalid Resource"
 
 
+def test_429_is_retried_and_its_problem_body_read(mc: MailchimpSandbox) -> None:
+    mc.faults.add("429", path_regex=r"/3\.0/ping")
+    assert MailchimpHook().check_call() == "Everything's Chimpy!"
+    assert [e["status"] for e in mc.logged(path_regex="/ping")] == [429, 200]
+    mc.faults.add("5xx", status=503, path_regex=r"/3\.0/ping", times=None)
+    with pytest.raises(http.ServiceError, match="503"):
+        MailchimpHook(retry_policy=http.RetryPolicy(max_attempts=2)).check_call()
+
+
 def test_no_more_than_ten_connections_in_flight(mc: MailchimpSandbox) -> None:
     mc.latency = 0.05
     hooks = [MailchimpHook() for _ in range(16)]

@@ -224,8 +224,9 @@ class MailchimpAudienceDestination(SyncDestination):
     subscribed; an existing one keeps its status, so an unsubscribed or cleaned member is never
     resubscribed) and the tag set ``active``. Exit (``on_exit: remove_tag``): the tag set
     ``inactive`` on the members this job tagged; the member stays in the audience.
-    Each batch of members is one Batch-endpoint request; its id is saved in the plan before the
-    first poll, so a retried task reattaches to the batch instead of sending it again.
+    Each batch of members, enters and exits together, is one Batch-endpoint request; its id is
+    saved in the plan before the first poll, so a retried task reattaches to the batch instead of
+    sending it again.
 
     :param hook: the Mailchimp hook.
     :param list_id: the Mailchimp audience.
@@ -235,6 +236,7 @@ class MailchimpAudienceDestination(SyncDestination):
 
     enter_kinds = ("enter",)
     tracked_exit_actions = ("remove",)
+    mixed_kinds = ("add", "remove")
 
     def __init__(
         self,
@@ -299,51 +301,54 @@ class MailchimpAudienceDestination(SyncDestination):
 
     # acting
     def add(self, target: str, rows: list[Work]) -> list[Outcome]:
-        ops: list[dict[str, Any]] = []
-        for row in rows:
-            path = f"/lists/{target}/members/{member_hash(row.ident)}"
-            body = {"email_address": row.ident, "status_if_new": self.status_if_new}
-            if row.fields():
-                body["merge_fields"] = row.fields()
-            ops.append(_op("PUT", path, body, f"{row.seq}:member"))
-            tags = {"tags": [{"name": self.tag, "status": "active"}]}
-            ops.append(_op("POST", f"{path}/tags", tags, f"{row.seq}:tag"))
-        results = self._run(f"add:{target}:{rows[0].seq}", ops)
-        outcomes = []
-        for row in rows:
-            member = results[f"{row.seq}:member"]
-            tagged = results[f"{row.seq}:tag"]
-            failed = next((r for r in (member, tagged) if r["status_code"] >= 300), None)
-            if failed is not None:
-                reason = f"Mailchimp refused the member ({failed['status_code']}): {_detail(failed)}"
-                outcomes.append((row.ident, target, "add", row.uid, "Rejected", None, reason))
-                continue
-            status = str(_body(member).get("status") or "subscribed")
-            outcomes.append((row.ident, target, "add", row.uid, "Tagged", status, None))
-        return outcomes
+        return self.send_mixed(target, [("add", row) for row in rows])
 
     def remove(self, target: str, rows: list[Work]) -> list[Outcome]:
-        ops = [
-            _op(
-                "POST",
-                f"/lists/{target}/members/{member_hash(row.ident)}/tags",
-                {"tags": [{"name": self.tag, "status": "inactive"}]},
-                f"{row.seq}:untag",
-            )
-            for row in rows
+        return self.send_mixed(target, [("remove", row) for row in rows])
+
+    def send_mixed(self, target: str, rows: list[tuple[str, Work]]) -> list[Outcome]:
+        """One Batch-endpoint request for enters and exits together; one outcome per member."""
+        ops = [op for kind, row in rows for op in self._operations(kind, target, row)]
+        results = self._run(f"{target}:{rows[0][1].seq}:{rows[-1][1].seq}", ops)
+        return [self._outcome(kind, target, row, results) for kind, row in rows]
+
+    def _operations(self, kind: str, target: str, row: Work) -> list[dict[str, Any]]:
+        path = f"/lists/{target}/members/{member_hash(row.ident)}"
+        if kind == "remove":
+            untag = {"tags": [{"name": self.tag, "status": "inactive"}]}
+            return [_op("POST", f"{path}/tags", untag, f"{row.seq}:untag")]
+        body = {"email_address": row.ident, "status_if_new": self.status_if_new}
+        if row.fields():
+            body["merge_fields"] = row.fields()
+        tags = {"tags": [{"name": self.tag, "status": "active"}]}
+        return [
+            _op("PUT", path, body, f"{row.seq}:member"),
+            _op("POST", f"{path}/tags", tags, f"{row.seq}:tag"),
         ]
-        results = self._run(f"remove:{target}:{rows[0].seq}", ops)
-        outcomes = []
-        for row in rows:
+
+    def _outcome(self, kind: str, target: str, row: Work, results: dict[str, dict[str, Any]]) -> Outcome:
+        if kind == "remove":
             result = results[f"{row.seq}:untag"]
             if result["status_code"] == 404:
-                outcomes.append((row.ident, target, "remove", row.uid, "NotInAudience", None, None))
-            elif result["status_code"] >= 300:
+                return (row.ident, target, kind, row.uid, "NotInAudience", None, None)
+            if result["status_code"] >= 300:
                 reason = f"Mailchimp refused the tag removal ({result['status_code']}): {_detail(result)}"
-                outcomes.append((row.ident, target, "remove", row.uid, "Rejected", None, reason))
-            else:
-                outcomes.append((row.ident, target, "remove", row.uid, "TagRemoved", None, None))
-        return outcomes
+                return (row.ident, target, kind, row.uid, "Rejected", None, reason)
+            return (row.ident, target, kind, row.uid, "TagRemoved", None, None)
+        member, tagged = results[f"{row.seq}:member"], results[f"{row.seq}:tag"]
+        failed = next((r for r in (member, tagged) if r["status_code"] >= 300), None)
+        if failed is not None:
+            reason = f"Mailchimp refused the member ({failed['status_code']}): {_detail(failed)}"
+            return (row.ident, target, kind, row.uid, "Rejected", None, reason)
+        return (
+            row.ident,
+            target,
+            kind,
+            row.uid,
+            "Tagged",
+            str(_body(member).get("status") or "subscribed"),
+            None,
+        )
 
     def _run(self, key: str, ops: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Run ``ops`` as batches until none failed for a transient reason; results by operation id.

@@ -265,6 +265,8 @@ class SendGridSegmentDestination(SyncDestination):
         self.slug_ids = slug_ids
         self.add_field = add_field
         self.list_ids = list_ids or []
+        # enters and exits share an upsert unless a list is set (its list_ids would add the exits)
+        self.mixed_kinds = () if self.list_ids else ("add", "remove")
         self.custom_ids = custom_ids or {}
         self.email_field = email_field
         self.segments_field = segments_field
@@ -322,10 +324,14 @@ class SendGridSegmentDestination(SyncDestination):
 
     # acting
     def add(self, target: str, rows: list[Work]) -> list[Outcome]:
-        return self._upsert("add", target, rows, member=True)
+        return self._upsert(target, [("add", row) for row in rows])
 
     def remove(self, target: str, rows: list[Work]) -> list[Outcome]:
-        return self._upsert("remove", target, rows, member=False)
+        return self._upsert(target, [("remove", row) for row in rows])
+
+    def send_mixed(self, target: str, rows: list[tuple[str, Work]]) -> list[Outcome]:
+        """Enters and exits in one upsert (without a list to add them to: exits must not be added)."""
+        return self._upsert(target, rows)
 
     def _contact(self, row: Work, member: bool) -> dict[str, Any]:
         payload = row.fields()
@@ -345,23 +351,22 @@ class SendGridSegmentDestination(SyncDestination):
                 reserved[name] = value
         return {"email": row.ident, **reserved, "custom_fields": custom}
 
-    def _upsert(self, kind: str, target: str, rows: list[Work], member: bool) -> list[Outcome]:
+    def _upsert(self, target: str, rows: list[tuple[str, Work]]) -> list[Outcome]:
         assert self.plan is not None
-        step = f"sendgrid_job:{kind}:{target}:{rows[0].seq}:{rows[-1].seq}"
+        step = f"sendgrid_job:{target}:{rows[0][1].seq}:{rows[-1][1].seq}"
         job_id = self.plan.step(step)
+        adds = any(kind == "add" for kind, _ in rows)
         if job_id is None:
-            contacts = [self._contact(row, member) for row in rows]
+            contacts = [self._contact(row, kind == "add") for kind, row in rows]
             if len(json.dumps({"contacts": contacts, "list_ids": self.list_ids})) > MAX_BYTES:
                 if len(rows) == 1:
+                    kind, row = rows[0]
                     reason = "the contact is larger than the 6 MB request limit"
-                    return [(rows[0].ident, target, kind, rows[0].uid, "Rejected", None, reason)]
+                    return [(row.ident, target, kind, row.uid, "Rejected", None, reason)]
                 middle = len(rows) // 2
-                return [
-                    *self._upsert(kind, target, rows[:middle], member),
-                    *self._upsert(kind, target, rows[middle:], member),
-                ]
+                return [*self._upsert(target, rows[:middle]), *self._upsert(target, rows[middle:])]
             try:
-                job_id = self.hook.upsert_contacts(contacts, self.list_ids if member else [])
+                job_id = self.hook.upsert_contacts(contacts, self.list_ids if adds else [])
             except PermanentServiceError as exc:
                 if exc.status == 400 and "contacts[" in str(exc):
                     raise RowLevelBatchError(str(exc).split(": 400 ", 1)[-1]) from None
@@ -375,5 +380,15 @@ class SendGridSegmentDestination(SyncDestination):
         detail = f"job {job_id}" + (
             f", {results.get('errored_count')} errored" if results.get("errored_count") else ""
         )
-        done = "Upserted" if member else "SegmentRemoved"
-        return [(row.ident, target, kind, row.uid, done, detail, None) for row in rows]
+        return [
+            (
+                row.ident,
+                target,
+                kind,
+                row.uid,
+                "Upserted" if kind == "add" else "SegmentRemoved",
+                detail,
+                None,
+            )
+            for kind, row in rows
+        ]

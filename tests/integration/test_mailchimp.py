@@ -115,6 +115,7 @@ def test_export_tags_members_never_resubscribes_and_untags_exits(
     mc.reset_counters()
     report = JobRun(export_config("Newsletter", tag="VIP"), job_id="mc_export", day=24).run()["report"]
     assert (report["enters"], report["exits"]) == (2, 3)
+    assert mc.calls_to("batch_post") == 1  # enters and exits in one Batch-endpoint request
     assert mc.tagged(audience.id, "VIP") == valid_emails(lytics)
     assert mc.calls["batched member_put"] == len(valid_emails(lytics) - set(first))
     assert "outsider@example.com" in {m.email_address for m in audience.members.values()}

@@ -115,6 +115,18 @@ def test_export_builds_the_segment_and_never_removes_contacts(
     assert sg.segment_members(vip) == second
     assert set(sg.contacts) == first | second  # exited contacts stay in the account and on the list
     assert sum(sg.upserted[1:]) == len(first ^ second)
+    assert len(sg.upserted) == 3  # with a list, exits go in their own upsert (list_ids would add them)
+
+
+def test_churn_sends_enters_and_exits_in_one_upsert(sg: SendGridSandbox, lytics: LyticsSandbox) -> None:
+    JobRun(export_config(), job_id="sg_mixed").run()
+    first = valid_emails(lytics)
+    lytics.set_churn(AUDIENCE, exits=4, enters=3, changes=0)
+    lytics.set_version(AUDIENCE, 1)
+    JobRun(export_config(), job_id="sg_mixed", day=24).run()
+    second = valid_emails(lytics)
+    assert sg.upserted == [len(first), len(first ^ second)]
+    assert sg.segment_members(segment_id(sg, "VIP")) == second
 
 
 def test_overflow_field_widens_the_segment(sg: SendGridSandbox, lytics: LyticsSandbox) -> None:

@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
                 "Mailchimp 1% churn run: API calls",
                 str(calls),
                 f"{ratio(calls, sent, MAILCHIMP_MAX_BATCH)} for {sent:,} members; 1 audience look-up + "
-                "a batch of enters + a batch of tag removals",
+                f"{report['batches']} batches (submit + poll) of up to 1,000 members, enters and exits "
+                "together",
             )
         )
         assert mc.tagged(audience.id, "Bench") == {
@@ -185,8 +186,8 @@ def main(argv: list[str] | None = None) -> None:
             (
                 "SendGrid 1% churn run: API calls",
                 str(calls),
-                f"{ratio(calls, sent, SENDGRID_MAX_BATCH)} for {sent:,} contacts; 2 set-up look-ups + an "
-                "upsert job of enters + one of exits (PUT + poll each)",
+                f"{ratio(calls, sent, SENDGRID_MAX_BATCH)} for {sent:,} contacts; 2 set-up look-ups (field, "
+                "segment) + one upsert job (PUT + poll) carrying enters and exits",
             )
         )
         rows.append(

@@ -17,6 +17,8 @@ campaign) is committed to the job state only after Lytics accepted everything be
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -30,6 +32,49 @@ from lytics_provider.pipeline.workarea import JobState, run_dir
 
 SUBSCRIBERS_STREAM = "mailchimp_subscribers"
 ACTIVITY_STREAM = "mailchimp_activity"
+
+
+@dataclass
+class Watermark:
+    """The newest timestamp imported and the keys imported at it.
+
+    Mailchimp's ``since`` filters are exclusive and to the second, so a change in the same second
+    as the newest one imported would be missed by asking "since the newest": the next read asks
+    from one second earlier and skips what it already has.
+    """
+
+    at: str | None = None
+    keys: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, value: Any) -> Watermark:
+        if isinstance(value, dict):
+            return cls(value.get("at"), set(value.get("keys") or []))
+        return cls(str(value)) if value else cls()
+
+    def as_state(self) -> dict[str, Any]:
+        return {"at": self.at, "keys": sorted(self.keys)}
+
+    def query_since(self) -> str | None:
+        """The ``since`` to ask with: one second before :attr:`at`."""
+        if not self.at:
+            return None
+        try:
+            return (datetime.fromisoformat(self.at) - timedelta(seconds=1)).isoformat()
+        except ValueError:
+            return self.at
+
+    def is_new(self, ts: str, key: str) -> bool:
+        """True for what was not imported up to this watermark."""
+        return self.at is None or ts > self.at or (ts == self.at and key not in self.keys)
+
+    def advance(self, ts: str, key: str) -> None:
+        if not ts:
+            return
+        if self.at is None or ts > self.at:
+            self.at, self.keys = ts, {key}
+        elif ts == self.at:
+            self.keys.add(key)
 
 
 def subscriber_record(member: dict[str, Any], list_id: str) -> dict[str, Any]:
@@ -123,25 +168,28 @@ class MailchimpSubscribersToLyticsOperator(_MailchimpImportBase):
         hook = MailchimpHook(self.mailchimp_conn_id)
         list_id = str(hook.resolve_list(self.mailchimp_list)["id"])
         state = StateCheckpoint(self.job_id, f"mailchimp_subscribers_since:{list_id}")
-        since = state.load()
+        committed = Watermark.load(state.load())
+        newest = Watermark(committed.at, set(committed.keys))
         checkpoint = FileCheckpoint(run_dir(self.job_id, context["run_id"]) / f"subscribers_{list_id}.json")
-        saved = checkpoint.load() or {}
-        done, newest = int(saved.get("done") or 0), saved.get("newest") or since
+        done = int((checkpoint.load() or {}).get("done") or 0)
         writer, dry_run = self.writer(context, checkpoint)
         if done:
-            self.log.info("Resuming after %d members Lytics accepted before", done)
+            self.log.info("Resuming after member %d (acknowledged by Lytics before)", done)
         read = 0
-        for read, member in enumerate(hook.iter_members(list_id, since), start=1):
-            changed = str(member.get("last_changed") or "")
-            newest = max(newest or "", changed) or None
-            if read <= done:
+        for read, member in enumerate(hook.iter_members(list_id, committed.query_since()), start=1):
+            changed, key = (
+                str(member.get("last_changed") or ""),
+                str(member.get("id") or member.get("email_address")),
+            )
+            newest.advance(changed, key)
+            if read <= done or not committed.is_new(changed, key):
                 continue
-            writer.add(subscriber_record(member, list_id), {"done": read, "newest": newest})
+            writer.add(subscriber_record(member, list_id), {"done": read})
         writer.flush()
         report = {
             "stream": self.stream,
             "list": list_id,
-            "since": since,
+            "since": committed.at,
             "members": read,
             "sent": writer.records,
             "accepted": writer.accepted,
@@ -150,7 +198,7 @@ class MailchimpSubscribersToLyticsOperator(_MailchimpImportBase):
             "mailchimp_calls": hook.calls,
         }
         if not dry_run:
-            state.save(newest)
+            state.save(newest.as_state())
             checkpoint.clear()
         self.log.info("Mailchimp subscribers import: %s", report)
         return report
@@ -167,29 +215,35 @@ class MailchimpActivityToLyticsOperator(_MailchimpImportBase):
         list_id = str(hook.resolve_list(self.mailchimp_list)["id"])
         state = JobState(self.job_id)
         key = f"mailchimp_activity_since:{list_id}"
-        marks: dict[str, str] = dict(state.get(key) or {})
+        marks: dict[str, Any] = dict(state.get(key) or {})
         folder = run_dir(self.job_id, context["run_id"])
         report: dict[str, Any] = {"stream": self.stream, "list": list_id, "campaigns": 0, "actions": 0}
         dry_run = False
         for campaign in hook.iter_campaigns(list_id):
             cid = str(campaign["id"])
+            committed = Watermark.load(marks.get(cid))
+            newest = Watermark(committed.at, set(committed.keys))
             checkpoint = FileCheckpoint(folder / f"activity_{cid}.json")
-            saved = checkpoint.load() or {}
-            done, newest = int(saved.get("done") or 0), saved.get("newest") or marks.get(cid)
+            done = int((checkpoint.load() or {}).get("done") or 0)
             writer, dry_run = self.writer(context, checkpoint)
-            count = 0
-            for row in hook.iter_email_activity(cid, marks.get(cid)):
+            count = sent = 0
+            for row in hook.iter_email_activity(cid, committed.query_since()):
                 for record in activity_records({**row, "campaign_id": cid}, list_id):
                     count += 1
-                    newest = max(newest or "", str(record.get("timestamp") or "")) or None
-                    if count <= done:
+                    ts = str(record.get("timestamp") or "")
+                    key_of = "|".join(
+                        str(record.get(k) or "") for k in ("email", "action", "timestamp", "url")
+                    )
+                    newest.advance(ts, key_of)
+                    if count <= done or not committed.is_new(ts, key_of):
                         continue
-                    writer.add(record, {"done": count, "newest": newest})
+                    sent += 1
+                    writer.add(record, {"done": count})
             writer.flush()
             report["campaigns"] += 1
-            report["actions"] += count - done
-            if not dry_run and newest:
-                marks[cid] = newest
+            report["actions"] += sent
+            if not dry_run:
+                marks[cid] = newest.as_state()
                 state.update(**{key: marks})
                 checkpoint.clear()
         report.update(dry_run=dry_run, mailchimp_calls=hook.calls)

@@ -220,9 +220,10 @@ def test_import_subscribers_and_activity_checkpointed(mc: MailchimpSandbox, lyti
     assert sorted(r["action"] for r in activity) == ["bounce", "click", "open"]
     assert xcoms["activity"]["actions"] == 3
 
-    mc.add_member(audience.id, "late@example.com").last_changed = "2099-01-01T00:00:00+00:00"
+    newest = max(m.last_changed for m in audience.members.values())
+    mc.add_member(audience.id, "late@example.com").last_changed = newest  # the same second as the watermark
     mc.activity[next(iter(mc.activity))][0]["activity"].append(
-        {"action": "open", "timestamp": "2026-11-21T09:00:00+00:00"}
+        {"action": "open", "timestamp": "2026-11-20T11:00:00+00:00"}  # the newest imported action's second
     )
     JobRun(config, job_id="mc_import", day=24).run()
     assert len(lytics.collected("mailchimp_subscribers")) == 26

@@ -6,7 +6,8 @@ headers to send, an optional ``requests`` auth object, the secrets to redact fro
 and, for OAuth2, a ``refresh`` callable the client calls once on a 401. A kind returns None when
 the connection lacks a field it needs; the hook then raises its own "put X in field Y" error.
 
-Kinds: :class:`HttpBasic` (Login + Password), :class:`HeaderToken` (Password as a header value,
+Kinds: :class:`HttpBasic` (Login + Password), :class:`BasicApiKey` (Password as the Basic password),
+:class:`HeaderToken` (Password as a header value,
 raw or with a prefix; :func:`Bearer`), :class:`HeaderCredentials` (Login and Password in two
 named headers), :class:`QueryApiKey` (Password as a query parameter) and
 :class:`OAuth2ClientCredentials` (Login = client id, Password = client secret, extra
@@ -16,6 +17,7 @@ never logged or shown).
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -56,6 +58,24 @@ class HttpBasic:
         if not login or not password:
             return None
         return Credentials(requests_auth=(login, password), secrets=(password,), identity=login)
+
+
+@dataclass(frozen=True)
+class BasicApiKey:
+    """HTTP Basic with the connection's Password as the password and any user name (Login, else
+    ``user``): APIs whose key is the Basic password (Mailchimp)."""
+
+    user: str = "lytics"
+
+    def credentials(self, conn: Any) -> Credentials | None:
+        key = conn.password or ""
+        if not key:
+            return None
+        return Credentials(
+            requests_auth=(conn.login or self.user, key),
+            secrets=(key,),
+            identity=hashlib.sha256(key.encode()).hexdigest()[:16],
+        )
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 from lytics_provider.sync.plan import Outcome, SyncPlan, Work
 
 Send = Callable[[list[Work]], Iterable[Outcome]]
+MixedSend = Callable[[list[tuple[str, Work]]], Iterable[Outcome]]
 
 
 class RowLevelBatchError(Exception):
@@ -101,4 +102,60 @@ def _isolate(
     return [
         *_isolate(rows[:middle], send, kind, target, reject_status, progress),
         *_isolate(rows[middle:], send, kind, target, reject_status, progress),
+    ]
+
+
+def act_mixed_batches(
+    plan: SyncPlan,
+    kinds: tuple[str, ...],
+    target: str,
+    batch_size: int,
+    send: MixedSend,
+    reject_status: str = "Rejected",
+) -> BatchProgress:
+    """Send the work of several ``kinds`` for ``target`` together, in ``seq`` order, in batches.
+
+    For destinations whose one request carries every kind (an upsert that adds and removes, a
+    batch of operations): a churn run then needs ``ceil((enters + exits) / batch_size)`` requests
+    instead of one series per kind. One checkpoint per acknowledged batch, and bisection of a batch
+    refused for a row's sake, as in :func:`act_in_batches`.
+
+    :param send: sends one batch of ``(kind, work)`` and returns one outcome per row.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size {batch_size!r} must be 1 or more")
+    key = batch_step("+".join(kinds), target)
+    progress = BatchProgress.load(plan.step(key))
+    batch: list[tuple[str, Work]] = []
+
+    def flush() -> None:
+        outcomes = _isolate_mixed(batch, send, target, reject_status, progress)
+        progress.after = batch[-1][1].seq
+        progress.batches += 1
+        plan.record(outcomes, step=(key, progress.as_step()))
+
+    for item in plan.iter_work_of(kinds, target, after=progress.after):
+        batch.append(item)
+        if len(batch) >= batch_size:
+            flush()
+            batch = []
+    if batch:
+        flush()
+    return progress
+
+
+def _isolate_mixed(
+    rows: list[tuple[str, Work]], send: MixedSend, target: str, reject_status: str, progress: BatchProgress
+) -> list[Outcome]:
+    try:
+        return list(send(rows))
+    except RowLevelBatchError as exc:
+        if len(rows) == 1:
+            kind, row = rows[0]
+            return [(row.ident, target, kind, row.uid, reject_status, None, exc.reason)]
+    progress.split += 1
+    middle = len(rows) // 2
+    return [
+        *_isolate_mixed(rows[:middle], send, target, reject_status, progress),
+        *_isolate_mixed(rows[middle:], send, target, reject_status, progress),
     ]

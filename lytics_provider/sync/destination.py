@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from lytics_provider.pipeline.progress import Progress
-from lytics_provider.sync.act import act_in_batches
+from lytics_provider.sync.act import act_in_batches, act_mixed_batches
 from lytics_provider.sync.plan import Outcome, SyncPlan, Work
 
 DEFAULT_TARGET = "default"
@@ -33,6 +33,9 @@ class SyncDestination:
     #: outcome status of a row the destination refused on its own
     reject_status: str = "Rejected"
     batch_size: int = 1000
+    #: kinds sent together, one batch carrying every kind, through ``send_mixed`` (see
+    #: ``act.act_mixed_batches``); empty: each kind in its own batches through its hook
+    mixed_kinds: tuple[str, ...] = ()
 
     # -- planning ------------------------------------------------------------------------------
     def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
@@ -87,9 +90,28 @@ class SyncDestination:
     def update(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
         raise NotImplementedError(f"{type(self).__name__} does not update")
 
+    def send_mixed(self, target: str, rows: list[tuple[str, Work]]) -> Iterable[Outcome]:
+        """Send one batch of ``(kind, work)`` of the :attr:`mixed_kinds` together."""
+        raise NotImplementedError(f"{type(self).__name__} does not send kinds together")
+
     def act(self, plan: SyncPlan, kinds: Sequence[str] = ("add", "update", "remove", "unsubscribe")) -> None:
-        """Send every planned kind through its hook, batch by batch (checkpointed)."""
-        for kind in kinds:
+        """Send every planned kind through its hook, batch by batch (checkpointed); the
+        :attr:`mixed_kinds` go together through :meth:`send_mixed`."""
+        mixed = tuple(k for k in kinds if k in self.mixed_kinds)
+        if mixed:
+            for target in sorted({t for k in mixed for t in plan.targets(k)}):
+                progress = Progress(log, f"{'+'.join(mixed)} to {target}", sum(map(plan.count_work, mixed)))
+
+                def sent_mixed(
+                    rows: list[tuple[str, Work]], t: str = target, p: Progress = progress
+                ) -> list[Outcome]:
+                    outcomes = list(self.send_mixed(t, rows))
+                    p.advance(len(rows))
+                    return outcomes
+
+                act_mixed_batches(plan, mixed, target, self.batch_size, sent_mixed, self.reject_status)
+                progress.finish()
+        for kind in (k for k in kinds if k not in mixed):
             for target in plan.targets(kind):
                 send = getattr(self, kind)
                 progress = Progress(log, f"{kind} to {target}", plan.count_work(kind))

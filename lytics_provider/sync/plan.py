@@ -86,6 +86,22 @@ class SyncPlan:
             yield from (Work(*row) for row in rows)
             after = rows[-1][0]
 
+    def iter_work_of(
+        self, kinds: tuple[str, ...], target: str, after: int = 0, batch: int = 1000
+    ) -> Iterator[tuple[str, Work]]:
+        """``(kind, work)`` of several kinds for ``target``, in ``seq`` order, after ``after``."""
+        marks = ", ".join("?" * len(kinds))
+        while True:
+            rows = self.db.execute(
+                f"SELECT kind, seq, uid, ident, ref, payload FROM work "
+                f"WHERE kind IN ({marks}) AND target = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (*kinds, target, after, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield from ((row[0], Work(*row[1:])) for row in rows)
+            after = rows[-1][1]
+
     def work_between(self, kind: str, target: str, first: int, last: int) -> Iterator[Work]:
         """The work of ``kind`` for ``target`` with ``first <= seq <= last``."""
         cur = self.db.execute(

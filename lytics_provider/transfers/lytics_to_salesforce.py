@@ -12,8 +12,8 @@ record has it updated. An exit sends the member's mapped fields again (the seed:
 with ``membership_field`` (a checkbox, when set) false; nothing is ever deleted. Exits are sent only
 for members this job wrote (the sync ledger), so an exit never creates a record.
 
-Delivery: the planned rows of a kind become CSV files of at most ``batch_bytes`` (Salesforce takes
-at most 100 MB of CSV per upload), each one Bulk API 2.0 ingest job: create (``POST jobs/ingest``,
+Delivery: the planned rows (enters and exits together: both are upserts) become CSV files of at
+most ``batch_bytes`` (Salesforce takes at most 100 MB of CSV per upload), each one Bulk API 2.0 ingest job: create (``POST jobs/ingest``,
 ``upsert``), upload (``PUT .../batches``, streamed from disk), close (``PATCH`` ``UploadComplete``),
 poll, then ``successfulResults`` (``sf__Id``, ``sf__Created``) and ``failedResults`` (``sf__Error``),
 both streamed to disk. Each job id is stored in the run's sync plan as soon as it exists, so a
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from lytics_provider.pipeline.progress import Progress
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.identifiers import lookup_field, scalar_text
 from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
-from lytics_provider.sync.plan import Outcome, SyncPlan
+from lytics_provider.sync.plan import Outcome, SyncPlan, Work
 
 CREATED, UPDATED, REJECTED, UNPROCESSED = "Created", "Updated", "Rejected", "Unprocessed"
 _KINDS = ("add", "update")
@@ -137,59 +137,66 @@ class SalesforceObjectDestination(SyncDestination):
 
     # -- acting --------------------------------------------------------------------------------
     def act(self, plan: SyncPlan, kinds: Sequence[str] = _KINDS) -> None:
-        for kind in kinds:
-            for target in plan.targets(kind):
-                progress = Progress(self.hook.log, f"{kind} to Salesforce {target}", plan.count_work(kind))
-                key = f"bulk:{kind}:{target}"
-                files = plan.step(key)
-                if files is None:
-                    files = self._write_files(plan, kind, target)
-                    plan.set_step(key, files)
-                for entry in files:
-                    if not entry.get("done"):
-                        self._run_job(plan, kind, target, entry, lambda f=files, k=key: plan.set_step(k, f))
-                    if entry.get("job_id"):
-                        self.jobs.append(entry["job_id"])
-                    progress.advance(entry["rows"])
-                progress.finish()
+        """Enters and exits of a target go in the same upsert jobs (exits carry membership false)."""
+        for target in sorted({t for kind in kinds for t in plan.targets(kind)}):
+            total = sum(plan.count_work(kind) for kind in kinds)
+            progress = Progress(self.hook.log, f"upserts to Salesforce {target}", total)
+            key = f"bulk:{target}"
+            files = plan.step(key)
+            if files is None:
+                files = self._write_files(plan, kinds, target)
+                plan.set_step(key, files)
+            for entry in files:
+                if not entry.get("done"):
+                    self._run_job(plan, target, entry, lambda f=files, k=key: plan.set_step(k, f))
+                if entry.get("job_id"):
+                    self.jobs.append(entry["job_id"])
+                progress.advance(entry["rows"])
+            progress.finish()
 
-    def _write_files(self, plan: SyncPlan, kind: str, target: str) -> list[dict[str, Any]]:
-        """The kind's rows as CSV files of at most ``batch_bytes`` (one ingest job each)."""
+    def _write_files(self, plan: SyncPlan, kinds: Sequence[str], target: str) -> list[dict[str, Any]]:
+        """The target's rows as CSV files of at most ``batch_bytes`` (one ingest job each); a file
+        lists the ``parts`` (kind, first and last plan ``seq``) it holds."""
         files: list[dict[str, Any]] = []
         handle = None
         size = 0
         seen: set[str] = set()
-        member = "true" if kind == "add" else "false"
+        header = _csv_line(self.columns)
         try:
-            for work in plan.iter_work(kind, target):
-                fields = work.fields()
-                row = [work.ident, *(fields.get(c, "") for c in self.value_columns)]
-                if self.membership_field:
-                    row.append(member)
-                line = _csv_line(row)
-                if handle is None or size + len(line) > self.batch_bytes:
-                    if handle is not None:
-                        handle.close()
-                    path = self.folder / f"salesforce-{kind}-{len(files) + 1:04d}.csv"
-                    files.append({"file": str(path), "first": work.seq, "last": work.seq, "rows": 0})
-                    handle = path.open("w", encoding="utf-8", newline="")
-                    header = _csv_line(self.columns)
-                    handle.write(header)
-                    size, seen = len(header), set()
-                if work.ident in seen:  # the same external id twice in one job: Salesforce refuses both
-                    files[-1]["last"] = work.seq
-                    continue
-                seen.add(work.ident)
-                handle.write(line)
-                size += len(line)
-                files[-1]["last"] = work.seq
-                files[-1]["rows"] += 1
+            for kind in kinds:
+                member = "true" if kind == "add" else "false"
+                part: dict[str, Any] | None = None
+                for work in plan.iter_work(kind, target):
+                    fields = work.fields()
+                    row = [work.ident, *(fields.get(c, "") for c in self.value_columns)]
+                    if self.membership_field:
+                        row.append(member)
+                    line = _csv_line(row)
+                    length = len(line.encode("utf-8"))
+                    if handle is None or size + length > self.batch_bytes:
+                        if handle is not None:
+                            handle.close()
+                        path = self.folder / f"salesforce-upsert-{len(files) + 1:04d}.csv"
+                        files.append({"file": str(path), "parts": [], "rows": 0})
+                        handle = path.open("w", encoding="utf-8", newline="")
+                        handle.write(header)
+                        size, seen, part = len(header.encode("utf-8")), set(), None
+                    if part is None:
+                        part = {"kind": kind, "first": work.seq, "last": work.seq}
+                        files[-1]["parts"].append(part)
+                    part["last"] = work.seq
+                    if work.ident in seen:  # the same external id twice in one job: Salesforce refuses both
+                        continue
+                    seen.add(work.ident)
+                    handle.write(line)
+                    size += length
+                    files[-1]["rows"] += 1
         finally:
             if handle is not None:
                 handle.close()
         return files
 
-    def _run_job(self, plan: SyncPlan, kind: str, target: str, entry: dict[str, Any], save: Any) -> None:
+    def _run_job(self, plan: SyncPlan, target: str, entry: dict[str, Any], save: Any) -> None:
         hook = self.hook
         info: dict[str, Any] | None = None
         if entry.get("job_id"):
@@ -220,7 +227,7 @@ class SalesforceObjectDestination(SyncDestination):
             "sf__Error",
         )
         outcomes: list[Outcome] = []
-        for work in plan.work_between(kind, target, entry["first"], entry["last"]):
+        for kind, work in self._rows_of(plan, target, entry):
             if work.ident in done:
                 record_id, created_flag = done[work.ident]
                 status = CREATED if created_flag == "true" else UPDATED
@@ -235,6 +242,12 @@ class SalesforceObjectDestination(SyncDestination):
         entry["failed"] = len(failed)
         plan.record(outcomes)
         save()
+
+    @staticmethod
+    def _rows_of(plan: SyncPlan, target: str, entry: dict[str, Any]) -> Iterator[tuple[str, Work]]:
+        for part in entry["parts"]:
+            for work in plan.work_between(part["kind"], target, part["first"], part["last"]):
+                yield part["kind"], work
 
 
 def _csv_line(values: Sequence[str]) -> str:

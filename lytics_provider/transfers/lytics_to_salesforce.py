@@ -12,14 +12,15 @@ record has it updated. An exit sends the member's mapped fields again (the seed:
 with ``membership_field`` (a checkbox, when set) false; nothing is ever deleted. Exits are sent only
 for members this job wrote (the sync ledger), so an exit never creates a record.
 
-Delivery: the planned rows (enters and exits together: both are upserts) become CSV files of at
-most ``batch_bytes`` (Salesforce takes at most 100 MB of CSV per upload), each one Bulk API 2.0
-ingest job: create (``POST jobs/ingest``, ``upsert``), upload (``PUT .../batches``, streamed from
-disk), close (``PATCH`` ``UploadComplete``), poll, then ``successfulResults`` (``sf__Id``, ``sf__Created``) and ``failedResults`` (``sf__Error``),
-both streamed to disk. Each job id is stored in the run's sync plan as soon as it exists, so a
-retried task reconnects to the job it started (waits for it, or aborts a job whose upload never
-completed and starts it again) instead of creating a second one; rows a finished job reported are
-never sent again. ``sf__Error`` rows go to ``rejects.jsonl`` with Salesforce's reason.
+Delivery: the planned rows (enters and exits together: both are upserts) become CSV files of at most
+``batch_bytes`` (Salesforce takes at most 100 MB of CSV per upload), each one Bulk API 2.0 ingest
+job: create (``POST jobs/ingest``, ``upsert``), upload (``PUT .../batches``, streamed from disk),
+close (``PATCH`` ``UploadComplete``), poll, then ``successfulResults`` (``sf__Id``, ``sf__Created``)
+and ``failedResults`` (``sf__Error``), both streamed to disk. Each job id is stored in the run's
+sync plan as soon as it exists, so a retried task reconnects to the job it started (waits for it, or
+aborts a job whose upload never completed and starts it again) instead of creating a second one;
+rows a finished job reported are never sent again. ``sf__Error`` rows go to ``rejects.jsonl`` with
+Salesforce's reason.
 """
 
 from __future__ import annotations

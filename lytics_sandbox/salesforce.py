@@ -80,6 +80,15 @@ class SObject:
     required: tuple[str, ...] = ()
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     prefix: str = "a00"
+    _indexes: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    def index(self, field_name: str) -> dict[str, str]:
+        """External id value -> record Id (kept up to date as records are written)."""
+        found = self._indexes.get(field_name)
+        if found is None or len(found) != len(self.records):
+            found = {str(r.get(field_name)): rid for rid, r in self.records.items() if r.get(field_name)}
+            self._indexes[field_name] = found
+        return found
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -427,7 +436,7 @@ class SalesforceSandbox(SandboxHTTPServer):
             key = row.get(ext or "")
             if not key:
                 return f"MISSING_ARGUMENT:{ext} not specified:--"
-            existing = next((r for r in sobject.records.values() if r.get(ext) == key), None)
+            existing = sobject.records.get(sobject.index(ext).get(key, ""))
         elif info["operation"] == "update":
             existing = sobject.records.get(row.get("Id", ""))
             if existing is None:
@@ -444,6 +453,8 @@ class SalesforceSandbox(SandboxHTTPServer):
             return existing["Id"], False
         record_id = self._new_id(sobject.prefix)
         sobject.records[record_id] = {**values, "Id": record_id, "CreatedDate": now, "SystemModstamp": now}
+        if ext and ext in sobject._indexes and values.get(ext):
+            sobject._indexes[ext][values[ext]] = record_id
         return record_id, True
 
     def _results(self, request: Request) -> Response:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from lytics_provider.hooks.salesforce import MAX_UPLOAD_BYTES, SalesforceBulkHook
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.pipeline.progress import Progress
+from lytics_provider.pipeline.workarea import atomic_write_text, job_dir
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.identifiers import lookup_field, scalar_text
 from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
@@ -43,6 +45,7 @@ from lytics_provider.sync.plan import Outcome, SyncPlan, Work
 
 CREATED, UPDATED, REJECTED, UNPROCESSED = "Created", "Updated", "Rejected", "Unprocessed"
 _KINDS = ("add", "update")
+DESCRIBE_MAX_AGE = 86400.0
 
 
 class SalesforceConfigError(AirflowFailException):
@@ -328,9 +331,28 @@ class LyticsToSalesforceOperator(AudienceSyncOperator):
             self.job_timeout_minutes * 60,
         )
 
+    def _described(self, hook: SalesforceBulkHook, fresh: bool = False) -> dict[str, Any]:
+        """The object's describe, read once a day per job (a Keep Updated run spends no call on it;
+        a field removed since fails the ingest job with Salesforce's ``InvalidBatch`` message)."""
+        cache = job_dir(self.job_id) / f"salesforce_describe_{self.salesforce_object}.json"
+        try:
+            if fresh:
+                raise OSError("read the describe again")
+            saved = json.loads(cache.read_text(encoding="utf-8"))
+            if time.time() - float(saved["at"]) < DESCRIBE_MAX_AGE:
+                return dict(saved["describe"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        described = hook.describe(self.salesforce_object)
+        atomic_write_text(cache, json.dumps({"at": time.time(), "describe": described}))
+        return described
+
     def _check_fields(self, hook: SalesforceBulkHook) -> None:
         """Every mapped field exists on the object and can be written; the key is an External ID."""
-        fields = {f["name"]: f for f in hook.describe(self.salesforce_object).get("fields") or []}
+        wanted = [*self.mapping.values(), *([self.membership_field] if self.membership_field else [])]
+        fields = {f["name"]: f for f in self._described(hook).get("fields") or []}
+        if not set([self.external_id_field, *wanted]) <= set(fields):  # a field added since the last read
+            fields = {f["name"]: f for f in self._described(hook, fresh=True).get("fields") or []}
         where = f"Salesforce object {self.salesforce_object!r}"
         key = fields.get(self.external_id_field)
         external = sorted(n for n, f in fields.items() if f.get("externalId"))
@@ -340,7 +362,6 @@ class LyticsToSalesforceOperator(AudienceSyncOperator):
                 f"External ID fields: {external or 'none'} "
                 "(an administrator marks a field External ID under Setup > Object Manager)"
             )
-        wanted = [*self.mapping.values(), *([self.membership_field] if self.membership_field else [])]
         for name in wanted:
             spec = fields.get(name)
             if spec is None:

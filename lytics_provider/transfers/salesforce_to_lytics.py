@@ -121,8 +121,8 @@ class SalesforceToLyticsOperator(BaseOperator):
     """Import Salesforce objects into Lytics streams; see the module docstring.
 
     :param job_id: the job (run folder, committed watermarks).
-    :param objects: object API name → Lytics stream.
-    :param fields: object API name → fields to read (default: the standard fields of
+    :param streams: object API name → Lytics stream.
+    :param object_fields: object API name → fields to read (default: the standard fields of
         :data:`DEFAULT_FIELDS`; ``Id`` and ``SystemModstamp`` are always read).
     :param include_custom_fields: also read every custom (``__c``) field of the object.
     :param salesforce_conn_id: the ``salesforce`` connection.
@@ -137,8 +137,8 @@ class SalesforceToLyticsOperator(BaseOperator):
         self,
         *,
         job_id: str,
-        objects: dict[str, str],
-        fields: dict[str, list[str]] | None = None,
+        streams: dict[str, str],
+        object_fields: dict[str, list[str]] | None = None,
         include_custom_fields: bool = True,
         salesforce_conn_id: str = "salesforce_default",
         daily_api_calls: int | None = None,
@@ -158,7 +158,7 @@ class SalesforceToLyticsOperator(BaseOperator):
         folder = run_dir(self.job_id, context["run_id"])
         state = JobState(self.job_id)
         report: dict[str, Any] = {"dry_run": dry_run, "objects": {}}
-        for object_name, stream in self.objects.items():
+        for object_name, stream in self.streams.items():
             report["objects"][object_name] = self._import_object(
                 hook, lytics, folder, state, object_name, stream, dry_run
             )
@@ -174,8 +174,8 @@ class SalesforceToLyticsOperator(BaseOperator):
     def select_fields(self, hook: SalesforceBulkHook, object_name: str) -> list[str]:
         """The fields to read: configured (or default) plus custom ones; unknown ones are an error."""
         described = {f["name"] for f in hook.describe(object_name).get("fields") or []}
-        wanted = list((self.fields or {}).get(object_name) or DEFAULT_FIELDS.get(object_name) or ())
-        configured = bool((self.fields or {}).get(object_name))
+        wanted = list((self.object_fields or {}).get(object_name) or DEFAULT_FIELDS.get(object_name) or ())
+        configured = bool((self.object_fields or {}).get(object_name))
         unknown = [f for f in wanted if f not in described]
         if unknown and configured:
             raise SalesforceImportConfigError(

@@ -163,7 +163,7 @@ class SalesforceImportJob(_SalesforceImport):
     def import_kwargs(self) -> dict[str, Any]:
         from lytics_provider.transfers.salesforce_to_lytics import STREAMS
 
-        return {"objects": {name: STREAMS[name] for name in self.objects}, "fields": None}
+        return {"streams": {name: STREAMS[name] for name in self.objects}, "object_fields": None}
 
 
 class SalesforceCustomObjectImportJob(_SalesforceImport):
@@ -192,7 +192,7 @@ class SalesforceCustomObjectImportJob(_SalesforceImport):
 
     def import_kwargs(self) -> dict[str, Any]:
         return {
-            "objects": {self.salesforce_object: self.stream},
-            "fields": {self.salesforce_object: list(self.fields)},
+            "streams": {self.salesforce_object: self.stream},
+            "object_fields": {self.salesforce_object: list(self.fields)},
             "include_custom_fields": False,
         }

@@ -26,6 +26,7 @@ GUARDED = {
     "webhooks_audience_triggers",
 }
 GUARDED |= {"azure_event_hub_export", "pubsub_export_audience"}  # exit events
+}
 GUARDED |= {"mailchimp_export", "sendgrid_export"}  # exits take off a tag or an audience id
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],

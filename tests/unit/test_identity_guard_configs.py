@@ -26,8 +26,8 @@ GUARDED = {
     "webhooks_audience_triggers",
 }
 GUARDED |= {"azure_event_hub_export", "pubsub_export_audience"}  # exit events
-}
 GUARDED |= {"mailchimp_export", "sendgrid_export"}  # exits take off a tag or an audience id
+GUARDED |= {"salesforce_export"}  # exits update the records the job wrote
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],
     "dotdigital_export_multiple_audiences": ["_uid", "email"],

@@ -171,11 +171,12 @@ class RestHook(BaseHook):
         self.validate_extra()
         self.host_from_connection = bool(conn.host)
         host = base_url(conn.host, conn.schema, conn.port) if conn.host else self.default_api_url()
-        budget = self.extra.get("calls_per_hour") or self.calls_per_hour
+        budget, window = self.call_budget()
         if self.ledger is None and budget:
             self.ledger = CallLedger(
                 ledger_path(ledger_key(self.conn_id, credentials.identity)),
-                limit=int(budget),
+                limit=budget,
+                window=window,
                 max_wait=self.max_budget_wait,
                 clock=self.clock,
                 sleep=self.sleep,
@@ -201,6 +202,13 @@ class RestHook(BaseHook):
 
     def validate_extra(self) -> None:
         """Check the connection's extras (:attr:`extra`); raise ``ValueError`` naming the field to fix."""
+
+    def call_budget(self) -> tuple[int | None, float]:
+        """``(calls, window seconds)`` of the shared call budget: :attr:`calls_per_hour` (the extra
+        ``calls_per_hour`` overrides it) per hour by default; a vendor with a shorter window (calls
+        per 10 seconds, per minute) overrides this. ``(None, ...)`` sets no budget."""
+        budget = self.extra.get("calls_per_hour") or self.calls_per_hour
+        return (int(budget) if budget else None), 3600.0
 
     def default_api_url(self) -> str:
         """The API URL when the connection has no Host (default :attr:`default_host`)."""

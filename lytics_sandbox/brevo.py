@@ -80,6 +80,8 @@ class BrevoSandbox(SandboxHTTPServer):
         self.recent: deque[float] = deque()
         self.rate_limited = 0
         self._rate_lock = threading.Lock()
+        self.history: list[float] = []
+        """When each call within the limit was served (``time.monotonic``), for peak-rate readings."""
         self.add_route("GET", r"/v3/account", self._account, "account")
         self.add_route("GET", r"/v3/contacts/lists", self._lists, "lists")
         self.add_route("POST", r"/v3/contacts/import", self._import, "import")
@@ -91,9 +93,20 @@ class BrevoSandbox(SandboxHTTPServer):
         self.api_key = "xkeysib-sandbox"
         self.window, self.calls_per_window = WINDOW_SECONDS, CALLS_PER_WINDOW
         self.recent.clear()
+        self.history.clear()
         self.rate_limited = 0
         self.faults.clear()
         self.reset_counters()
+
+    def peak(self, window: float | None = None) -> int:
+        """The most calls served within any ``window`` seconds (default the rate-limit window)."""
+        span = self.window if window is None else window
+        times, best, start = sorted(self.history), 0, 0
+        for end, moment in enumerate(times):
+            while times[start] <= moment - span:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
 
     def connection(self) -> dict[str, Any]:
         """An Airflow connection (JSON form): Host = API URL, Password = API key."""
@@ -119,6 +132,7 @@ class BrevoSandbox(SandboxHTTPServer):
                 response.headers.update({**headers, "x-sib-ratelimit-remaining": "0"})
                 return response
             self.recent.append(now)
+            self.history.append(now)
         return None
 
     def _account(self, request: Request) -> Response:

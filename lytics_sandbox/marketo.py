@@ -113,6 +113,8 @@ class MarketoSandbox(SandboxHTTPServer):
         self.counted = 0
         self.rate_limited = 0
         self._rate_lock = threading.Lock()
+        self.history: list[float] = []
+        """When each call within the limit was served (``time.monotonic``), for peak-rate readings."""
         self.add_route("GET", r"/identity/oauth/token", self._token, "token")
         self.add_route("POST", r"/identity/oauth/token", self._token, "token")
         self.add_route("POST", r"/rest/v1/leads\.json", self._sync_leads, "leads")
@@ -128,9 +130,20 @@ class MarketoSandbox(SandboxHTTPServer):
         self.tokens.clear()
         self.expired.clear()
         self.recent.clear()
+        self.history.clear()
         self.counted = self.rate_limited = 0
         self.faults.clear()
         self.reset_counters()
+
+    def peak(self, window: float | None = None) -> int:
+        """The most calls served within any ``window`` seconds (default the rate-limit window)."""
+        span = self.window if window is None else window
+        times, best, start = sorted(self.history), 0, 0
+        for end, moment in enumerate(times):
+            while times[start] <= moment - span:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
 
     def connection(self) -> dict[str, Any]:
         """An Airflow connection (JSON form): Host = the REST URL."""
@@ -186,6 +199,7 @@ class MarketoSandbox(SandboxHTTPServer):
             if self.counted >= self.daily_quota:
                 return envelope_error("607", "Daily quota reached")
             self.recent.append(now)
+            self.history.append(now)
             self.counted += 1
         if len(request.body) > 1_000_000:
             return json_response({"error": "Request Entity Too Large"}, 413)

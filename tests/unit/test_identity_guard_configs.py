@@ -21,6 +21,7 @@ GUARDED = {
     "webhooks_audience_triggers",
 }
 GUARDED |= {"azure_event_hub_export", "pubsub_export_audience"}  # exit events
+GUARDED |= {"brevo_export", "marketo_export"}  # list removals
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],
     "dotdigital_export_multiple_audiences": ["_uid", "email"],

@@ -176,6 +176,8 @@ class OAuth2Token(AuthBase):
         self.verify: bool | str = True
         """TLS verification of the token endpoint: True, or the path of a CA bundle."""
         self.fetches = 0
+        self.answer: dict[str, Any] = {}
+        """The token endpoint's last answer without the token (instance URLs, scope, expiry)."""
         self._token = ""
         self._expires_at = 0.0
         self._lock = threading.Lock()
@@ -206,15 +208,18 @@ class OAuth2Token(AuthBase):
         if self.scope:
             data["scope"] = self.scope
         auth: tuple[str, str] | None = (self.client_id, self._secret)
-        if self.client_auth == "body":
+        payload: dict[str, Any] = {"data": data}
+        if self.client_auth in ("body", "json"):
             data.update(client_id=self.client_id, client_secret=self._secret)
             auth = None
+        if self.client_auth == "json":
+            payload = {"json": data}
         shown = f"OAuth2 token endpoint {self.token_url.split('?')[0]}"
         self.fetches += 1
         try:
             response = requests.post(
                 self.token_url,
-                data=data,
+                **payload,
                 auth=auth,
                 timeout=self.timeout,
                 headers={"Accept": "application/json"},
@@ -243,12 +248,14 @@ class OAuth2Token(AuthBase):
             lifetime = 3600.0
         self._token = token
         self._expires_at = self.clock() + lifetime
+        self.answer = {k: v for k, v in body.items() if k not in ("access_token", "refresh_token")}
 
 
 @dataclass(frozen=True)
 class OAuth2ClientCredentials:
     """OAuth2 client credentials: Login = client id, Password = client secret, extras
-    ``token_url`` (else ``token_url`` here), ``scope`` and ``client_auth`` (``basic`` or ``body``)."""
+    ``token_url`` (else ``token_url`` here), ``scope`` and ``client_auth`` (``basic``, ``body`` or
+    ``json``: the id and secret in a JSON body)."""
 
     token_url: str = ""
     scope: str = ""

@@ -1,0 +1,217 @@
+"""Hook for the Brevo API v3 and the list destination adapter.
+
+Auth: the account's API key in the ``api-key`` header (connection Password). Contacts are written
+with ``POST /v3/contacts/import`` (``jsonBody`` with the mapped attributes, ``listIds``, existing
+contacts updated and never blanked; the body at most 10 MB, so at most 5,000 contacts a call here)
+and removed from a list with ``POST /v3/contacts/lists/{id}/contacts/remove`` (150 emails a call).
+
+Rate limits: the ``/v3/contacts`` endpoints allow 10 requests a second. Every task of one
+connection draws on one client-side budget of that many calls per second (widened by 5% for clock
+skew; extra ``calls_per_second``); a 429 pauses every task of the connection until
+``x-sib-ratelimit-reset`` (seconds) has passed, then the call is sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import requests
+
+from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest_auth import HeaderToken
+from lytics_provider.hooks.rest_paging import OffsetPaging
+from lytics_provider.pipeline.http import RetryPolicy
+from lytics_provider.sync.destination import SyncDestination
+from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email, scalar_text
+from lytics_provider.sync.plan import Outcome, Work
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.brevo.com"
+IMPORT_LIMIT = 5000
+REMOVE_LIMIT = 150
+CALLS_PER_SECOND = 10
+IMPORTED, REMOVED, NOT_IN_LIST, REJECTED = "imported", "removed", "not_in_list", "Rejected"
+
+
+def brevo_error(response: requests.Response) -> str:
+    """The text of a Brevo error body (``{"code", "message"}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict):
+        return f"{body.get('message') or ''} ({body.get('code')})".strip()
+    return str(body)[:300]
+
+
+class BrevoHook(RestHook):
+    """Talk to Brevo with the API key of a ``brevo`` connection.
+
+    Connection: Password = API key, Host = API URL (optional, default ``https://api.brevo.com``),
+    extra ``calls_per_second`` (default 10).
+
+    :param brevo_conn_id: the ``brevo`` connection (default ``brevo_default``).
+    :param retry_policy: how often and how long one call is retried.
+    """
+
+    conn_name_attr = "brevo_conn_id"
+    default_conn_name = "brevo_default"
+    conn_type = "brevo"
+    hook_name = "Brevo"
+    default_host = DEFAULT_API_URL
+    auth = HeaderToken("api-key")
+    credentials_hint = "needs the Brevo API key in Password."
+    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    paging = OffsetPaging(page_size=50)
+    error_text = staticmethod(brevo_error)
+    check_path = "/v3/account"
+
+    def __init__(
+        self, brevo_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
+    ) -> None:
+        super().__init__(brevo_conn_id, retry_policy)
+        self.rate_limited = 0
+
+    def call_budget(self) -> tuple[int | None, float]:
+        """``calls_per_second`` calls per second, the window widened by 5% for clock skew."""
+        return int(self.extra.get("calls_per_second") or CALLS_PER_SECOND), 1.05
+
+    def _after_response(self, response: requests.Response) -> None:
+        """A 429 pauses every task of the connection until ``x-sib-ratelimit-reset`` has passed."""
+        if response.status_code != 429:
+            return
+        self.rate_limited += 1
+        reset = response.headers.get("x-sib-ratelimit-reset") or "1"
+        wait = float(reset) if reset.replace(".", "", 1).isdigit() else 1.0
+        log.warning("Brevo answered 429; pausing calls for %.1fs", wait)
+        if self.ledger is not None:
+            self.ledger.pause_until(self.clock() + wait)
+
+    def auth_fix(self) -> str:
+        return (
+            f"Check connection {self.brevo_conn_id!r}: the Brevo API key (SMTP & API > API Keys) in Password."
+        )
+
+    def check_call(self) -> str:
+        body = self.call("GET", self.check_path)
+        return f"account {body.get('companyName') or body.get('email')}"
+
+    def resolve_list(self, ref: str) -> dict[str, Any]:
+        """A list by id or exact name; ``ValueError`` naming the lists when none matches."""
+        lists = list(self.paginate("/v3/contacts/lists", items_key="lists", total_key="count"))
+        for item in lists:
+            if str(item.get("id")) == str(ref) or item.get("name") == ref:
+                return item
+        shown = ", ".join(f"{i.get('id')} ({i.get('name')})" for i in lists[:20]) or "none"
+        raise ValueError(f"Brevo list {ref!r} not found; lists: {shown}")
+
+    def import_contacts(self, list_id: int, contacts: Sequence[Mapping[str, Any]]) -> int:
+        """Import up to 5,000 contacts into a list (existing ones updated, empty values ignored)."""
+        if len(contacts) > IMPORT_LIMIT:
+            raise ValueError(f"at most {IMPORT_LIMIT} contacts per import")
+        body = self.call(
+            "POST",
+            "/v3/contacts/import",
+            json={
+                "jsonBody": list(contacts),
+                "listIds": [int(list_id)],
+                "updateExistingContacts": True,
+                "emptyContactsAttributes": False,
+                "disableNotification": True,
+            },
+        )
+        return int(body.get("processId") or 0)
+
+    def remove_from_list(self, list_id: int, emails: Sequence[str]) -> set[str]:
+        """Remove up to 150 emails from a list; the emails Brevo removed."""
+        if len(emails) > REMOVE_LIMIT:
+            raise ValueError(f"at most {REMOVE_LIMIT} emails per removal")
+        body = self.call(
+            "POST", f"/v3/contacts/lists/{int(list_id)}/contacts/remove", json={"emails": list(emails)}
+        )
+        return {normalize_email(e) for e in (body.get("contacts") or {}).get("success") or []}
+
+
+class BrevoListDestination(SyncDestination):
+    """Members imported as contacts of one list (mapped attributes); exits removed from the list
+    (``on_exit: remove``), only members the job added. Contacts are never deleted or blocklisted."""
+
+    tracked_exit_actions = ("remove",)
+    reject_status = REJECTED
+
+    def __init__(
+        self,
+        hook: BrevoHook | None,
+        list_id: str,
+        email_field: str,
+        field_mapping: Mapping[str, str],
+        on_exit: str = "remove",
+        batch_size: int = 1000,
+    ) -> None:
+        self.hook = hook
+        self.list_id = list_id
+        self.email_field = email_field
+        self.field_mapping = dict(field_mapping)
+        self.on_exit = on_exit
+        self.batch_size = batch_size
+        self.processes: list[int] = []
+
+    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        return normalize_email(lookup_field(record, self.email_field)), None
+
+    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
+        if not ident:
+            return f"no email in field {self.email_field!r}"
+        return None if is_email(ident) else f"{self.email_field!r} is not a valid email address"
+
+    def targets(self, record: dict[str, Any]) -> list[str]:
+        return [self.list_id]
+
+    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for source, target in self.field_mapping.items():
+            value = lookup_field(record, source)
+            if value is None or value == "" or isinstance(value, dict):
+                continue
+            values[target] = ",".join(map(scalar_text, value)) if isinstance(value, list) else value
+        return values
+
+    def exit_action(self) -> str:
+        return "remove" if self.on_exit == "remove" else "ignore"
+
+    def describe(self) -> dict[str, Any]:
+        return {"list_id": self.list_id, "on_exit": self.on_exit}
+
+    def describe_after(self) -> dict[str, Any]:
+        if self.hook is None:
+            return {}
+        return {
+            "brevo_calls": self.hook.calls,
+            "rate_limited": self.hook.rate_limited,
+            "imports": self.processes,
+        }
+
+    def add(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
+        """One import of the batch into the list; Brevo's 202 acknowledges the batch."""
+        assert self.hook is not None
+        for start in range(0, len(rows), IMPORT_LIMIT):
+            chunk = rows[start : start + IMPORT_LIMIT]
+            contacts = [{"email": w.ident, "attributes": w.fields()} for w in chunk]
+            self.processes.append(self.hook.import_contacts(int(target), contacts))
+        return [(w.ident, target, "add", w.uid, IMPORTED, None, None) for w in rows]
+
+    def remove(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
+        """Remove the rows' emails from the list, 150 a call."""
+        assert self.hook is not None
+        removed: set[str] = set()
+        for start in range(0, len(rows), REMOVE_LIMIT):
+            removed |= self.hook.remove_from_list(
+                int(target), [w.ident for w in rows[start : start + REMOVE_LIMIT]]
+            )
+        return [
+            (w.ident, target, "remove", w.uid, REMOVED if w.ident in removed else NOT_IN_LIST, None, None)
+            for w in rows
+        ]

@@ -1,0 +1,299 @@
+"""Hook for the Marketo REST API and the static-list destination adapter.
+
+Auth: an API user's Client ID (Login) and Client Secret (Password), exchanged at
+``<REST URL>/identity/oauth/token``; Host is the REST URL (the part of the REST endpoint between
+``://`` and ``/rest``, e.g. ``123-ABC-456.mktorest.com``). Leads are written with
+``POST /rest/v1/leads.json`` (``createOrUpdate`` on ``email``, at most 300 records a call), static
+list memberships with ``POST`` / ``DELETE /rest/v1/lists/{id}/leads.json`` (at most 300 ids).
+
+Errors: Marketo answers HTTP 200 with ``success: false`` and ``errors[].code``. 601 / 602 (token
+invalid / expired) renew the token and send the call again once; 606 (more than 100 calls in 20
+seconds) pauses every task of the connection for one window and sends again; 615 (concurrency) is
+retried; 607 (daily quota) fails the task, naming the reset; any other code fails it at once.
+Every task of one connection draws on one client-side budget of 100 calls per 20 seconds (the
+window widened by 5% for clock skew; extras ``calls_per_window`` and ``window_seconds``), so
+606 is not expected at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lytics_provider.hooks.rest import RestHook, base_url
+from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
+from lytics_provider.pipeline.http import RetryPolicy
+from lytics_provider.sync.destination import SyncDestination
+from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email, scalar_text
+from lytics_provider.sync.plan import Outcome, Work
+from lytics_provider.sync.refs import RefStore
+
+log = logging.getLogger(__name__)
+
+BATCH_LIMIT = 300
+CALLS_PER_WINDOW = 100
+WINDOW_SECONDS = 20.0
+TOKEN_CODES = frozenset({"601", "602"})
+RETRIED_CODES = frozenset({"604", "606", "608", "611", "615", "713"})
+QUOTA_CODE = "607"
+ADDED, REMOVED, NOT_IN_LIST, NOT_FOUND, REJECTED = "added", "removed", "not_in_list", "not_found", "Rejected"
+
+
+class MarketoApiError(Exception):
+    """A response-level Marketo error that no retry here can fix."""
+
+
+@dataclass(frozen=True)
+class MarketoClientCredentials:
+    """Client ID (Login) and Client Secret (Password) at ``<Host>/identity/oauth/token``."""
+
+    def credentials(self, conn: Any) -> Credentials | None:
+        client_id, secret, host = conn.login or "", conn.password or "", conn.host or ""
+        if not client_id or not secret or not host:
+            return None
+        root = base_url(host, conn.schema, conn.port).rstrip("/")
+        token = OAuth2Token(f"{root}/identity/oauth/token", client_id, secret, client_auth="body")
+        return Credentials(requests_auth=token, secrets=(secret,), refresh=token.refresh, identity=client_id)
+
+
+class MarketoHook(RestHook):
+    """Talk to Marketo with the API user credentials of a ``marketo`` connection.
+
+    Connection: Login = Client ID, Password = Client Secret, Host = REST URL; extras
+    ``calls_per_window`` (default 100) and ``window_seconds`` (default 20).
+
+    :param marketo_conn_id: the ``marketo`` connection (default ``marketo_default``).
+    :param retry_policy: how often and how long one call is retried.
+    """
+
+    conn_name_attr = "marketo_conn_id"
+    default_conn_name = "marketo_default"
+    conn_type = "marketo"
+    hook_name = "Marketo"
+    auth = MarketoClientCredentials()
+    credentials_hint = "needs the Client ID in Login, the Client Secret in Password and the REST URL in Host."
+    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    check_path = "/rest/v1/lists.json"
+
+    def __init__(
+        self, marketo_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
+    ) -> None:
+        super().__init__(marketo_conn_id, retry_policy)
+        self.rate_limited = 0
+
+    def window(self) -> float:
+        return float(self.extra.get("window_seconds") or WINDOW_SECONDS)
+
+    def call_budget(self) -> tuple[int | None, float]:
+        """``calls_per_window`` calls per window, the window widened by 5% for clock skew."""
+        return int(self.extra.get("calls_per_window") or CALLS_PER_WINDOW), self.window() * 1.05
+
+    def auth_fix(self) -> str:
+        return (
+            f"Check connection {self.marketo_conn_id!r}: the API user's Client ID (Login) and Client Secret "
+            "(Password), and the REST URL (Host) from Admin > Web Services."
+        )
+
+    def check_call(self) -> str:
+        body = self.call("GET", self.check_path, params={"batchSize": 1})
+        return f"{len(body.get('result') or [])} static list(s) readable"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call; Marketo's ``success: false`` envelope is read as described in the module docstring."""
+        renewed = False
+        attempts = 0
+        while True:
+            attempts += 1
+            body = super().call(method, path, **kwargs)
+            if not isinstance(body, dict) or body.get("success", True) is not False:
+                return body
+            errors = body.get("errors") or [{}]
+            code, message = str(errors[0].get("code") or ""), str(errors[0].get("message") or "")
+            shown = f"Marketo {method} {path}: {code} {message}"
+            if code in TOKEN_CODES and not renewed and self._client and self._client.refresh_auth:
+                renewed = True
+                log.warning("%s; renewing the access token", shown)
+                self._client.refresh_auth()
+                continue
+            if code in RETRIED_CODES and attempts < self.retry_policy.max_attempts:
+                if code == "606":
+                    self.rate_limited += 1
+                    if self.ledger is not None:
+                        self.ledger.pause_until(self.clock() + self.window())
+                    else:
+                        self.sleep(self.window())
+                else:
+                    self.sleep(self.retry_policy.backoff(attempts))
+                log.warning("%s; sending again", shown)
+                continue
+            if code == QUOTA_CODE:
+                raise self.errors.permanent(
+                    f"{shown}. The daily API quota of connection {self.marketo_conn_id!r} is spent; it "
+                    "resets at midnight US Central time. Run the job again after the reset.",
+                    200,
+                )
+            if code in TOKEN_CODES:
+                raise self.errors.auth(f"{shown}. {self.auth_fix()}", 401)
+            raise self.errors.permanent(f"{shown} (not retried: the request itself is wrong)", 200, body)
+
+    # -- leads ---------------------------------------------------------------------------------
+    def sync_leads(
+        self, records: Sequence[Mapping[str, Any]], action: str = "createOrUpdate"
+    ) -> list[dict[str, Any]]:
+        """Create or update up to 300 leads by email; one result per record, in order."""
+        if len(records) > BATCH_LIMIT:
+            raise ValueError(f"at most {BATCH_LIMIT} leads per call")
+        body = self.call(
+            "POST",
+            "/rest/v1/leads.json",
+            json={"action": action, "lookupField": "email", "input": list(records)},
+        )
+        return list(body.get("result") or [])
+
+    def ids_by_email(self, emails: Sequence[str]) -> dict[str, str]:
+        """Lead ids of existing leads by email (300 a call)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(emails), BATCH_LIMIT):
+            chunk = emails[start : start + BATCH_LIMIT]
+            body = self.call(
+                "GET",
+                "/rest/v1/leads.json",
+                params={"filterType": "email", "filterValues": ",".join(chunk), "fields": "id,email"},
+            )
+            for lead in body.get("result") or []:
+                found[normalize_email(lead.get("email"))] = str(lead["id"])
+        return found
+
+    # -- static lists --------------------------------------------------------------------------
+    def resolve_list(self, ref: str) -> dict[str, Any]:
+        """A static list by id or exact name; ``ValueError`` naming the lists found when none matches."""
+        params = {} if str(ref).isdigit() else {"name": ref}
+        lists = list(self.call("GET", "/rest/v1/lists.json", params=params).get("result") or [])
+        for item in lists:
+            if str(item.get("id")) == str(ref) or item.get("name") == ref:
+                return item
+        if params:
+            lists = list(self.call("GET", "/rest/v1/lists.json").get("result") or [])
+        shown = ", ".join(f"{i.get('id')} ({i.get('name')})" for i in lists[:20]) or "none"
+        raise ValueError(f"Marketo static list {ref!r} not found; lists: {shown}")
+
+    def change_list(self, list_id: str, lead_ids: Sequence[str], add: bool) -> dict[str, dict[str, Any]]:
+        """Add or remove up to 300 leads; lead id -> result (``status``, ``reasons``)."""
+        if len(lead_ids) > BATCH_LIMIT:
+            raise ValueError(f"at most {BATCH_LIMIT} leads per list call")
+        body = self.call(
+            "POST" if add else "DELETE",
+            f"/rest/v1/lists/{list_id}/leads.json",
+            json={"input": [{"id": int(i)} for i in lead_ids]},
+        )
+        return {str(r.get("id")): r for r in body.get("result") or []}
+
+
+def reasons_text(result: Mapping[str, Any]) -> str:
+    return "; ".join(f"{r.get('code')} {r.get('message')}" for r in result.get("reasons") or []) or "skipped"
+
+
+class MarketoListDestination(SyncDestination):
+    """Members created or updated as leads (mapped lead fields) and kept in one static list; exits
+    removed from the list (``on_exit: remove``), only members the job added. Leads are never deleted."""
+
+    tracked_exit_actions = ("remove",)
+    reject_status = REJECTED
+
+    def __init__(
+        self,
+        hook: MarketoHook | None,
+        list_id: str,
+        email_field: str,
+        lead_fields: Mapping[str, str],
+        on_exit: str = "remove",
+        batch_size: int = BATCH_LIMIT,
+        refs: RefStore | None = None,
+    ) -> None:
+        self.hook = hook
+        self.list_id = list_id
+        self.email_field = email_field
+        self.lead_fields = dict(lead_fields)
+        self.on_exit = on_exit
+        self.batch_size = batch_size
+        self.refs = refs
+
+    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        return normalize_email(lookup_field(record, self.email_field)), None
+
+    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
+        if not ident:
+            return f"no email in field {self.email_field!r}"
+        return None if is_email(ident) else f"{self.email_field!r} is not a valid email address"
+
+    def targets(self, record: dict[str, Any]) -> list[str]:
+        return [self.list_id]
+
+    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for source, target in self.lead_fields.items():
+            value = lookup_field(record, source)
+            if value is None or value == "" or isinstance(value, dict):
+                continue
+            values[target] = ";".join(map(scalar_text, value)) if isinstance(value, list) else value
+        return values
+
+    def exit_action(self) -> str:
+        return "remove" if self.on_exit == "remove" else "ignore"
+
+    def describe(self) -> dict[str, Any]:
+        return {"static_list": self.list_id, "on_exit": self.on_exit}
+
+    def describe_after(self) -> dict[str, Any]:
+        if self.hook is None:
+            return {}
+        return {"marketo_calls": self.hook.calls, "rate_limited": self.hook.rate_limited}
+
+    def add(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
+        """One ``createOrUpdate`` of the rows' leads, then one list add of those Marketo accepted."""
+        assert self.hook is not None
+        results = self.hook.sync_leads([{**w.fields(), "email": w.ident} for w in rows])
+        ids: dict[str, str] = {}
+        outcomes: dict[str, Outcome] = {}
+        for work, result in zip(rows, results, strict=True):
+            if result.get("status") == "skipped" or not result.get("id"):
+                reason = f"Marketo skipped the lead: {reasons_text(result)}"
+                outcomes[work.ident] = (work.ident, target, "add", work.uid, REJECTED, None, reason)
+            else:
+                ids[work.ident] = str(result["id"])
+        if ids:
+            listed = self.hook.change_list(target, sorted(set(ids.values())), add=True)
+            for ident, lead_id in ids.items():
+                work = next(w for w in rows if w.ident == ident)
+                result = listed.get(lead_id) or {}
+                if result.get("status") == "added":
+                    outcomes[ident] = (ident, target, "add", work.uid, ADDED, lead_id, None)
+                else:
+                    reason = f"Marketo did not add lead {lead_id} to the list: {reasons_text(result)}"
+                    outcomes[ident] = (ident, target, "add", work.uid, REJECTED, lead_id, reason)
+            if self.refs is not None:
+                self.refs.save(target, ((o[0], o[5]) for o in outcomes.values() if o[6] is None and o[5]))
+        return [outcomes[w.ident] for w in rows]
+
+    def remove(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
+        """Remove the rows' leads from the list (ids saved when the job added them, else by email)."""
+        assert self.hook is not None
+        known = self.refs.find(target, [w.ident for w in rows]) if self.refs is not None else {}
+        missing = [w.ident for w in rows if w.ident not in known]
+        if missing:
+            known.update(self.hook.ids_by_email(missing))
+        results = self.hook.change_list(target, sorted(set(known.values())), add=False) if known else {}
+        outcomes: list[Outcome] = []
+        for work in rows:
+            lead_id = known.get(work.ident)
+            status = (
+                NOT_FOUND
+                if lead_id is None
+                else REMOVED
+                if (results.get(lead_id) or {}).get("status") == "removed"
+                else NOT_IN_LIST
+            )
+            outcomes.append((work.ident, target, "remove", work.uid, status, lead_id, None))
+        return outcomes

@@ -1,0 +1,136 @@
+"""Salesforce Marketing Cloud job types: Export Audience To Existing / New Data Extension, Trigger Journey.
+
+The seed names the options it captured: the Marketing Cloud **subscriber key** chosen from the
+Lytics fields ("usually email or the Marketing Cloud subscriber key"), the Lytics fields mapped to
+data extension fields (no default fields), and for Trigger Journey the required **ContactKey** and
+**EventDefinitionKey** plus mapped journey data fields, sent when a member **enters**; "Existing
+Users" is the real-time exports' backfill option.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, model_validator
+
+from lytics_provider.jobs.base import AudienceExportConfig
+from lytics_provider.jobs.operator_args import operator_kwargs
+
+if TYPE_CHECKING:
+    from lytics_provider.jobs.context import JobContext
+
+_CONN = Field(
+    default="sfmc_default", min_length=1, description="Marketing Cloud connection (installed package)."
+)
+
+
+class _SfmcDataExtensionExport(AudienceExportConfig):
+    sfmc_conn_id: str = _CONN
+    data_extension_key: str = Field(
+        min_length=1, max_length=200, description="External key (CustomerKey) of the data extension."
+    )
+    subscriber_key_field: str = Field(
+        default="email",
+        min_length=1,
+        description="Lytics field used as the Marketing Cloud subscriber key (usually email or the "
+        "Marketing Cloud subscriber key).",
+    )
+    subscriber_key_column: str = Field(
+        default="SubscriberKey",
+        min_length=1,
+        description="Primary key column of the data extension that holds the subscriber key.",
+    )
+    field_mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="Lytics field -> data extension field, written on enter and when a mapped field changes "
+        "(no default fields).",
+    )
+    batch_size: int = Field(default=50, ge=1, le=50, description="Rows per rowset upsert call (at most 50).")
+
+    def identifier_fields(self) -> list[str]:
+        return [self.subscriber_key_field]
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` -> ``deliver`` -> ``report``."""
+        from lytics_provider.transfers.lytics_to_sfmc import LyticsToSfmcDataExtensionOperator
+
+        deliver = LyticsToSfmcDataExtensionOperator(
+            **operator_kwargs(
+                self,
+                LyticsToSfmcDataExtensionOperator,
+                task_id="deliver",
+                job_id=job.job_id,
+                dag=job.dag,
+                create_data_extension=self.type == "sfmc_export_new_data_extension",
+            )
+        )
+        fields = list(
+            dict.fromkeys(f.split(".")[0] for f in [self.subscriber_key_field, *self.field_mapping])
+        )
+        self.add_scan_deliver_report(
+            job, deliver, fields=list(dict.fromkeys([*fields, *(self.fields or [])])), digest_fields=fields
+        )
+
+
+class SfmcExportDataExtensionJob(_SfmcDataExtensionExport):
+    """Export Audience To Existing Data Extension: members upserted as rows of a data extension."""
+
+    type: Literal["sfmc_export_data_extension"]
+
+
+class SfmcExportNewDataExtensionJob(_SfmcDataExtensionExport):
+    """Export Audience To New Data Extension: the data extension is created, then filled the same way."""
+
+    type: Literal["sfmc_export_new_data_extension"]
+    data_extension_name: str | None = Field(
+        default=None, max_length=200, description="Name of the new data extension; default its key."
+    )
+    column_types: dict[str, str] = Field(
+        default_factory=dict,
+        description="Marketing Cloud FieldType of new columns by column name (Text, Number, Date, Boolean, "
+        "EmailAddress, Phone, Decimal, Locale); default Text, and EmailAddress for an email subscriber key.",
+    )
+
+
+class SfmcTriggerJourneyJob(AudienceExportConfig):
+    """Trigger Journey: each member who enters the audience is sent into a journey as an entry event."""
+
+    type: Literal["sfmc_trigger_journey"]
+    sfmc_conn_id: str = _CONN
+    event_definition_key: str = Field(
+        min_length=1, description="EventDefinitionKey of the journey's API event entry source."
+    )
+    contact_key_field: str = Field(
+        default="email", min_length=1, description="Lytics field sent as the ContactKey."
+    )
+    field_mapping: dict[str, str] = Field(
+        default_factory=dict, description="Lytics field -> journey data field (the event's Data)."
+    )
+    existing_users: bool = Field(
+        default=True,
+        description="Existing Users: the first run sends every member already in the audience into the "
+        "journey; false records the audience and sends only members who enter later.",
+    )
+
+    @model_validator(mode="after")
+    def _key_not_mapped(self) -> SfmcTriggerJourneyJob:
+        if "ContactKey" in self.field_mapping.values():
+            raise ValueError("field_mapping writes ContactKey; it comes from contact_key_field, remove it")
+        return self
+
+    def identifier_fields(self) -> list[str]:
+        return [self.contact_key_field]
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` -> ``deliver`` -> ``report``."""
+        from lytics_provider.transfers.lytics_to_sfmc import SfmcTriggerJourneyOperator
+
+        deliver = SfmcTriggerJourneyOperator(
+            **operator_kwargs(
+                self, SfmcTriggerJourneyOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
+            )
+        )
+        fields = list(dict.fromkeys(f.split(".")[0] for f in [self.contact_key_field, *self.field_mapping]))
+        self.add_scan_deliver_report(
+            job, deliver, fields=list(dict.fromkeys([*fields, *(self.fields or [])])), digest_fields=fields
+        )

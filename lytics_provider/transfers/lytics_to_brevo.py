@@ -1,0 +1,71 @@
+"""Export Users to Brevo: audience members imported as contacts of a Brevo list.
+
+The ``deliver`` task of the export DAG (``scan`` -> ``deliver`` -> ``report``) on the sync engine:
+
+* **enters** (every member on the first run: the seed's default "add users who already exist in
+  the selected segment") and **changes** (members whose mapped fields moved): one
+  ``/v3/contacts/import`` per batch into the list, with the mapped Brevo attributes; existing
+  contacts are updated and never blanked; the import's 202 acknowledges the batch (its process id
+  is in the run report);
+* **exits**: with ``on_exit: remove`` (the default) the contact leaves the list, only when this job
+  added it; contacts are never deleted or blocklisted. ``ignore`` leaves them;
+* members without a valid email go to ``rejects.jsonl``; the exit guard stops a mass removal; a dry
+  run sends nothing; every task of the connection shares the 10-calls-a-second budget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lytics_provider.hooks.brevo import IMPORT_LIMIT, BrevoHook, BrevoListDestination
+from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
+
+
+class LyticsToBrevoOperator(AudienceSyncOperator):
+    """Import an audience's members into a Brevo list; see the module docstring.
+
+    :param job_id: the job's id.
+    :param list: the Brevo list (id or exact name).
+    :param brevo_conn_id: the ``brevo`` connection.
+    :param email_field: the Lytics field holding the contact's email.
+    :param field_mapping: Lytics field -> Brevo attribute.
+    :param on_exit: ``remove`` (from the list, only contacts the job added) or ``ignore``.
+    :param batch_size: contacts per import (1 to 5,000).
+    """
+
+    template_fields = ("list",)
+
+    def __init__(
+        self,
+        *,
+        list: str,
+        brevo_conn_id: str = BrevoHook.default_conn_name,
+        email_field: str = "email",
+        field_mapping: dict[str, str] | None = None,
+        on_exit: str = "remove",
+        batch_size: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        keep_arguments(self, locals())
+        self.field_mapping = dict(field_mapping or {})
+        if on_exit not in ("remove", "ignore"):
+            raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
+        if not 1 <= batch_size <= IMPORT_LIMIT:
+            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {IMPORT_LIMIT}")
+
+    def make_destination(self, inputs: SyncRunInputs) -> BrevoListDestination:
+        hook = BrevoHook(self.brevo_conn_id)
+        found = hook.resolve_list(str(self.list))
+        self.log.info(
+            "Exporting %s to Brevo list %s (%s)", inputs.audience.get("slug"), found["id"], found.get("name")
+        )
+        return BrevoListDestination(
+            None if inputs.dry_run else hook,
+            str(found["id"]),
+            self.email_field,
+            self.field_mapping,
+            on_exit=self.on_exit,
+            batch_size=self.batch_size,
+        )

@@ -1,0 +1,309 @@
+"""Loopback stand-in for Salesforce Marketing Cloud: OAuth 2.0 tokens, data extension rows, journey events.
+
+Contract followed (Salesforce's published Marketing Cloud API reference; no vendor code or spec is
+copied):
+
+* auth, https://developer.salesforce.com/docs/marketing/marketing-cloud/guide/access-token-s2s.html :
+  ``POST /v2/token`` on the Authentication Base URI with a JSON body (``grant_type``
+  ``client_credentials``, ``client_id``, ``client_secret``, optional ``account_id``); the answer
+  holds ``access_token``, ``expires_in`` (1079 s by default), ``rest_instance_url`` and
+  ``soap_instance_url``. Refused credentials: 401 ``{"error": "invalid_client", ...}``. REST calls
+  carry ``Authorization: Bearer``; a missing, wrong or expired token is 401
+  ``{"message": "Not Authorized", "errorcode": 0, ...}``. ``GET /v2/userinfo`` answers for a token;
+* data extension rows (synchronous), ``postDataExtensionRowsetByKey`` under
+  https://developer.salesforce.com/docs/marketing/marketing-cloud/references/mc_rest_data_extensions/ :
+  ``POST /hub/v1/dataevents/key:{key}/rowset``, a JSON array of ``{"keys": {...}, "values": {...}}``,
+  an upsert on the primary key; the published best practice is at most 50 records per call, which
+  the stand-in enforces (``rowset_limit``). A row whose column the data extension lacks, or whose
+  ``EmailAddress`` column is not an email, refuses the whole call with 400
+  ``{"message", "errorcode": 10006, "documentation", "additionalErrors": [...]}``; an unknown data
+  extension key is 404;
+* data extensions (SOAP ``Create`` of a ``DataExtension``), "Create a Data Extension" in
+  https://developer.salesforce.com/docs/marketing/marketing-cloud/guide/ (SOAP technical articles):
+  ``POST /Service.asmx`` on the SOAP instance URL with a ``fueloauth`` header; the stand-in reads
+  ``CustomerKey``, ``Name`` and the ``Fields`` (``Name``, ``FieldType``, ``IsPrimaryKey``) and
+  answers a ``CreateResponse`` with ``OverallStatus`` ``OK`` (``Error`` when the key exists);
+* journey entry events, ``postEvent`` under
+  https://developer.salesforce.com/docs/marketing/marketing-cloud/references/mc_rest_interaction/ :
+  ``POST /interaction/v1/events`` with ``ContactKey``, ``EventDefinitionKey`` and ``Data``; 201
+  ``{"eventInstanceId"}``; an unknown event definition is 400;
+* rate limiting,
+  https://developer.salesforce.com/docs/atlas.en-us.mc-apis.meta/mc-apis/rate-limiting-errors.htm :
+  429 with ``Retry-After`` and ``{"message": "Rate limit exceeded", "errorcode": 50100, "retryAfter"}``
+  (injected through :attr:`faults` with ``kind="429"``).
+
+One server plays the authentication, REST and SOAP hosts (the token names its own URLs).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+from lytics_sandbox.faults import FaultRule
+from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
+
+ROWSET_LIMIT = 50
+TOKEN_LIFETIME = 1079
+DOC = "https://developer.salesforce.com/docs/atlas.en-us.mc-apis.meta/mc-apis/error-handling.htm"
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def rest_error(message: str, status: int, code: int = 10000, extra: list[str] | None = None) -> Response:
+    """Marketing Cloud's REST error body."""
+    body: dict[str, Any] = {"message": message, "errorcode": code, "documentation": DOC}
+    if extra:
+        body["additionalErrors"] = [{"message": m, "errorcode": code} for m in extra]
+    return json_response(body, status)
+
+
+@dataclass
+class DataExtension:
+    """A data extension: its columns (name -> FieldType), primary key columns and rows by key."""
+
+    key: str
+    name: str
+    columns: dict[str, str]
+    primary_keys: list[str]
+    rows: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class SfmcData:
+    """What the stand-in holds; tests read and change it directly."""
+
+    data_extensions: dict[str, DataExtension] = field(default_factory=dict)
+    event_definitions: set[str] = field(default_factory=set)
+    journey_events: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.RLock()
+
+    def add_data_extension(
+        self, key: str, columns: dict[str, str], primary_keys: list[str], name: str | None = None
+    ) -> DataExtension:
+        with self.lock:
+            de = DataExtension(key, name or key, dict(columns), list(primary_keys))
+            self.data_extensions[key.lower()] = de
+            return de
+
+    def data_extension(self, key: str) -> DataExtension | None:
+        return self.data_extensions.get(key.lower())
+
+
+class SfmcSandbox(SandboxHTTPServer):
+    """Marketing Cloud's auth, REST and SOAP endpoints on one loopback server."""
+
+    def __init__(self, data: SfmcData | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data = data or SfmcData()
+        self.client_id = "sandbox-client"
+        self.client_secret = "sandbox-secret"
+        self.token_lifetime = TOKEN_LIFETIME
+        self.rowset_limit = ROWSET_LIMIT
+        self.tokens: dict[str, float] = {}
+        self.tokens_issued = 0
+        self.add_route("POST", r"/v2/token", self._token, "token")
+        self.add_route("GET", r"/v2/userinfo", self._userinfo, "userinfo")
+        self.add_route("POST", r"/hub/v1/dataevents/key:(?P<key>[^/]+)/rowset", self._rowset, "rowset")
+        self.add_route("POST", r"/Service\.asmx", self._soap, "soap")
+        self.add_route("POST", r"/interaction/v1/events", self._event, "event")
+
+    def reset(self) -> None:
+        """A new, empty account with the default credentials."""
+        self.data = SfmcData()
+        self.client_id, self.client_secret = "sandbox-client", "sandbox-secret"
+        self.token_lifetime = TOKEN_LIFETIME
+        self.rowset_limit = ROWSET_LIMIT
+        self.tokens.clear()
+        self.tokens_issued = 0
+        self.faults.clear()
+        self.reset_counters()
+
+    def connection(self, conn_type: str = "sfmc") -> dict[str, Any]:
+        """An Airflow connection (JSON form): Host = Authentication Base URI."""
+        return {
+            "conn_type": conn_type,
+            "host": self.base_url,
+            "login": self.client_id,
+            "password": self.client_secret,
+        }
+
+    # -- auth ----------------------------------------------------------------------------------
+    def authenticate(self, request: Request) -> Response | None:
+        if request.route == "token":
+            return None
+        if request.route == "soap":
+            match = re.search(rb"<fueloauth[^>]*>([^<]+)</fueloauth>", request.body)
+            token = match.group(1).decode() if match else ""
+        else:
+            header = request.header("Authorization") or ""
+            token = header[7:] if header.startswith("Bearer ") else ""
+        expires = self.tokens.get(token)
+        if expires is None or expires <= time.time():
+            return rest_error("Not Authorized", 401, 0)
+        return None
+
+    def _token(self, request: Request) -> Response:
+        try:
+            body = request.json() or {}
+        except ValueError:
+            body = {}
+        if body.get("grant_type") != "client_credentials":
+            return json_response(
+                {"error": "unsupported_grant_type", "error_description": "Use client_credentials."}, 400
+            )
+        if body.get("client_id") != self.client_id or body.get("client_secret") != self.client_secret:
+            return json_response(
+                {
+                    "error": "invalid_client",
+                    "error_description": "Client authentication failed.",
+                    "error_uri": DOC,
+                },
+                401,
+            )
+        token = secrets.token_urlsafe(24)
+        self.tokens[token] = time.time() + self.token_lifetime
+        self.tokens_issued += 1
+        return json_response(
+            {
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime,
+                "scope": "data_extensions_read data_extensions_write journeys_execute",
+                "soap_instance_url": f"{self.base_url}/",
+                "rest_instance_url": f"{self.base_url}/",
+            }
+        )
+
+    def _userinfo(self, request: Request) -> Response:
+        return json_response(
+            {"organization": {"member_id": 5150, "enterprise_id": 5150}, "user": {"sub": "api"}}
+        )
+
+    def error_response(self, status: int, message: str, request: Request) -> Response:
+        return rest_error(message, status)
+
+    def fault_response(self, rule: FaultRule, request: Request) -> Response:
+        if rule.kind == "429":
+            wait = int(rule.retry_after or 1)
+            return json_response(
+                {
+                    "message": "Rate limit exceeded",
+                    "errorcode": 50100,
+                    "retryAfter": wait,
+                    "documentation": DOC,
+                },
+                429,
+                {"Retry-After": str(wait)},
+            )
+        return super().fault_response(rule, request)
+
+    # -- data extension rows -------------------------------------------------------------------
+    def _rowset(self, request: Request) -> Response:
+        de = self.data.data_extension(request.params["key"])
+        if de is None:
+            return rest_error(f"Data extension with key {request.params['key']} was not found.", 404, 10002)
+        rows = request.json()
+        if not isinstance(rows, list) or not rows:
+            return rest_error("The request body must be a non-empty array of rows.", 400, 10001)
+        if len(rows) > self.rowset_limit:
+            return rest_error(f"At most {self.rowset_limit} rows per rowset call.", 400, 10001)
+        problems: list[str] = []
+        staged: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+        for index, row in enumerate(rows):
+            keys = dict(row.get("keys") or {})
+            values = {**dict(row.get("values") or {}), **keys}
+            missing = [k for k in de.primary_keys if str(keys.get(k) or "") == ""]
+            if missing:
+                problems.append(f"Row {index}: primary key column(s) {missing} missing.")
+                continue
+            unknown = [c for c in values if c not in de.columns]
+            if unknown:
+                problems.append(f"Row {index}: the column(s) {unknown} do not exist in the data extension.")
+                continue
+            bad = [
+                c
+                for c, kind in de.columns.items()
+                if kind == "EmailAddress"
+                and values.get(c) not in (None, "")
+                and not _EMAIL.match(str(values[c]))
+            ]
+            if bad:
+                problems.append(f"Row {index} (key {keys}): {bad[0]} is not a valid email address.")
+                continue
+            staged.append((tuple(str(keys[k]) for k in de.primary_keys), values))
+        if problems:
+            return rest_error("Unable to save rows for data extension.", 400, 10006, problems)
+        with self.data.lock:
+            for key, values in staged:
+                de.rows.setdefault(key, {}).update({k: v for k, v in values.items()})
+        return json_response([{"keys": r.get("keys"), "values": r.get("values")} for r in rows])
+
+    # -- SOAP: create a data extension ---------------------------------------------------------
+    def _soap(self, request: Request) -> Response:
+        root = ET.fromstring(request.body)
+        objects = [e for e in root.iter() if e.tag.endswith("}Objects") or e.tag == "Objects"]
+        if not objects:
+            return _soap_response("Error", "Only Create of DataExtension is served here.", "")
+        obj = objects[0]
+
+        def text(element: ET.Element, name: str) -> str:
+            found = next((e for e in element if e.tag.split("}")[-1] == name), None)
+            return (found.text or "").strip() if found is not None else ""
+
+        key, name = text(obj, "CustomerKey"), text(obj, "Name")
+        columns: dict[str, str] = {}
+        primary: list[str] = []
+        for element in obj.iter():
+            if element.tag.split("}")[-1] != "Field":
+                continue
+            column = text(element, "Name")
+            columns[column] = text(element, "FieldType") or "Text"
+            if text(element, "IsPrimaryKey").lower() == "true":
+                primary.append(column)
+        if not key or not columns:
+            return _soap_response("Error", "CustomerKey and Fields are required.", key)
+        if self.data.data_extension(key) is not None:
+            return _soap_response("Error", f"A data extension with CustomerKey {key} already exists.", key)
+        self.data.add_data_extension(key, columns, primary, name or key)
+        return _soap_response("OK", "Created DataExtension", key)
+
+    # -- journeys ------------------------------------------------------------------------------
+    def _event(self, request: Request) -> Response:
+        body = request.json() or {}
+        contact = str(body.get("ContactKey") or "")
+        definition = str(body.get("EventDefinitionKey") or "")
+        if not contact:
+            return rest_error("ContactKey is required.", 400, 30000)
+        if definition not in self.data.event_definitions:
+            return rest_error(f"Event definition {definition!r} was not found or is not active.", 400, 30000)
+        instance = str(uuid.uuid4())
+        with self.data.lock:
+            self.data.journey_events.append(
+                {
+                    "eventInstanceId": instance,
+                    "ContactKey": contact,
+                    "EventDefinitionKey": definition,
+                    "Data": body.get("Data") or {},
+                }
+            )
+        return json_response({"eventInstanceId": instance}, 201)
+
+
+def _soap_response(status: str, message: str, key: str) -> Response:
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+        '<CreateResponse xmlns="http://exacttarget.com/wsdl/partnerAPI"><Results>'
+        f"<StatusCode>{status}</StatusCode><StatusMessage>{message}</StatusMessage>"
+        f'<Object xsi:type="DataExtension" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><CustomerKey>{key}</CustomerKey></Object>'
+        f"</Results><OverallStatus>{status}</OverallStatus></CreateResponse></soap:Body></soap:Envelope>"
+    )
+    return Response(200, xml.encode(), "text/xml; charset=utf-8")

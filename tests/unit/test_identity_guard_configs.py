@@ -28,7 +28,6 @@ GUARDED = {
 GUARDED |= {"azure_event_hub_export", "pubsub_export_audience"}  # exit events
 GUARDED |= {"mailchimp_export", "sendgrid_export"}  # exits take off a tag or an audience id
 GUARDED |= {"salesforce_export"}  # exits update the records the job wrote
-
 GUARDED |= {"brevo_export", "marketo_export"}  # list removals
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],

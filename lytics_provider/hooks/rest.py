@@ -121,7 +121,10 @@ class RestHook(BaseHook):
     ok_envelope: ClassVar[Callable[[Any], tuple[int, str] | None] | None] = None
     """Reads ``(status, message)`` of a 2xx body that is really an error; such a body is retried."""
     calls_per_hour: int | None = None
-    """Client-side call budget per rolling hour (connection extra ``calls_per_hour`` overrides)."""
+    """Client-side call budget per rolling window (connection extra ``calls_per_hour`` overrides)."""
+    budget_window: float = 3600.0
+    """Seconds of the budget's rolling window: one hour unless the vendor documents a shorter one
+    (connection extra ``budget_window_seconds`` overrides)."""
     max_budget_wait: float = 3600.0
     """Longest one call waits for the budget before :meth:`budget_spent` is raised."""
     check_path: ClassVar[str] = ""
@@ -176,6 +179,7 @@ class RestHook(BaseHook):
             self.ledger = CallLedger(
                 ledger_path(ledger_key(self.conn_id, credentials.identity)),
                 limit=int(budget),
+                window=float(self.extra.get("budget_window_seconds") or self.budget_window),
                 max_wait=self.max_budget_wait,
                 clock=self.clock,
                 sleep=self.sleep,

@@ -21,6 +21,7 @@ GUARDED = {
     "webhooks_audience_triggers",
 }
 GUARDED |= {"azure_event_hub_export", "pubsub_export_audience"}  # exit events
+GUARDED |= {"braze_export", "iterable_export"}  # exits set the attribute false / unsubscribe
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],
     "dotdigital_export_multiple_audiences": ["_uid", "email"],
@@ -28,6 +29,9 @@ EXPECTED_IDENTITY = {
     "dotdigital_remove_contacts": ["_uid", "email"],
     "icontact_export": ["_uid", "ic_contact_id", "email"],
     "mapp_sftp_export": ["_uid", "email"],
+    "braze_export": ["_uid", "user_id", "email"],
+    "iterable_export": ["_uid", "email", "user_id"],
+    "customerio_export": ["_uid", "user_id", "email"],
 }
 
 

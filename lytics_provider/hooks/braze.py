@@ -102,6 +102,7 @@ class BrazeHook(RestHook):
     error_text = staticmethod(braze_error)
     calls_per_hour = 3000
     budget_window = 3.0
+    budget_margin = 0.1
     default_headers: ClassVar[dict[str, str]] = {
         "Accept": "application/json",
         "Content-Type": "application/json",

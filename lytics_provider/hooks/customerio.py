@@ -92,6 +92,7 @@ class CustomerIOHook(RestHook):
     check_path = "/api/v1/accounts/region"
     calls_per_hour = 100
     budget_window = 1.0
+    budget_margin = 0.05
 
     def __init__(self, customerio_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(customerio_conn_id, **kwargs)

@@ -125,6 +125,9 @@ class RestHook(BaseHook):
     budget_window: float = 3600.0
     """Seconds of the budget's rolling window: one hour unless the vendor documents a shorter one
     (connection extra ``budget_window_seconds`` overrides)."""
+    budget_margin: float = 0.0
+    """Seconds added to the window: a call is counted when it leaves, the vendor counts it when it
+    arrives, so a short fixed window at the vendor could otherwise see one call too many."""
     max_budget_wait: float = 3600.0
     """Longest one call waits for the budget before :meth:`budget_spent` is raised."""
     check_path: ClassVar[str] = ""
@@ -179,7 +182,8 @@ class RestHook(BaseHook):
             self.ledger = CallLedger(
                 ledger_path(ledger_key(self.conn_id, credentials.identity)),
                 limit=int(budget),
-                window=float(self.extra.get("budget_window_seconds") or self.budget_window),
+                window=float(self.extra.get("budget_window_seconds") or self.budget_window)
+                + self.budget_margin,
                 max_wait=self.max_budget_wait,
                 clock=self.clock,
                 sleep=self.sleep,

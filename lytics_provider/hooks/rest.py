@@ -121,7 +121,13 @@ class RestHook(BaseHook):
     ok_envelope: ClassVar[Callable[[Any], tuple[int, str] | None] | None] = None
     """Reads ``(status, message)`` of a 2xx body that is really an error; such a body is retried."""
     calls_per_hour: int | None = None
-    """Client-side call budget per rolling hour (connection extra ``calls_per_hour`` overrides)."""
+    """Client-side call budget per rolling window (connection extra ``calls_per_hour`` overrides)."""
+    budget_window: float = 3600.0
+    """Seconds of the budget's rolling window: one hour unless the vendor documents a shorter one
+    (connection extra ``budget_window_seconds`` overrides)."""
+    budget_margin: float = 0.0
+    """Seconds added to the window: a call is counted when it leaves, the vendor counts it when it
+    arrives, so a short fixed window at the vendor could otherwise see one call too many."""
     max_budget_wait: float = 3600.0
     """Longest one call waits for the budget before :meth:`budget_spent` is raised."""
     check_path: ClassVar[str] = ""
@@ -176,7 +182,7 @@ class RestHook(BaseHook):
             self.ledger = CallLedger(
                 ledger_path(ledger_key(self.conn_id, credentials.identity)),
                 limit=budget,
-                window=window,
+                window=window + self.budget_margin,
                 max_wait=self.max_budget_wait,
                 clock=self.clock,
                 sleep=self.sleep,
@@ -205,10 +211,12 @@ class RestHook(BaseHook):
 
     def call_budget(self) -> tuple[int | None, float]:
         """``(calls, window seconds)`` of the shared call budget: :attr:`calls_per_hour` (the extra
-        ``calls_per_hour`` overrides it) per hour by default; a vendor with a shorter window (calls
+        ``calls_per_hour`` overrides it) per :attr:`budget_window` (the extra
+        ``budget_window_seconds`` overrides it); a vendor with its own way of stating the limit (calls
         per 10 seconds, per minute) overrides this. ``(None, ...)`` sets no budget."""
         budget = self.extra.get("calls_per_hour") or self.calls_per_hour
-        return (int(budget) if budget else None), 3600.0
+        window = float(self.extra.get("budget_window_seconds") or self.budget_window)
+        return (int(budget) if budget else None), window
 
     def default_api_url(self) -> str:
         """The API URL when the connection has no Host (default :attr:`default_host`)."""

@@ -29,6 +29,7 @@ GUARDED |= {"azure_event_hub_export", "pubsub_export_audience"}  # exit events
 GUARDED |= {"mailchimp_export", "sendgrid_export"}  # exits take off a tag or an audience id
 GUARDED |= {"salesforce_export"}  # exits update the records the job wrote
 GUARDED |= {"brevo_export", "marketo_export"}  # list removals
+GUARDED |= {"braze_export", "iterable_export"}  # exits set the attribute false / unsubscribe
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],
     "dotdigital_export_multiple_audiences": ["_uid", "email"],
@@ -36,6 +37,9 @@ EXPECTED_IDENTITY = {
     "dotdigital_remove_contacts": ["_uid", "email"],
     "icontact_export": ["_uid", "ic_contact_id", "email"],
     "mapp_sftp_export": ["_uid", "email"],
+    "braze_export": ["_uid", "user_id", "email"],
+    "iterable_export": ["_uid", "email", "user_id"],
+    "customerio_export": ["_uid", "user_id", "email"],
 }
 
 

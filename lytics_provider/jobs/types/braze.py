@@ -1,9 +1,12 @@
-"""Braze: Import Activity, a preset of the object-store file import into ``braze_users``.
+"""Braze job type: "Export Audiences", membership as a custom attribute through the User Track API.
 
-Braze's Export API ("Users by Segment") writes the segment's users to the cloud storage set up in
-Braze (S3, Azure or Google Cloud Storage) as ZIP files of JSON lines, one user a line, under
-``segment-export/SEGMENT_ID/YYYY-MM-dd/...``; each run imports the files not imported before.
-Dashboard CSV exports are imported with ``file_type: csv`` (or through the Lytics File Service).
+The seed's options: the identifier, at least one of **External User ID**, **Braze ID**, **Email**,
+**Phone**, or the pair **User Alias Label** + **User Alias Field**; authorization **Rest API Key**
+and **Braze Instance** (the ``braze`` connection). "This integration utilizes the Braze User Track
+API to attach Lytics audience membership data to Braze as a user attribute."
+
+Also "Import Activity": Users by Segment export files, a preset of the object-store file import
+into ``braze_users`` (:class:`BrazeImportJob`).
 """
 
 from __future__ import annotations
@@ -12,11 +15,95 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
+from lytics_provider.jobs.base import AudienceExportConfig
+from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.operator_args import operator_kwargs
 from lytics_provider.jobs.types.warehouses import FileImportOptions
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
+
+_IDENTIFIERS = ("external_user_id", "braze_id", "email", "phone", "user_alias_field")
+
+
+class BrazeExportJob(ExitGuardFields, AudienceExportConfig):
+    """Set an audience-membership attribute on Braze users (true on enter, false on exit)."""
+
+    type: Literal["braze_export"]
+    braze_conn_id: str = Field(
+        default="braze_default",
+        min_length=1,
+        description="Braze connection id (Rest API Key, Braze Instance).",
+    )
+    external_user_id: str | None = Field(
+        default=None, description="External User ID: member field sent as external_id."
+    )
+    braze_id: str | None = Field(default=None, description="Braze ID: member field sent as braze_id.")
+    email: str | None = Field(default=None, description="Email: member field sent as email.")
+    phone: str | None = Field(default=None, description="Phone: member field sent as phone (E.164).")
+    user_alias_label: str | None = Field(
+        default=None, description="User Alias Label: the alias_label of the user_alias identifier."
+    )
+    user_alias_field: str | None = Field(
+        default=None, description="User Alias Field: member field sent as the user_alias alias_name."
+    )
+    fields: list[str] | None = Field(
+        default=None,
+        description="Lytics fields also sent as Braze attributes under their own names (each is a Braze data "
+        "point); default none: the identifiers and the membership attribute only.",
+    )
+    membership_attribute: str = Field(
+        default="lytics_{audience_slug}",
+        min_length=1,
+        description="Custom attribute holding membership; {audience_slug} is the exported audience's slug.",
+    )
+    on_exit: Literal["set_false", "remove_attribute", "ignore"] = Field(
+        default="set_false",
+        description="What an exit does to the attribute of a member this job set: set it false, remove it "
+        "(null), or nothing.",
+    )
+    fields_to_trigger: list[str] | None = Field(
+        default=None,
+        description="Fields to Trigger: a member already exported is sent again only when one of these moved "
+        "(default: any exported field).",
+    )
+    batch_size: int = Field(
+        default=75, ge=1, le=75, description="Attribute objects per /users/track request (Braze allows 75)."
+    )
+
+    @model_validator(mode="after")
+    def _one_identifier(self) -> BrazeExportJob:
+        if not any(getattr(self, name) for name in _IDENTIFIERS):
+            raise ValueError(
+                "set at least one of external_user_id, braze_id, email, phone, or user_alias_label with "
+                "user_alias_field: the member field Braze identifies users by"
+            )
+        if bool(self.user_alias_label) != bool(self.user_alias_field):
+            raise ValueError("user_alias_label and user_alias_field go together; set both or neither")
+        return self
+
+    def identifier_fields(self) -> list[str]:
+        """The configured identifier fields key members after ``_uid``."""
+        return [f for f in (getattr(self, name) for name in _IDENTIFIERS) if f]
+
+    def scan_fields(self) -> list[str] | None:
+        """Every field when ``fields`` is unset, else those and the identifier fields."""
+        if self.fields is None:
+            return None
+        used = [getattr(self, name) for name in _IDENTIFIERS]
+        return list(dict.fromkeys([*self.fields, *(f for f in used if f)]))
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` -> ``deliver`` -> ``report``; config field names equal the operator's arguments."""
+        from lytics_provider.transfers.lytics_to_braze import LyticsToBrazeOperator
+
+        deliver = LyticsToBrazeOperator(
+            **operator_kwargs(self, LyticsToBrazeOperator, task_id="deliver", job_id=job.job_id, dag=job.dag)
+        )
+        self.add_scan_deliver_report(
+            job, deliver, fields=self.scan_fields(), digest_fields=self.fields_to_trigger
+        )
+
 
 SEGMENT_EXPORT_PREFIX = "segment-export/"
 

@@ -3,8 +3,9 @@
 Lytics field ``type`` values follow the LQL kinds (``string``, ``int``, ``number``, ``bool``,
 ``date``, ``[]string``, ``[]time``, ``ts[]string``, ``map[string]int``, ...). Scalars get a typed
 column; every non-scalar kind (lists, sets, maps) is exported as JSON: ``VARIANT`` on Snowflake,
-``SUPER``-free ``VARCHAR(65535)`` JSON text on Redshift/PostgreSQL, a JSON ``STRING`` on Databricks, and on BigQuery a separate
-child table per field (see ``lytics_to_bigquery``). Unknown kinds are exported as text.
+``SUPER``-free ``VARCHAR(65535)`` JSON text on Redshift/PostgreSQL, a JSON ``STRING`` on
+Databricks, and on BigQuery a separate child table per field (see ``lytics_to_bigquery``).
+Unknown kinds are exported as text.
 
 A value that cannot be written as its column type (``"abc"`` in an ``int`` field) raises
 :class:`CellError`; the exporters put that row in the rejects file with the message.

@@ -42,6 +42,7 @@ class ZendeskSandbox(SandboxHTTPServer):
     :param token: the API token accepted.
     :param per_minute: requests per minute over the whole API (``None``: no limit).
     :param incremental_per_minute: requests per minute to the incremental exports.
+    :param window: the limits' window in seconds (60; shorter only to scale a benchmark down).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class ZendeskSandbox(SandboxHTTPServer):
         token: str = "zd-sandbox-token",
         per_minute: int | None = None,
         incremental_per_minute: int | None = INCREMENTAL_PER_MINUTE,
+        window: float = 60.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -57,6 +59,8 @@ class ZendeskSandbox(SandboxHTTPServer):
         self.token = token
         self.per_minute = per_minute
         self.incremental_per_minute = incremental_per_minute
+        self.window = window
+        self.call_times: list[float] = []
         self.users: dict[str, dict[str, Any]] = {}
         self.tickets: list[dict[str, Any]] = []
         self.jobs: dict[str, dict[str, Any]] = {}
@@ -130,15 +134,16 @@ class ZendeskSandbox(SandboxHTTPServer):
             return json_response({"error": "Couldn't authenticate you"}, status=401)
         now = time.monotonic()
         if self.per_minute is not None:
-            wait = _take(self._calls, self.per_minute, now)
+            wait = _take(self._calls, self.per_minute, now, self.window)
             if wait is not None:
                 self.throttled += 1
                 return _throttled(wait)
         if request.route == "incremental" and self.incremental_per_minute is not None:
-            wait = _take(self._incremental, self.incremental_per_minute, now)
+            wait = _take(self._incremental, self.incremental_per_minute, now, self.window)
             if wait is not None:
                 self.throttled += 1
                 return _throttled(wait)
+        self.call_times.append(now)
         return None
 
     # -- routes ----------------------------------------------------------------------------------
@@ -257,13 +262,13 @@ def _iso(epoch: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def _take(window: deque[float], limit: int, now: float) -> float | None:
-    """Count a call in the sliding minute, or the seconds until one is allowed."""
-    while window and now - window[0] >= 60:
-        window.popleft()
-    if len(window) >= limit:
-        return 60 - (now - window[0])
-    window.append(now)
+def _take(calls: deque[float], limit: int, now: float, window: float = 60.0) -> float | None:
+    """Count a call in the sliding window, or the seconds until one is allowed."""
+    while calls and now - calls[0] >= window:
+        calls.popleft()
+    if len(calls) >= limit:
+        return window - (now - calls[0])
+    calls.append(now)
     return None
 
 

@@ -21,6 +21,7 @@ GUARDED = {
     "webhooks_audience_triggers",
 }
 GUARDED |= {"azure_event_hub_export", "pubsub_export_audience"}  # exit events
+GUARDED |= {"zendesk_export"}  # exits clear member_of_lytics_group
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],
     "dotdigital_export_multiple_audiences": ["_uid", "email"],

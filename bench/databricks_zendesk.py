@@ -1,7 +1,7 @@
 """Databricks and Zendesk exports: calls for a first sync of 100,000 members and a 1% churn run.
 
 Run:  .venv/bin/python bench/databricks_zendesk.py [--members 100000] [--churn 0.01]
-      [--zendesk-limit 16] [--zendesk-window 2]
+      [--zendesk-limit 80] [--zendesk-window 10]
 
 Every service is a loopback stand-in (Lytics, Zendesk over HTTPS, the Databricks statement API on
 DuckDB with staging on moto). Rows ``| measure | value | notes |``:
@@ -99,7 +99,8 @@ def zendesk_rows(lytics: Any, args: argparse.Namespace) -> list[tuple[str, str, 
                         "Zendesk request rate, first sync (fraction of the limit)",
                         f"{achieved / limit_rate:.3f}",
                         f"{achieved:.1f}/s of {limit_rate:.1f}/s ({args.zendesk_limit} per "
-                        f"{args.zendesk_window:g}s window, scaled from the minute); "
+                        f"{args.zendesk_window:g}s window, scaled from the minute; a sliding window lets "
+                        f"the first window's calls go at once, so the mean can sit just above it); "
                         f"{zd.throttled - throttled} answered 429",
                     )
                 )
@@ -174,8 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--churn", type=float, default=0.01)
-    parser.add_argument("--zendesk-limit", type=int, default=16, help="calls per window at the stand-in")
-    parser.add_argument("--zendesk-window", type=float, default=2.0, help="seconds (Zendesk: 60)")
+    parser.add_argument("--zendesk-limit", type=int, default=80, help="calls per window at the stand-in")
+    parser.add_argument("--zendesk-window", type=float, default=10.0, help="seconds (Zendesk: 60)")
     args = parser.parse_args(argv)
     os.environ.setdefault("LYTICS_DATA_DIR", tempfile.mkdtemp(prefix="dz-bench-"))
 

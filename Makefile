@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= amazon,google,azure,snowflake,postgres,celery,sandbox,test,segment,alerts,salesforce
+EXTRAS ?= amazon,google,azure,snowflake,postgres,celery,sandbox,test,segment,alerts,salesforce,databricks,zendesk
 PYTEST_ARGS ?=
 
 .PHONY: venv demo demo-stop test lint bench clean

@@ -3,8 +3,9 @@
 Lytics field ``type`` values follow the LQL kinds (``string``, ``int``, ``number``, ``bool``,
 ``date``, ``[]string``, ``[]time``, ``ts[]string``, ``map[string]int``, ...). Scalars get a typed
 column; every non-scalar kind (lists, sets, maps) is exported as JSON: ``VARIANT`` on Snowflake,
-``SUPER``-free ``VARCHAR(65535)`` JSON text on Redshift/PostgreSQL, and on BigQuery a separate
-child table per field (see ``lytics_to_bigquery``). Unknown kinds are exported as text.
+``SUPER``-free ``VARCHAR(65535)`` JSON text on Redshift/PostgreSQL, a JSON ``STRING`` on
+Databricks, and on BigQuery a separate child table per field (see ``lytics_to_bigquery``).
+Unknown kinds are exported as text.
 
 A value that cannot be written as its column type (``"abc"`` in an ``int`` field) raises
 :class:`CellError`; the exporters put that row in the rejects file with the message.
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-Dialect = Literal["redshift", "postgres", "snowflake", "bigquery"]
+Dialect = Literal["redshift", "postgres", "snowflake", "bigquery", "databricks"]
 Kind = Literal["string", "int", "number", "bool", "timestamp", "json"]
 
 _KIND_OF = {
@@ -72,8 +73,16 @@ COLUMN_TYPES: dict[str, dict[str, str]] = {
         "timestamp": "TIMESTAMP",
         "json": "JSON",
     },
+    "databricks": {
+        "string": "STRING",
+        "int": "BIGINT",
+        "number": "DOUBLE",
+        "bool": "BOOLEAN",
+        "timestamp": "TIMESTAMP",
+        "json": "STRING",
+    },
 }
-_MAX_LEN = {"redshift": 127, "postgres": 63, "snowflake": 255, "bigquery": 300}
+_MAX_LEN = {"redshift": 127, "postgres": 63, "snowflake": 255, "bigquery": 300, "databricks": 255}
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 

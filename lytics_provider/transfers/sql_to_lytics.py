@@ -1,7 +1,9 @@
 """Import a warehouse table or view into a Lytics stream, oldest row first, with a watermark.
 
-Works over Snowflake (``SnowflakeHook``), BigQuery (``BigQueryHook``) and Redshift through its
-PostgreSQL connection (``PostgresHook``/``RedshiftSQLHook``; default stream ``redshift_{table}``).
+Works over Snowflake (``SnowflakeHook``), BigQuery (``BigQueryHook``), Databricks (the SQL Statement
+Execution API through ``DatabricksStatementHook``, result chunks converted by their column types)
+and Redshift through its PostgreSQL connection (``PostgresHook``/``RedshiftSQLHook``; default
+stream ``redshift_{table}``).
 
 Each run selects the rows whose **Modified Timestamp Field** is at or after the saved watermark
 (or **Events Since** on the first run), ordered by that field, and streams them with a
@@ -38,7 +40,7 @@ from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.snapshot import record_digest
 from lytics_provider.pipeline.timestamps import parse_rfc3339
 
-Dialect = Literal["postgres", "snowflake", "bigquery"]
+Dialect = Literal["postgres", "snowflake", "bigquery", "databricks"]
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]*(\.[A-Za-z_][A-Za-z0-9_$-]*){0,2}$")
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 WATERMARK_KEY = "watermark"
@@ -84,7 +86,7 @@ class SqlTableToLyticsOperator(BaseOperator):
     :param event_timestamp_field: Event Timestamp Field; default the modified field.
     :param events_since: Events Since (RFC 3339), the earliest timestamp of the first run.
     :param key_fields: fields identifying a row, for the equal-timestamp tiebreak (default: whole row).
-    :param dialect: ``postgres`` (Redshift too), ``snowflake`` or ``bigquery``.
+    :param dialect: ``postgres`` (Redshift too), ``snowflake``, ``bigquery`` or ``databricks``.
     """
 
     template_fields: Sequence[str] = ("source", "stream", "events_since")
@@ -108,8 +110,10 @@ class SqlTableToLyticsOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
-        if dialect not in ("postgres", "snowflake", "bigquery"):
-            raise ValueError(f"dialect {dialect!r} is not supported; use postgres, snowflake or bigquery")
+        if dialect not in ("postgres", "snowflake", "bigquery", "databricks"):
+            raise ValueError(
+                f"dialect {dialect!r} is not supported; use postgres, snowflake, bigquery or databricks"
+            )
         self.modified_timestamp_field = check_name(
             modified_timestamp_field, "modified_timestamp_field", _FIELD
         )
@@ -130,7 +134,8 @@ class SqlTableToLyticsOperator(BaseOperator):
         field = self.modified_timestamp_field
         where = f"{field} IS NOT NULL"
         if since is not None:
-            where = f"{field} >= @since" if self.dialect == "bigquery" else f"{field} >= %s"
+            marker = {"bigquery": "@since", "databricks": ":since"}.get(self.dialect, "%s")
+            where = f"{field} >= {marker}"
         order = ", ".join([field, *(check_name(k, "key_fields", _FIELD) for k in self.key_fields or ())])
         return f"SELECT * FROM {self._table_ref()} WHERE {where} ORDER BY {order}"
 
@@ -139,6 +144,9 @@ class SqlTableToLyticsOperator(BaseOperator):
         sql = self.select_sql(since)
         if self.dialect == "bigquery":
             yield from self._bigquery_rows(sql, since)
+            return
+        if self.dialect == "databricks":
+            yield from self._databricks_rows(sql, since)
             return
         conn = BaseHook.get_connection(self.conn_id).get_hook().get_conn()
         try:
@@ -174,9 +182,20 @@ class SqlTableToLyticsOperator(BaseOperator):
         for page in job.result(page_size=self.batch_size).pages:
             yield [dict(row.items()) for row in page]
 
+    def _databricks_rows(self, sql: str, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        from lytics_provider.pipeline.databricks_rows import databricks_batches
+
+        yield from databricks_batches(self.conn_id, sql, since, self.batch_size)
+
     def _count_missing_timestamps(self) -> int | None:
         if self.dialect == "bigquery":
             return None
+        if self.dialect == "databricks":
+            from lytics_provider.hooks.databricks import DatabricksStatementHook
+
+            field = self.modified_timestamp_field
+            sql = f"SELECT count(*) FROM {self._table_ref()} WHERE {field} IS NULL"
+            return int(DatabricksStatementHook(self.conn_id).scalar(sql) or 0)
         conn = BaseHook.get_connection(self.conn_id).get_hook().get_conn()
         try:
             cur = conn.cursor()

@@ -30,6 +30,7 @@ GUARDED |= {"mailchimp_export", "sendgrid_export"}  # exits take off a tag or an
 GUARDED |= {"salesforce_export"}  # exits update the records the job wrote
 GUARDED |= {"brevo_export", "marketo_export"}  # list removals
 GUARDED |= {"braze_export", "iterable_export"}  # exits set the attribute false / unsubscribe
+GUARDED |= {"zendesk_export"}  # exits clear member_of_lytics_group
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],
     "dotdigital_export_multiple_audiences": ["_uid", "email"],

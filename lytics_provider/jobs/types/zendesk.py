@@ -1,0 +1,86 @@
+"""Zendesk job types: "Export Users" (``member_of_lytics_group``) and "Import Tickets and Users".
+
+The seed's "Zendesk Connect Audience Export" is not offered: the Zendesk Connect API it used has
+no public contract to build or test against.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator
+
+from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.operator_args import operator_kwargs
+
+if TYPE_CHECKING:
+    from lytics_provider.jobs.context import JobContext
+
+
+class ZendeskExportJob(ExitGuardFields, AudienceExportConfig):
+    """Export Users: set the user field member_of_lytics_group to the audience name, by email."""
+
+    type: Literal["zendesk_export"]
+    zendesk_conn_id: str = Field(
+        default="zendesk_default", min_length=1, description="Zendesk connection: Subdomain, email, API Key."
+    )
+    requests_per_minute: int = Field(
+        default=200, ge=1, le=2500, description="The account's API requests per minute (Zendesk plan limit)."
+    )
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` -> ``deliver`` -> ``report``."""
+        from lytics_provider.transfers.lytics_to_zendesk import LyticsToZendeskUsersOperator
+
+        deliver = LyticsToZendeskUsersOperator(
+            **operator_kwargs(
+                self,
+                LyticsToZendeskUsersOperator,
+                task_id="deliver",
+                job_id=job.job_id,
+                export_fields=self.fields,
+                dag=job.dag,
+                **self.exit_guard_kwargs(),
+            )
+        )
+        fields = None if self.fields is None else list(dict.fromkeys(["email", "name", *self.fields]))
+        self.add_scan_deliver_report(job, deliver, fields=fields)
+
+
+class ZendeskImportJob(JobConfig):
+    """Import Tickets and Users: incremental exports into zendesk_users and zendesk_tickets."""
+
+    type: Literal["zendesk_import"]
+    kinds: list[Literal["users", "tickets"]] = Field(
+        default=["users", "tickets"], min_length=1, description="What to import: users and/or tickets."
+    )
+    since: str | None = Field(
+        default=None, description="RFC 3339 start of the first run (default: everything)."
+    )
+    per_page: int = Field(default=1000, ge=1, le=1000, description="Records per incremental-export page.")
+    zendesk_conn_id: str = Field(
+        default="zendesk_default", min_length=1, description="Zendesk connection: Subdomain, email, API Key."
+    )
+    requests_per_minute: int = Field(
+        default=200, ge=1, le=2500, description="The account's API requests per minute (Zendesk plan limit)."
+    )
+
+    @field_validator("since")
+    @classmethod
+    def _check_since(cls, value: str | None) -> str | None:
+        from lytics_provider.pipeline.timestamps import parse_rfc3339
+
+        parse_rfc3339(value)
+        return value
+
+    def params(self) -> dict[str, Any]:
+        """A dry run reads the first page of each export without sending it or moving the cursor."""
+        return {"dry_run": False}
+
+    def add_tasks(self, job: JobContext) -> None:
+        from lytics_provider.transfers.zendesk_to_lytics import ZendeskToLyticsOperator
+
+        ZendeskToLyticsOperator(
+            **operator_kwargs(self, ZendeskToLyticsOperator, task_id="import", job_id=job.job_id, dag=job.dag)
+        )

@@ -35,6 +35,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+DESTINATION_BENCH = "Braze / Iterable / Customer.io"
+
+
 def members(start: int, count: int) -> list[dict[str, Any]]:
     return [
         {"_uid": f"u{i}", "email": f"user{i}@example.com", "user_id": f"id{i}", "first_name": f"F{i}"}

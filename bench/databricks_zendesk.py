@@ -32,6 +32,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+DESTINATION_BENCH = "Databricks / Zendesk"
+
+
 def _scan(audience: str, job: str, context: dict[str, Any], fields: list[str]) -> None:
     from lytics_provider.operators.lytics import LyticsAudienceScanOperator
     from tests.helpers import run_task

@@ -27,6 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+DESTINATION_BENCH = "Mailchimp / SendGrid"
 MAILCHIMP_MAX_BATCH = 500
 SENDGRID_MAX_BATCH = 30_000
 

@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+DESTINATION_BENCH = "Salesforce"
 CALLS_PER_JOB = 6
 UPLOAD_LIMIT = 100 * 1024 * 1024
 

@@ -33,6 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 ROWSET, LEADS, IMPORT, REMOVE = 50, 300, 5000, 150
 
 
+DESTINATION_BENCH = "SFMC / Marketo / Brevo"
+
+
 def _rows(kind: str, target: str, start: int, count: int, payload: dict[str, Any]) -> list[tuple[Any, ...]]:
     body = json.dumps(payload)
     return [

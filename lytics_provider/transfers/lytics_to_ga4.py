@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lytics_provider.hooks.ga4 import GA4AudienceDestination, GA4MeasurementProtocolHook, GA4Version
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.sync.event_operator import AudienceEventOperator
 from lytics_provider.sync.operator import SyncRunInputs
 
@@ -55,17 +56,7 @@ class LyticsToGA4AudienceOperator(AudienceEventOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.ga4_conn_id = ga4_conn_id
-        self.ga4_version = ga4_version
-        self.measurement_id = measurement_id
-        self.firebase_app_id = firebase_app_id
-        self.client_id = client_id
-        self.app_instance_id_field = app_instance_id_field
-        self.user_id_field = user_id_field
-        self.user_dimension = user_dimension
-        self.segment_dimension = segment_dimension
-        self.engagement_time_field = engagement_time_field
-        self.session_id_field = session_id_field
+        keep_arguments(self, locals())
         self.export_scalar_fields = list(export_scalar_fields)
 
     def make_destination(self, inputs: SyncRunInputs) -> GA4AudienceDestination:

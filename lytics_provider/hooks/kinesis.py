@@ -8,7 +8,7 @@ failed record, an ``ErrorCode``. Only the failed records are sent again; throttl
 delay, never rejected (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html).
 
 :class:`KinesisEventDestination` is the audience-events adapter: one record per event, the JSON of
-:func:`~lytics_provider.sync.event_batches.event_message` (its ``id`` lets consumers drop a record a
+:func:`~lytics_provider.sync.event_body.event_document` (its ``id`` lets consumers drop a record a
 retried task sent twice), partitioned by the member's key so one member's events stay in
 order on one shard.
 """
@@ -31,8 +31,8 @@ from lytics_provider.sync.event_batches import (
     Entry,
     EntryFailure,
     deliver_entries,
-    encode_message,
 )
+from lytics_provider.sync.event_body import encode_message
 from lytics_provider.sync.events import AudienceEvent
 
 MAX_RECORDS = 500

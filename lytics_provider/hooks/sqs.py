@@ -9,7 +9,7 @@ growing delay, while those refused for the sender's sake become rejects with SQS
 (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html).
 
 :class:`SqsEventDestination` is the audience-events adapter: one message per event, the JSON of
-:func:`~lytics_provider.sync.event_batches.event_message` with ``event_id``, ``event_type``,
+:func:`~lytics_provider.sync.event_body.event_document` with ``event_id``, ``event_type``,
 ``audience`` and ``event_time`` as message attributes. On a FIFO queue (name ending ``.fifo``)
 the event id is the ``MessageDeduplicationId``, so a batch a retried task sends again within
 SQS' five-minute de-duplication interval is not delivered twice, and ``MessageGroupId`` is the
@@ -33,9 +33,8 @@ from lytics_provider.sync.event_batches import (
     Entry,
     EntryFailure,
     deliver_entries,
-    encode_message,
-    event_attributes,
 )
+from lytics_provider.sync.event_body import encode_message, event_attributes
 from lytics_provider.sync.events import AudienceEvent
 
 MAX_MESSAGES = 10

@@ -14,15 +14,12 @@ which fails the task so its retry sends them again.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from lytics_provider.sync.events import AudienceEvent
 
 log = logging.getLogger(__name__)
 
@@ -220,32 +217,3 @@ def _rounds(
         stats.waited_seconds += backoff.wait(round_no)
         log.info("Resending %d of %d %s that failed (%s)", len(retry), len(pending), what, codes)
         pending = retry
-
-
-def event_message(event: AudienceEvent) -> dict[str, Any]:
-    """The JSON body a stream or queue receives for one event (the shape the other message-bus
-    receivers use): ``id`` is the event's deterministic id, the same for every resend (consumers
-    de-duplicate on it); ``user`` holds the member's exported fields."""
-    return {
-        "id": event.id,
-        "event": event.kind,
-        "audience": event.audience,
-        "time": event.time,
-        "uid": event.uid,
-        "user": event.fields,
-    }
-
-
-def event_attributes(event: AudienceEvent) -> dict[str, str]:
-    """The event's id, kind, audience and time as string attributes (for SQS message attributes)."""
-    return {
-        "event_id": event.id,
-        "event_type": event.kind,
-        "audience": event.audience,
-        "event_time": event.time,
-    }
-
-
-def encode_message(event: AudienceEvent) -> bytes:
-    """:func:`event_message` as compact UTF-8 JSON."""
-    return json.dumps(event_message(event), separators=(",", ":"), default=str, ensure_ascii=False).encode()

@@ -65,7 +65,8 @@ class AudienceEventOperator(AudienceSyncOperator):
     def audience_slug(self, inputs: SyncRunInputs) -> str:
         """The audience the events name (the scan's slug)."""
         audience = inputs.audience
-        return str(audience.get("slug") or audience.get("name") or audience.get("id") or "")
+        named = audience.get("slug") or audience.get("name") or audience.get("id")
+        return str(named or inputs.params.get("audience") or "")
 
     def audience_name(self, inputs: SyncRunInputs) -> str:
         return str(inputs.audience.get("name") or self.audience_slug(inputs))

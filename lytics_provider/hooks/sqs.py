@@ -27,12 +27,10 @@ from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from lytics_provider.sync.event_acks import AcknowledgedEventDestination
 from lytics_provider.sync.event_batches import (
-    Backoff,
     BatchLimits,
-    DeliveryStats,
     Entry,
     EntryFailure,
-    deliver_entries,
+    ResendingHookMixin,
 )
 from lytics_provider.sync.event_body import encode_message, event_attributes
 from lytics_provider.sync.events import AudienceEvent
@@ -63,17 +61,12 @@ def _attribute(value: str) -> dict[str, str]:
     return {"DataType": "String", "StringValue": value}
 
 
-class LyticsSqsHook(SqsHook):
+class LyticsSqsHook(ResendingHookMixin, SqsHook):
     """``SqsHook`` plus SendMessageBatch that resends only the failed messages.
 
     :param aws_conn_id: the Airflow ``aws`` connection.
     :param backoff: resend rounds and delays of failed messages.
     """
-
-    def __init__(self, *args: Any, backoff: Backoff | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.backoff = backoff or Backoff()
-        self.stats = DeliveryStats()
 
     def queue_url(self, queue: str) -> str:
         """The URL of ``queue`` (a URL is returned as it is; a name is looked up)."""
@@ -101,13 +94,8 @@ class LyticsSqsHook(SqsHook):
             with ``body`` the SendMessageBatch entry without ``Id``.
         :return: ``key -> reason`` of messages SQS refused for the sender's sake (or over 256 KiB).
         """
-        return deliver_entries(
-            entries,
-            lambda call: self.send_batch_call(queue_url, call),
-            SQS_LIMITS,
-            self.backoff,
-            self.stats,
-            what="messages",
+        return self.deliver(
+            entries, lambda call: self.send_batch_call(queue_url, call), SQS_LIMITS, what="messages"
         )
 
 

@@ -217,3 +217,28 @@ def _rounds(
         stats.waited_seconds += backoff.wait(round_no)
         log.info("Resending %d of %d %s that failed (%s)", len(retry), len(pending), what, codes)
         pending = retry
+
+
+class ResendingHookMixin:
+    """A hook mixin: batched calls that resend only their failed entries, with the run's stats.
+
+    Put it before the official hook class (``class LyticsSqsHook(ResendingHookMixin, SqsHook)``);
+    the hook's other arguments reach the official hook unchanged.
+
+    :param backoff: resend rounds and delays of failed entries.
+    """
+
+    def __init__(self, *args: Any, backoff: Backoff | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backoff = backoff or Backoff()
+        self.stats = DeliveryStats()
+
+    def deliver(
+        self,
+        entries: Sequence[Entry],
+        send_call: Callable[[list[Entry]], list[EntryFailure]],
+        limits: BatchLimits,
+        what: str,
+    ) -> dict[str, str]:
+        """:func:`deliver_entries` with this hook's backoff and stats."""
+        return deliver_entries(entries, send_call, limits, self.backoff, self.stats, what=what)

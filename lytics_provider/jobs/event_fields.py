@@ -17,7 +17,7 @@ from pydantic import AliasChoices, ConfigDict, Field, field_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_scan_deliver_report
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -80,29 +80,9 @@ class AudienceEventFields(ExitGuardFields, AudienceExportConfig):
 
     def add_event_tasks(self, job: JobContext, operator: type, **arguments: Any) -> None:
         """``scan`` -> ``deliver`` (``operator``, with every config field it takes) -> ``report``."""
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-
         scan_fields = self.scan_fields()
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=scan_fields,
-            digest_fields=self.fields_to_trigger or scan_fields,
-            user_limit=self.user_limit,
-            identity_fields=self.identity(),
-            scan_max_age_minutes=self.scan_max_age_minutes,
-        )
-        arguments = {
-            "task_id": "deliver",
-            "job_id": job.job_id,
-            "export_fields": self.exported_fields(),
-            **arguments,
-        }
-        deliver = operator(**operator_kwargs(self, operator, **arguments))
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
-        scan >> deliver >> report
+        arguments = {"export_fields": self.exported_fields(), **arguments}
+        add_scan_deliver_report(self, job, operator, scan_fields, self.fields_to_trigger, **arguments)
 
 
 class BatchedEventFields(AudienceEventFields):

@@ -25,8 +25,8 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from lytics_provider.files.export_layout import FileFormat, FileLayout, JsonlRowRenderer
-from lytics_provider.files.export_naming import ISO_BASIC_STAMP, NameTemplate
+from lytics_provider.files.export_layout import EXTENSIONS, FileFormat, FileLayout, JsonlRowRenderer
+from lytics_provider.files.export_naming import ISO_BASIC_STAMP, NameTemplate, run_moment
 from lytics_provider.files.export_preset import FileDropPreset
 from lytics_provider.files.export_stage import StagedExport, encrypt_staged, render_records, write_pages
 from lytics_provider.files.transports import Transport
@@ -295,6 +295,16 @@ class ObjectStoreExportOperator(FileDropExportOperator):
 
     def name(self) -> NameTemplate:
         return self.preset.name or NameTemplate(self.filename, ISO_BASIC_STAMP)
+
+    def stream_file_name(self, stream: str, context: Context) -> tuple[str, str]:
+        """A stream export's file name (``{slug}`` is the stream): the base name and the final one."""
+        return self.name().render(
+            {"slug": stream},
+            run_moment(context),
+            EXTENSIONS[self.file_format],
+            self.compression,
+            bool(self.pgp_conn_id),
+        )
 
     def _render_rows(self, snapshot: Snapshot, renderer: Renderer) -> Iterator[RenderedRows]:
         """Rows from :meth:`records`, the record stream every audience export reads."""

@@ -30,7 +30,7 @@ from airflow.sdk import Context
 
 from lytics_provider.files.export_layout import FileLayout
 from lytics_provider.files.export_membership import AudienceExtras
-from lytics_provider.files.export_naming import NameTemplate
+from lytics_provider.files.export_naming import COMPACT_STAMP, NameTemplate
 from lytics_provider.files.export_operator import FileDropExportOperator
 from lytics_provider.files.export_preset import FileDropPreset
 from lytics_provider.files.transports import Transport
@@ -107,6 +107,13 @@ class PlainCsv:
         columns = run.columns()
         layout = FileLayout(columns, row_check=IdentifierCheck(run.identifier))
         return FileDropPreset(layout, self.name)
+
+
+#: ``lytics_{slug}_{yyyymmddHHMMSS}.csv``: a CSV with a header row, the **Identifier** first (default
+#: ``email``; members without a valid one go to the rejects file), then the other **Fields to
+#: Export** (default every field of the user schema); multi-value fields are comma-joined, maps are
+#: JSON. Every run writes the whole audience to a new file named from the run's logical date (UTC).
+TIMESTAMPED_CSV = PlainCsv(NameTemplate("lytics_{slug}_{timestamp}.csv", COMPACT_STAMP, safe_parts=True))
 
 
 class PartnerDropOperator(FileDropExportOperator):

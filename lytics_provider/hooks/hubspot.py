@@ -32,7 +32,8 @@ from lytics_provider.pipeline.http import PermanentServiceError, RetryPolicy, pa
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email
+from lytics_provider.sync.email_list import EmailListMembers
+from lytics_provider.sync.identifiers import lookup_field, normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 from lytics_provider.sync.refs import RefStore
 
@@ -305,7 +306,7 @@ class HubspotHook(RestHook):
             offset = following
 
 
-class HubspotListDestination(SyncDestination):
+class HubspotListDestination(EmailListMembers, SyncDestination):
     """Members upserted as contacts (their mapped properties) and added to one list; exits removed
     from the list when ``on_exit`` is ``remove`` (only members the job added)."""
 
@@ -337,20 +338,6 @@ class HubspotListDestination(SyncDestination):
         self.refs = refs
 
     # -- planning ------------------------------------------------------------------------------
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        ref = str(lookup_field(record, self.id_field) or "").strip() if self.id_field else ""
-        return normalize_email(lookup_field(record, self.email_field)), ref or None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if not ident:
-            return f"no email in field {self.email_field!r}"
-        if not is_email(ident):
-            return f"{self.email_field!r} is not a valid email address"
-        return None
-
-    def targets(self, record: dict[str, Any]) -> list[str]:
-        return [self.list_id]
-
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         props: dict[str, Any] = {}
         for source, target in self.property_map.items():

@@ -8,7 +8,7 @@ failed record, an ``ErrorCode``. Only the failed records are sent again; throttl
 delay, never rejected (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html).
 
 :class:`KinesisEventDestination` is the audience-events adapter: one record per event, the JSON of
-:func:`~lytics_provider.sync.event_batches.event_message` (its ``id`` lets consumers drop a record a
+:func:`~lytics_provider.sync.event_body.event_document` (its ``id`` lets consumers drop a record a
 retried task sent twice), partitioned by the member's key so one member's events stay in
 order on one shard.
 """
@@ -25,14 +25,12 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from lytics_provider.sync.event_acks import AcknowledgedEventDestination
 from lytics_provider.sync.event_batches import (
-    Backoff,
     BatchLimits,
-    DeliveryStats,
     Entry,
     EntryFailure,
-    deliver_entries,
-    encode_message,
+    ResendingHookMixin,
 )
+from lytics_provider.sync.event_body import encode_message
 from lytics_provider.sync.events import AudienceEvent
 
 MAX_RECORDS = 500
@@ -74,17 +72,12 @@ class ShardRecord:
     arrival: str | None
 
 
-class LyticsKinesisHook(KinesisHook):
+class LyticsKinesisHook(ResendingHookMixin, KinesisHook):
     """``KinesisHook`` plus batched PutRecords that resends only failed records, and shard reads.
 
     :param aws_conn_id: the Airflow ``aws`` connection.
     :param backoff: resend rounds and delays of failed records.
     """
-
-    def __init__(self, *args: Any, backoff: Backoff | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.backoff = backoff or Backoff()
-        self.stats = DeliveryStats()
 
     # -- writing -----------------------------------------------------------------------------------
     def put_records_call(self, stream_name: str, entries: list[Entry]) -> list[EntryFailure]:
@@ -117,12 +110,10 @@ class LyticsKinesisHook(KinesisHook):
         :param entries: each with ``body = {"Data": bytes, "PartitionKey": str}``.
         :return: ``key -> reason`` of records Kinesis refused for good (or that are over 1 MiB).
         """
-        return deliver_entries(
+        return self.deliver(
             entries,
             lambda call: self.put_records_call(stream_name, call),
             KINESIS_LIMITS,
-            self.backoff,
-            self.stats,
             what=f"records of {stream_name}",
         )
 

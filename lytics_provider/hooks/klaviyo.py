@@ -28,7 +28,8 @@ from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.pipeline.http import RetryPolicy, ServiceError
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
 from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email
+from lytics_provider.sync.email_list import EmailListMembers
+from lytics_provider.sync.identifiers import lookup_field, normalize_email
 from lytics_provider.sync.plan import Outcome, SyncPlan, Work
 from lytics_provider.sync.wait import wait_for_status
 
@@ -227,7 +228,7 @@ def job_payload_size(profile: dict[str, Any]) -> int:
     return len(json.dumps({"type": "profile", "attributes": profile}, separators=(",", ":"))) + 1
 
 
-class KlaviyoListDestination(SyncDestination):
+class KlaviyoListDestination(EmailListMembers, SyncDestination):
     """Members imported as profiles (bulk import jobs that also add them to one list); exits removed
     from the list when ``on_exit`` is ``remove`` (only members the job added)."""
 
@@ -261,20 +262,6 @@ class KlaviyoListDestination(SyncDestination):
         self.jobs = 0
 
     # -- planning ------------------------------------------------------------------------------
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        ref = str(lookup_field(record, self.id_field) or "").strip() if self.id_field else ""
-        return normalize_email(lookup_field(record, self.email_field)), ref or None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if not ident:
-            return f"no email in field {self.email_field!r}"
-        if not is_email(ident):
-            return f"{self.email_field!r} is not a valid email address"
-        return None
-
-    def targets(self, record: dict[str, Any]) -> list[str]:
-        return [self.list_id]
-
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         """Profile attributes: standard ones (``first_name``, ``phone_number``, ...) by name,
         ``properties.<name>`` targets as custom properties."""

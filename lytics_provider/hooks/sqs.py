@@ -9,7 +9,7 @@ growing delay, while those refused for the sender's sake become rejects with SQS
 (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html).
 
 :class:`SqsEventDestination` is the audience-events adapter: one message per event, the JSON of
-:func:`~lytics_provider.sync.event_batches.event_message` with ``event_id``, ``event_type``,
+:func:`~lytics_provider.sync.event_body.event_document` with ``event_id``, ``event_type``,
 ``audience`` and ``event_time`` as message attributes. On a FIFO queue (name ending ``.fifo``)
 the event id is the ``MessageDeduplicationId``, so a batch a retried task sends again within
 SQS' five-minute de-duplication interval is not delivered twice, and ``MessageGroupId`` is the
@@ -27,15 +27,12 @@ from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from lytics_provider.sync.event_acks import AcknowledgedEventDestination
 from lytics_provider.sync.event_batches import (
-    Backoff,
     BatchLimits,
-    DeliveryStats,
     Entry,
     EntryFailure,
-    deliver_entries,
-    encode_message,
-    event_attributes,
+    ResendingHookMixin,
 )
+from lytics_provider.sync.event_body import encode_message, event_attributes
 from lytics_provider.sync.events import AudienceEvent
 
 MAX_MESSAGES = 10
@@ -64,17 +61,12 @@ def _attribute(value: str) -> dict[str, str]:
     return {"DataType": "String", "StringValue": value}
 
 
-class LyticsSqsHook(SqsHook):
+class LyticsSqsHook(ResendingHookMixin, SqsHook):
     """``SqsHook`` plus SendMessageBatch that resends only the failed messages.
 
     :param aws_conn_id: the Airflow ``aws`` connection.
     :param backoff: resend rounds and delays of failed messages.
     """
-
-    def __init__(self, *args: Any, backoff: Backoff | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.backoff = backoff or Backoff()
-        self.stats = DeliveryStats()
 
     def queue_url(self, queue: str) -> str:
         """The URL of ``queue`` (a URL is returned as it is; a name is looked up)."""
@@ -102,13 +94,8 @@ class LyticsSqsHook(SqsHook):
             with ``body`` the SendMessageBatch entry without ``Id``.
         :return: ``key -> reason`` of messages SQS refused for the sender's sake (or over 256 KiB).
         """
-        return deliver_entries(
-            entries,
-            lambda call: self.send_batch_call(queue_url, call),
-            SQS_LIMITS,
-            self.backoff,
-            self.stats,
-            what="messages",
+        return self.deliver(
+            entries, lambda call: self.send_batch_call(queue_url, call), SQS_LIMITS, what="messages"
         )
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from lytics_provider.sync.event_body import event_document
 from lytics_provider.sync.events import AudienceEvent
 
 CLOUDEVENTS_TYPE = "com.lytics.audience.user.event"
@@ -95,16 +96,9 @@ def check_template(template: str, name: str) -> None:
             raise TemplateError(f"{name} is not valid jsonnet: {str(exc).strip().splitlines()[0]}") from None
 
 
-def event_document(event: AudienceEvent) -> dict[str, Any]:
-    """The event as a template sees it (``std.extVar('event')``)."""
-    return {
-        "id": event.id,
-        "kind": event.kind,
-        "audience": event.audience,
-        "uid": event.uid,
-        "time": event.time,
-        "fields": event.fields,
-    }
+def template_document(event: AudienceEvent) -> dict[str, Any]:
+    """The event as a template sees it (``std.extVar('event')``): ``kind`` and ``fields``."""
+    return event_document(event, kind_key="kind", fields_key="fields")
 
 
 @dataclass
@@ -195,7 +189,7 @@ class EventRenderer:
         if not self.url_template:
             return self.webhook_url
         try:
-            url = evaluate(self.url_template, event_document(event), "webhook_url_template")
+            url = evaluate(self.url_template, template_document(event), "webhook_url_template")
         except RuntimeError as exc:
             raise RenderError(f"webhook_url_template failed: {_first_line(exc)}") from None
         if not isinstance(url, str) or not url.startswith("https://"):
@@ -206,7 +200,7 @@ class EventRenderer:
         """The request of one event; :class:`RenderError` when a template fails on it."""
         if self.template:
             try:
-                document: Any = evaluate(self.template, event_document(event), "template")
+                document: Any = evaluate(self.template, template_document(event), "template")
             except RuntimeError as exc:
                 raise RenderError(f"the webhook template failed: {_first_line(exc)}") from None
             content_type = JSON

@@ -25,30 +25,30 @@ from lytics_provider.files.export_events import stream_pages
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.hooks.pubsub import DEFAULT_RETRY_SECONDS, LyticsPubSubHook, PubSubEventDestination
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.workarea import JobState, run_dir
 from lytics_provider.sync.event_body import compact_json
-from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
+from lytics_provider.sync.event_operator import FailFastEventOperator
+from lytics_provider.sync.operator import SyncRunInputs
 
-DEFAULT_BATCH_SIZE = 100
 _STREAM_NAMESPACE = uuid.UUID("2d0f7c1e-9b7a-4c55-8f0e-5a3c2b1d6e47")
 
 
-class PubSubExportAudienceOperator(FailFastOnPermanentErrors, AudienceSyncOperator):
+class PubSubExportAudienceOperator(FailFastEventOperator):
     """Publish the run's audience events to a Pub/Sub topic (Export Audience).
 
     :param topic: the topic id (without ``projects/<project>/topics/``).
     :param project_id: the topic's project; default the connection's project.
     :param create_topic: create the topic when it does not exist (else the run fails at once).
     :param gcp_conn_id: the ``google_cloud_platform`` connection.
-    :param events: "Audience Trigger Events": the kinds sent (``enter``, ``exit``, ``change``).
-    :param trigger_fields: "Fields to Trigger": a change event only when one of them moved.
-    :param existing_users: "Existing Users": send members already in the audience on the first run.
-    :param batch_size: events per ``Publish`` (at most 1,000).
     :param retry_seconds: how long a transient ``Publish`` failure is retried before the task fails.
+    :param kwargs: :class:`~lytics_provider.sync.event_operator.AudienceEventOperator`'s arguments
+        (``batch_size``: events per ``Publish``, at most 1,000).
     """
 
     template_fields = ("topic", "project_id")
+    max_batch_size = 1000
 
     def __init__(
         self,
@@ -57,28 +57,11 @@ class PubSubExportAudienceOperator(FailFastOnPermanentErrors, AudienceSyncOperat
         project_id: str | None = None,
         create_topic: bool = False,
         gcp_conn_id: str = "google_cloud_default",
-        events: Sequence[str] = ("enter", "exit"),
-        trigger_fields: Sequence[str] | None = None,
-        existing_users: bool = True,
-        batch_size: int = DEFAULT_BATCH_SIZE,
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not 1 <= batch_size <= 1000:
-            raise ValueError(f"batch_size {batch_size!r} must be 1 to 1000 (messages per Publish)")
-        self.topic = topic
-        self.project_id = project_id
-        self.create_topic = create_topic
-        self.gcp_conn_id = gcp_conn_id
-        self.events = list(events)
-        self.trigger_fields = list(trigger_fields) if trigger_fields else None
-        self.existing_users = existing_users
-        self.batch_size = batch_size
-        self.retry_seconds = retry_seconds
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        return self.run_sync(self.sync_inputs(context))
+        keep_arguments(self, locals())
 
     def make_destination(self, inputs: SyncRunInputs) -> PubSubEventDestination:
         hook = LyticsPubSubHook(self.gcp_conn_id, retry_seconds=self.retry_seconds)
@@ -86,19 +69,7 @@ class PubSubExportAudienceOperator(FailFastOnPermanentErrors, AudienceSyncOperat
         created = False
         if not inputs.dry_run:
             created = hook.ensure_topic(project, self.topic, self.create_topic)
-        dest = PubSubEventDestination(
-            hook,
-            project,
-            self.topic,
-            job_id=self.job_id,
-            run_id=inputs.run_id,
-            audience=str(inputs.audience.get("slug") or inputs.audience.get("id") or ""),
-            events=self.events,
-            trigger_fields=self.trigger_fields,
-            existing_users=self.existing_users,
-            first_run=inputs.previous is None,
-            batch_size=self.batch_size,
-        )
+        dest = PubSubEventDestination(hook, project, self.topic, **self.event_arguments(inputs))
         dest.created_topic = created
         return dest
 
@@ -138,22 +109,14 @@ class PubSubExportStreamOperator(FailFastOnPermanentErrors, BaseOperator):
         create_topic: bool = False,
         gcp_conn_id: str = "google_cloud_default",
         lytics_conn_id: str = LyticsHook.default_conn_name,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int = 100,
         retry_seconds: float = DEFAULT_RETRY_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not 1 <= batch_size <= 1000:
             raise ValueError(f"batch_size {batch_size!r} must be 1 to 1000 (messages per Publish)")
-        self.job_id = job_id
-        self.stream = stream
-        self.topic = topic
-        self.project_id = project_id
-        self.create_topic = create_topic
-        self.gcp_conn_id = gcp_conn_id
-        self.lytics_conn_id = lytics_conn_id
-        self.batch_size = batch_size
-        self.retry_seconds = retry_seconds
+        keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))

@@ -19,34 +19,25 @@ from airflow.sdk import Context
 
 from lytics_provider.hooks.webhook_payloads import CLOUDEVENTS_SOURCE, CLOUDEVENTS_TYPE, EventRenderer
 from lytics_provider.hooks.webhooks import WebhookDestination, WebhookEnrichmentDestination, WebhooksHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.pipeline.state_store import baseline_snapshot
-from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
+from lytics_provider.sync.event_operator import AudienceEventOperator
+from lytics_provider.sync.operator import SyncRunInputs
 
 
-def audience_slug(inputs: SyncRunInputs) -> str:
-    """The audience the events name (the scan's slug)."""
-    return str(inputs.audience.get("slug") or inputs.audience.get("name") or inputs.params.get("audience"))
-
-
-class WebhookAudienceTriggersOperator(AudienceSyncOperator):
-    """Send audience events to a webhook.
+class WebhookRequestOperator(AudienceEventOperator):
+    """The request options both webhook jobs share, on the kit's event operator.
 
     :param webhooks_conn_id: the ``webhooks`` connection (its authorization and CA bundle).
     :param webhook_url: "Webhook URL" (https).
     :param webhook_url_template: jsonnet that outputs each event's URL (instead of ``webhook_url``).
-    :param webhook_template: "Webhook Template": jsonnet that outputs each event's body.
+    :param webhook_template: jsonnet that outputs each request's body.
     :param http_method: "HTTP Method" (default POST).
-    :param cloud_events: "CloudEvents": CloudEvents in structured JSON mode.
-    :param cloud_events_type: "CloudEvents Type".
-    :param cloud_events_source: "CloudEvents Source".
     :param existing_users: "Existing Users": the first run sends an enter for every member already in.
-    :param audience_trigger_events: "Audience Trigger Events": ``enter`` and / or ``exit``.
-    :param export_fields: "Export Fields" (None: every field of the member).
-    :param fields_to_trigger: "Fields to Trigger": a change of one of these sends a change event.
-    :param batch_events: "Batch Events": events go as arrays of up to ``batch_size``.
-    :param batch_size: "Batch Size": events per request with Batch Events (and per checkpoint).
-    :param include_audience_membership: "Include Audience Membership": add ``segments_all``.
+    :param kwargs: :class:`~lytics_provider.sync.event_operator.AudienceEventOperator`'s arguments.
     """
+
+    default_batch_size = 10
 
     def __init__(
         self,
@@ -56,40 +47,55 @@ class WebhookAudienceTriggersOperator(AudienceSyncOperator):
         webhook_url_template: str | None = None,
         webhook_template: str | None = None,
         http_method: str = "POST",
+        existing_users: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(existing_users=existing_users, **kwargs)
+        keep_arguments(self, locals())
+        if not webhook_url and not webhook_url_template:
+            raise self.config_error("set webhook_url (or webhook_url_template)")
+
+    def request_arguments(self, inputs: SyncRunInputs, renderer: EventRenderer) -> dict[str, Any]:
+        """The destination's arguments: the hook, the renderer, the method and the run's event options.
+
+        The first run is the one without a committed snapshot of the job.
+        """
+        return {
+            **self.event_arguments(inputs),
+            "hook": WebhooksHook(self.webhooks_conn_id),
+            "renderer": renderer,
+            "http_method": self.http_method,
+            "first_run": baseline_snapshot(self.job_id) is None,
+        }
+
+
+class WebhookAudienceTriggersOperator(WebhookRequestOperator):
+    """Send audience events to a webhook.
+
+    :param cloud_events: "CloudEvents": CloudEvents in structured JSON mode.
+    :param cloud_events_type: "CloudEvents Type".
+    :param cloud_events_source: "CloudEvents Source".
+    :param batch_events: "Batch Events": events go as arrays of up to ``batch_size``.
+    :param include_audience_membership: "Include Audience Membership": add ``segments_all``.
+    :param kwargs: :class:`WebhookRequestOperator`'s arguments ("Webhook Template", "Audience Trigger
+        Events", "Export Fields", "Fields to Trigger", "Batch Size": events per request with Batch
+        Events, and per checkpoint).
+    """
+
+    def __init__(
+        self,
+        *,
         cloud_events: bool = False,
         cloud_events_type: str = CLOUDEVENTS_TYPE,
         cloud_events_source: str = CLOUDEVENTS_SOURCE,
-        existing_users: bool = False,
-        audience_trigger_events: Sequence[str] = ("enter", "exit"),
-        export_fields: Sequence[str] | None = None,
-        fields_to_trigger: Sequence[str] | None = None,
         batch_events: bool = False,
-        batch_size: int = 10,
         include_audience_membership: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not webhook_url and not webhook_url_template:
-            raise self.config_error("set webhook_url (or webhook_url_template)")
-        if batch_size < 1:
-            raise self.config_error(f"batch_size {batch_size!r} must be 1 or more")
-        self.webhooks_conn_id = webhooks_conn_id
-        self.webhook_url = webhook_url
-        self.webhook_url_template = webhook_url_template
-        self.webhook_template = webhook_template
-        self.http_method = http_method
-        self.cloud_events = cloud_events
-        self.cloud_events_type = cloud_events_type
-        self.cloud_events_source = cloud_events_source
-        self.existing_users = existing_users
-        self.audience_trigger_events = list(audience_trigger_events)
-        self.export_fields = list(export_fields) if export_fields else None
-        self.fields_to_trigger = list(fields_to_trigger) if fields_to_trigger else None
-        self.batch_events = batch_events
-        self.batch_size = batch_size
-        self.include_audience_membership = include_audience_membership
+        keep_arguments(self, locals())
 
-    def events(self) -> list[str]:
+    def event_kinds(self) -> list[str]:
         """The kinds sent: the Audience Trigger Events, plus ``change`` when Fields to Trigger are set."""
         kinds = list(dict.fromkeys(self.audience_trigger_events))
         return [*kinds, "change"] if self.fields_to_trigger else kinds
@@ -106,25 +112,12 @@ class WebhookAudienceTriggersOperator(AudienceSyncOperator):
         )
 
     def make_destination(self, inputs: SyncRunInputs) -> WebhookDestination:
-        audience = audience_slug(inputs)
         return WebhookDestination(
-            hook=WebhooksHook(self.webhooks_conn_id),
-            renderer=self.renderer(),
-            http_method=self.http_method,
-            batch_events=self.batch_events,
-            job_id=self.job_id,
-            run_id=inputs.run_id,
-            audience=audience,
-            events=self.events(),
-            trigger_fields=self.fields_to_trigger,
-            export_fields=self.export_fields,
-            existing_users=self.existing_users,
-            first_run=baseline_snapshot(self.job_id) is None,
-            batch_size=self.batch_size,
+            batch_events=self.batch_events, **self.request_arguments(inputs, self.renderer())
         )
 
 
-class WebhookUserEnrichmentOperator(AudienceSyncOperator):
+class WebhookUserEnrichmentOperator(WebhookRequestOperator):
     """Webhook User Enrichment: send each entering member's Export Fields to a webhook and post each
     JSON answer, with an ``origin`` of the member's BY fields, to a Lytics stream.
 
@@ -132,71 +125,40 @@ class WebhookUserEnrichmentOperator(AudienceSyncOperator):
     calling the webhook again for members already answered; posting to the stream is checkpointed
     by line and each event id is posted once.
 
-    :param webhooks_conn_id: the ``webhooks`` connection.
-    :param webhook_url: "Webhook URL" (https).
-    :param webhook_url_template: jsonnet that outputs each member's URL (instead of ``webhook_url``).
-    :param webhook_template: "Template ID": jsonnet that outputs the request body.
-    :param http_method: "HTTP Method" (default POST).
-    :param export_fields: "Export Fields": the fields the request carries.
-    :param existing_users: "Existing Users": enrich the members already in the audience on the first run.
     :param stream: "Stream": the Lytics stream the answers go to (default ``webhook_enrichment``).
     :param origin_fields: the BY fields under ``origin`` (the job's identity fields).
     :param lytics_conn_id: the Lytics connection that posts to the stream.
+    :param kwargs: :class:`WebhookRequestOperator`'s arguments ("Template ID" is ``webhook_template``,
+        "Export Fields" the fields the request carries).
     """
 
     def __init__(
         self,
         *,
-        webhooks_conn_id: str = "webhooks_default",
-        webhook_url: str = "",
-        webhook_url_template: str | None = None,
-        webhook_template: str | None = None,
-        http_method: str = "POST",
-        export_fields: Sequence[str] = (),
-        existing_users: bool = False,
         stream: str = "webhook_enrichment",
         origin_fields: Sequence[str] = ("_uid",),
         lytics_conn_id: str = "lytics_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not webhook_url and not webhook_url_template:
-            raise self.config_error("set webhook_url (or webhook_url_template)")
-        self.webhooks_conn_id = webhooks_conn_id
-        self.webhook_url = webhook_url
-        self.webhook_url_template = webhook_url_template
-        self.webhook_template = webhook_template
-        self.http_method = http_method
-        self.export_fields = list(export_fields)
-        self.existing_users = existing_users
-        self.stream = stream
+        keep_arguments(self, locals())
         self.origin_fields = list(origin_fields)
-        self.lytics_conn_id = lytics_conn_id
 
     def responses_file(self, inputs: SyncRunInputs) -> Path:
         return inputs.folder / "enrichment_responses.jsonl"
 
     def make_destination(self, inputs: SyncRunInputs) -> WebhookEnrichmentDestination:
-        audience = audience_slug(inputs)
         renderer = EventRenderer(
             webhook_url=self.webhook_url,
             url_template=self.webhook_url_template,
             template=self.webhook_template,
             fields_only=True,
         )
+        arguments = self.request_arguments(inputs, renderer)
+        for option in ("events", "trigger_fields"):
+            arguments.pop(option)
         return WebhookEnrichmentDestination(
-            hook=WebhooksHook(self.webhooks_conn_id),
-            renderer=renderer,
-            http_method=self.http_method,
-            responses=self.responses_file(inputs),
-            origin_fields=self.origin_fields,
-            job_id=self.job_id,
-            run_id=inputs.run_id,
-            audience=audience,
-            export_fields=self.export_fields or None,
-            existing_users=self.existing_users,
-            first_run=baseline_snapshot(self.job_id) is None,
-            batch_size=10,
+            responses=self.responses_file(inputs), origin_fields=self.origin_fields, **arguments
         )
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -12,11 +12,11 @@ still deliver an event twice; its ``event_id`` is the same both times.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 
 from lytics_provider.sync.event_batches import delivered_keys
-from lytics_provider.sync.events import EVENT_KINDS, SENT, SKIPPED_EXISTING, AudienceEvent, EventDestination
-from lytics_provider.sync.plan import Outcome, SyncPlan, Work
+from lytics_provider.sync.events import EVENT_KINDS, SENT, AudienceEvent, EventDestination
+from lytics_provider.sync.plan import SyncPlan, Work
 
 
 class AcknowledgedEventDestination(EventDestination):
@@ -40,14 +40,14 @@ class AcknowledgedEventDestination(EventDestination):
         )
         return {row[0] for row in rows}
 
-    def _send(self, kind: str, target: str, rows: list[Work]) -> Iterable[Outcome]:
-        if self.first_run and not self.existing_users:
-            return [(w.ident, target, kind, w.uid, SKIPPED_EXISTING, None, None) for w in rows]
-        events = [self.event(kind, w) for w in rows]
+    def deliver_events(
+        self, kind: str, target: str, rows: list[Work], events: list[AudienceEvent]
+    ) -> Mapping[str, str | None]:
+        """Send the events not already acknowledged; on a failure, record those the receiver took."""
         done = self.already_sent(kind, target, events)
         by_id = {e.id: (w, e) for w, e in zip(rows, events, strict=True)}
         try:
-            refused = self.send_events([e for e in events if e.id not in done]) or {}
+            return self.send_events([e for e in events if e.id not in done]) or {}
         except Exception as exc:
             delivered = delivered_keys(exc)
             if self.plan is not None and delivered:
@@ -55,15 +55,3 @@ class AcknowledgedEventDestination(EventDestination):
                     [(by_id[k][0].ident, target, kind, by_id[k][0].uid, SENT, k, None) for k in delivered]
                 )
             raise
-        return [
-            (
-                w.ident,
-                target,
-                kind,
-                w.uid,
-                self.reject_status if refused.get(e.id) else SENT,
-                e.id,
-                refused.get(e.id),
-            )
-            for w, e in zip(rows, events, strict=True)
-        ]

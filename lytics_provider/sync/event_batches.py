@@ -14,15 +14,12 @@ which fails the task so its retry sends them again.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from lytics_provider.sync.events import AudienceEvent
 
 log = logging.getLogger(__name__)
 
@@ -222,30 +219,26 @@ def _rounds(
         pending = retry
 
 
-def event_message(event: AudienceEvent) -> dict[str, Any]:
-    """The JSON body a stream or queue receives for one event (the shape the other message-bus
-    receivers use): ``id`` is the event's deterministic id, the same for every resend (consumers
-    de-duplicate on it); ``user`` holds the member's exported fields."""
-    return {
-        "id": event.id,
-        "event": event.kind,
-        "audience": event.audience,
-        "time": event.time,
-        "uid": event.uid,
-        "user": event.fields,
-    }
+class ResendingHookMixin:
+    """A hook mixin: batched calls that resend only their failed entries, with the run's stats.
 
+    Put it before the official hook class (``class LyticsSqsHook(ResendingHookMixin, SqsHook)``);
+    the hook's other arguments reach the official hook unchanged.
 
-def event_attributes(event: AudienceEvent) -> dict[str, str]:
-    """The event's id, kind, audience and time as string attributes (for SQS message attributes)."""
-    return {
-        "event_id": event.id,
-        "event_type": event.kind,
-        "audience": event.audience,
-        "event_time": event.time,
-    }
+    :param backoff: resend rounds and delays of failed entries.
+    """
 
+    def __init__(self, *args: Any, backoff: Backoff | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.backoff = backoff or Backoff()
+        self.stats = DeliveryStats()
 
-def encode_message(event: AudienceEvent) -> bytes:
-    """:func:`event_message` as compact UTF-8 JSON."""
-    return json.dumps(event_message(event), separators=(",", ":"), default=str, ensure_ascii=False).encode()
+    def deliver(
+        self,
+        entries: Sequence[Entry],
+        send_call: Callable[[list[Entry]], list[EntryFailure]],
+        limits: BatchLimits,
+        what: str,
+    ) -> dict[str, str]:
+        """:func:`deliver_entries` with this hook's backoff and stats."""
+        return deliver_entries(entries, send_call, limits, self.backoff, self.stats, what=what)

@@ -13,15 +13,25 @@ from typing import Any
 from lytics_provider.sync.events import AudienceEvent
 
 
-def event_document(event: AudienceEvent) -> dict[str, Any]:
-    """The whole event: id, kind (``enter`` / ``exit`` / ``change``), audience, time, member and fields."""
+def event_document(
+    event: AudienceEvent, *, kind_key: str = "event", fields_key: str = "user"
+) -> dict[str, Any]:
+    """The whole event: id, kind (``enter`` / ``exit`` / ``change``), audience, time, member and fields.
+
+    ``id`` is the event's deterministic id, the same for every resend (consumers de-duplicate on
+    it). The message buses (streams, queues, hubs) receive it with the default key names.
+
+    :param event: the audience event.
+    :param kind_key: the key of the event's kind.
+    :param fields_key: the key of the member's exported fields.
+    """
     return {
         "id": event.id,
-        "event": event.kind,
+        kind_key: event.kind,
         "audience": event.audience,
         "time": event.time,
         "uid": event.uid,
-        "user": event.fields,
+        fields_key: event.fields,
     }
 
 
@@ -38,3 +48,8 @@ def event_attributes(event: AudienceEvent) -> dict[str, str]:
 def compact_json(value: Any) -> str:
     """Compact JSON (values JSON cannot hold, such as datetimes, as strings)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def encode_message(event: AudienceEvent) -> bytes:
+    """:func:`event_document` as compact UTF-8 JSON (a stream record's or queue message's body)."""
+    return compact_json(event_document(event)).encode()

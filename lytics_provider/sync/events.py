@@ -157,11 +157,17 @@ class EventDestination(SyncDestination):
             time=self.stamp,
         )
 
+    def deliver_events(
+        self, kind: str, target: str, rows: list[Work], events: list[AudienceEvent]
+    ) -> Mapping[str, str | None]:
+        """Send one batch's events (``rows[i]`` is ``events[i]``'s member); the refused ids and reasons."""
+        return self.send_events(events) or {}
+
     def _send(self, kind: str, target: str, rows: list[Work]) -> Iterable[Outcome]:
         if self.first_run and not self.existing_users:
             return [(w.ident, target, kind, w.uid, SKIPPED_EXISTING, None, None) for w in rows]
         events = [self.event(kind, w) for w in rows]
-        refused = self.send_events(events) or {}
+        refused = self.deliver_events(kind, target, rows, events)
         return [
             (
                 w.ident,

@@ -19,38 +19,30 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
 from lytics_provider.files.export_events import iter_stream_events
-from lytics_provider.hooks.ga4 import GA4ConfigError, GA4MeasurementProtocolHook, GA4Payload, GA4Version
+from lytics_provider.hooks.ga4 import GA4ConfigError, GA4MeasurementProtocolHook, GA4Payload
 from lytics_provider.hooks.ga4_rules import Violation, event_name_problem, validate_payload
 from lytics_provider.hooks.lytics import LyticsHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.workarea import JobState, run_dir
 from lytics_provider.sync.identifiers import lookup_field, scalar_text
+from lytics_provider.transfers.lytics_to_ga4 import GA4Options
 
 STATE_KEY = "ga4_events_handled"
 
 
-class LyticsStreamToGA4Operator(BaseOperator):
+class LyticsStreamToGA4Operator(GA4Options):
     """Lytics stream events as GA4 Measurement Protocol events, each sent once.
 
     :param job_id: the job (its state holds how far each stream was sent).
     :param data_streams_to_export: the Lytics streams to send.
-    :param ga4_conn_id: the ``ga4_measurement_protocol`` connection.
-    :param ga4_version: ``gtag.js`` or ``Firebase``.
-    :param measurement_id: the web stream's Measurement ID (gtag.js).
-    :param firebase_app_id: the Firebase App ID (Firebase).
-    :param client_id: the event field holding the GA client id (gtag.js).
-    :param app_instance_id_field: the event field holding the app instance id (Firebase).
     :param event_name_field: the event field holding the GA4 event name; default the stream's name.
-    :param user_id_field: the event field sent as ``user_id`` and as the user dimension.
-    :param user_dimension: user property of the user id.
-    :param segment_dimension: user property of the event's ``segments``.
-    :param engagement_time_field: the event field sent as ``engagement_time_msec``.
-    :param session_id_field: the event field sent as ``session_id``.
-    :param export_scalar_fields: event fields sent as params.
     :param lytics_conn_id: the Lytics connection.
+    :param kwargs: :class:`~lytics_provider.transfers.lytics_to_ga4.GA4Options`' arguments (the
+        fields are event fields).
     """
 
     def __init__(
@@ -58,55 +50,25 @@ class LyticsStreamToGA4Operator(BaseOperator):
         *,
         job_id: str,
         data_streams_to_export: Sequence[str],
-        ga4_conn_id: str = "ga4_default",
-        ga4_version: GA4Version = "gtag.js",
-        measurement_id: str | None = None,
-        firebase_app_id: str | None = None,
-        client_id: str | None = None,
-        app_instance_id_field: str | None = None,
         event_name_field: str | None = None,
-        user_id_field: str | None = None,
-        user_dimension: str = "ly_user_id_dim",
-        segment_dimension: str = "ly_segments_dim",
-        engagement_time_field: str | None = None,
-        session_id_field: str | None = None,
-        export_scalar_fields: Sequence[str] = (),
         lytics_conn_id: str = "lytics_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.job_id = job_id
+        keep_arguments(self, locals())
         self.data_streams_to_export = list(data_streams_to_export)
-        self.ga4_conn_id = ga4_conn_id
-        self.ga4_version = ga4_version
-        self.measurement_id = measurement_id
-        self.firebase_app_id = firebase_app_id
-        self.client_id = client_id
-        self.app_instance_id_field = app_instance_id_field
-        self.user_id_field = user_id_field
-        self.user_dimension = user_dimension
-        self.segment_dimension = segment_dimension
-        self.engagement_time_field = engagement_time_field
-        self.session_id_field = session_id_field
-        self.export_scalar_fields = list(export_scalar_fields)
-        self.identifier = "app_instance_id" if ga4_version == "Firebase" else "client_id"
-        self.identifier_field = app_instance_id_field if ga4_version == "Firebase" else client_id
-        self.event_name_field = event_name_field
+        firebase = self.ga4_version == "Firebase"
+        self.identifier = "app_instance_id" if firebase else "client_id"
+        self.identifier_field = self.app_instance_id_field if firebase else self.client_id
         self.shape = GA4Payload(
             identifier=self.identifier,
-            user_id_field=user_id_field,
-            user_dimension=user_dimension,
-            segment_dimension=segment_dimension,
-            engagement_time_field=engagement_time_field,
-            session_id_field=session_id_field,
-            export_scalar_fields=tuple(export_scalar_fields),
+            user_id_field=self.user_id_field,
+            user_dimension=self.user_dimension,
+            segment_dimension=self.segment_dimension,
+            engagement_time_field=self.engagement_time_field,
+            session_id_field=self.session_id_field,
+            export_scalar_fields=tuple(self.export_scalar_fields),
         )
-        self.lytics_conn_id = lytics_conn_id
-
-    def stream_query(self) -> dict[str, str]:
-        if self.ga4_version == "Firebase":
-            return {"firebase_app_id": str(self.firebase_app_id)}
-        return {"measurement_id": str(self.measurement_id)}
 
     def body(self, stream: str, event: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """The request of one event, or None and the rule it breaks."""

@@ -20,8 +20,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from lytics_provider.files.export_events import EventsPosition, download_new_events, read_jsonl
-from lytics_provider.files.export_layout import EXTENSIONS, FileLayout
-from lytics_provider.files.export_naming import run_moment
+from lytics_provider.files.export_layout import FileLayout
 from lytics_provider.files.export_operator import ObjectStoreExportOperator
 from lytics_provider.files.export_stage import encrypt_staged, render_records, write_pages
 from lytics_provider.files.transports import Transport
@@ -86,13 +85,7 @@ class LyticsStreamToAzureBlobOperator(LyticsToAzureBlobOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         transport = self.transport()
-        base, name = self.name().render(
-            {"slug": self.stream},
-            run_moment(context),
-            EXTENSIONS[self.file_format],
-            self.compression,
-            bool(self.pgp_conn_id),
-        )
+        base, name = self.stream_file_name(self.stream, context)
         state = JobState(self.job_id)
         after = EventsPosition.from_state(state.get(EVENTS_POSITION_KEY))
         report: dict[str, Any] = {

@@ -14,27 +14,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow.sdk import BaseOperator
+
 from lytics_provider.hooks.ga4 import GA4AudienceDestination, GA4MeasurementProtocolHook, GA4Version
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.sync.event_operator import AudienceEventOperator
 from lytics_provider.sync.operator import SyncRunInputs
 
 
-class LyticsToGA4AudienceOperator(AudienceEventOperator):
-    """Audience enters and exits as GA4 Measurement Protocol events.
+class GA4Options(BaseOperator):
+    """The options both GA4 exports take: the connection, the data stream and how a request is built.
 
     :param ga4_conn_id: the ``ga4_measurement_protocol`` connection (API secret in Password).
     :param ga4_version: ``gtag.js`` or ``Firebase``.
     :param measurement_id: the web stream's Measurement ID (gtag.js).
     :param firebase_app_id: the Firebase App ID (Firebase).
-    :param client_id: the member field holding the GA client id (gtag.js).
-    :param app_instance_id_field: the member field holding the app instance id (Firebase).
-    :param user_id_field: the member field sent as ``user_id`` and as the user dimension.
+    :param client_id: the field holding the GA client id (gtag.js).
+    :param app_instance_id_field: the field holding the app instance id (Firebase).
+    :param user_id_field: the field sent as ``user_id`` and as the user dimension.
     :param user_dimension: user property of the user id.
-    :param segment_dimension: user property of the member's audiences.
-    :param engagement_time_field: the member field sent as ``engagement_time_msec``.
-    :param session_id_field: the member field sent as ``session_id``.
-    :param export_scalar_fields: member fields sent as event params.
-    :param kwargs: :class:`~lytics_provider.sync.event_operator.AudienceEventOperator`'s arguments.
+    :param segment_dimension: user property of the audiences (``segments``).
+    :param engagement_time_field: the field sent as ``engagement_time_msec``.
+    :param session_id_field: the field sent as ``session_id``.
+    :param export_scalar_fields: fields sent as event params.
+    :param kwargs: ``BaseOperator``'s arguments.
     """
 
     def __init__(
@@ -55,29 +58,28 @@ class LyticsToGA4AudienceOperator(AudienceEventOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.ga4_conn_id = ga4_conn_id
-        self.ga4_version = ga4_version
-        self.measurement_id = measurement_id
-        self.firebase_app_id = firebase_app_id
-        self.client_id = client_id
-        self.app_instance_id_field = app_instance_id_field
-        self.user_id_field = user_id_field
-        self.user_dimension = user_dimension
-        self.segment_dimension = segment_dimension
-        self.engagement_time_field = engagement_time_field
-        self.session_id_field = session_id_field
+        keep_arguments(self, locals())
         self.export_scalar_fields = list(export_scalar_fields)
 
+    def stream_query(self) -> dict[str, str]:
+        """The query naming the data stream (``measurement_id`` or ``firebase_app_id``)."""
+        if self.ga4_version == "Firebase":
+            return {"firebase_app_id": str(self.firebase_app_id)}
+        return {"measurement_id": str(self.measurement_id)}
+
+
+class LyticsToGA4AudienceOperator(GA4Options, AudienceEventOperator):
+    """Audience enters and exits as GA4 Measurement Protocol events.
+
+    :param kwargs: :class:`GA4Options`' arguments (the fields are member fields) and
+        :class:`~lytics_provider.sync.event_operator.AudienceEventOperator`'s.
+    """
+
     def make_destination(self, inputs: SyncRunInputs) -> GA4AudienceDestination:
-        stream = (
-            {"firebase_app_id": str(self.firebase_app_id)}
-            if self.ga4_version == "Firebase"
-            else {"measurement_id": str(self.measurement_id)}
-        )
         return GA4AudienceDestination(
             hook=GA4MeasurementProtocolHook(self.ga4_conn_id),
             ga4_version=self.ga4_version,
-            stream=stream,
+            stream=self.stream_query(),
             client_id=self.client_id,
             app_instance_id_field=self.app_instance_id_field,
             user_id_field=self.user_id_field,

@@ -29,21 +29,16 @@ from lytics_provider.hooks.hubspot import (
     HubspotHook,
     HubspotListDestination,
 )
-from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
+from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.sync.named_list import NamedListSyncOperator
+from lytics_provider.sync.operator import SyncRunInputs
 from lytics_provider.sync.refs import RefStore
 
 DEFAULT_PROPERTY_MAP = {"first_name": "firstname", "last_name": "lastname"}
 DEFAULT_BATCH_SIZE = 1000
 
 
-def list_name_for(list_name: str | None, audience: dict[str, Any]) -> str:
-    """The list to use: ``list_name``, else ``Lytics <audience name or slug>``."""
-    if list_name:
-        return list_name
-    return f"Lytics {audience.get('name') or audience.get('slug') or audience.get('id') or 'audience'}"
-
-
-class LyticsToHubspotOperator(AudienceSyncOperator):
+class LyticsToHubspotOperator(NamedListSyncOperator):
     """Upsert an audience's members as HubSpot contacts and keep them in a list; see the module docstring.
 
     :param job_id: the job's id.
@@ -58,6 +53,8 @@ class LyticsToHubspotOperator(AudienceSyncOperator):
     """
 
     template_fields = ("list_name",)
+    service = "HubSpot"
+    list_noun = "contact list"
 
     def __init__(
         self,
@@ -73,6 +70,7 @@ class LyticsToHubspotOperator(AudienceSyncOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         if on_exit not in ("remove", "ignore"):
             raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
         if not 1 <= batch_size <= MEMBERSHIP_LIMIT:
@@ -84,29 +82,14 @@ class LyticsToHubspotOperator(AudienceSyncOperator):
                 f"property_map writes {blocked}: subscription properties are never written by an export; "
                 "remove them from property_map"
             )
-        self.hubspot_conn_id = hubspot_conn_id
-        self.list_name = list_name
-        self.create_list = create_list
-        self.email_field = email_field
-        self.id_field = id_field
         self.property_map = mapped
-        self.on_exit = on_exit
-        self.batch_size = batch_size
 
     def make_destination(self, inputs: SyncRunInputs) -> HubspotListDestination:
         hook = HubspotHook(self.hubspot_conn_id)
-        name = list_name_for(self.list_name, inputs.audience)
-        found = hook.find_list(name)
-        if found is None and not self.create_list:
-            raise self.config_error(
-                f"HubSpot has no contact list named {name!r}; create it, fix list_name or set "
-                "create_list: true"
-            )
-        if found is None and inputs.dry_run:
-            self.log.info("Dry run: the list %r would be created", name)
+        name, found = self.named_list(inputs, hook.find_list, hook.create_list)
+        if found is None:
             list_id = "(new list)"
         else:
-            found = found or hook.create_list(name)
             list_id = str(found["listId"])
             if found.get("processingType") == "DYNAMIC":
                 raise self.config_error(

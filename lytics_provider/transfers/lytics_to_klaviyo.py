@@ -22,14 +22,15 @@ from __future__ import annotations
 from typing import Any
 
 from lytics_provider.hooks.klaviyo import JOB_LIMIT, KlaviyoHook, KlaviyoListDestination
-from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
-from lytics_provider.transfers.lytics_to_hubspot import list_name_for
+from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.sync.named_list import NamedListSyncOperator
+from lytics_provider.sync.operator import SyncRunInputs
 
 DEFAULT_PROPERTY_MAP = {"first_name": "first_name", "last_name": "last_name"}
 CONSENT_ATTRIBUTES = frozenset({"subscriptions", "consent", "properties.$consent"})
 
 
-class LyticsToKlaviyoOperator(AudienceSyncOperator):
+class LyticsToKlaviyoOperator(NamedListSyncOperator):
     """Import an audience's members as Klaviyo profiles in a list; see the module docstring.
 
     :param job_id: the job's id.
@@ -44,6 +45,8 @@ class LyticsToKlaviyoOperator(AudienceSyncOperator):
     :param batch_size: members per acknowledged batch (one bulk job up to 10,000).
     :param poll_interval: seconds between two reads of a bulk job's status.
     """
+
+    service = "Klaviyo"
 
     template_fields = ("list_name",)
 
@@ -62,6 +65,7 @@ class LyticsToKlaviyoOperator(AudienceSyncOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         if on_exit not in ("remove", "ignore"):
             raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
         if not 1 <= batch_size <= JOB_LIMIT:
@@ -72,28 +76,12 @@ class LyticsToKlaviyoOperator(AudienceSyncOperator):
         )
         if blocked:
             raise self.config_error(f"property_map writes consent ({blocked}); an export never sends consent")
-        self.klaviyo_conn_id = klaviyo_conn_id
-        self.list_name = list_name
-        self.create_list = create_list
-        self.email_field = email_field
-        self.id_field = id_field
         self.property_map = mapped
-        self.on_exit = on_exit
-        self.batch_size = batch_size
-        self.poll_interval = poll_interval
 
     def make_destination(self, inputs: SyncRunInputs) -> KlaviyoListDestination:
         hook = KlaviyoHook(self.klaviyo_conn_id)
-        name = list_name_for(self.list_name, inputs.audience)
-        list_id = hook.find_list(name)
-        if list_id is None and not self.create_list:
-            raise self.config_error(
-                f"Klaviyo has no list named {name!r}; create it, fix list_name or set create_list"
-            )
-        if list_id is None and inputs.dry_run:
-            self.log.info("Dry run: the list %r would be created", name)
-            list_id = "(new list)"
-        list_id = list_id or hook.create_list(name)
+        name, found = self.named_list(inputs, hook.find_list, hook.create_list)
+        list_id = found or "(new list)"
         self.log.info("Exporting %s to Klaviyo list %s (%s)", inputs.audience.get("slug"), name, list_id)
         return KlaviyoListDestination(
             hook,

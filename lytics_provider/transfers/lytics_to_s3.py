@@ -17,8 +17,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from lytics_provider.files.export_events import download_events, read_jsonl
-from lytics_provider.files.export_layout import EXTENSIONS, FileLayout
-from lytics_provider.files.export_naming import run_moment
+from lytics_provider.files.export_layout import FileLayout
 from lytics_provider.files.export_operator import DEFAULT_FILENAME, ObjectStoreExportOperator
 from lytics_provider.files.export_stage import encrypt_staged, render_records, write_pages
 from lytics_provider.files.transports import Transport
@@ -71,13 +70,7 @@ class LyticsStreamToS3Operator(LyticsToS3Operator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         transport = self.transport()
-        base, name = self.name().render(
-            {"slug": self.stream},
-            run_moment(context),
-            EXTENSIONS[self.file_format],
-            self.compression,
-            bool(self.pgp_conn_id),
-        )
+        base, name = self.stream_file_name(self.stream, context)
         if as_bool((context.get("params") or {}).get("dry_run")):
             return {"dry_run": True, "stream": self.stream, "target": transport.describe(name)}
         if self.pgp_conn_id:

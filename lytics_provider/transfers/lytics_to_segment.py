@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from lytics_provider.hooks.segment import CallType, SegmentBatchHook, SegmentDestination
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.sync.event_operator import AudienceEventOperator
 from lytics_provider.sync.operator import SyncRunInputs
 
@@ -37,10 +38,7 @@ class LyticsToSegmentOperator(AudienceEventOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.segment_conn_id = segment_conn_id
-        self.call_type = call_type
-        self.user_id_field = user_id_field
-        self.anonymous_id_field = anonymous_id_field
+        keep_arguments(self, locals())
 
     def make_destination(self, inputs: SyncRunInputs) -> SegmentDestination:
         return SegmentDestination(

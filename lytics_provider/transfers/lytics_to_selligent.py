@@ -1,22 +1,16 @@
 """Export to Selligent (SFTP Export): ``lytics_{slug}_{yyyymmddHHMMSS}.csv`` for a Message Studio
 recurring FTP import.
 
-A preset of the partner file drop (:mod:`lytics_provider.files.export_partner`): a CSV with a
-header row, the **Identifier** first (default ``email``; members without a valid one go to the
-rejects file), then the other **Fields to Export** (default every field of the user schema);
-multi-value fields are comma-joined, maps are JSON. Every run writes the whole audience to a new
-file named from the run's logical date (UTC).
+A preset of the partner file drop (:mod:`lytics_provider.files.export_partner`), in its
+:data:`~lytics_provider.files.export_partner.TIMESTAMPED_CSV` format.
 """
 
 from __future__ import annotations
 
-from lytics_provider.files.export_naming import COMPACT_STAMP, NameTemplate
-from lytics_provider.files.export_partner import PartnerDropOperator, PlainCsv
-
-NAME = NameTemplate("lytics_{slug}_{timestamp}.csv", COMPACT_STAMP, safe_parts=True)
+from lytics_provider.files.export_partner import TIMESTAMPED_CSV, PartnerDropOperator
 
 
 class SelligentExportOperator(PartnerDropOperator):
     """Export to Selligent (SFTP Export) (see the module docstring)."""
 
-    partner_format = PlainCsv(NAME)
+    partner_format = TIMESTAMPED_CSV

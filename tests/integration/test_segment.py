@@ -93,7 +93,7 @@ def test_example_config_loads_and_builds_scan_deliver_report() -> None:
     deliver = run.dag.get_task("deliver")
     assert run.dag.get_task("scan").downstream_task_ids == {"deliver"}
     assert deliver.downstream_task_ids == {"report"}
-    assert (deliver.user_id_field, deliver.events, deliver.existing_users) == (
+    assert (deliver.user_id_field, deliver.audience_trigger_events, deliver.existing_users) == (
         "email",
         ["enter", "exit"],
         True,

@@ -6,15 +6,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from lytics_provider.jobs.base import AudienceExportConfig
-from lytics_provider.jobs.event_fields import AudienceEventFields, add_event_tasks
-from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.event_fields import BatchedEventFields
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
 
-class AzureEventHubExportJob(ExitGuardFields, AudienceEventFields, AudienceExportConfig):
+class AzureEventHubExportJob(BatchedEventFields):
     """Export Audiences (Event Hub): enter / exit events of an audience to an Azure event hub."""
 
     type: Literal["azure_event_hub_export"]
@@ -33,4 +31,4 @@ class AzureEventHubExportJob(ExitGuardFields, AudienceEventFields, AudienceExpor
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.operators.azure_event_hub import AzureEventHubExportOperator
 
-        add_event_tasks(self, job, AzureEventHubExportOperator)
+        self.add_event_tasks(job, AzureEventHubExportOperator)

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from lytics_provider.hooks.ga4_rules import param_name_problem, user_property_name_problem
-from lytics_provider.jobs.audience_events import AudienceEventFields
-from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
-from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.base import JobConfig
+from lytics_provider.jobs.event_fields import AudienceEventFields
 from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 MAX_EXPORT_SCALAR_FIELDS = 25
 
 
-class GA4AudienceExportJob(ExitGuardFields, AudienceExportConfig, AudienceEventFields):
+class GA4AudienceExportJob(AudienceEventFields):
     """Send an audience's enters and exits to a GA4 data stream as ``enter_`` / ``exit_`` events."""
 
     type: Literal["ga4_audience_export"]
@@ -114,34 +113,15 @@ class GA4AudienceExportJob(ExitGuardFields, AudienceExportConfig, AudienceEventF
         ]
         return list(dict.fromkeys([*self.fields, *(f for f in used if f)]))
 
+    def exported_fields(self) -> list[str] | None:
+        """Each event carries the job's ``fields``."""
+        return list(self.fields) if self.fields else None
+
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
         from lytics_provider.transfers.lytics_to_ga4 import LyticsToGA4AudienceOperator
 
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=self.scan_fields(),
-            user_limit=self.user_limit,
-            digest_fields=self.fields_to_trigger,
-            identity_fields=self.identity(),
-            dag=job.dag,
-        )
-        deliver = LyticsToGA4AudienceOperator(
-            **operator_kwargs(
-                self,
-                LyticsToGA4AudienceOperator,
-                task_id="deliver",
-                job_id=job.job_id,
-                dag=job.dag,
-                **self.event_kwargs(),
-            )
-        )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
-        scan >> deliver >> report
+        self.add_event_tasks(job, LyticsToGA4AudienceOperator)
 
 
 class GA4EventExportJob(JobConfig):

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from lytics_provider.jobs.base import JobConfig
+from lytics_provider.jobs.event_fields import ExportedEventFields
 from lytics_provider.jobs.operator_args import operator_kwargs
-from lytics_provider.jobs.stream_event_fields import AudienceEventFields, add_event_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -29,7 +29,7 @@ class _KinesisConnection(JobConfig):
     stream_name: str = Field(pattern=STREAM_NAME, description=STREAM_NAME_TEXT)
 
 
-class KinesisExportTriggersJob(AudienceEventFields, _KinesisConnection):
+class KinesisExportTriggersJob(ExportedEventFields, _KinesisConnection):
     """Amazon Kinesis Export Audience Triggers: one record per enter / exit / change event."""
 
     type: Literal["kinesis_export_audience_triggers"]
@@ -45,7 +45,7 @@ class KinesisExportTriggersJob(AudienceEventFields, _KinesisConnection):
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.operators.kinesis import KinesisAudienceTriggersOperator
 
-        add_event_tasks(self, job, KinesisAudienceTriggersOperator)
+        self.add_event_tasks(job, KinesisAudienceTriggersOperator)
 
 
 class KinesisImportJob(_KinesisConnection):

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_scan_deliver_report
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -58,30 +59,11 @@ class KlaviyoExportJob(ExitGuardFields, AudienceExportConfig):
 
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
         from lytics_provider.transfers.lytics_to_klaviyo import LyticsToKlaviyoOperator
 
         fields = [self.email_field, *([self.id_field] if self.id_field else []), *self.property_map]
         fields = list(dict.fromkeys(f.split(".")[0] for f in [*fields, *(self.fields or [])]))
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=fields,
-            digest_fields=fields,
-            user_limit=self.user_limit,
-            identity_fields=self.identity(),
-            scan_max_age_minutes=self.scan_max_age_minutes,
-            dag=job.dag,
-        )
-        deliver = LyticsToKlaviyoOperator(
-            **operator_kwargs(
-                self, LyticsToKlaviyoOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
-        scan >> deliver >> report
+        add_scan_deliver_report(self, job, LyticsToKlaviyoOperator, fields)
 
 
 class KlaviyoImportJob(JobConfig):

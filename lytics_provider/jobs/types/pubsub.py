@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, StrictModel
-from lytics_provider.jobs.event_fields import AudienceEventFields, add_event_tasks
-from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.base import JobConfig, StrictModel
+from lytics_provider.jobs.event_fields import BatchedEventFields
 from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
@@ -49,9 +48,7 @@ class _CreateTopic(StrictModel):
     )
 
 
-class PubSubExportAudienceJob(
-    ExitGuardFields, AudienceEventFields, _CreateTopic, _PubSubFields, AudienceExportConfig
-):
+class PubSubExportAudienceJob(BatchedEventFields, _CreateTopic, _PubSubFields):
     """Export Audience: enter / exit events of an audience to a Pub/Sub topic (data = the user fields)."""
 
     type: Literal["pubsub_export_audience"]
@@ -60,7 +57,7 @@ class PubSubExportAudienceJob(
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.operators.pubsub import PubSubExportAudienceOperator
 
-        add_event_tasks(self, job, PubSubExportAudienceOperator)
+        self.add_event_tasks(job, PubSubExportAudienceOperator)
 
 
 class PubSubExportStreamJob(_CreateTopic, _PubSubFields, JobConfig):

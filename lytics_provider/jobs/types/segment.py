@@ -12,16 +12,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from lytics_provider.jobs.audience_events import AudienceEventFields
-from lytics_provider.jobs.base import AudienceExportConfig
-from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.event_fields import AudienceEventFields
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
 
-class SegmentExportJob(ExitGuardFields, AudienceExportConfig, AudienceEventFields):
+class SegmentExportJob(AudienceEventFields):
     """Send an audience's enters and exits to a Segment source as Identify or Track calls."""
 
     type: Literal["segment_export"]
@@ -57,32 +54,12 @@ class SegmentExportJob(ExitGuardFields, AudienceExportConfig, AudienceEventField
             )
         return self
 
+    def exported_fields(self) -> list[str] | None:
+        """Each event carries the job's ``fields``."""
+        return list(self.fields) if self.fields else None
+
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
         from lytics_provider.transfers.lytics_to_segment import LyticsToSegmentOperator
 
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=self.fields,
-            user_limit=self.user_limit,
-            digest_fields=self.fields_to_trigger,
-            identity_fields=self.identity(),
-            dag=job.dag,
-        )
-        deliver = LyticsToSegmentOperator(
-            **operator_kwargs(
-                self,
-                LyticsToSegmentOperator,
-                task_id="deliver",
-                job_id=job.job_id,
-                export_fields=self.fields,
-                dag=job.dag,
-                **self.event_kwargs(),
-            )
-        )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
-        scan >> deliver >> report
+        self.add_event_tasks(job, LyticsToSegmentOperator)

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator
 
-from lytics_provider.jobs.stream_event_fields import AudienceEventFields, add_event_tasks
+from lytics_provider.jobs.event_fields import ExportedEventFields
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
 
-class SqsExportJob(AudienceEventFields):
+class SqsExportJob(ExportedEventFields):
     """Amazon SQS Export Activity Data: one message per enter / exit / change event."""
 
     type: Literal["sqs_export_activity_data"]
@@ -46,4 +46,4 @@ class SqsExportJob(AudienceEventFields):
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.operators.sqs import SqsAudienceTriggersOperator
 
-        add_event_tasks(self, job, SqsAudienceTriggersOperator)
+        self.add_event_tasks(job, SqsAudienceTriggersOperator)

@@ -8,7 +8,6 @@ diffs with the last run and sends the difference.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -25,8 +24,6 @@ from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseOperator
-
     from lytics_provider.jobs.context import JobContext
 
 HTTP_METHODS = ("POST", "PUT", "PATCH")
@@ -118,13 +115,12 @@ class _WebhookRequestFields(AudienceExportConfig):
             found.pop("audience", None)
         return found
 
-    def add_chains(
-        self, job: JobContext, fields: list[str] | None, deliver: Callable[[str, str, str], BaseOperator]
-    ) -> None:
+    def add_deliveries(self, job: JobContext, fields: list[str] | None, operator: type, **extra: Any) -> None:
         """One ``scan`` -> ``deliver`` -> ``report`` chain per audience (``_<n>`` after each task id and
         ``__<slug>`` after the job id when ``audiences`` lists several).
 
-        :param deliver: builds the deliver task from (task id, job id, scan task id).
+        :param fields: the fields the scan reads (None: every field).
+        :param operator: the deliver operator, given every config field it takes and ``extra``.
         """
         from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
 
@@ -151,7 +147,19 @@ class _WebhookRequestFields(AudienceExportConfig):
                 deliver_task_id=f"deliver{suffix}",
                 dag=job.dag,
             )
-            scan >> deliver(f"deliver{suffix}", job_id, f"scan{suffix}") >> report
+            deliver = operator(
+                **operator_kwargs(
+                    self,
+                    operator,
+                    task_id=f"deliver{suffix}",
+                    job_id=job_id,
+                    scan_task_id=f"scan{suffix}",
+                    webhook_url=self.webhook_url or "",
+                    dag=job.dag,
+                    **extra,
+                )
+            )
+            scan >> deliver >> report
 
 
 class WebhooksAudienceTriggersJob(ExitGuardFields, _WebhookRequestFields):
@@ -215,20 +223,7 @@ class WebhooksAudienceTriggersJob(ExitGuardFields, _WebhookRequestFields):
         """``scan`` -> ``deliver`` (the events) -> ``report``, per audience."""
         from lytics_provider.operators.webhooks import WebhookAudienceTriggersOperator
 
-        def deliver(task_id: str, job_id: str, scan_task_id: str) -> BaseOperator:
-            return WebhookAudienceTriggersOperator(
-                **operator_kwargs(
-                    self,
-                    WebhookAudienceTriggersOperator,
-                    task_id=task_id,
-                    job_id=job_id,
-                    scan_task_id=scan_task_id,
-                    webhook_url=self.webhook_url or "",
-                    dag=job.dag,
-                )
-            )
-
-        self.add_chains(job, self.scan_fields(), deliver)
+        self.add_deliveries(job, self.scan_fields(), WebhookAudienceTriggersOperator)
 
 
 class WebhooksUserEnrichmentJob(_WebhookRequestFields):
@@ -251,19 +246,5 @@ class WebhooksUserEnrichmentJob(_WebhookRequestFields):
 
         identity = self.identity()
 
-        def deliver(task_id: str, job_id: str, scan_task_id: str) -> BaseOperator:
-            return WebhookUserEnrichmentOperator(
-                **operator_kwargs(
-                    self,
-                    WebhookUserEnrichmentOperator,
-                    task_id=task_id,
-                    job_id=job_id,
-                    scan_task_id=scan_task_id,
-                    webhook_url=self.webhook_url or "",
-                    origin_fields=identity,
-                    dag=job.dag,
-                )
-            )
-
         fields = list(dict.fromkeys([*identity, *self.export_fields, *(self.fields or [])]))
-        self.add_chains(job, fields, deliver)
+        self.add_deliveries(job, fields, WebhookUserEnrichmentOperator, origin_fields=identity)

@@ -154,7 +154,7 @@ class SfmcTriggerJourneyOperator(AudienceEventOperator):
         field_mapping: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("events", ["enter"])
+        kwargs.setdefault("audience_trigger_events", ["enter"])
         super().__init__(**kwargs)
         self.event_definition_key = event_definition_key
         self.sfmc_conn_id = sfmc_conn_id

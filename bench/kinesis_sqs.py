@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
 
         sqs = boto("sqs", endpoint)
         urls = {name: sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("bench-events", "bench-raw")}
-        op = SqsAudienceTriggersOperator(task_id="deliver", job_id="bench_sqs", queue="bench-events")
+        op = SqsAudienceTriggersOperator(task_id="deliver", job_id="bench_sqs", sqs_queue="bench-events")
         with queue_consumer("bench-events"):
             seconds, report = sync_run(op, first, None, work / "s1", "run1")
         rate = n / seconds

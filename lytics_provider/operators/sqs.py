@@ -17,19 +17,19 @@ class SqsAudienceTriggersOperator(AwsEventOperator):
     On a FIFO queue the event id is the ``MessageDeduplicationId`` and the member's key the
     ``MessageGroupId``.
 
-    :param queue: the queue's name or URL (a FIFO queue's ends in ``.fifo``).
+    :param sqs_queue: the queue's name or URL (a FIFO queue's ends in ``.fifo``).
     :param kwargs: :class:`~lytics_provider.sync.aws_events.AwsEventOperator`'s arguments.
     """
 
     hook_class = LyticsSqsHook
-    template_fields: Sequence[str] = ("queue",)
+    template_fields: Sequence[str] = ("sqs_queue",)
 
-    def __init__(self, *, queue: str, **kwargs: Any) -> None:
+    def __init__(self, *, sqs_queue: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.queue = queue
+        self.sqs_queue = sqs_queue
 
     def make_destination(self, inputs: SyncRunInputs) -> SqsEventDestination:
         hook = self.hook()
         return SqsEventDestination(
-            hook=hook, queue_url=hook.queue_url(self.queue), **self.event_arguments(inputs)
+            hook=hook, queue_url=hook.queue_url(self.sqs_queue), **self.event_arguments(inputs)
         )

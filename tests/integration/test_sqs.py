@@ -45,7 +45,7 @@ def new_queue(endpoint: str, fifo: bool) -> str:
 
 
 def operator(queue: str, **kwargs) -> SqsAudienceTriggersOperator:
-    op = SqsAudienceTriggersOperator(task_id="deliver", job_id="job", queue=queue, **kwargs)
+    op = SqsAudienceTriggersOperator(task_id="deliver", job_id="job", sqs_queue=queue, **kwargs)
     op.backoff_base = 0.001
     return op
 
@@ -190,6 +190,6 @@ def test_the_example_config_loads_and_the_queue_name_is_checked() -> None:
     from lytics_provider.jobs.types.sqs import SqsExportJob
 
     loaded, errors = load_job_files([ROOT / "include" / "jobs" / "sqs_export_activity_data.yaml"])
-    assert errors == [] and loaded[0].config.queue == "lytics-triggers.fifo"
+    assert errors == [] and loaded[0].config.sqs_queue == "lytics-triggers.fifo"
     with pytest.raises(ValidationError, match="queue name"):
-        SqsExportJob(type="sqs_export_activity_data", audience="a", queue="bad queue")
+        SqsExportJob(type="sqs_export_activity_data", audience="a", sqs_queue="bad queue")

@@ -20,7 +20,7 @@ class SqsExportJob(ExportedEventFields):
     aws_conn_id: str = Field(
         default="aws_default", min_length=1, description="Airflow AWS connection (keys or role, region)."
     )
-    queue: str = Field(
+    sqs_queue: str = Field(
         min_length=1,
         description="The queue's name or URL; a FIFO queue (name ending .fifo) de-duplicates resent events.",
     )
@@ -31,13 +31,13 @@ class SqsExportJob(ExportedEventFields):
         description="Rounds of sending the messages SQS failed before the task fails and its retry resumes.",
     )
 
-    @field_validator("queue")
+    @field_validator("sqs_queue")
     @classmethod
     def _queue_name(cls, value: str) -> str:
         name = value.rstrip("/").rsplit("/", 1)[-1]
         if not name or len(name) > 80 or not all(c.isalnum() or c in "-_." for c in name):
             raise ValueError(
-                f"queue {value!r}: a queue name is 1-80 letters, digits, '-' or '_' (FIFO queues end in "
+                f"sqs_queue {value!r}: a queue name is 1-80 letters, digits, '-' or '_' (FIFO queues end in "
                 "'.fifo'); give the name or the queue URL"
             )
         return value

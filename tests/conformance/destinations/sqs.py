@@ -31,7 +31,7 @@ def sqs(stands: Stands) -> Target:
         "type": "sqs_export_activity_data",
         "audience": AUDIENCE,
         "aws_conn_id": "aws_conformance",
-        "queue": name,
+        "sqs_queue": name,
         "export_fields": ["_uid", "email", "first_name"],
     }
     received: list[dict[str, Any]] = []
@@ -44,7 +44,7 @@ def sqs(stands: Stands) -> Target:
         return {"messages": json.dumps([e["id"] for e in events()]).encode()}
 
     def break_credentials() -> None:
-        config["queue"] = f"missing-{name}"
+        config["sqs_queue"] = f"missing-{name}"
 
     @contextmanager
     def interrupt() -> Iterator[None]:

@@ -24,7 +24,8 @@ from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.hooks.rest_paging import OffsetPaging
 from lytics_provider.pipeline.http import RetryPolicy
 from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email, scalar_text
+from lytics_provider.sync.email_list import EmailListMembers
+from lytics_provider.sync.identifiers import lookup_field, normalize_email, scalar_text
 from lytics_provider.sync.plan import Outcome, Work
 
 log = logging.getLogger(__name__)
@@ -135,12 +136,14 @@ class BrevoHook(RestHook):
         return {normalize_email(e) for e in (body.get("contacts") or {}).get("success") or []}
 
 
-class BrevoListDestination(SyncDestination):
+class BrevoListDestination(EmailListMembers, SyncDestination):
     """Members imported as contacts of one list (mapped attributes); exits removed from the list
     (``on_exit: remove``), only members the job added. Contacts are never deleted or blocklisted."""
 
     tracked_exit_actions = ("remove",)
     reject_status = REJECTED
+    id_field: str | None = None
+    """Members are keyed by email alone."""
 
     def __init__(
         self,
@@ -158,17 +161,6 @@ class BrevoListDestination(SyncDestination):
         self.on_exit = on_exit
         self.batch_size = batch_size
         self.processes: list[int] = []
-
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return normalize_email(lookup_field(record, self.email_field)), None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if not ident:
-            return f"no email in field {self.email_field!r}"
-        return None if is_email(ident) else f"{self.email_field!r} is not a valid email address"
-
-    def targets(self, record: dict[str, Any]) -> list[str]:
-        return [self.list_id]
 
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}

@@ -26,7 +26,8 @@ from lytics_provider.hooks.rest import RestHook, base_url
 from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
 from lytics_provider.pipeline.http import RetryPolicy
 from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email, scalar_text
+from lytics_provider.sync.email_list import EmailListMembers
+from lytics_provider.sync.identifiers import lookup_field, normalize_email, scalar_text
 from lytics_provider.sync.plan import Outcome, Work
 from lytics_provider.sync.refs import RefStore
 
@@ -195,12 +196,14 @@ def reasons_text(result: Mapping[str, Any]) -> str:
     return "; ".join(f"{r.get('code')} {r.get('message')}" for r in result.get("reasons") or []) or "skipped"
 
 
-class MarketoListDestination(SyncDestination):
+class MarketoListDestination(EmailListMembers, SyncDestination):
     """Members created or updated as leads (mapped lead fields) and kept in one static list; exits
     removed from the list (``on_exit: remove``), only members the job added. Leads are never deleted."""
 
     tracked_exit_actions = ("remove",)
     reject_status = REJECTED
+    id_field: str | None = None
+    """Members are keyed by email alone."""
 
     def __init__(
         self,
@@ -219,17 +222,6 @@ class MarketoListDestination(SyncDestination):
         self.on_exit = on_exit
         self.batch_size = batch_size
         self.refs = refs
-
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return normalize_email(lookup_field(record, self.email_field)), None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if not ident:
-            return f"no email in field {self.email_field!r}"
-        return None if is_email(ident) else f"{self.email_field!r} is not a valid email address"
-
-    def targets(self, record: dict[str, Any]) -> list[str]:
-        return [self.list_id]
 
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {}

@@ -420,10 +420,9 @@ class SandboxHTTPServer:
                 resp = self.fault_response(rule, req)
         if resp is None:
             resp = self._dispatch(route, req, path_known)
-        try:
-            h.write_response(resp, head_only=method == "HEAD")
-        finally:
-            self._log(req, resp.status)
+        # Logged before the answer is written, so a client that has read it finds it in the log.
+        self._log(req, resp.status)
+        h.write_response(resp, head_only=method == "HEAD")
 
     def _dispatch(self, route: Route | None, req: Request, path_known: bool) -> Response:
         if route is None:

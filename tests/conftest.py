@@ -15,6 +15,23 @@ if TYPE_CHECKING:
     from lytics_sandbox.sftp import SFTPSandbox
 
 
+@pytest.fixture(autouse=True, scope="session")
+def ssh_connect_retries_without_pause() -> Iterator[None]:
+    """Keep SSHHook's three connect attempts but drop its 3-5 s pause between them.
+
+    A wrong SFTP password is tried three times by the official hook; the tests that break
+    credentials on purpose would otherwise each wait about 8 s.
+    """
+    import tenacity
+    from airflow.providers.ssh.hooks import ssh
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(ssh, "wait_fixed", lambda _seconds: tenacity.wait_none())
+    patch.setattr(ssh, "wait_random", lambda _low, _high: tenacity.wait_none())
+    yield
+    patch.undo()
+
+
 # ---------------------------------------------------------------------------------------------
 # Sandbox fixtures: `lytics_sandbox` and `sftp_server` (loopback servers, started per test)
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 jobs directory), waits until the API answers and the DAGs are parsed, and stops every process it
 started. :class:`LyticsServices` runs the Lytics sandbox and an SFTP server on loopback and gives
 the ``AIRFLOW_CONN_*`` variables that point the jobs at them. :func:`shared_stack` keeps one
-LocalExecutor stack per pytest session, so the REST and the browser tests share it.
+LocalExecutor stack per pytest session, so the REST, UI-story and browser tests share it.
 """
 
 from __future__ import annotations
@@ -349,8 +349,15 @@ def shared_stack(
         return _SHARED["local"]
     services = LyticsServices(root / "services", audiences).start()
     env = home_from(airflow_env, root / "home")
+    port, password = free_port(), secrets.token_urlsafe(12)
+    # The report task writes each run's note through this connection: the stack's own REST API.
+    api_conn = {"conn_type": "http", "host": f"http://127.0.0.1:{port}", "login": ADMIN, "password": password}
     stack = AirflowStack(
-        home=root / "home", base_env={**env, **services.env()}, jobs_dir=REPO / "include" / "jobs"
+        home=root / "home",
+        base_env={**env, **services.env(), "AIRFLOW_CONN_AIRFLOW_API": json.dumps(api_conn)},
+        jobs_dir=REPO / "include" / "jobs",
+        port=port,
+        password=password,
     )
 
     def cleanup() -> None:

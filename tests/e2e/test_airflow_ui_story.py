@@ -7,23 +7,15 @@ through the REST API connection ``airflow_api``, here the stack itself) and the 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.airflow_stack import (
-    ADMIN,
-    AUDIENCES,
     MAPP_DAG,
-    REPO,
     AirflowStack,
-    LyticsServices,
-    free_port,
-    home_from,
     rest_client,
+    shared_stack,
     state_of,
     trigger_and_wait,
 )
@@ -33,29 +25,11 @@ pytest.importorskip("airflow_client.client", reason="apache-airflow-client is no
 
 
 @pytest.fixture(scope="module")
-def stack(airflow_home: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
-    root: Path = tmp_path_factory.mktemp("ui_story")
-    services = LyticsServices(root / "services", AUDIENCES).start()
-    port, password = free_port(), "ui-story-pass"
-    api_conn = {"conn_type": "http", "host": f"http://127.0.0.1:{port}", "login": ADMIN, "password": password}
-    airflow = AirflowStack(
-        home=root / "home",
-        base_env={
-            **home_from(airflow_home, root / "home"),
-            **services.env(),
-            "AIRFLOW_CONN_AIRFLOW_API": json.dumps(api_conn),
-        },
-        jobs_dir=REPO / "include" / "jobs",
-        port=port,
-        password=password,
-    )
-    try:
-        airflow.start()
-        airflow.wait_for_dags([MAPP_DAG])
-        yield airflow
-    finally:
-        airflow.stop()
-        services.stop()
+def stack(
+    request: pytest.FixtureRequest, airflow_home: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AirflowStack:
+    airflow, _ = shared_stack(request.config, airflow_home, tmp_path_factory.mktemp("stack"))
+    return airflow
 
 
 def test_the_dag_list_shows_the_schedule_in_words(stack: AirflowStack) -> None:

@@ -15,7 +15,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.airflow_stack import ADMIN, MAPP_DAG, REPO, AirflowStack, LyticsServices, shared_stack
+from tests.e2e.airflow_stack import (
+    ADMIN,
+    MAPP_DAG,
+    REPO,
+    AirflowStack,
+    LyticsServices,
+    rest_client,
+    shared_stack,
+    state_of,
+    trigger_and_wait,
+)
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
@@ -129,3 +139,22 @@ def test_lytics_connection_form(page: Any, stack: tuple[AirflowStack, LyticsServ
         dialog.get_by_text(label, exact=True).wait_for()
     page.screenshot(path=str(shots / "lytics-connection-extras.png"))
     assert (shots / "lytics-connection-form.png").stat().st_size > 10_000
+
+
+def test_a_finished_run_shows_its_report_note_and_the_schedule_in_words(
+    page: Any, stack: tuple[AirflowStack, LyticsServices], shots: Path
+) -> None:
+    airflow, _ = stack
+    with rest_client(airflow) as api:
+        run: Any = trigger_and_wait(api, {"audience": "vip", "full_refresh": True})
+    assert state_of(run) == "success", airflow.log_tail("scheduler")
+
+    page.goto(f"{airflow.url}/dags/{MAPP_DAG}/runs/{run.dag_run_id}")
+    note = re.compile(r"300 members: 300 enters, 0 exits, 0 changes; delivered 300")
+    page.get_by_text(note).first.wait_for()
+    page.screenshot(path=str(shots / "run-report-note.png"))
+
+    page.goto(f"{airflow.url}/dags/{MAPP_DAG}")
+    page.get_by_text("daily at 06:00 Europe/Berlin").first.wait_for()
+    page.screenshot(path=str(shots / "schedule-in-words.png"))
+    assert (shots / "run-report-note.png").stat().st_size > 10_000

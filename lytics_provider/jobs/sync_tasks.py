@@ -1,11 +1,13 @@
 """The task chain of an audience export job: ``scan`` -> ``deliver`` -> ``report``.
 
 A job type whose ``deliver`` task is one operator built from its config (a sync or an event
-destination) calls :func:`add_scan_deliver_report` from its ``add_tasks``.
+destination) calls :func:`add_deliver_tasks` from its ``add_tasks``; one that builds its
+``deliver`` task itself hands it to :meth:`AudienceExportConfig.add_scan_deliver_report`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from lytics_provider.jobs.operator_args import operator_kwargs
@@ -15,7 +17,12 @@ if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
 
-def add_scan_deliver_report(
+def field_roots(names: Iterable[str | None]) -> list[str]:
+    """The profile fields ``names`` read (``a.b`` reads ``a``), each once, in order; unset names skipped."""
+    return list(dict.fromkeys(name.split(".")[0] for name in names if name))
+
+
+def add_deliver_tasks(
     config: AudienceExportConfig,
     job: JobContext,
     operator: type,
@@ -29,25 +36,29 @@ def add_scan_deliver_report(
     :param job: the job being built (its id and DAG).
     :param operator: the deliver operator class.
     :param fields: the fields the scan reads (None: every field).
-    :param digest_fields: the fields whose change makes a member "changed" (default ``fields``).
+    :param digest_fields: the fields whose change makes a member "changed" (None: any field).
     :param arguments: deliver arguments that are not config fields of the same name.
     """
-    from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-
-    scan = LyticsAudienceScanOperator(
-        task_id="scan",
-        audience="{{ params.audience }}",
-        job_id=job.job_id,
-        lytics_conn_id=config.lytics_conn_id,
-        fields=fields,
-        digest_fields=digest_fields or fields,
-        user_limit=config.user_limit,
-        identity_fields=config.identity(),
-        scan_max_age_minutes=config.scan_max_age_minutes,
-        dag=job.dag,
-    )
     deliver = operator(
         **operator_kwargs(config, operator, task_id="deliver", job_id=job.job_id, dag=job.dag, **arguments)
     )
-    report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
-    scan >> deliver >> report
+    config.add_scan_deliver_report(
+        job,
+        deliver,
+        fields=fields,
+        digest_fields=digest_fields,
+        scan_max_age_minutes=config.scan_max_age_minutes,
+    )
+
+
+def add_mapped_deliver_tasks(
+    config: AudienceExportConfig, job: JobContext, operator: type, mapped: Iterable[str | None], **arguments: Any
+) -> None:
+    """:func:`add_deliver_tasks` for a destination written from named fields (a key field and a
+    field mapping): only a change of those counts; the scan also reads the job's ``fields``.
+
+    :param mapped: the key field and the mapped Lytics fields.
+    """
+    digest = field_roots(mapped)
+    fields = list(dict.fromkeys([*digest, *(config.fields or [])]))
+    add_deliver_tasks(config, job, operator, fields, digest, **arguments)

@@ -8,6 +8,7 @@ subclasses of :class:`JobConfig` with a ``type`` literal, declared in its
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import pendulum
@@ -225,6 +226,13 @@ class AudienceExportConfig(JobConfig, SharedScanFields):
     def identifier_fields(self) -> list[str]:
         """The job's own member identifiers, tried after ``_uid`` when ``identity_fields`` is unset."""
         return ["email"]
+
+    def fields_and(self, names: Iterable[str | None]) -> list[str] | None:
+        """What the scan reads: every field (None) when ``fields`` is unset, else ``fields`` and
+        ``names`` (unset ones skipped), each once."""
+        if self.fields is None:
+            return None
+        return list(dict.fromkeys([*self.fields, *(name for name in names if name)]))
 
     def identity(self) -> list[str]:
         """The identity fields of the job's scan (``identity_fields``, else the default)."""

@@ -82,7 +82,8 @@ class AudienceEventFields(ExitGuardFields, AudienceExportConfig):
         """``scan`` -> ``deliver`` (``operator``, with every config field it takes) -> ``report``."""
         scan_fields = self.scan_fields()
         arguments = {"export_fields": self.exported_fields(), **arguments}
-        add_deliver_tasks(self, job, operator, scan_fields, self.fields_to_trigger or scan_fields, **arguments)
+        digest_fields = self.fields_to_trigger or scan_fields
+        add_deliver_tasks(self, job, operator, scan_fields, digest_fields, **arguments)
 
 
 class BatchedEventFields(AudienceEventFields):

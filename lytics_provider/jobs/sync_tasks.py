@@ -52,7 +52,11 @@ def add_deliver_tasks(
 
 
 def add_mapped_deliver_tasks(
-    config: AudienceExportConfig, job: JobContext, operator: type, mapped: Iterable[str | None], **arguments: Any
+    config: AudienceExportConfig,
+    job: JobContext,
+    operator: type,
+    mapped: Iterable[str | None],
+    **arguments: Any,
 ) -> None:
     """:func:`add_deliver_tasks` for a destination written from named fields (a key field and a
     field mapping): only a change of those counts; the scan also reads the job's ``fields``.

@@ -96,7 +96,9 @@ class AzureBlobEventsExportJob(OneTaskJob, _AzureBlobFileExport):
     """Export Events (Blob Storage): a stream's new events (every field) as one CSV per run."""
 
     type: Literal["azure_blob_events_export"]
-    task_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_azure_blob.LyticsStreamToAzureBlobOperator"
+    task_operator: ClassVar[str] = (
+        "lytics_provider.transfers.lytics_to_azure_blob.LyticsStreamToAzureBlobOperator"
+    )
     task_id: ClassVar[str] = "export"
     stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream whose events are exported.")
     filename: str = Field(

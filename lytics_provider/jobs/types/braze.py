@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 from lytics_provider.jobs.types.warehouses import FileImportOptions
 
 if TYPE_CHECKING:
@@ -86,23 +87,12 @@ class BrazeExportJob(ExitGuardFields, AudienceExportConfig):
         """The configured identifier fields key members after ``_uid``."""
         return [f for f in (getattr(self, name) for name in _IDENTIFIERS) if f]
 
-    def scan_fields(self) -> list[str] | None:
-        """Every field when ``fields`` is unset, else those and the identifier fields."""
-        if self.fields is None:
-            return None
-        used = [getattr(self, name) for name in _IDENTIFIERS]
-        return list(dict.fromkeys([*self.fields, *(f for f in used if f)]))
-
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``; config field names equal the operator's arguments."""
         from lytics_provider.transfers.lytics_to_braze import LyticsToBrazeOperator
 
-        deliver = LyticsToBrazeOperator(
-            **operator_kwargs(self, LyticsToBrazeOperator, task_id="deliver", job_id=job.job_id, dag=job.dag)
-        )
-        self.add_scan_deliver_report(
-            job, deliver, fields=self.scan_fields(), digest_fields=self.fields_to_trigger
-        )
+        fields = self.fields_and(self.identifier_fields())
+        add_deliver_tasks(self, job, LyticsToBrazeOperator, fields, self.fields_to_trigger)
 
 
 SEGMENT_EXPORT_PREFIX = "segment-export/"

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_mapped_deliver_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -49,10 +49,4 @@ class BrevoExportJob(ExitGuardFields, AudienceExportConfig):
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.transfers.lytics_to_brevo import LyticsToBrevoOperator
 
-        deliver = LyticsToBrevoOperator(
-            **operator_kwargs(self, LyticsToBrevoOperator, task_id="deliver", job_id=job.job_id, dag=job.dag)
-        )
-        fields = list(dict.fromkeys(f.split(".")[0] for f in [self.email_field, *self.field_mapping]))
-        self.add_scan_deliver_report(
-            job, deliver, fields=list(dict.fromkeys([*fields, *(self.fields or [])])), digest_fields=fields
-        )
+        add_mapped_deliver_tasks(self, job, LyticsToBrevoOperator, [self.email_field, *self.field_mapping])

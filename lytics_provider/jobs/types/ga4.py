@@ -100,18 +100,17 @@ class GA4AudienceExportJob(AudienceEventFields):
 
     def scan_fields(self) -> list[str] | None:
         """The fields the scan reads: every field when ``fields`` is unset, else those and the ones used."""
-        if self.fields is None:
-            return None
-        used = [
-            self.client_id,
-            self.app_instance_id_field,
-            self.user_id_field,
-            self.engagement_time_field,
-            self.session_id_field,
-            *self.export_scalar_fields,
-            "segments",
-        ]
-        return list(dict.fromkeys([*self.fields, *(f for f in used if f)]))
+        return self.fields_and(
+            [
+                self.client_id,
+                self.app_instance_id_field,
+                self.user_id_field,
+                self.engagement_time_field,
+                self.session_id_field,
+                *self.export_scalar_fields,
+                "segments",
+            ]
+        )
 
     def exported_fields(self) -> list[str] | None:
         """Each event carries the job's ``fields``."""

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.context import JobContext
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 
 def _check_timezone(value: str) -> str:
@@ -131,14 +132,5 @@ class IContactExportJob(AudienceExportConfig):
         """``scan`` → ``deliver`` → ``report``."""
         from lytics_provider.transfers.lytics_to_icontact import EXPORT_FIELDS, LyticsToIContactListOperator
 
-        deliver = LyticsToIContactListOperator(
-            **operator_kwargs(
-                self, LyticsToIContactListOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        self.add_scan_deliver_report(
-            job,
-            deliver,
-            fields=list(dict.fromkeys([*EXPORT_FIELDS, *(self.fields or [])])),
-            digest_fields=["ic_contact_id", "email"],
-        )
+        fields = list(dict.fromkeys([*EXPORT_FIELDS, *(self.fields or [])]))
+        add_deliver_tasks(self, job, LyticsToIContactListOperator, fields, ["ic_contact_id", "email"])

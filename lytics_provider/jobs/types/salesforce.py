@@ -21,6 +21,7 @@ from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.context import JobContext
 from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 DAILY_API_CALLS_DESCRIPTION = (
@@ -112,14 +113,8 @@ class SalesforceExportJob(ExitGuardFields, AudienceExportConfig, SalesforceConne
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.transfers.lytics_to_salesforce import LyticsToSalesforceOperator
 
-        deliver = LyticsToSalesforceOperator(
-            **operator_kwargs(
-                self, LyticsToSalesforceOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        wanted = [self.id_field, *self.mapping]
-        fields = None if self.fields is None else list(dict.fromkeys([*self.fields, *wanted]))
-        self.add_scan_deliver_report(job, deliver, fields=fields, digest_fields=sorted(self.mapping))
+        fields = self.fields_and([self.id_field, *self.mapping])
+        add_deliver_tasks(self, job, LyticsToSalesforceOperator, fields, sorted(self.mapping))
 
 
 class _SalesforceImport(SalesforceConnectionFields):

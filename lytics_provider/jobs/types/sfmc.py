@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_mapped_deliver_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -54,21 +54,12 @@ class _SfmcDataExtensionExport(AudienceExportConfig):
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.transfers.lytics_to_sfmc import LyticsToSfmcDataExtensionOperator
 
-        deliver = LyticsToSfmcDataExtensionOperator(
-            **operator_kwargs(
-                self,
-                LyticsToSfmcDataExtensionOperator,
-                task_id="deliver",
-                job_id=job.job_id,
-                dag=job.dag,
-                create_data_extension=self.type == "sfmc_export_new_data_extension",
-            )
-        )
-        fields = list(
-            dict.fromkeys(f.split(".")[0] for f in [self.subscriber_key_field, *self.field_mapping])
-        )
-        self.add_scan_deliver_report(
-            job, deliver, fields=list(dict.fromkeys([*fields, *(self.fields or [])])), digest_fields=fields
+        add_mapped_deliver_tasks(
+            self,
+            job,
+            LyticsToSfmcDataExtensionOperator,
+            [self.subscriber_key_field, *self.field_mapping],
+            create_data_extension=self.type == "sfmc_export_new_data_extension",
         )
 
 
@@ -125,12 +116,5 @@ class SfmcTriggerJourneyJob(AudienceExportConfig):
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.transfers.lytics_to_sfmc import SfmcTriggerJourneyOperator
 
-        deliver = SfmcTriggerJourneyOperator(
-            **operator_kwargs(
-                self, SfmcTriggerJourneyOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        fields = list(dict.fromkeys(f.split(".")[0] for f in [self.contact_key_field, *self.field_mapping]))
-        self.add_scan_deliver_report(
-            job, deliver, fields=list(dict.fromkeys([*fields, *(self.fields or [])])), digest_fields=fields
-        )
+        mapped = [self.contact_key_field, *self.field_mapping]
+        add_mapped_deliver_tasks(self, job, SfmcTriggerJourneyOperator, mapped)

@@ -14,8 +14,8 @@ from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields
-from lytics_provider.jobs.file_name import FileNameTemplate
 from lytics_provider.jobs.fields import check_listing_since, check_rfc3339
+from lytics_provider.jobs.file_name import FileNameTemplate
 from lytics_provider.jobs.one_task import OneTaskJob, build_task
 
 if TYPE_CHECKING:

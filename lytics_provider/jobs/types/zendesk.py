@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -33,19 +34,8 @@ class ZendeskExportJob(ExitGuardFields, AudienceExportConfig):
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.transfers.lytics_to_zendesk import LyticsToZendeskUsersOperator
 
-        deliver = LyticsToZendeskUsersOperator(
-            **operator_kwargs(
-                self,
-                LyticsToZendeskUsersOperator,
-                task_id="deliver",
-                job_id=job.job_id,
-                export_fields=self.fields,
-                dag=job.dag,
-                **self.exit_guard_kwargs(),
-            )
-        )
         fields = None if self.fields is None else list(dict.fromkeys(["email", "name", *self.fields]))
-        self.add_scan_deliver_report(job, deliver, fields=fields)
+        add_deliver_tasks(self, job, LyticsToZendeskUsersOperator, fields, export_fields=self.fields)
 
 
 class ZendeskImportJob(JobConfig):

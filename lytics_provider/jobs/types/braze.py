@@ -11,13 +11,12 @@ into ``braze_users`` (:class:`BrazeImportJob`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
 from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 from lytics_provider.jobs.types.warehouses import FileImportOptions
 
@@ -102,6 +101,7 @@ class BrazeImportJob(FileImportOptions):
     """Braze Import Activity: Users by Segment export files from S3, Azure or GCS into braze_users."""
 
     type: Literal["braze_import"]
+    task_operator: ClassVar[str] = "lytics_provider.files.ingest_operator.StorageFilesToLyticsOperator"
     storage: Literal["s3", "gcs", "azure_blob"] = Field(
         default="s3",
         description="Where Braze writes its exports: s3, gcs or azure_blob (bucket = container).",
@@ -139,15 +139,6 @@ class BrazeImportJob(FileImportOptions):
             return self.prefix
         return f"{SEGMENT_EXPORT_PREFIX}{self.segment_id}/" if self.segment_id else SEGMENT_EXPORT_PREFIX
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.files.ingest_operator import StorageFilesToLyticsOperator
-
-        StorageFilesToLyticsOperator(
-            **operator_kwargs(
-                self,
-                StorageFilesToLyticsOperator,
-                task_id="import",
-                job_id=job.job_id,
-                prefix=self.segment_prefix(),
-            )
-        )
+    def task_arguments(self) -> dict[str, Any]:
+        """The segment's (or every segment's) export prefix."""
+        return {"prefix": self.segment_prefix()}

@@ -10,14 +10,14 @@ GA user. The event name is ``{enter|exit}_{audience_slug}``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from lytics_provider.hooks.ga4_rules import param_name_problem, user_property_name_problem
 from lytics_provider.jobs.base import JobConfig
 from lytics_provider.jobs.event_fields import AudienceEventFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.one_task import OneTaskJob
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -123,10 +123,12 @@ class GA4AudienceExportJob(AudienceEventFields):
         self.add_event_tasks(job, LyticsToGA4AudienceOperator)
 
 
-class GA4EventExportJob(JobConfig):
+class GA4EventExportJob(OneTaskJob, JobConfig):
     """Send Lytics stream events to a GA4 data stream, each once, oldest first."""
 
     type: Literal["ga4_event_export"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.lytics_stream_to_ga4.LyticsStreamToGA4Operator"
+    task_id: ClassVar[str] = "export"
     frequency: str = Field(
         default="hourly",
         description='How often a Keep Updated export runs (default "hourly"; the seed\'s export is '
@@ -162,13 +164,3 @@ class GA4EventExportJob(JobConfig):
     )
 
     _check_ga4 = model_validator(mode="after")(GA4AudienceExportJob._check_ga4)
-
-    def add_tasks(self, job: JobContext) -> None:
-        """``export`` (one task: read the streams, send each new event once)."""
-        from lytics_provider.transfers.lytics_stream_to_ga4 import LyticsStreamToGA4Operator
-
-        LyticsStreamToGA4Operator(
-            **operator_kwargs(
-                self, LyticsStreamToGA4Operator, task_id="export", job_id=job.job_id, dag=job.dag
-            )
-        )

@@ -6,13 +6,14 @@ no public contract to build or test against.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.fields import check_rfc3339
+from lytics_provider.jobs.one_task import OneTaskJob
 from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 if TYPE_CHECKING:
@@ -38,10 +39,12 @@ class ZendeskExportJob(ExitGuardFields, AudienceExportConfig):
         add_deliver_tasks(self, job, LyticsToZendeskUsersOperator, fields, export_fields=self.fields)
 
 
-class ZendeskImportJob(JobConfig):
+# A dry run reads the first page of each export without sending it or moving the cursor.
+class ZendeskImportJob(OneTaskJob, JobConfig):
     """Import Tickets and Users: incremental exports into zendesk_users and zendesk_tickets."""
 
     type: Literal["zendesk_import"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.zendesk_to_lytics.ZendeskToLyticsOperator"
     kinds: list[Literal["users", "tickets"]] = Field(
         default=["users", "tickets"], min_length=1, description="What to import: users and/or tickets."
     )
@@ -56,21 +59,4 @@ class ZendeskImportJob(JobConfig):
         default=200, ge=1, le=2500, description="The account's API requests per minute (Zendesk plan limit)."
     )
 
-    @field_validator("since")
-    @classmethod
-    def _check_since(cls, value: str | None) -> str | None:
-        from lytics_provider.pipeline.timestamps import parse_rfc3339
-
-        parse_rfc3339(value)
-        return value
-
-    def params(self) -> dict[str, Any]:
-        """A dry run reads the first page of each export without sending it or moving the cursor."""
-        return {"dry_run": False}
-
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.zendesk_to_lytics import ZendeskToLyticsOperator
-
-        ZendeskToLyticsOperator(
-            **operator_kwargs(self, ZendeskToLyticsOperator, task_id="import", job_id=job.job_id, dag=job.dag)
-        )
+    _check_since = field_validator("since")(check_rfc3339)

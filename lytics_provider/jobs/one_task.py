@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
 
+def import_operator(operator_path: str) -> Any:
+    """The operator class at ``operator_path`` (``module.Class``)."""
+    module, _, name = operator_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 def build_task(config: BaseModel, operator_path: str, job: JobContext, task_id: str, **arguments: Any) -> Any:
     """The task of the operator at ``operator_path`` (``module.Class``), given the config's options.
 
@@ -30,8 +36,7 @@ def build_task(config: BaseModel, operator_path: str, job: JobContext, task_id: 
     :param task_id: the task's id.
     :param arguments: operator arguments that are not config fields of the same name.
     """
-    module, _, name = operator_path.rpartition(".")
-    operator = getattr(importlib.import_module(module), name)
+    operator = import_operator(operator_path)
     kwargs = operator_kwargs(config, operator, task_id=task_id, job_id=job.job_id, dag=job.dag, **arguments)
     return operator(**unset_waits_dropped(kwargs))
 

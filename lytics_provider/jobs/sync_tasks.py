@@ -49,20 +49,3 @@ def add_deliver_tasks(
         digest_fields=digest_fields,
         scan_max_age_minutes=config.scan_max_age_minutes,
     )
-
-
-def add_mapped_deliver_tasks(
-    config: AudienceExportConfig,
-    job: JobContext,
-    operator: type,
-    mapped: Iterable[str | None],
-    **arguments: Any,
-) -> None:
-    """:func:`add_deliver_tasks` for a destination written from named fields (a key field and a
-    field mapping): only a change of those counts; the scan also reads the job's ``fields``.
-
-    :param mapped: the key field and the mapped Lytics fields.
-    """
-    digest = field_roots(mapped)
-    fields = list(dict.fromkeys([*digest, *(config.fields or [])]))
-    add_deliver_tasks(config, job, operator, fields, digest, **arguments)

@@ -4,22 +4,21 @@ are Keep Updated and the first run sending every member)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.sync_tasks import add_mapped_deliver_tasks
-
-if TYPE_CHECKING:
-    from lytics_provider.jobs.context import JobContext
+from lytics_provider.jobs.mapped_export import MappedFieldsExport
 
 
-class BrevoExportJob(ExitGuardFields, AudienceExportConfig):
+class BrevoExportJob(ExitGuardFields, MappedFieldsExport):
     """Export Users: an audience's members imported as contacts of a Brevo list."""
 
     type: Literal["brevo_export"]
+    deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_brevo.LyticsToBrevoOperator"
+    key_field_option: ClassVar[str] = "email_field"
+    mapping_option: ClassVar[str] = "field_mapping"
     keep_updated: bool = Field(default=True, description="Continuously import (the seed's default).")
     brevo_conn_id: str = Field(
         default="brevo_default", min_length=1, description="Brevo connection (API key)."
@@ -41,12 +40,3 @@ class BrevoExportJob(ExitGuardFields, AudienceExportConfig):
     batch_size: int = Field(
         default=1000, ge=1, le=5000, description="Contacts per import call (at most 5,000)."
     )
-
-    def identifier_fields(self) -> list[str]:
-        return [self.email_field]
-
-    def add_tasks(self, job: JobContext) -> None:
-        """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.transfers.lytics_to_brevo import LyticsToBrevoOperator
-
-        add_mapped_deliver_tasks(self, job, LyticsToBrevoOperator, [self.email_field, *self.field_mapping])

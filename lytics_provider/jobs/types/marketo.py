@@ -6,22 +6,21 @@ behaviour are what "keep a Marketo list in step with an audience" needs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.sync_tasks import add_mapped_deliver_tasks
-
-if TYPE_CHECKING:
-    from lytics_provider.jobs.context import JobContext
+from lytics_provider.jobs.mapped_export import MappedFieldsExport
 
 
-class MarketoExportJob(ExitGuardFields, AudienceExportConfig):
+class MarketoExportJob(ExitGuardFields, MappedFieldsExport):
     """Export Audiences: members created or updated as Marketo leads and kept in a static list."""
 
     type: Literal["marketo_export"]
+    deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_marketo.LyticsToMarketoOperator"
+    key_field_option: ClassVar[str] = "email_field"
+    mapping_option: ClassVar[str] = "lead_fields"
     marketo_conn_id: str = Field(
         default="marketo_default", min_length=1, description="Marketo connection (API user)."
     )
@@ -37,12 +36,3 @@ class MarketoExportJob(ExitGuardFields, AudienceExportConfig):
         "or ignore.",
     )
     batch_size: int = Field(default=300, ge=1, le=300, description="Leads per batch (at most 300 per call).")
-
-    def identifier_fields(self) -> list[str]:
-        return [self.email_field]
-
-    def add_tasks(self, job: JobContext) -> None:
-        """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.transfers.lytics_to_marketo import LyticsToMarketoOperator
-
-        add_mapped_deliver_tasks(self, job, LyticsToMarketoOperator, [self.email_field, *self.lead_fields])

@@ -9,22 +9,24 @@ Users" is the real-time exports' backfill option.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from lytics_provider.jobs.base import AudienceExportConfig
-from lytics_provider.jobs.sync_tasks import add_mapped_deliver_tasks
-
-if TYPE_CHECKING:
-    from lytics_provider.jobs.context import JobContext
+from lytics_provider.jobs.mapped_export import MappedFieldsExport
 
 _CONN = Field(
     default="sfmc_default", min_length=1, description="Marketing Cloud connection (installed package)."
 )
 
 
-class _SfmcDataExtensionExport(AudienceExportConfig):
+class _SfmcDataExtensionExport(MappedFieldsExport):
+    deliver_operator: ClassVar[str] = (
+        "lytics_provider.transfers.lytics_to_sfmc.LyticsToSfmcDataExtensionOperator"
+    )
+    key_field_option: ClassVar[str] = "subscriber_key_field"
+    mapping_option: ClassVar[str] = "field_mapping"
+
     sfmc_conn_id: str = _CONN
     data_extension_key: str = Field(
         min_length=1, max_length=200, description="External key (CustomerKey) of the data extension."
@@ -47,20 +49,9 @@ class _SfmcDataExtensionExport(AudienceExportConfig):
     )
     batch_size: int = Field(default=50, ge=1, le=50, description="Rows per rowset upsert call (at most 50).")
 
-    def identifier_fields(self) -> list[str]:
-        return [self.subscriber_key_field]
-
-    def add_tasks(self, job: JobContext) -> None:
-        """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.transfers.lytics_to_sfmc import LyticsToSfmcDataExtensionOperator
-
-        add_mapped_deliver_tasks(
-            self,
-            job,
-            LyticsToSfmcDataExtensionOperator,
-            [self.subscriber_key_field, *self.field_mapping],
-            create_data_extension=self.type == "sfmc_export_new_data_extension",
-        )
+    def deliver_arguments(self) -> dict[str, Any]:
+        """The new data extension job type creates it first."""
+        return {"create_data_extension": self.type == "sfmc_export_new_data_extension"}
 
 
 class SfmcExportDataExtensionJob(_SfmcDataExtensionExport):
@@ -83,10 +74,13 @@ class SfmcExportNewDataExtensionJob(_SfmcDataExtensionExport):
     )
 
 
-class SfmcTriggerJourneyJob(AudienceExportConfig):
+class SfmcTriggerJourneyJob(MappedFieldsExport):
     """Trigger Journey: each member who enters the audience is sent into a journey as an entry event."""
 
     type: Literal["sfmc_trigger_journey"]
+    deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_sfmc.SfmcTriggerJourneyOperator"
+    key_field_option: ClassVar[str] = "contact_key_field"
+    mapping_option: ClassVar[str] = "field_mapping"
     sfmc_conn_id: str = _CONN
     event_definition_key: str = Field(
         min_length=1, description="EventDefinitionKey of the journey's API event entry source."
@@ -108,13 +102,3 @@ class SfmcTriggerJourneyJob(AudienceExportConfig):
         if "ContactKey" in self.field_mapping.values():
             raise ValueError("field_mapping writes ContactKey; it comes from contact_key_field, remove it")
         return self
-
-    def identifier_fields(self) -> list[str]:
-        return [self.contact_key_field]
-
-    def add_tasks(self, job: JobContext) -> None:
-        """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.transfers.lytics_to_sfmc import SfmcTriggerJourneyOperator
-
-        mapped = [self.contact_key_field, *self.field_mapping]
-        add_mapped_deliver_tasks(self, job, SfmcTriggerJourneyOperator, mapped)

@@ -15,6 +15,7 @@ import pendulum
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lytics_provider.jobs.alerts import AlertsConfig
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.member_identity import (
     check_identity_fields,
     identity_fields_field,
@@ -163,7 +164,7 @@ class JobConfig(ScheduleFields):
     start_date: str = Field(
         default="2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="First date the schedule applies."
     )
-    lytics_conn_id: str = Field(default="lytics_default", min_length=1, description="Lytics connection id.")
+    lytics_conn_id: str = connection_field("lytics_default", "Lytics connection id.")
     alerts: AlertsConfig | None = Field(
         default=None,
         description="Alerts to Slack, Microsoft Teams and e-mail: on a task's failure, on rejects above a "

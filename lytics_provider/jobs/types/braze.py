@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 from lytics_provider.jobs.types.warehouses import FileImportOptions
 
@@ -30,10 +31,8 @@ class BrazeExportJob(ExitGuardFields, AudienceExportConfig):
     """Set an audience-membership attribute on Braze users (true on enter, false on exit)."""
 
     type: Literal["braze_export"]
-    braze_conn_id: str = Field(
-        default="braze_default",
-        min_length=1,
-        description="Braze connection id (Rest API Key, Braze Instance).",
+    braze_conn_id: str = connection_field(
+        "braze_default", "Braze connection id (Rest API Key, Braze Instance)."
     )
     external_user_id: str | None = Field(
         default=None, description="External User ID: member field sent as external_id."

@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.mapped_export import MappedFieldsExport
 
 
@@ -20,9 +21,7 @@ class BrevoExportJob(ExitGuardFields, MappedFieldsExport):
     key_field_option: ClassVar[str] = "email_field"
     mapping_option: ClassVar[str] = "field_mapping"
     keep_updated: bool = Field(default=True, description="Continuously import (the seed's default).")
-    brevo_conn_id: str = Field(
-        default="brevo_default", min_length=1, description="Brevo connection (API key)."
-    )
+    brevo_conn_id: str = connection_field("brevo_default", "Brevo connection (API key).")
     list: str = Field(min_length=1, description="List: the Brevo list id or exact name.")
     email_field: str = Field(
         default="email", min_length=1, description="Email: the Lytics field with the email."

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 if TYPE_CHECKING:
@@ -22,10 +23,8 @@ class CustomerIOExportJob(AudienceExportConfig):
     """Create or update each audience member as a Customer.io person (Track API identify)."""
 
     type: Literal["customerio_export"]
-    customerio_conn_id: str = Field(
-        default="customerio_default",
-        min_length=1,
-        description="Customer.io connection id (Site ID, API Key).",
+    customerio_conn_id: str = connection_field(
+        "customerio_default", "Customer.io connection id (Site ID, API Key)."
     )
     id_field: str | None = Field(
         default=None,

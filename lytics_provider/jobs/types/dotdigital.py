@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, SharedScanFields, StrictModel
 from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields, unset_waits_dropped
 from lytics_provider.jobs.exit_guard import ALLOW_MASS_EXIT_PARAM, ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.member_identity import (
     check_identity_fields,
     identity_fields_field,
@@ -79,9 +80,7 @@ def _chain(
 
 
 class _DotdigitalConnection(StrictModel):
-    dotdigital_conn_id: str = Field(
-        default="dotdigital_default", min_length=1, description="Dotdigital connection (API user)."
-    )
+    dotdigital_conn_id: str = connection_field("dotdigital_default", "Dotdigital connection (API user).")
     pool: str | None = Field(
         default=None,
         description="Airflow pool for the Dotdigital task, to serialise jobs sharing an API user.",

@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from lytics_provider.hooks.ga4_rules import param_name_problem, user_property_name_problem
 from lytics_provider.jobs.base import JobConfig
 from lytics_provider.jobs.event_fields import AudienceEventFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.one_task import OneTaskJob
 
 if TYPE_CHECKING:
@@ -29,10 +30,8 @@ class GA4AudienceExportJob(AudienceEventFields):
     """Send an audience's enters and exits to a GA4 data stream as ``enter_`` / ``exit_`` events."""
 
     type: Literal["ga4_audience_export"]
-    ga4_conn_id: str = Field(
-        default="ga4_default",
-        min_length=1,
-        description="GA4 Measurement Protocol connection id (the API secret in Password).",
+    ga4_conn_id: str = connection_field(
+        "ga4_default", "GA4 Measurement Protocol connection id (the API secret in Password)."
     )
     ga4_version: Literal["gtag.js", "Firebase"] = Field(
         default="gtag.js",
@@ -139,9 +138,7 @@ class GA4EventExportJob(OneTaskJob, JobConfig):
         description="Data Streams to Export: the Lytics streams whose events are sent (the seed's "
         '"none = all streams" needs a stream listing this provider does not read: name them).',
     )
-    ga4_conn_id: str = Field(
-        default="ga4_default", min_length=1, description="GA4 Measurement Protocol connection id."
-    )
+    ga4_conn_id: str = connection_field("ga4_default", "GA4 Measurement Protocol connection id.")
     ga4_version: Literal["gtag.js", "Firebase"] = Field(default="gtag.js", description="GA4 Version.")
     client_id: str | None = Field(
         default=None, description="Client ID: the event field holding the GA client id."

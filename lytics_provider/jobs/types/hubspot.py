@@ -15,12 +15,13 @@ from pydantic import Field
 from lytics_provider.jobs.api_import import ChangesImportJob
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.sync_tasks import add_deliver_tasks, field_roots
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
-_CONN = Field(default="hubspot_default", min_length=1, description="HubSpot connection (private app token).")
+_CONN = connection_field("hubspot_default", "HubSpot connection (private app token).")
 
 
 class HubspotExportJob(ExitGuardFields, AudienceExportConfig):

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 if TYPE_CHECKING:
@@ -25,9 +26,7 @@ class IterableExportJob(ExitGuardFields, AudienceExportConfig):
     """Subscribe an audience to an Iterable list; members who leave are unsubscribed from it."""
 
     type: Literal["iterable_export"]
-    iterable_conn_id: str = Field(
-        default="iterable_default", min_length=1, description="Iterable connection id (Iterable API Key)."
-    )
+    iterable_conn_id: str = connection_field("iterable_default", "Iterable connection id (Iterable API Key).")
     list_id: int | None = Field(default=None, ge=1, description="The existing Iterable list's id.")
     list_name: str | None = Field(
         default=None,

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from lytics_provider.jobs.base import JobConfig
 from lytics_provider.jobs.event_fields import ExportedEventFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.one_task import OneTaskJob
 
 if TYPE_CHECKING:
@@ -23,9 +24,7 @@ _LYTICS_STREAM = r"^[A-Za-z0-9_.-]+$"
 
 
 class _KinesisConnection(JobConfig):
-    aws_conn_id: str = Field(
-        default="aws_default", min_length=1, description="Airflow AWS connection (keys or role, region)."
-    )
+    aws_conn_id: str = connection_field("aws_default", "Airflow AWS connection (keys or role, region).")
     stream_name: str = Field(pattern=STREAM_NAME, description=STREAM_NAME_TEXT)
 
 

@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.mapped_export import MappedFieldsExport
 
 
@@ -21,9 +22,7 @@ class MarketoExportJob(ExitGuardFields, MappedFieldsExport):
     deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_marketo.LyticsToMarketoOperator"
     key_field_option: ClassVar[str] = "email_field"
     mapping_option: ClassVar[str] = "lead_fields"
-    marketo_conn_id: str = Field(
-        default="marketo_default", min_length=1, description="Marketo connection (API user)."
-    )
+    marketo_conn_id: str = connection_field("marketo_default", "Marketo connection (API user).")
     static_list: str = Field(min_length=1, description="Marketo static list id or exact name.")
     email_field: str = Field(default="email", min_length=1, description="Lytics field with the lead's email.")
     lead_fields: dict[str, str] = Field(

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from lytics_provider.jobs.base import JobConfig, StrictModel
 from lytics_provider.jobs.event_fields import BatchedEventFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.one_task import OneTaskJob
 
 if TYPE_CHECKING:
@@ -22,10 +23,8 @@ _RESOURCE_HINT = "3-255 characters, starting with a letter: letters, digits and 
 
 
 class _PubSubFields(StrictModel):
-    gcp_conn_id: str = Field(
-        default="google_cloud_default",
-        min_length=1,
-        description="Google Cloud connection (service account JWT JSON key and project).",
+    gcp_conn_id: str = connection_field(
+        "google_cloud_default", "Google Cloud connection (service account JWT JSON key and project)."
     )
     project_id: str | None = Field(
         default=None, description="Google Cloud project of the topic; default the connection's project."

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.context import JobContext
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.one_task import OneTaskJob
 from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
@@ -42,10 +43,8 @@ def _api_name(value: str, what: str) -> str:
 class SalesforceConnectionFields(JobConfig):
     """The connection and API budget every Salesforce job has."""
 
-    salesforce_conn_id: str = Field(
-        default="salesforce_default",
-        min_length=1,
-        description="Salesforce connection id (Airflow's salesforce connection).",
+    salesforce_conn_id: str = connection_field(
+        "salesforce_default", "Salesforce connection id (Airflow's salesforce connection)."
     )
     daily_api_calls: int | None = Field(default=None, ge=1, description=DAILY_API_CALLS_DESCRIPTION)
     poll_interval: float = Field(

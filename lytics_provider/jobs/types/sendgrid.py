@@ -19,13 +19,14 @@ from pydantic import Field
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.operator_args import operator_kwargs
 from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
-CONN = Field(default="sendgrid_default", min_length=1, description="SendGrid connection id (API key).")
+CONN = connection_field("sendgrid_default", "SendGrid connection id (API key).")
 
 
 class SendGridExportJob(ExitGuardFields, AudienceExportConfig):

@@ -13,11 +13,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.mapped_export import MappedFieldsExport
 
-_CONN = Field(
-    default="sfmc_default", min_length=1, description="Marketing Cloud connection (installed package)."
-)
+_CONN = connection_field("sfmc_default", "Marketing Cloud connection (installed package).")
 
 
 class _SfmcDataExtensionExport(MappedFieldsExport):

@@ -21,6 +21,7 @@ from lytics_provider.hooks.webhook_payloads import (
 )
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
@@ -44,10 +45,9 @@ class _WebhookRequestFields(AudienceExportConfig):
         "instead of audience.",
     )
 
-    webhooks_conn_id: str = Field(
-        default="webhooks_default",
-        min_length=1,
-        description="Webhooks connection: its authorization (request headers / parameters, OAuth 2.0 Client "
+    webhooks_conn_id: str = connection_field(
+        "webhooks_default",
+        "Webhooks connection: its authorization (request headers / parameters, OAuth 2.0 Client "
         "Credentials, or none) and CA bundle.",
     )
     webhook_url: str | None = Field(

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.fields import check_rfc3339
+from lytics_provider.jobs.fields import check_rfc3339, connection_field
 from lytics_provider.jobs.one_task import OneTaskJob
 from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
@@ -24,8 +24,8 @@ class ZendeskExportJob(ExitGuardFields, AudienceExportConfig):
     """Export Users: set the user field member_of_lytics_group to the audience name, by email."""
 
     type: Literal["zendesk_export"]
-    zendesk_conn_id: str = Field(
-        default="zendesk_default", min_length=1, description="Zendesk connection: Subdomain, email, API Key."
+    zendesk_conn_id: str = connection_field(
+        "zendesk_default", "Zendesk connection: Subdomain, email, API Key."
     )
     requests_per_minute: int = Field(
         default=200, ge=1, le=2500, description="The account's API requests per minute (Zendesk plan limit)."
@@ -52,8 +52,8 @@ class ZendeskImportJob(OneTaskJob, JobConfig):
         default=None, description="RFC 3339 start of the first run (default: everything)."
     )
     per_page: int = Field(default=1000, ge=1, le=1000, description="Records per incremental-export page.")
-    zendesk_conn_id: str = Field(
-        default="zendesk_default", min_length=1, description="Zendesk connection: Subdomain, email, API Key."
+    zendesk_conn_id: str = connection_field(
+        "zendesk_default", "Zendesk connection: Subdomain, email, API Key."
     )
     requests_per_minute: int = Field(
         default=200, ge=1, le=2500, description="The account's API requests per minute (Zendesk plan limit)."

@@ -250,16 +250,7 @@ class AudienceExportConfig(JobConfig, SharedScanFields):
         :param scan_options: arguments of the scan task that add to or replace the job's own
             (``fields``, ``user_limit``, ``identity_fields``), e.g. ``digest_fields``.
         """
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+        from lytics_provider.jobs.sync_tasks import add_scan_chain
 
         options = {"fields": self.fields, "user_limit": self.user_limit, "identity_fields": self.identity()}
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            dag=job.dag,
-            **{**options, **scan_options},
-        )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
-        scan >> deliver >> report
+        add_scan_chain(job, deliver, lytics_conn_id=self.lytics_conn_id, **{**options, **scan_options})

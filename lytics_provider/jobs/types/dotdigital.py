@@ -24,6 +24,7 @@ from lytics_provider.jobs.member_identity import (
     resolve_identity,
 )
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_scan_chain, field_roots
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -41,42 +42,6 @@ def _check_data_fields(mapping: dict[str, str]) -> dict[str, str]:
                 "'-' or '_', e.g. FIRSTNAME"
             )
     return mapping
-
-
-def _scan_fields(*names: str | None) -> list[str]:
-    return list(dict.fromkeys(n.split(".")[0] for n in names if n))
-
-
-def _chain(
-    job_id: str,
-    audience: str,
-    deliver: Any,
-    scan_fields: list[str],
-    lytics_conn_id: str,
-    user_limit: int | None,
-    suffix: str = "",
-    identity_fields: list[str] | None = None,
-) -> None:
-    """``scan`` -> ``deliver`` -> ``report`` for one audience."""
-    from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-
-    scan = LyticsAudienceScanOperator(
-        task_id=f"scan{suffix}",
-        audience=audience,
-        job_id=job_id,
-        lytics_conn_id=lytics_conn_id,
-        fields=scan_fields,
-        digest_fields=scan_fields,
-        user_limit=user_limit,
-        identity_fields=identity_fields,
-    )
-    report = LyticsCommitRunOperator(
-        task_id=f"report{suffix}",
-        job_id=job_id,
-        scan_task_id=f"scan{suffix}",
-        deliver_task_id=deliver.task_id,
-    )
-    scan >> deliver >> report
 
 
 class _DotdigitalConnection(StrictModel):
@@ -123,7 +88,7 @@ class _DotdigitalExportFields(AudienceExportConfig, DeferrableWaitFields, _Dotdi
         return _check_data_fields(value)
 
     def _scan_fields(self, *extra: str | None) -> list[str]:
-        return _scan_fields(self.email_field, self.id_field, *extra, *self.map_fields)
+        return field_roots([self.email_field, self.id_field, *extra, *self.map_fields])
 
     def identifier_fields(self) -> list[str]:
         return [self.email_field]
@@ -136,16 +101,9 @@ class _DotdigitalExportFields(AudienceExportConfig, DeferrableWaitFields, _Dotdi
             operator_kwargs(self, operator, task_id="deliver", job_id=job.job_id, **extra)
         )
 
-    def _chain(self, job_id: str, audience: str, deliver: Any, scan_fields: list[str]) -> None:
-        _chain(
-            job_id,
-            audience,
-            deliver,
-            scan_fields,
-            self.lytics_conn_id,
-            self.user_limit,
-            identity_fields=self.identity(),
-        )
+    def _chain(self, job: JobContext, deliver: Any, scan_fields: list[str]) -> None:
+        """``scan`` -> ``deliver`` -> ``report``; a change of the scanned fields makes a member changed."""
+        self.add_scan_deliver_report(job, deliver, fields=scan_fields, digest_fields=scan_fields)
 
 
 class DotdigitalExportContactsJob(ExitGuardFields, _DotdigitalExportFields):
@@ -176,9 +134,7 @@ class DotdigitalExportContactsJob(ExitGuardFields, _DotdigitalExportFields):
         deliver = DotdigitalExportContactsOperator(
             **self._deliver_kwargs(DotdigitalExportContactsOperator, job)
         )
-        self._chain(
-            job.job_id, "{{ params.audience }}", deliver, self._scan_fields(self.address_book_status_field)
-        )
+        self._chain(job, deliver, self._scan_fields(self.address_book_status_field))
 
 
 class AudienceBook(StrictModel):
@@ -239,7 +195,7 @@ class DotdigitalExportMultipleAudiencesJob(
         """One ``scan_<n>`` -> ``deliver_<n>`` -> ``report_<n>`` chain per audience."""
         from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator
 
-        scan_fields = _scan_fields(self.email_field, self.id_field, *self.map_audiences)
+        scan_fields = field_roots([self.email_field, self.id_field, *self.map_audiences])
         identity = resolve_identity(self.identity_fields, [self.email_field])
         for number, item in enumerate(self.audiences, 1):
             job_id = f"{job.job_id}__{item.audience}"
@@ -258,14 +214,16 @@ class DotdigitalExportMultipleAudiencesJob(
                     )
                 )
             )
-            _chain(
-                job_id,
-                item.audience,
+            add_scan_chain(
+                job,
                 deliver,
-                scan_fields,
-                self.lytics_conn_id,
-                self.user_limit,
-                f"_{number}",
+                lytics_conn_id=self.lytics_conn_id,
+                audience=item.audience,
+                job_id=job_id,
+                suffix=f"_{number}",
+                fields=scan_fields,
+                digest_fields=scan_fields,
+                user_limit=self.user_limit,
                 identity_fields=identity,
             )
 
@@ -288,7 +246,7 @@ class DotdigitalExportModifiedContactsJob(_DotdigitalExportFields):
         deliver = DotdigitalExportModifiedContactsOperator(
             **self._deliver_kwargs(DotdigitalExportModifiedContactsOperator, job)
         )
-        self._chain(job.job_id, "{{ params.audience }}", deliver, self._scan_fields())
+        self._chain(job, deliver, self._scan_fields())
 
 
 class DotdigitalRemoveContactsJob(ExitGuardFields, _DotdigitalExportFields):
@@ -319,7 +277,7 @@ class DotdigitalRemoveContactsJob(ExitGuardFields, _DotdigitalExportFields):
         deliver = DotdigitalRemoveContactsOperator(
             **self._deliver_kwargs(DotdigitalRemoveContactsOperator, job)
         )
-        self._chain(job.job_id, "{{ params.audience }}", deliver, self._scan_fields())
+        self._chain(job, deliver, self._scan_fields())
 
 
 class DotdigitalImportContactsActivityJob(JobConfig, _DotdigitalConnection):

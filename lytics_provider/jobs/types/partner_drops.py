@@ -75,21 +75,10 @@ class PartnerDropJob(AudienceExportConfig):
 
     def add_tasks(self, job: JobContext) -> None:
         from lytics_provider.integrations.catalog import import_object
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
 
         operator = import_object(self.operator)
         deliver = operator(**operator_kwargs(self, operator, task_id="deliver", job_id=job.job_id))
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=self.scan_field_list(),
-            user_limit=self.user_limit,
-            identity_fields=self.identity(),
-        )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
-        scan >> deliver >> report
+        self.add_scan_deliver_report(job, deliver, fields=self.scan_field_list())
 
 
 class AudienceOptions(PartnerDropJob):

@@ -34,10 +34,12 @@ def build_task(config: BaseModel, operator_path: str, job: JobContext, task_id: 
     :param operator_path: dotted path of the operator class.
     :param job: the job being built (its id and DAG).
     :param task_id: the task's id.
-    :param arguments: operator arguments that are not config fields of the same name.
+    :param arguments: operator arguments that are not config fields of the same name (``job_id``
+        replaces the job's); unset ``deferrable`` / ``poll_interval`` are left to the operator.
     """
     operator = import_operator(operator_path)
-    kwargs = operator_kwargs(config, operator, task_id=task_id, job_id=job.job_id, dag=job.dag, **arguments)
+    arguments = {"job_id": job.job_id, "dag": job.dag, **arguments}
+    kwargs = operator_kwargs(config, operator, task_id=task_id, **arguments)
     return operator(**unset_waits_dropped(kwargs))
 
 

@@ -8,12 +8,14 @@ subclasses of :class:`JobConfig` with a ``type`` literal, declared in its
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from lytics_provider.jobs.alerts import AlertsConfig
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.member_identity import (
     check_identity_fields,
     identity_fields_field,
@@ -162,7 +164,7 @@ class JobConfig(ScheduleFields):
     start_date: str = Field(
         default="2026-01-01", pattern=r"^\d{4}-\d{2}-\d{2}$", description="First date the schedule applies."
     )
-    lytics_conn_id: str = Field(default="lytics_default", min_length=1, description="Lytics connection id.")
+    lytics_conn_id: str = connection_field("lytics_default", "Lytics connection id.")
     alerts: AlertsConfig | None = Field(
         default=None,
         description="Alerts to Slack, Microsoft Teams and e-mail: on a task's failure, on rejects above a "
@@ -226,6 +228,13 @@ class AudienceExportConfig(JobConfig, SharedScanFields):
         """The job's own member identifiers, tried after ``_uid`` when ``identity_fields`` is unset."""
         return ["email"]
 
+    def fields_and(self, names: Iterable[str | None]) -> list[str] | None:
+        """What the scan reads: every field (None) when ``fields`` is unset, else ``fields`` and
+        ``names`` (unset ones skipped), each once."""
+        if self.fields is None:
+            return None
+        return list(dict.fromkeys([*self.fields, *(name for name in names if name)]))
+
     def identity(self) -> list[str]:
         """The identity fields of the job's scan (``identity_fields``, else the default)."""
         return resolve_identity(self.identity_fields, self.identifier_fields())
@@ -241,16 +250,7 @@ class AudienceExportConfig(JobConfig, SharedScanFields):
         :param scan_options: arguments of the scan task that add to or replace the job's own
             (``fields``, ``user_limit``, ``identity_fields``), e.g. ``digest_fields``.
         """
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+        from lytics_provider.jobs.sync_tasks import add_scan_chain
 
         options = {"fields": self.fields, "user_limit": self.user_limit, "identity_fields": self.identity()}
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            dag=job.dag,
-            **{**options, **scan_options},
-        )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
-        scan >> deliver >> report
+        add_scan_chain(job, deliver, lytics_conn_id=self.lytics_conn_id, **{**options, **scan_options})

@@ -17,7 +17,7 @@ from pydantic import AliasChoices, ConfigDict, Field, field_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.sync_tasks import add_scan_deliver_report
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -82,7 +82,8 @@ class AudienceEventFields(ExitGuardFields, AudienceExportConfig):
         """``scan`` -> ``deliver`` (``operator``, with every config field it takes) -> ``report``."""
         scan_fields = self.scan_fields()
         arguments = {"export_fields": self.exported_fields(), **arguments}
-        add_scan_deliver_report(self, job, operator, scan_fields, self.fields_to_trigger, **arguments)
+        digest_fields = self.fields_to_trigger or scan_fields
+        add_deliver_tasks(self, job, operator, scan_fields, digest_fields, **arguments)
 
 
 class BatchedEventFields(AudienceEventFields):

@@ -1,11 +1,14 @@
 """The task chain of an audience export job: ``scan`` -> ``deliver`` -> ``report``.
 
 A job type whose ``deliver`` task is one operator built from its config (a sync or an event
-destination) calls :func:`add_scan_deliver_report` from its ``add_tasks``.
+destination) calls :func:`add_deliver_tasks` from its ``add_tasks``; one that builds its
+``deliver`` task itself hands it to :meth:`AudienceExportConfig.add_scan_deliver_report`, and one
+with a chain per audience calls :func:`add_scan_chain` for each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from lytics_provider.jobs.operator_args import operator_kwargs
@@ -15,7 +18,55 @@ if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
 
-def add_scan_deliver_report(
+def field_roots(names: Iterable[str | None]) -> list[str]:
+    """The profile fields ``names`` read (``a.b`` reads ``a``), each once, in order; unset names skipped."""
+    return list(dict.fromkeys(name.split(".")[0] for name in names if name))
+
+
+def add_scan_chain(
+    job: JobContext,
+    deliver: Any,
+    *,
+    lytics_conn_id: str,
+    audience: str = "{{ params.audience }}",
+    job_id: str | None = None,
+    suffix: str = "",
+    **scan_options: Any,
+) -> None:
+    """``scan<suffix>`` -> ``deliver`` -> ``report<suffix>``: the audience's scan before the delivery
+    task, and after it the run report that makes the scan the next run's baseline.
+
+    :param job: the job being built (its id and DAG).
+    :param deliver: the delivery task.
+    :param lytics_conn_id: the Lytics connection the scan reads.
+    :param audience: the audience scanned (default: the run's ``audience`` param).
+    :param job_id: the id the scan and report keep their run state under (default the job's).
+    :param suffix: added to the scan and report task ids when a job has a chain per audience.
+    :param scan_options: the scan task's other arguments (``fields``, ``digest_fields``,
+        ``user_limit``, ``identity_fields``, ...).
+    """
+    from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
+
+    run_id = job_id or job.job_id
+    scan = LyticsAudienceScanOperator(
+        task_id=f"scan{suffix}",
+        audience=audience,
+        job_id=run_id,
+        lytics_conn_id=lytics_conn_id,
+        dag=job.dag,
+        **scan_options,
+    )
+    report = LyticsCommitRunOperator(
+        task_id=f"report{suffix}",
+        job_id=run_id,
+        scan_task_id=scan.task_id,
+        deliver_task_id=deliver.task_id,
+        dag=job.dag,
+    )
+    scan >> deliver >> report
+
+
+def add_deliver_tasks(
     config: AudienceExportConfig,
     job: JobContext,
     operator: type,
@@ -29,25 +80,16 @@ def add_scan_deliver_report(
     :param job: the job being built (its id and DAG).
     :param operator: the deliver operator class.
     :param fields: the fields the scan reads (None: every field).
-    :param digest_fields: the fields whose change makes a member "changed" (default ``fields``).
+    :param digest_fields: the fields whose change makes a member "changed" (None: any field).
     :param arguments: deliver arguments that are not config fields of the same name.
     """
-    from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-
-    scan = LyticsAudienceScanOperator(
-        task_id="scan",
-        audience="{{ params.audience }}",
-        job_id=job.job_id,
-        lytics_conn_id=config.lytics_conn_id,
-        fields=fields,
-        digest_fields=digest_fields or fields,
-        user_limit=config.user_limit,
-        identity_fields=config.identity(),
-        scan_max_age_minutes=config.scan_max_age_minutes,
-        dag=job.dag,
-    )
     deliver = operator(
         **operator_kwargs(config, operator, task_id="deliver", job_id=job.job_id, dag=job.dag, **arguments)
     )
-    report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id, dag=job.dag)
-    scan >> deliver >> report
+    config.add_scan_deliver_report(
+        job,
+        deliver,
+        fields=fields,
+        digest_fields=digest_fields,
+        scan_max_age_minutes=config.scan_max_age_minutes,
+    )

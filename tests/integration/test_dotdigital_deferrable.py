@@ -140,11 +140,18 @@ def test_timed_out_deferred_wait_fails_the_task_for_a_retry(dd) -> None:
 
 
 def test_job_config_deferrable_reaches_the_operator() -> None:
+    from airflow.configuration import conf
+    from airflow.sdk import DAG
+
     from lytics_provider.jobs.context import JobContext
 
-    context = JobContext(dag=None, job_id="job", source=Path("job.yaml"))
-    job = DotdigitalExportContactsJob(type="dotdigital_export_contacts", audience="a", deferrable=True)
-    assert job._deliver_kwargs(DotdigitalExportContactsOperator, context)["deferrable"] is True
-    unset = DotdigitalExportContactsJob(type="dotdigital_export_contacts", audience="a")
-    # Airflow's [operators] default_deferrable applies
-    assert "deferrable" not in unset._deliver_kwargs(DotdigitalExportContactsOperator, context)
+    def deliver(**options: Any) -> Any:
+        job = DotdigitalExportContactsJob(type="dotdigital_export_contacts", audience="a", **options)
+        with DAG("job", schedule=None) as dag:
+            job.add_tasks(JobContext(dag=dag, job_id="job", source=Path("job.yaml")))
+        return dag.get_task("deliver")
+
+    assert deliver(deferrable=True).deferrable is True
+    assert deliver(poll_interval=7).options.poll_interval == 7
+    # unset: Airflow's [operators] default_deferrable applies
+    assert deliver().deferrable is conf.getboolean("operators", "default_deferrable", fallback=False)

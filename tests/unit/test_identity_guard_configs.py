@@ -8,29 +8,14 @@ from pathlib import Path
 import pytest
 
 from lytics_provider.jobs.dag_builder import build_dag
+from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.loader import load_job_files
+from lytics_provider.jobs.schema import job_types
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "include" / "jobs").glob("*.yaml"))
-GUARDED = {
-    "amazon_marketing_cloud_export",
-    "dotdigital_export_contacts",
-    "dotdigital_export_multiple_audiences",
-    "dotdigital_remove_contacts",
-    "ga4_audience_export",
-    "hubspot_export",
-    "kinesis_export_audience_triggers",
-    "klaviyo_export",
-    "segment_export",
-    "sqs_export_activity_data",
-    "webhooks_audience_triggers",
-}
-GUARDED |= {"azure_event_hub_export", "pubsub_export_audience"}  # exit events
-GUARDED |= {"mailchimp_export", "sendgrid_export"}  # exits take off a tag or an audience id
-GUARDED |= {"salesforce_export"}  # exits update the records the job wrote
-GUARDED |= {"brevo_export", "marketo_export"}  # list removals
-GUARDED |= {"braze_export", "iterable_export"}  # exits set the attribute false / unsubscribe
-GUARDED |= {"zendesk_export"}  # exits clear member_of_lytics_group
+GUARDED = {name for name, cls in job_types().items() if issubclass(cls, ExitGuardFields)}
+"""The job types whose runs send exits: their configs carry the exit guard fields."""
 EXPECTED_IDENTITY = {
     "dotdigital_export_contacts": ["_uid", "email"],
     "dotdigital_export_multiple_audiences": ["_uid", "email"],
@@ -65,6 +50,13 @@ def test_every_scan_uses_the_job_types_identity_fields(path: Path) -> None:
         for task in dag.tasks:
             if task.task_id.startswith("deliver"):
                 assert (task.max_exit_fraction, task.exit_guard_min_exits) == (0.25, 100)
+
+
+def test_every_guarded_job_type_has_an_example() -> None:
+    """Each guarded job type is checked above through one of the example configs."""
+    examples = {_load(path).config.type for path in EXAMPLES}
+    assert GUARDED
+    assert GUARDED.issubset(examples)
 
 
 def test_options_reach_the_operators(tmp_path: Path) -> None:

@@ -6,11 +6,14 @@ build one task. Operators (and the microsoft-azure provider) are imported inside
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.fields import check_listing_since
+from lytics_provider.jobs.file_name import FileNameTemplate
+from lytics_provider.jobs.one_task import OneTaskJob
 from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
@@ -52,30 +55,14 @@ class _AzureBlobFileExport(_AzureBlobFields):
     )
 
 
-class _AzureBlobAudienceExport(_AzureBlobFileExport, AudienceExportConfig):
+class _AzureBlobAudienceExport(_AzureBlobFileExport, AudienceExportConfig, FileNameTemplate):
     fields: list[str] | None = Field(
         default=None,
         validation_alias=AliasChoices("user_fields", "fields"),
         description="User Fields: the Lytics user fields exported (key user_fields); default every field.",
     )
-    filename: str = Field(
-        default="lytics_{slug}_{timestamp}.{ext}",
-        description="File name template: {slug} audience slug, {timestamp} run time (UTC), {ext}.",
-    )
-
-    @field_validator("filename")
-    @classmethod
-    def _check_template(cls, value: str) -> str:
-        if "{timestamp}" not in value:
-            raise ValueError("filename must contain {timestamp} so each run writes its own file")
-        try:
-            value.format(slug="s", timestamp="t", ext="csv")
-        except (KeyError, IndexError, ValueError):
-            raise ValueError("filename may only use {slug}, {timestamp} and {ext}") from None
-        return value
 
     def _add_deliver(self, job: JobContext, file_format: str) -> None:
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
         from lytics_provider.transfers.lytics_to_azure_blob import LyticsToAzureBlobOperator
 
         deliver = LyticsToAzureBlobOperator(
@@ -83,17 +70,7 @@ class _AzureBlobAudienceExport(_AzureBlobFileExport, AudienceExportConfig):
                 self, LyticsToAzureBlobOperator, task_id="deliver", job_id=job.job_id, file_format=file_format
             )
         )
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=self.fields,
-            user_limit=self.user_limit,
-            row_renderer=deliver.row_renderer(),
-            identity_fields=self.identity(),
-        )
-        scan >> deliver >> LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
+        self.add_scan_deliver_report(job, deliver, row_renderer=deliver.row_renderer())
 
 
 class AzureBlobExportJsonJob(_AzureBlobAudienceExport):
@@ -114,32 +91,28 @@ class AzureBlobExportCsvJob(_AzureBlobAudienceExport):
         self._add_deliver(job, "csv")
 
 
-class AzureBlobEventsExportJob(_AzureBlobFileExport):
+# A dry run counts the new events without uploading or moving the stream position.
+class AzureBlobEventsExportJob(OneTaskJob, _AzureBlobFileExport):
     """Export Events (Blob Storage): a stream's new events (every field) as one CSV per run."""
 
     type: Literal["azure_blob_events_export"]
+    task_operator: ClassVar[str] = (
+        "lytics_provider.transfers.lytics_to_azure_blob.LyticsStreamToAzureBlobOperator"
+    )
+    task_id: ClassVar[str] = "export"
     stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream whose events are exported.")
     filename: str = Field(
         default="lytics_{slug}_events_{timestamp}.{ext}",
         description="File name template: {slug} the stream, {timestamp} run time (UTC), {ext}.",
     )
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.lytics_to_azure_blob import LyticsStreamToAzureBlobOperator
 
-        LyticsStreamToAzureBlobOperator(
-            **operator_kwargs(self, LyticsStreamToAzureBlobOperator, task_id="export", job_id=job.job_id)
-        )
-
-    def params(self) -> dict[str, Any]:
-        """A dry run counts the new events without uploading or moving the stream position."""
-        return {"dry_run": False}
-
-
-class AzureBlobImportJob(_AzureBlobFields):
+# A dry run lists the blobs it would import without reading or sending them.
+class AzureBlobImportJob(OneTaskJob, _AzureBlobFields):
     """Import Data: CSV blobs of a container into a Lytics stream; continuous: timestamp.csv files."""
 
     type: Literal["azure_blob_import"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.azure_blob_to_lytics.AzureBlobToLyticsOperator"
     stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream to import into.")
     prefix: str = Field(default="", description="Blob name prefix (folders allowed: incoming/).")
     file_type: Literal["csv", "json"] = Field(
@@ -156,27 +129,10 @@ class AzureBlobImportJob(_AzureBlobFields):
     )
     batch_size: int = Field(default=5000, ge=1, le=100_000, description="Records per batch sent to Lytics.")
 
-    @field_validator("since")
-    @classmethod
-    def _check_since(cls, value: str | None) -> str | None:
-        from lytics_provider.files.listing import parse_since
-
-        parse_since(value)
-        return value
+    _check_since = field_validator("since")(check_listing_since)
 
     @model_validator(mode="after")
     def _check_continuous(self) -> AzureBlobImportJob:
         if self.continuous and self.file_type != "csv":
             raise ValueError("continuous imports read timestamp.csv files: set file_type: csv")
         return self
-
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.azure_blob_to_lytics import AzureBlobToLyticsOperator
-
-        AzureBlobToLyticsOperator(
-            **operator_kwargs(self, AzureBlobToLyticsOperator, task_id="import", job_id=job.job_id)
-        )
-
-    def params(self) -> dict[str, Any]:
-        """A dry run lists the blobs it would import without reading or sending them."""
-        return {"dry_run": False}

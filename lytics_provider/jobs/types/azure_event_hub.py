@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from lytics_provider.jobs.event_fields import BatchedEventFields
+from lytics_provider.jobs.fields import connection_field
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -16,10 +17,8 @@ class AzureEventHubExportJob(BatchedEventFields):
     """Export Audiences (Event Hub): enter / exit events of an audience to an Azure event hub."""
 
     type: Literal["azure_event_hub_export"]
-    azure_event_hub_conn_id: str = Field(
-        default="azure_event_hub_default",
-        min_length=1,
-        description="Azure Event Hub connection (the Event Hub Connection String).",
+    azure_event_hub_conn_id: str = connection_field(
+        "azure_event_hub_default", "Azure Event Hub connection (the Event Hub Connection String)."
     )
     event_hub: str | None = Field(
         default=None,

@@ -11,13 +11,14 @@ into ``braze_users`` (:class:`BrazeImportJob`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 from lytics_provider.jobs.types.warehouses import FileImportOptions
 
 if TYPE_CHECKING:
@@ -30,10 +31,8 @@ class BrazeExportJob(ExitGuardFields, AudienceExportConfig):
     """Set an audience-membership attribute on Braze users (true on enter, false on exit)."""
 
     type: Literal["braze_export"]
-    braze_conn_id: str = Field(
-        default="braze_default",
-        min_length=1,
-        description="Braze connection id (Rest API Key, Braze Instance).",
+    braze_conn_id: str = connection_field(
+        "braze_default", "Braze connection id (Rest API Key, Braze Instance)."
     )
     external_user_id: str | None = Field(
         default=None, description="External User ID: member field sent as external_id."
@@ -86,23 +85,12 @@ class BrazeExportJob(ExitGuardFields, AudienceExportConfig):
         """The configured identifier fields key members after ``_uid``."""
         return [f for f in (getattr(self, name) for name in _IDENTIFIERS) if f]
 
-    def scan_fields(self) -> list[str] | None:
-        """Every field when ``fields`` is unset, else those and the identifier fields."""
-        if self.fields is None:
-            return None
-        used = [getattr(self, name) for name in _IDENTIFIERS]
-        return list(dict.fromkeys([*self.fields, *(f for f in used if f)]))
-
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``; config field names equal the operator's arguments."""
         from lytics_provider.transfers.lytics_to_braze import LyticsToBrazeOperator
 
-        deliver = LyticsToBrazeOperator(
-            **operator_kwargs(self, LyticsToBrazeOperator, task_id="deliver", job_id=job.job_id, dag=job.dag)
-        )
-        self.add_scan_deliver_report(
-            job, deliver, fields=self.scan_fields(), digest_fields=self.fields_to_trigger
-        )
+        fields = self.fields_and(self.identifier_fields())
+        add_deliver_tasks(self, job, LyticsToBrazeOperator, fields, self.fields_to_trigger)
 
 
 SEGMENT_EXPORT_PREFIX = "segment-export/"
@@ -112,6 +100,7 @@ class BrazeImportJob(FileImportOptions):
     """Braze Import Activity: Users by Segment export files from S3, Azure or GCS into braze_users."""
 
     type: Literal["braze_import"]
+    task_operator: ClassVar[str] = "lytics_provider.files.ingest_operator.StorageFilesToLyticsOperator"
     storage: Literal["s3", "gcs", "azure_blob"] = Field(
         default="s3",
         description="Where Braze writes its exports: s3, gcs or azure_blob (bucket = container).",
@@ -149,15 +138,6 @@ class BrazeImportJob(FileImportOptions):
             return self.prefix
         return f"{SEGMENT_EXPORT_PREFIX}{self.segment_id}/" if self.segment_id else SEGMENT_EXPORT_PREFIX
 
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.files.ingest_operator import StorageFilesToLyticsOperator
-
-        StorageFilesToLyticsOperator(
-            **operator_kwargs(
-                self,
-                StorageFilesToLyticsOperator,
-                task_id="import",
-                job_id=job.job_id,
-                prefix=self.segment_prefix(),
-            )
-        )
+    def task_arguments(self) -> dict[str, Any]:
+        """The segment's (or every segment's) export prefix."""
+        return {"prefix": self.segment_prefix()}

@@ -4,26 +4,24 @@ are Keep Updated and the first run sending every member)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
-
-if TYPE_CHECKING:
-    from lytics_provider.jobs.context import JobContext
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.mapped_export import MappedFieldsExport
 
 
-class BrevoExportJob(ExitGuardFields, AudienceExportConfig):
+class BrevoExportJob(ExitGuardFields, MappedFieldsExport):
     """Export Users: an audience's members imported as contacts of a Brevo list."""
 
     type: Literal["brevo_export"]
+    deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_brevo.LyticsToBrevoOperator"
+    key_field_option: ClassVar[str] = "email_field"
+    mapping_option: ClassVar[str] = "field_mapping"
     keep_updated: bool = Field(default=True, description="Continuously import (the seed's default).")
-    brevo_conn_id: str = Field(
-        default="brevo_default", min_length=1, description="Brevo connection (API key)."
-    )
+    brevo_conn_id: str = connection_field("brevo_default", "Brevo connection (API key).")
     list: str = Field(min_length=1, description="List: the Brevo list id or exact name.")
     email_field: str = Field(
         default="email", min_length=1, description="Email: the Lytics field with the email."
@@ -41,18 +39,3 @@ class BrevoExportJob(ExitGuardFields, AudienceExportConfig):
     batch_size: int = Field(
         default=1000, ge=1, le=5000, description="Contacts per import call (at most 5,000)."
     )
-
-    def identifier_fields(self) -> list[str]:
-        return [self.email_field]
-
-    def add_tasks(self, job: JobContext) -> None:
-        """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.transfers.lytics_to_brevo import LyticsToBrevoOperator
-
-        deliver = LyticsToBrevoOperator(
-            **operator_kwargs(self, LyticsToBrevoOperator, task_id="deliver", job_id=job.job_id, dag=job.dag)
-        )
-        fields = list(dict.fromkeys(f.split(".")[0] for f in [self.email_field, *self.field_mapping]))
-        self.add_scan_deliver_report(
-            job, deliver, fields=list(dict.fromkeys([*fields, *(self.fields or [])])), digest_fields=fields
-        )

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -22,10 +23,8 @@ class CustomerIOExportJob(AudienceExportConfig):
     """Create or update each audience member as a Customer.io person (Track API identify)."""
 
     type: Literal["customerio_export"]
-    customerio_conn_id: str = Field(
-        default="customerio_default",
-        min_length=1,
-        description="Customer.io connection id (Site ID, API Key).",
+    customerio_conn_id: str = connection_field(
+        "customerio_default", "Customer.io connection id (Site ID, API Key)."
     )
     id_field: str | None = Field(
         default=None,
@@ -63,21 +62,9 @@ class CustomerIOExportJob(AudienceExportConfig):
     def identifier_fields(self) -> list[str]:
         return [f for f in (self.id_field, self.email_field) if f]
 
-    def scan_fields(self) -> list[str] | None:
-        if self.fields is None:
-            return None
-        used = [*self.identifier_fields(), *self.extra_attributes.values()]
-        return list(dict.fromkeys([*self.fields, *used]))
-
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``; config field names equal the operator's arguments."""
         from lytics_provider.transfers.lytics_to_customerio import LyticsToCustomerIOOperator
 
-        deliver = LyticsToCustomerIOOperator(
-            **operator_kwargs(
-                self, LyticsToCustomerIOOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        self.add_scan_deliver_report(
-            job, deliver, fields=self.scan_fields(), digest_fields=self.fields_to_trigger
-        )
+        fields = self.fields_and([*self.identifier_fields(), *self.extra_attributes.values()])
+        add_deliver_tasks(self, job, LyticsToCustomerIOOperator, fields, self.fields_to_trigger)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from lytics_provider.jobs.types.warehouses import _FIELD, _STREAM, _AudienceExport, _TableImport
-
-if TYPE_CHECKING:
-    from lytics_provider.jobs.context import JobContext
 
 
 class DatabricksExportJob(_AudienceExport):
@@ -52,5 +49,5 @@ class DatabricksImportJob(_TableImport):
         description="Databricks connection: Host, HTTP Path, Personal Access Token.",
     )
 
-    def add_tasks(self, job: JobContext) -> None:
-        self._operator(job, self.databricks_conn_id, "databricks")
+    conn_id_field: ClassVar[str] = "databricks_conn_id"
+    dialect: ClassVar[str] = "databricks"

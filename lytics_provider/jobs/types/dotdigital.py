@@ -10,23 +10,27 @@ Airflow pool with ``pool``. Operators are imported inside ``add_tasks``.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from lytics_provider.jobs.api_import import ChangesImportJob
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, SharedScanFields, StrictModel
-from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields, unset_waits_dropped
+from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields
 from lytics_provider.jobs.exit_guard import ALLOW_MASS_EXIT_PARAM, ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.member_identity import (
     check_identity_fields,
     identity_fields_field,
     resolve_identity,
 )
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.one_task import build_task
+from lytics_provider.jobs.sync_tasks import add_scan_chain, field_roots
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
+_OPERATORS = "lytics_provider.operators.dotdigital"
 _DATA_FIELD = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 OptInType = Literal["Unknown", "Single", "Double", "VerifiedDouble"]
 EmailType = Literal["Html", "PlainText"]
@@ -42,50 +46,16 @@ def _check_data_fields(mapping: dict[str, str]) -> dict[str, str]:
     return mapping
 
 
-def _scan_fields(*names: str | None) -> list[str]:
-    return list(dict.fromkeys(n.split(".")[0] for n in names if n))
-
-
-def _chain(
-    job_id: str,
-    audience: str,
-    deliver: Any,
-    scan_fields: list[str],
-    lytics_conn_id: str,
-    user_limit: int | None,
-    suffix: str = "",
-    identity_fields: list[str] | None = None,
-) -> None:
-    """``scan`` -> ``deliver`` -> ``report`` for one audience."""
-    from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-
-    scan = LyticsAudienceScanOperator(
-        task_id=f"scan{suffix}",
-        audience=audience,
-        job_id=job_id,
-        lytics_conn_id=lytics_conn_id,
-        fields=scan_fields,
-        digest_fields=scan_fields,
-        user_limit=user_limit,
-        identity_fields=identity_fields,
-    )
-    report = LyticsCommitRunOperator(
-        task_id=f"report{suffix}",
-        job_id=job_id,
-        scan_task_id=f"scan{suffix}",
-        deliver_task_id=deliver.task_id,
-    )
-    scan >> deliver >> report
-
-
 class _DotdigitalConnection(StrictModel):
-    dotdigital_conn_id: str = Field(
-        default="dotdigital_default", min_length=1, description="Dotdigital connection (API user)."
-    )
+    dotdigital_conn_id: str = connection_field("dotdigital_default", "Dotdigital connection (API user).")
     pool: str | None = Field(
         default=None,
         description="Airflow pool for the Dotdigital task, to serialise jobs sharing an API user.",
     )
+
+    def pool_argument(self) -> dict[str, Any]:
+        """``pool`` of the Dotdigital task when one is set (else Airflow's default pool)."""
+        return {"pool": self.pool} if self.pool else {}
 
 
 class _DotdigitalExportFields(AudienceExportConfig, DeferrableWaitFields, _DotdigitalConnection):
@@ -124,29 +94,17 @@ class _DotdigitalExportFields(AudienceExportConfig, DeferrableWaitFields, _Dotdi
         return _check_data_fields(value)
 
     def _scan_fields(self, *extra: str | None) -> list[str]:
-        return _scan_fields(self.email_field, self.id_field, *extra, *self.map_fields)
+        return field_roots([self.email_field, self.id_field, *extra, *self.map_fields])
 
     def identifier_fields(self) -> list[str]:
         return [self.email_field]
 
-    def _deliver_kwargs(self, operator: type, job: JobContext) -> dict[str, Any]:
-        """The ``deliver`` task's arguments: every option the operator takes, by its name."""
-        extra = {"pool": self.pool} if self.pool else {}
-        # unset deferrable / poll_interval: the operator's defaults ([operators] default_deferrable)
-        return unset_waits_dropped(
-            operator_kwargs(self, operator, task_id="deliver", job_id=job.job_id, **extra)
-        )
-
-    def _chain(self, job_id: str, audience: str, deliver: Any, scan_fields: list[str]) -> None:
-        _chain(
-            job_id,
-            audience,
-            deliver,
-            scan_fields,
-            self.lytics_conn_id,
-            self.user_limit,
-            identity_fields=self.identity(),
-        )
+    def _add_tasks(self, job: JobContext, operator: str, *extra_fields: str | None) -> None:
+        """``scan`` -> ``deliver`` (``operator``, a class of ``operators.dotdigital``) -> ``report``; a
+        change of the scanned fields makes a member changed."""
+        deliver = build_task(self, f"{_OPERATORS}.{operator}", job, "deliver", **self.pool_argument())
+        scan_fields = self._scan_fields(*extra_fields)
+        self.add_scan_deliver_report(job, deliver, fields=scan_fields, digest_fields=scan_fields)
 
 
 class DotdigitalExportContactsJob(ExitGuardFields, _DotdigitalExportFields):
@@ -172,14 +130,7 @@ class DotdigitalExportContactsJob(ExitGuardFields, _DotdigitalExportFields):
 
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator
-
-        deliver = DotdigitalExportContactsOperator(
-            **self._deliver_kwargs(DotdigitalExportContactsOperator, job)
-        )
-        self._chain(
-            job.job_id, "{{ params.audience }}", deliver, self._scan_fields(self.address_book_status_field)
-        )
+        self._add_tasks(job, "DotdigitalExportContactsOperator", self.address_book_status_field)
 
 
 class AudienceBook(StrictModel):
@@ -238,35 +189,31 @@ class DotdigitalExportMultipleAudiencesJob(
 
     def add_tasks(self, job: JobContext) -> None:
         """One ``scan_<n>`` -> ``deliver_<n>`` -> ``report_<n>`` chain per audience."""
-        from lytics_provider.operators.dotdigital import DotdigitalExportContactsOperator
-
-        scan_fields = _scan_fields(self.email_field, self.id_field, *self.map_audiences)
+        scan_fields = field_roots([self.email_field, self.id_field, *self.map_audiences])
         identity = resolve_identity(self.identity_fields, [self.email_field])
         for number, item in enumerate(self.audiences, 1):
             job_id = f"{job.job_id}__{item.audience}"
-            extra = {"pool": self.pool} if self.pool else {}
-            deliver = DotdigitalExportContactsOperator(
-                **unset_waits_dropped(
-                    operator_kwargs(
-                        self,
-                        DotdigitalExportContactsOperator,
-                        task_id=f"deliver_{number}",
-                        job_id=job_id,
-                        scan_task_id=f"scan_{number}",
-                        address_book_name=item.address_book,
-                        map_fields=dict(self.map_audiences),
-                        **extra,
-                    )
-                )
+            deliver = build_task(
+                self,
+                f"{_OPERATORS}.DotdigitalExportContactsOperator",
+                job,
+                f"deliver_{number}",
+                job_id=job_id,
+                scan_task_id=f"scan_{number}",
+                address_book_name=item.address_book,
+                map_fields=dict(self.map_audiences),
+                **self.pool_argument(),
             )
-            _chain(
-                job_id,
-                item.audience,
+            add_scan_chain(
+                job,
                 deliver,
-                scan_fields,
-                self.lytics_conn_id,
-                self.user_limit,
-                f"_{number}",
+                lytics_conn_id=self.lytics_conn_id,
+                audience=item.audience,
+                job_id=job_id,
+                suffix=f"_{number}",
+                fields=scan_fields,
+                digest_fields=scan_fields,
+                user_limit=self.user_limit,
                 identity_fields=identity,
             )
 
@@ -284,12 +231,7 @@ class DotdigitalExportModifiedContactsJob(_DotdigitalExportFields):
 
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` (account-wide bulk import of entered and changed members) -> ``report``."""
-        from lytics_provider.operators.dotdigital import DotdigitalExportModifiedContactsOperator
-
-        deliver = DotdigitalExportModifiedContactsOperator(
-            **self._deliver_kwargs(DotdigitalExportModifiedContactsOperator, job)
-        )
-        self._chain(job.job_id, "{{ params.audience }}", deliver, self._scan_fields())
+        self._add_tasks(job, "DotdigitalExportModifiedContactsOperator")
 
 
 class DotdigitalRemoveContactsJob(ExitGuardFields, _DotdigitalExportFields):
@@ -315,18 +257,14 @@ class DotdigitalRemoveContactsJob(ExitGuardFields, _DotdigitalExportFields):
 
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.operators.dotdigital import DotdigitalRemoveContactsOperator
-
-        deliver = DotdigitalRemoveContactsOperator(
-            **self._deliver_kwargs(DotdigitalRemoveContactsOperator, job)
-        )
-        self._chain(job.job_id, "{{ params.audience }}", deliver, self._scan_fields())
+        self._add_tasks(job, "DotdigitalRemoveContactsOperator")
 
 
-class DotdigitalImportContactsActivityJob(JobConfig, _DotdigitalConnection):
+class DotdigitalImportContactsActivityJob(ChangesImportJob, _DotdigitalConnection):
     """Import Contacts & Activity into dotmailer_contacts and dotmailer_activity (sends, opens, clicks)."""
 
     type: Literal["dotdigital_import_contacts_activity"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.dotdigital_to_lytics.DotdigitalToLyticsOperator"
     initial_since: str = Field(
         default="2000-01-01T00:00:00",
         pattern=r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2})?$",
@@ -334,14 +272,6 @@ class DotdigitalImportContactsActivityJob(JobConfig, _DotdigitalConnection):
     )
     include_activity: bool = Field(default=True, description="Import sends, opens and clicks too.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        """One ``import`` task; the watermark moves only after Lytics acknowledged."""
-        from lytics_provider.transfers.dotdigital_to_lytics import DotdigitalToLyticsOperator
-
-        extra = {"pool": self.pool} if self.pool else {}
-        DotdigitalToLyticsOperator(
-            **operator_kwargs(self, DotdigitalToLyticsOperator, task_id="import", job_id=job.job_id, **extra)
-        )
-
-    def params(self) -> dict[str, Any]:
-        return {"full_refresh": False, "dry_run": False}
+    def task_arguments(self) -> dict[str, Any]:
+        """The pool; the watermark moves only after Lytics acknowledged."""
+        return self.pool_argument()

@@ -6,11 +6,12 @@ Operators are imported inside ``add_tasks`` so reading configs stays light.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.one_task import OneTaskJob
 from lytics_provider.jobs.operator_args import operator_kwargs
 
 if TYPE_CHECKING:
@@ -112,10 +113,12 @@ class FileServiceExportJob(_SftpExportFields):
         self._add_export_tasks(job, list(self.fields) if self.fields else None, deliver)
 
 
-class FileServiceImportJob(JobConfig):
+# A dry run lists and validates the new files without sending or recording them.
+class FileServiceImportJob(OneTaskJob, JobConfig):
     """Lytics File Service import: CSV or JSON-lines files from an SFTP folder into a stream."""
 
     type: Literal["file_service_import"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.sftp_to_lytics.SFTPToLyticsOperator"
     sftp_conn_id: str = Field(min_length=1, description="Airflow SFTP connection of the source server.")
     folder: str = Field(default="", description="Remote folder to read; empty for the login directory.")
     pattern: str = Field(
@@ -141,14 +144,3 @@ class FileServiceImportJob(JobConfig):
         if "/" in value:
             raise ValueError("pattern matches file names only; put the directory in `folder`")
         return value
-
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.sftp_to_lytics import SFTPToLyticsOperator
-
-        SFTPToLyticsOperator(
-            **operator_kwargs(self, SFTPToLyticsOperator, task_id="import", job_id=job.job_id)
-        )
-
-    def params(self) -> dict[str, Any]:
-        """A dry run lists and validates the new files without sending or recording them."""
-        return {"dry_run": False}

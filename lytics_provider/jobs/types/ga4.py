@@ -10,14 +10,15 @@ GA user. The event name is ``{enter|exit}_{audience_slug}``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from lytics_provider.hooks.ga4_rules import param_name_problem, user_property_name_problem
 from lytics_provider.jobs.base import JobConfig
 from lytics_provider.jobs.event_fields import AudienceEventFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.one_task import OneTaskJob
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -29,10 +30,8 @@ class GA4AudienceExportJob(AudienceEventFields):
     """Send an audience's enters and exits to a GA4 data stream as ``enter_`` / ``exit_`` events."""
 
     type: Literal["ga4_audience_export"]
-    ga4_conn_id: str = Field(
-        default="ga4_default",
-        min_length=1,
-        description="GA4 Measurement Protocol connection id (the API secret in Password).",
+    ga4_conn_id: str = connection_field(
+        "ga4_default", "GA4 Measurement Protocol connection id (the API secret in Password)."
     )
     ga4_version: Literal["gtag.js", "Firebase"] = Field(
         default="gtag.js",
@@ -100,18 +99,17 @@ class GA4AudienceExportJob(AudienceEventFields):
 
     def scan_fields(self) -> list[str] | None:
         """The fields the scan reads: every field when ``fields`` is unset, else those and the ones used."""
-        if self.fields is None:
-            return None
-        used = [
-            self.client_id,
-            self.app_instance_id_field,
-            self.user_id_field,
-            self.engagement_time_field,
-            self.session_id_field,
-            *self.export_scalar_fields,
-            "segments",
-        ]
-        return list(dict.fromkeys([*self.fields, *(f for f in used if f)]))
+        return self.fields_and(
+            [
+                self.client_id,
+                self.app_instance_id_field,
+                self.user_id_field,
+                self.engagement_time_field,
+                self.session_id_field,
+                *self.export_scalar_fields,
+                "segments",
+            ]
+        )
 
     def exported_fields(self) -> list[str] | None:
         """Each event carries the job's ``fields``."""
@@ -124,10 +122,12 @@ class GA4AudienceExportJob(AudienceEventFields):
         self.add_event_tasks(job, LyticsToGA4AudienceOperator)
 
 
-class GA4EventExportJob(JobConfig):
+class GA4EventExportJob(OneTaskJob, JobConfig):
     """Send Lytics stream events to a GA4 data stream, each once, oldest first."""
 
     type: Literal["ga4_event_export"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.lytics_stream_to_ga4.LyticsStreamToGA4Operator"
+    task_id: ClassVar[str] = "export"
     frequency: str = Field(
         default="hourly",
         description='How often a Keep Updated export runs (default "hourly"; the seed\'s export is '
@@ -138,9 +138,7 @@ class GA4EventExportJob(JobConfig):
         description="Data Streams to Export: the Lytics streams whose events are sent (the seed's "
         '"none = all streams" needs a stream listing this provider does not read: name them).',
     )
-    ga4_conn_id: str = Field(
-        default="ga4_default", min_length=1, description="GA4 Measurement Protocol connection id."
-    )
+    ga4_conn_id: str = connection_field("ga4_default", "GA4 Measurement Protocol connection id.")
     ga4_version: Literal["gtag.js", "Firebase"] = Field(default="gtag.js", description="GA4 Version.")
     client_id: str | None = Field(
         default=None, description="Client ID: the event field holding the GA client id."
@@ -163,13 +161,3 @@ class GA4EventExportJob(JobConfig):
     )
 
     _check_ga4 = model_validator(mode="after")(GA4AudienceExportJob._check_ga4)
-
-    def add_tasks(self, job: JobContext) -> None:
-        """``export`` (one task: read the streams, send each new event once)."""
-        from lytics_provider.transfers.lytics_stream_to_ga4 import LyticsStreamToGA4Operator
-
-        LyticsStreamToGA4Operator(
-            **operator_kwargs(
-                self, LyticsStreamToGA4Operator, task_id="export", job_id=job.job_id, dag=job.dag
-            )
-        )

@@ -8,19 +8,20 @@ the Lytics job forms' names where they exist (Keep Updated, Frequency, Time of D
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.api_import import ChangesImportJob
+from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
-from lytics_provider.jobs.sync_tasks import add_scan_deliver_report
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks, field_roots
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
-_CONN = Field(default="hubspot_default", min_length=1, description="HubSpot connection (private app token).")
+_CONN = connection_field("hubspot_default", "HubSpot connection (private app token).")
 
 
 class HubspotExportJob(ExitGuardFields, AudienceExportConfig):
@@ -63,16 +64,17 @@ class HubspotExportJob(ExitGuardFields, AudienceExportConfig):
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.transfers.lytics_to_hubspot import LyticsToHubspotOperator
 
-        fields = [self.email_field, *([self.id_field] if self.id_field else []), *self.property_map]
-        fields = list(dict.fromkeys(f.split(".")[0] for f in [*fields, *(self.fields or [])]))
-        add_scan_deliver_report(self, job, LyticsToHubspotOperator, fields)
+        fields = field_roots([self.email_field, self.id_field, *self.property_map, *(self.fields or [])])
+        add_deliver_tasks(self, job, LyticsToHubspotOperator, fields, fields)
 
 
-class HubspotImportJob(JobConfig):
+class HubspotImportJob(ChangesImportJob):
     """Import Contacts and Activity: contacts into ``hubspot_contacts``, email events into
     ``hubspot_activity``."""
 
     type: Literal["hubspot_import"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.hubspot_to_lytics.HubspotToLyticsOperator"
+    selection_fields: ClassVar[tuple[str, ...]] = ("import_contacts", "import_events")
     hubspot_conn_id: str = _CONN
     import_contacts: bool = Field(default=True, description="Import contacts (into hubspot_contacts).")
     import_events: bool = Field(default=True, description="Import email events (into hubspot_activity).")
@@ -95,27 +97,3 @@ class HubspotImportJob(JobConfig):
         min_length=1,
         description="HubSpot contact properties to read.",
     )
-    initial_since: str = Field(
-        default="2000-01-01",
-        pattern=r"^\d{4}-\d{2}-\d{2}",
-        description="ISO date the first run (and a full_refresh run) reads from.",
-    )
-
-    @model_validator(mode="after")
-    def _something_selected(self) -> HubspotImportJob:
-        if not self.import_contacts and not self.import_events:
-            raise ValueError(
-                "import_contacts and import_events are both false; select contacts, events or both"
-            )
-        return self
-
-    def params(self) -> dict[str, Any]:
-        return {"full_refresh": False, "dry_run": False}
-
-    def add_tasks(self, job: JobContext) -> None:
-        """One ``import`` task."""
-        from lytics_provider.transfers.hubspot_to_lytics import HubspotToLyticsOperator
-
-        HubspotToLyticsOperator(
-            **operator_kwargs(self, HubspotToLyticsOperator, task_id="import", job_id=job.job_id, dag=job.dag)
-        )

@@ -14,7 +14,9 @@ from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.context import JobContext
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 
 def _check_timezone(value: str) -> str:
@@ -36,9 +38,7 @@ class IContactImportJob(JobConfig):
         description='How often a Keep Updated import runs; "hourly" (the default, as the Keep Updated '
         'option documents) or e.g. "daily" for the 24-hour batch.',
     )
-    icontact_conn_id: str = Field(
-        default="icontact_default", min_length=1, description="iContact connection id."
-    )
+    icontact_conn_id: str = connection_field("icontact_default", "iContact connection id.")
     source_account: str | None = Field(
         default=None,
         description="iContact account id to import from; default the connection's, else the first.",
@@ -106,9 +106,7 @@ class IContactExportJob(AudienceExportConfig):
     """Subscribe the members of a Lytics audience to an iContact list."""
 
     type: Literal["icontact_export"]
-    icontact_conn_id: str = Field(
-        default="icontact_default", min_length=1, description="iContact connection id."
-    )
+    icontact_conn_id: str = connection_field("icontact_default", "iContact connection id.")
     destination_account: str | None = Field(
         default=None, description="iContact account id; default the connection's, else the first."
     )
@@ -131,14 +129,5 @@ class IContactExportJob(AudienceExportConfig):
         """``scan`` → ``deliver`` → ``report``."""
         from lytics_provider.transfers.lytics_to_icontact import EXPORT_FIELDS, LyticsToIContactListOperator
 
-        deliver = LyticsToIContactListOperator(
-            **operator_kwargs(
-                self, LyticsToIContactListOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        self.add_scan_deliver_report(
-            job,
-            deliver,
-            fields=list(dict.fromkeys([*EXPORT_FIELDS, *(self.fields or [])])),
-            digest_fields=["ic_contact_id", "email"],
-        )
+        fields = list(dict.fromkeys([*EXPORT_FIELDS, *(self.fields or [])]))
+        add_deliver_tasks(self, job, LyticsToIContactListOperator, fields, ["ic_contact_id", "email"])

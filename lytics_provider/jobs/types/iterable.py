@@ -15,7 +15,8 @@ from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -25,9 +26,7 @@ class IterableExportJob(ExitGuardFields, AudienceExportConfig):
     """Subscribe an audience to an Iterable list; members who leave are unsubscribed from it."""
 
     type: Literal["iterable_export"]
-    iterable_conn_id: str = Field(
-        default="iterable_default", min_length=1, description="Iterable connection id (Iterable API Key)."
-    )
+    iterable_conn_id: str = connection_field("iterable_default", "Iterable connection id (Iterable API Key).")
     list_id: int | None = Field(default=None, ge=1, description="The existing Iterable list's id.")
     list_name: str | None = Field(
         default=None,
@@ -73,20 +72,9 @@ class IterableExportJob(ExitGuardFields, AudienceExportConfig):
     def identifier_fields(self) -> list[str]:
         return [f for f in (self.email_field, self.user_id_field) if f]
 
-    def scan_fields(self) -> list[str] | None:
-        if self.fields is None:
-            return None
-        return list(dict.fromkeys([*self.fields, *self.identifier_fields()]))
-
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``; config field names equal the operator's arguments."""
         from lytics_provider.transfers.lytics_to_iterable import LyticsToIterableListOperator
 
-        deliver = LyticsToIterableListOperator(
-            **operator_kwargs(
-                self, LyticsToIterableListOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        self.add_scan_deliver_report(
-            job, deliver, fields=self.scan_fields(), digest_fields=self.fields_to_trigger
-        )
+        fields = self.fields_and(self.identifier_fields())
+        add_deliver_tasks(self, job, LyticsToIterableListOperator, fields, self.fields_to_trigger)

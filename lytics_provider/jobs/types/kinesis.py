@@ -3,13 +3,14 @@ Data (a data stream's records into a Lytics stream). Operators are imported insi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
 from lytics_provider.jobs.base import JobConfig
 from lytics_provider.jobs.event_fields import ExportedEventFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.one_task import OneTaskJob
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -23,9 +24,7 @@ _LYTICS_STREAM = r"^[A-Za-z0-9_.-]+$"
 
 
 class _KinesisConnection(JobConfig):
-    aws_conn_id: str = Field(
-        default="aws_default", min_length=1, description="Airflow AWS connection (keys or role, region)."
-    )
+    aws_conn_id: str = connection_field("aws_default", "Airflow AWS connection (keys or role, region).")
     stream_name: str = Field(pattern=STREAM_NAME, description=STREAM_NAME_TEXT)
 
 
@@ -48,10 +47,12 @@ class KinesisExportTriggersJob(ExportedEventFields, _KinesisConnection):
         self.add_event_tasks(job, KinesisAudienceTriggersOperator)
 
 
-class KinesisImportJob(_KinesisConnection):
+# A dry run reads the records and sends nothing; the checkpoint stays.
+class KinesisImportJob(OneTaskJob, _KinesisConnection):
     """Amazon Kinesis Import Activity Data: every field of each record into a Lytics stream."""
 
     type: Literal["kinesis_import_activity_data"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.kinesis_to_lytics.KinesisToLyticsOperator"
     stream: str = Field(
         min_length=1, pattern=_LYTICS_STREAM, description="The Lytics stream the records are posted to."
     )
@@ -65,14 +66,3 @@ class KinesisImportJob(_KinesisConnection):
     max_records_per_run: int | None = Field(
         default=None, ge=1, description="Read at most this many records of each shard per run (default: all)."
     )
-
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.kinesis_to_lytics import KinesisToLyticsOperator
-
-        KinesisToLyticsOperator(
-            **operator_kwargs(self, KinesisToLyticsOperator, task_id="import", job_id=job.job_id)
-        )
-
-    def params(self) -> dict[str, Any]:
-        """A dry run reads the records and sends nothing; the checkpoint stays."""
-        return {"dry_run": False}

@@ -8,19 +8,20 @@ not captured; the options here are the ones that behaviour needs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.api_import import ChangesImportJob
+from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
-from lytics_provider.jobs.sync_tasks import add_scan_deliver_report
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks, field_roots
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
-_CONN = Field(default="klaviyo_default", min_length=1, description="Klaviyo connection (private API key).")
+_CONN = connection_field("klaviyo_default", "Klaviyo connection (private API key).")
 
 
 class KlaviyoExportJob(ExitGuardFields, AudienceExportConfig):
@@ -61,39 +62,16 @@ class KlaviyoExportJob(ExitGuardFields, AudienceExportConfig):
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.transfers.lytics_to_klaviyo import LyticsToKlaviyoOperator
 
-        fields = [self.email_field, *([self.id_field] if self.id_field else []), *self.property_map]
-        fields = list(dict.fromkeys(f.split(".")[0] for f in [*fields, *(self.fields or [])]))
-        add_scan_deliver_report(self, job, LyticsToKlaviyoOperator, fields)
+        fields = field_roots([self.email_field, self.id_field, *self.property_map, *(self.fields or [])])
+        add_deliver_tasks(self, job, LyticsToKlaviyoOperator, fields, fields)
 
 
-class KlaviyoImportJob(JobConfig):
+class KlaviyoImportJob(ChangesImportJob):
     """Import Users & Activity: profiles into ``klaviyo_users``, events into ``klaviyo_activity``."""
 
     type: Literal["klaviyo_import"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.klaviyo_to_lytics.KlaviyoToLyticsOperator"
+    selection_fields: ClassVar[tuple[str, ...]] = ("import_users", "import_activity")
     klaviyo_conn_id: str = _CONN
     import_users: bool = Field(default=True, description="Import profiles (into klaviyo_users).")
     import_activity: bool = Field(default=True, description="Import events (into klaviyo_activity).")
-    initial_since: str = Field(
-        default="2000-01-01",
-        pattern=r"^\d{4}-\d{2}-\d{2}",
-        description="ISO date the first run (and a full_refresh run) reads from.",
-    )
-
-    @model_validator(mode="after")
-    def _something_selected(self) -> KlaviyoImportJob:
-        if not self.import_users and not self.import_activity:
-            raise ValueError(
-                "import_users and import_activity are both false; select users, activity or both"
-            )
-        return self
-
-    def params(self) -> dict[str, Any]:
-        return {"full_refresh": False, "dry_run": False}
-
-    def add_tasks(self, job: JobContext) -> None:
-        """One ``import`` task."""
-        from lytics_provider.transfers.klaviyo_to_lytics import KlaviyoToLyticsOperator
-
-        KlaviyoToLyticsOperator(
-            **operator_kwargs(self, KlaviyoToLyticsOperator, task_id="import", job_id=job.job_id, dag=job.dag)
-        )

@@ -17,12 +17,14 @@ from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
-CONN = Field(default="mailchimp_default", min_length=1, description="Mailchimp connection id (API key).")
+CONN = connection_field("mailchimp_default", "Mailchimp connection id (API key).")
 LIST = Field(min_length=1, description="Mailchimp List: the Mailchimp audience (list) id or its exact name.")
 
 
@@ -56,13 +58,7 @@ class MailchimpExportJob(ExitGuardFields, AudienceExportConfig):
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.transfers.lytics_to_mailchimp import LyticsToMailchimpOperator
 
-        deliver = LyticsToMailchimpOperator(
-            **operator_kwargs(
-                self, LyticsToMailchimpOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        fields = None if self.fields is None else list(dict.fromkeys([*self.fields, self.email_field]))
-        self.add_scan_deliver_report(job, deliver, fields=fields)
+        add_deliver_tasks(self, job, LyticsToMailchimpOperator, self.fields_and([self.email_field]))
 
 
 class MailchimpImportJob(JobConfig):

@@ -6,25 +6,23 @@ behaviour are what "keep a Marketo list in step with an audience" needs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
-
-if TYPE_CHECKING:
-    from lytics_provider.jobs.context import JobContext
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.mapped_export import MappedFieldsExport
 
 
-class MarketoExportJob(ExitGuardFields, AudienceExportConfig):
+class MarketoExportJob(ExitGuardFields, MappedFieldsExport):
     """Export Audiences: members created or updated as Marketo leads and kept in a static list."""
 
     type: Literal["marketo_export"]
-    marketo_conn_id: str = Field(
-        default="marketo_default", min_length=1, description="Marketo connection (API user)."
-    )
+    deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_marketo.LyticsToMarketoOperator"
+    key_field_option: ClassVar[str] = "email_field"
+    mapping_option: ClassVar[str] = "lead_fields"
+    marketo_conn_id: str = connection_field("marketo_default", "Marketo connection (API user).")
     static_list: str = Field(min_length=1, description="Marketo static list id or exact name.")
     email_field: str = Field(default="email", min_length=1, description="Lytics field with the lead's email.")
     lead_fields: dict[str, str] = Field(
@@ -37,20 +35,3 @@ class MarketoExportJob(ExitGuardFields, AudienceExportConfig):
         "or ignore.",
     )
     batch_size: int = Field(default=300, ge=1, le=300, description="Leads per batch (at most 300 per call).")
-
-    def identifier_fields(self) -> list[str]:
-        return [self.email_field]
-
-    def add_tasks(self, job: JobContext) -> None:
-        """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.transfers.lytics_to_marketo import LyticsToMarketoOperator
-
-        deliver = LyticsToMarketoOperator(
-            **operator_kwargs(
-                self, LyticsToMarketoOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        fields = list(dict.fromkeys(f.split(".")[0] for f in [self.email_field, *self.lead_fields]))
-        self.add_scan_deliver_report(
-            job, deliver, fields=list(dict.fromkeys([*fields, *(self.fields or [])])), digest_fields=fields
-        )

@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.one_task import build_task
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -74,22 +74,8 @@ class PartnerDropJob(AudienceExportConfig):
         return list(dict.fromkeys([*([identifier] if identifier else []), *self.fields, *self.scan_extra]))
 
     def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.integrations.catalog import import_object
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-
-        operator = import_object(self.operator)
-        deliver = operator(**operator_kwargs(self, operator, task_id="deliver", job_id=job.job_id))
-        scan = LyticsAudienceScanOperator(
-            task_id="scan",
-            audience="{{ params.audience }}",
-            job_id=job.job_id,
-            lytics_conn_id=self.lytics_conn_id,
-            fields=self.scan_field_list(),
-            user_limit=self.user_limit,
-            identity_fields=self.identity(),
-        )
-        report = LyticsCommitRunOperator(task_id="report", job_id=job.job_id)
-        scan >> deliver >> report
+        deliver = build_task(self, self.operator, job, "deliver")
+        self.add_scan_deliver_report(job, deliver, fields=self.scan_field_list())
 
 
 class AudienceOptions(PartnerDropJob):

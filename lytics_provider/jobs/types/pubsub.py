@@ -6,13 +6,14 @@ project), as every Google job of this provider does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
 from lytics_provider.jobs.base import JobConfig, StrictModel
 from lytics_provider.jobs.event_fields import BatchedEventFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.one_task import OneTaskJob
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -22,10 +23,8 @@ _RESOURCE_HINT = "3-255 characters, starting with a letter: letters, digits and 
 
 
 class _PubSubFields(StrictModel):
-    gcp_conn_id: str = Field(
-        default="google_cloud_default",
-        min_length=1,
-        description="Google Cloud connection (service account JWT JSON key and project).",
+    gcp_conn_id: str = connection_field(
+        "google_cloud_default", "Google Cloud connection (service account JWT JSON key and project)."
     )
     project_id: str | None = Field(
         default=None, description="Google Cloud project of the topic; default the connection's project."
@@ -60,26 +59,21 @@ class PubSubExportAudienceJob(BatchedEventFields, _CreateTopic, _PubSubFields):
         self.add_event_tasks(job, PubSubExportAudienceOperator)
 
 
-class PubSubExportStreamJob(_CreateTopic, _PubSubFields, JobConfig):
+class PubSubExportStreamJob(OneTaskJob, _CreateTopic, _PubSubFields, JobConfig):
     """Export Stream: new events of a Lytics stream to a Pub/Sub topic (every field of the stream)."""
 
     type: Literal["pubsub_export_stream"]
+    task_operator: ClassVar[str] = "lytics_provider.operators.pubsub.PubSubExportStreamOperator"
+    task_id: ClassVar[str] = "export"
     stream: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Lytics stream to export.")
     batch_size: int = Field(default=100, ge=1, le=1000, description="Events per Publish call.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        """One ``export`` task."""
-        from lytics_provider.operators.pubsub import PubSubExportStreamOperator
 
-        PubSubExportStreamOperator(
-            **operator_kwargs(self, PubSubExportStreamOperator, task_id="export", job_id=job.job_id)
-        )
-
-
-class PubSubImportEventsJob(_PubSubFields, JobConfig):
+class PubSubImportEventsJob(OneTaskJob, _PubSubFields, JobConfig):
     """Import Events: JSON messages of a Pub/Sub subscription into a Lytics stream."""
 
     type: Literal["pubsub_import_events"]
+    task_operator: ClassVar[str] = "lytics_provider.operators.pubsub.PubSubImportEventsOperator"
     stream: str = Field(
         min_length=1,
         pattern=r"^[A-Za-z0-9_.-]+$",
@@ -98,14 +92,3 @@ class PubSubImportEventsJob(_PubSubFields, JobConfig):
     ack_deadline_secs: int = Field(
         default=60, ge=10, le=600, description="Ack deadline of the subscription the job creates (seconds)."
     )
-
-    def params(self) -> dict[str, Any]:
-        return {"dry_run": False}
-
-    def add_tasks(self, job: JobContext) -> None:
-        """One ``import`` task."""
-        from lytics_provider.operators.pubsub import PubSubImportEventsOperator
-
-        PubSubImportEventsOperator(
-            **operator_kwargs(self, PubSubImportEventsOperator, task_id="import", job_id=job.job_id)
-        )

@@ -6,15 +6,11 @@ and PGP encrypted, "new files every 6 hours"); each run imports the files not im
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from lytics_provider.jobs.operator_args import operator_kwargs
 from lytics_provider.jobs.types.files import FileServiceImportJob
-
-if TYPE_CHECKING:
-    from lytics_provider.jobs.context import JobContext
 
 
 class ResponsysImportJob(FileServiceImportJob):
@@ -44,10 +40,3 @@ class ResponsysImportJob(FileServiceImportJob):
         description="Responsys SFTP Server with PGP: lytics_pgp connection whose private key decrypts "
         ".gpg files.",
     )
-
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.sftp_to_lytics import SFTPToLyticsOperator
-
-        SFTPToLyticsOperator(
-            **operator_kwargs(self, SFTPToLyticsOperator, task_id="import", job_id=job.job_id)
-        )

@@ -13,14 +13,16 @@ Other Integrations) / 2`` for each of the import and the export.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.context import JobContext
 from lytics_provider.jobs.exit_guard import ExitGuardFields
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.one_task import OneTaskJob
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 DAILY_API_CALLS_DESCRIPTION = (
@@ -41,10 +43,8 @@ def _api_name(value: str, what: str) -> str:
 class SalesforceConnectionFields(JobConfig):
     """The connection and API budget every Salesforce job has."""
 
-    salesforce_conn_id: str = Field(
-        default="salesforce_default",
-        min_length=1,
-        description="Salesforce connection id (Airflow's salesforce connection).",
+    salesforce_conn_id: str = connection_field(
+        "salesforce_default", "Salesforce connection id (Airflow's salesforce connection)."
     )
     daily_api_calls: int | None = Field(default=None, ge=1, description=DAILY_API_CALLS_DESCRIPTION)
     poll_interval: float = Field(
@@ -112,38 +112,19 @@ class SalesforceExportJob(ExitGuardFields, AudienceExportConfig, SalesforceConne
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.transfers.lytics_to_salesforce import LyticsToSalesforceOperator
 
-        deliver = LyticsToSalesforceOperator(
-            **operator_kwargs(
-                self, LyticsToSalesforceOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        wanted = [self.id_field, *self.mapping]
-        fields = None if self.fields is None else list(dict.fromkeys([*self.fields, *wanted]))
-        self.add_scan_deliver_report(job, deliver, fields=fields, digest_fields=sorted(self.mapping))
+        fields = self.fields_and([self.id_field, *self.mapping])
+        add_deliver_tasks(self, job, LyticsToSalesforceOperator, fields, sorted(self.mapping))
 
 
-class _SalesforceImport(SalesforceConnectionFields):
+class _SalesforceImport(OneTaskJob, SalesforceConnectionFields):
+    task_operator: ClassVar[str] = "lytics_provider.transfers.salesforce_to_lytics.SalesforceToLyticsOperator"
     page_size: int = Field(
         default=50000, ge=1, le=100000, description="Records per results page (maxRecords)."
     )
 
-    def import_kwargs(self) -> dict[str, Any]:
+    def task_arguments(self) -> dict[str, Any]:  # pragma: no cover - every import overrides it
+        """The streams and fields of the objects read."""
         raise NotImplementedError
-
-    def add_tasks(self, job: JobContext) -> None:
-        """One ``import`` task."""
-        from lytics_provider.transfers.salesforce_to_lytics import SalesforceToLyticsOperator
-
-        SalesforceToLyticsOperator(
-            **operator_kwargs(
-                self,
-                SalesforceToLyticsOperator,
-                task_id="import",
-                job_id=job.job_id,
-                dag=job.dag,
-                **self.import_kwargs(),
-            )
-        )
 
 
 class SalesforceImportJob(_SalesforceImport):
@@ -160,7 +141,7 @@ class SalesforceImportJob(_SalesforceImport):
         default=True, description="Also import every custom (__c) field of these objects."
     )
 
-    def import_kwargs(self) -> dict[str, Any]:
+    def task_arguments(self) -> dict[str, Any]:
         from lytics_provider.transfers.salesforce_to_lytics import STREAMS
 
         return {"streams": {name: STREAMS[name] for name in self.objects}, "object_fields": None}
@@ -190,7 +171,7 @@ class SalesforceCustomObjectImportJob(_SalesforceImport):
             _api_name(name, "field")
         return self
 
-    def import_kwargs(self) -> dict[str, Any]:
+    def task_arguments(self) -> dict[str, Any]:
         return {
             "streams": {self.salesforce_object: self.stream},
             "object_fields": {self.salesforce_object: list(self.fields)},

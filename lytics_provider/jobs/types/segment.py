@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from lytics_provider.jobs.event_fields import AudienceEventFields
+from lytics_provider.jobs.fields import connection_field
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -22,10 +23,8 @@ class SegmentExportJob(AudienceEventFields):
     """Send an audience's enters and exits to a Segment source as Identify or Track calls."""
 
     type: Literal["segment_export"]
-    segment_conn_id: str = Field(
-        default="segment_default",
-        min_length=1,
-        description="Segment connection id (Airflow's segment connection; the write key in the extra).",
+    segment_conn_id: str = connection_field(
+        "segment_default", "Segment connection id (Airflow's segment connection; the write key in the extra)."
     )
     call_type: Literal["identify", "track"] = Field(
         default="identify",

@@ -19,12 +19,14 @@ from pydantic import Field
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_deliver_tasks
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
 
-CONN = Field(default="sendgrid_default", min_length=1, description="SendGrid connection id (API key).")
+CONN = connection_field("sendgrid_default", "SendGrid connection id (API key).")
 
 
 class SendGridExportJob(ExitGuardFields, AudienceExportConfig):
@@ -67,17 +69,8 @@ class SendGridExportJob(ExitGuardFields, AudienceExportConfig):
         """``scan`` -> ``deliver`` -> ``report``."""
         from lytics_provider.transfers.lytics_to_sendgrid import LyticsToSendGridOperator
 
-        deliver = LyticsToSendGridOperator(
-            **operator_kwargs(
-                self, LyticsToSendGridOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        fields = None
-        if self.fields is not None:
-            fields = list(
-                dict.fromkeys([*self.fields, self.email_field, self.segments_field, *self.export_fields])
-            )
-        self.add_scan_deliver_report(job, deliver, fields=fields)
+        fields = self.fields_and([self.email_field, self.segments_field, *self.export_fields])
+        add_deliver_tasks(self, job, LyticsToSendGridOperator, fields)
 
 
 class SendGridImportJob(JobConfig):

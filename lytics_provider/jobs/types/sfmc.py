@@ -9,22 +9,23 @@ Users" is the real-time exports' backfill option.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from lytics_provider.jobs.base import AudienceExportConfig
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.fields import connection_field
+from lytics_provider.jobs.mapped_export import MappedFieldsExport
 
-if TYPE_CHECKING:
-    from lytics_provider.jobs.context import JobContext
-
-_CONN = Field(
-    default="sfmc_default", min_length=1, description="Marketing Cloud connection (installed package)."
-)
+_CONN = connection_field("sfmc_default", "Marketing Cloud connection (installed package).")
 
 
-class _SfmcDataExtensionExport(AudienceExportConfig):
+class _SfmcDataExtensionExport(MappedFieldsExport):
+    deliver_operator: ClassVar[str] = (
+        "lytics_provider.transfers.lytics_to_sfmc.LyticsToSfmcDataExtensionOperator"
+    )
+    key_field_option: ClassVar[str] = "subscriber_key_field"
+    mapping_option: ClassVar[str] = "field_mapping"
+
     sfmc_conn_id: str = _CONN
     data_extension_key: str = Field(
         min_length=1, max_length=200, description="External key (CustomerKey) of the data extension."
@@ -47,29 +48,9 @@ class _SfmcDataExtensionExport(AudienceExportConfig):
     )
     batch_size: int = Field(default=50, ge=1, le=50, description="Rows per rowset upsert call (at most 50).")
 
-    def identifier_fields(self) -> list[str]:
-        return [self.subscriber_key_field]
-
-    def add_tasks(self, job: JobContext) -> None:
-        """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.transfers.lytics_to_sfmc import LyticsToSfmcDataExtensionOperator
-
-        deliver = LyticsToSfmcDataExtensionOperator(
-            **operator_kwargs(
-                self,
-                LyticsToSfmcDataExtensionOperator,
-                task_id="deliver",
-                job_id=job.job_id,
-                dag=job.dag,
-                create_data_extension=self.type == "sfmc_export_new_data_extension",
-            )
-        )
-        fields = list(
-            dict.fromkeys(f.split(".")[0] for f in [self.subscriber_key_field, *self.field_mapping])
-        )
-        self.add_scan_deliver_report(
-            job, deliver, fields=list(dict.fromkeys([*fields, *(self.fields or [])])), digest_fields=fields
-        )
+    def deliver_arguments(self) -> dict[str, Any]:
+        """The new data extension job type creates it first."""
+        return {"create_data_extension": self.type == "sfmc_export_new_data_extension"}
 
 
 class SfmcExportDataExtensionJob(_SfmcDataExtensionExport):
@@ -92,10 +73,13 @@ class SfmcExportNewDataExtensionJob(_SfmcDataExtensionExport):
     )
 
 
-class SfmcTriggerJourneyJob(AudienceExportConfig):
+class SfmcTriggerJourneyJob(MappedFieldsExport):
     """Trigger Journey: each member who enters the audience is sent into a journey as an entry event."""
 
     type: Literal["sfmc_trigger_journey"]
+    deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_sfmc.SfmcTriggerJourneyOperator"
+    key_field_option: ClassVar[str] = "contact_key_field"
+    mapping_option: ClassVar[str] = "field_mapping"
     sfmc_conn_id: str = _CONN
     event_definition_key: str = Field(
         min_length=1, description="EventDefinitionKey of the journey's API event entry source."
@@ -117,20 +101,3 @@ class SfmcTriggerJourneyJob(AudienceExportConfig):
         if "ContactKey" in self.field_mapping.values():
             raise ValueError("field_mapping writes ContactKey; it comes from contact_key_field, remove it")
         return self
-
-    def identifier_fields(self) -> list[str]:
-        return [self.contact_key_field]
-
-    def add_tasks(self, job: JobContext) -> None:
-        """``scan`` -> ``deliver`` -> ``report``."""
-        from lytics_provider.transfers.lytics_to_sfmc import SfmcTriggerJourneyOperator
-
-        deliver = SfmcTriggerJourneyOperator(
-            **operator_kwargs(
-                self, SfmcTriggerJourneyOperator, task_id="deliver", job_id=job.job_id, dag=job.dag
-            )
-        )
-        fields = list(dict.fromkeys(f.split(".")[0] for f in [self.contact_key_field, *self.field_mapping]))
-        self.add_scan_deliver_report(
-            job, deliver, fields=list(dict.fromkeys([*fields, *(self.fields or [])])), digest_fields=fields
-        )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator
 
 from lytics_provider.jobs.event_fields import ExportedEventFields
+from lytics_provider.jobs.fields import connection_field
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -17,9 +18,7 @@ class SqsExportJob(ExportedEventFields):
     """Amazon SQS Export Activity Data: one message per enter / exit / change event."""
 
     type: Literal["sqs_export_activity_data"]
-    aws_conn_id: str = Field(
-        default="aws_default", min_length=1, description="Airflow AWS connection (keys or role, region)."
-    )
+    aws_conn_id: str = connection_field("aws_default", "Airflow AWS connection (keys or role, region).")
     sqs_queue: str = Field(
         min_length=1,
         description="The queue's name or URL; a FIFO queue (name ending .fifo) de-duplicates resent events.",

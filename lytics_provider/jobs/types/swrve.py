@@ -7,21 +7,18 @@ content), each file once, oldest first.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from lytics_provider.jobs.operator_args import operator_kwargs
 from lytics_provider.jobs.types.warehouses import FileImportOptions
-
-if TYPE_CHECKING:
-    from lytics_provider.jobs.context import JobContext
 
 
 class SwrveImportJob(FileImportOptions):
     """Swrve Import Activity Data: the raw data export files of an S3 Bucket into swrve_activity."""
 
     type: Literal["swrve_import"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.s3_to_lytics.S3ToLyticsOperator"
     bucket: str = Field(min_length=1, description="Bucket: the S3 bucket of the Swrve raw data export.")
     prefix: str = Field(default="", description="Key prefix of the export files, e.g. app-1234/.")
     file_type: Literal["csv", "json"] = Field(default="json", description="json (JSON lines) or csv.")
@@ -29,8 +26,3 @@ class SwrveImportJob(FileImportOptions):
     aws_conn_id: str = Field(
         default="aws_default", description="Airflow AWS connection: Access Token (login) and Secret Token."
     )
-
-    def add_tasks(self, job: JobContext) -> None:
-        from lytics_provider.transfers.s3_to_lytics import S3ToLyticsOperator
-
-        S3ToLyticsOperator(**operator_kwargs(self, S3ToLyticsOperator, task_id="import", job_id=job.job_id))

@@ -8,14 +8,15 @@ light and works without those extras.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
-from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields, unset_waits_dropped
-from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields
+from lytics_provider.jobs.fields import check_listing_since, check_rfc3339
+from lytics_provider.jobs.file_name import FileNameTemplate
+from lytics_provider.jobs.one_task import OneTaskJob, build_task
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -25,46 +26,23 @@ _FIELD = r"^[A-Za-z_][A-Za-z0-9_$]*$"
 _STREAM = r"^[A-Za-z0-9_.-]+$"
 
 
-def _build_task(config: JobConfig, operator_path: str, job: JobContext, task_id: str, **extra: Any) -> Any:
-    """The task of the operator at ``operator_path`` (``module.Class``), given the config's options."""
-    module, _, name = operator_path.rpartition(".")
-    operator = getattr(importlib.import_module(module), name)
-    kwargs = operator_kwargs(config, operator, task_id=task_id, job_id=job.job_id, **extra)
-    return operator(**unset_waits_dropped(kwargs))
-
-
 class _AudienceExport(AudienceExportConfig):
     """``scan`` → ``deliver`` (the ``deliver_operator``) → ``report``."""
 
     deliver_operator: ClassVar[str]
 
     def add_tasks(self, job: JobContext) -> None:
-        self.add_scan_deliver_report(job, _build_task(self, self.deliver_operator, job, "deliver"))
+        self.add_scan_deliver_report(job, build_task(self, self.deliver_operator, job, "deliver"))
 
 
-class _FileExport(_AudienceExport):
+class _FileExport(_AudienceExport, FileNameTemplate):
     bucket: str = Field(min_length=1, description="Bucket Name the file is written to.")
     directory: str = Field(default="", description="Directory (key prefix) inside the bucket.")
     file_format: Literal["csv", "jsonl"] = Field(default="csv", description="csv (header row) or jsonl.")
     compression: Literal["none", "gz"] = Field(default="gz", description="none or gz (.gz appended).")
-    filename: str = Field(
-        default="lytics_{slug}_{timestamp}.{ext}",
-        description="File name template: {slug} audience slug, {timestamp} run time (UTC), {ext}.",
-    )
     pgp_conn_id: str | None = Field(
         default=None, description="lytics_pgp connection whose public key encrypts the file (.pgp appended)."
     )
-
-    @field_validator("filename")
-    @classmethod
-    def _check_template(cls, value: str) -> str:
-        if "{timestamp}" not in value:
-            raise ValueError("filename must contain {timestamp} so each run writes its own file")
-        try:
-            value.format(slug="s", timestamp="t", ext="csv")
-        except (KeyError, IndexError, ValueError):
-            raise ValueError("filename may only use {slug}, {timestamp} and {ext}") from None
-        return value
 
 
 class S3ExportJob(_FileExport):
@@ -154,14 +132,11 @@ class SnowflakeExportJob(_AudienceExport):
     )
 
 
-class _ActivityExport(JobConfig):
-    """One ``export`` task (the ``export_operator``)."""
+class _ActivityExport(OneTaskJob, JobConfig):
+    """One ``export`` task (the ``task_operator``)."""
 
-    export_operator: ClassVar[str]
+    task_id: ClassVar[str] = "export"
     stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream whose events are exported.")
-
-    def add_tasks(self, job: JobContext) -> None:
-        _build_task(self, self.export_operator, job, "export")
 
 
 class S3ActivityExportJob(_ActivityExport):
@@ -174,7 +149,7 @@ class S3ActivityExportJob(_ActivityExport):
     compression: Literal["none", "gz"] = Field(default="gz", description="none or gz.")
     aws_conn_id: str = Field(default="aws_default", description="Airflow AWS connection.")
 
-    export_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_s3.LyticsStreamToS3Operator"
+    task_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_s3.LyticsStreamToS3Operator"
 
 
 class BigQueryActivityExportJob(_ActivityExport, DeferrableWaitFields):
@@ -188,12 +163,19 @@ class BigQueryActivityExportJob(_ActivityExport, DeferrableWaitFields):
     location: str | None = Field(default=None, description="BigQuery location.")
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
 
-    export_operator: ClassVar[str] = (
+    task_operator: ClassVar[str] = (
         "lytics_provider.transfers.lytics_to_bigquery.LyticsStreamToBigQueryOperator"
     )
 
 
-class _TableImport(JobConfig):
+class _TableImport(OneTaskJob, JobConfig):
+    """One ``import`` task of the SQL table import, over the ``conn_id_field`` connection in ``dialect``;
+    a dry run reads and counts rows without sending them or moving the watermark."""
+
+    task_operator: ClassVar[str] = "lytics_provider.transfers.sql_to_lytics.SqlTableToLyticsOperator"
+    conn_id_field: ClassVar[str]
+    dialect: ClassVar[str]
+
     source_type: Literal["table", "view"] = Field(default="table", description="Source Type: table or view.")
     source: str = Field(
         min_length=1, pattern=_NAME, description="Source: the table or view (schema.name allowed)."
@@ -215,21 +197,11 @@ class _TableImport(JobConfig):
     )
     batch_size: int = Field(default=5000, ge=1, le=100_000, description="Rows per batch sent to Lytics.")
 
-    @field_validator("events_since")
-    @classmethod
-    def _check_since(cls, value: str | None) -> str | None:
-        from lytics_provider.pipeline.timestamps import parse_rfc3339
+    _check_since = field_validator("events_since")(check_rfc3339)
 
-        parse_rfc3339(value)
-        return value
-
-    def params(self) -> dict[str, Any]:
-        """A dry run reads and counts rows without sending them or moving the watermark."""
-        return {"dry_run": False}
-
-    def _operator(self, job: JobContext, conn_id: str, dialect: str) -> Any:
-        operator = "lytics_provider.transfers.sql_to_lytics.SqlTableToLyticsOperator"
-        return _build_task(self, operator, job, "import", conn_id=conn_id, dialect=dialect)
+    def task_arguments(self) -> dict[str, Any]:
+        """The warehouse's connection id and SQL dialect."""
+        return {"conn_id": getattr(self, self.conn_id_field), "dialect": self.dialect}
 
 
 class RedshiftImportJob(_TableImport):
@@ -241,8 +213,8 @@ class RedshiftImportJob(_TableImport):
         default="redshift_default", description="Redshift or PostgreSQL connection."
     )
 
-    def add_tasks(self, job: JobContext) -> None:
-        self._operator(job, self.redshift_conn_id, "postgres")
+    conn_id_field: ClassVar[str] = "redshift_conn_id"
+    dialect: ClassVar[str] = "postgres"
 
 
 class SnowflakeImportJob(_TableImport):
@@ -254,8 +226,8 @@ class SnowflakeImportJob(_TableImport):
     )
     snowflake_conn_id: str = Field(default="snowflake_default", description="Airflow Snowflake connection.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        self._operator(job, self.snowflake_conn_id, "snowflake")
+    conn_id_field: ClassVar[str] = "snowflake_conn_id"
+    dialect: ClassVar[str] = "snowflake"
 
 
 class BigQueryImportJob(_TableImport):
@@ -266,14 +238,14 @@ class BigQueryImportJob(_TableImport):
     location: str | None = Field(default=None, description="BigQuery location.")
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
 
-    def add_tasks(self, job: JobContext) -> None:
-        self._operator(job, self.gcp_conn_id, "bigquery")
+    conn_id_field: ClassVar[str] = "gcp_conn_id"
+    dialect: ClassVar[str] = "bigquery"
 
 
-class _FileImport(JobConfig):
-    """One ``import`` task (the ``import_operator``)."""
+class _FileImport(OneTaskJob, JobConfig):
+    """One ``import`` task (the ``task_operator``); a dry run lists the files it would import without
+    reading or sending them."""
 
-    import_operator: ClassVar[str]
     bucket: str = Field(min_length=1, description="Bucket.")
     prefix: str = Field(default="", description="Prefix, e.g. new-users- (folders allowed: in/new-users-).")
     file_type: Literal["csv", "json"] = Field(
@@ -296,13 +268,7 @@ class _FileImport(JobConfig):
     )
     batch_size: int = Field(default=5000, ge=1, le=100_000, description="Records per batch sent to Lytics.")
 
-    @field_validator("since")
-    @classmethod
-    def _check_since(cls, value: str | None) -> str | None:
-        from lytics_provider.files.listing import parse_since
-
-        parse_since(value)
-        return value
+    _check_since = field_validator("since")(check_listing_since)
 
     @model_validator(mode="after")
     def _check_pgp(self) -> _FileImport:
@@ -312,13 +278,6 @@ class _FileImport(JobConfig):
             )
         return self
 
-    def params(self) -> dict[str, Any]:
-        """A dry run lists the files it would import without reading or sending them."""
-        return {"dry_run": False}
-
-    def add_tasks(self, job: JobContext) -> None:
-        _build_task(self, self.import_operator, job, "import")
-
 
 class S3ImportJob(_FileImport):
     """Amazon S3 Import Audiences & Activity Data (CSV) / Custom Data (JSON)."""
@@ -327,7 +286,7 @@ class S3ImportJob(_FileImport):
     stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream to import into.")
     aws_conn_id: str = Field(default="aws_default", description="Airflow AWS connection.")
 
-    import_operator: ClassVar[str] = "lytics_provider.transfers.s3_to_lytics.S3ToLyticsOperator"
+    task_operator: ClassVar[str] = "lytics_provider.transfers.s3_to_lytics.S3ToLyticsOperator"
 
 
 class GCSImportJob(_FileImport):
@@ -338,7 +297,7 @@ class GCSImportJob(_FileImport):
     stream: str = Field(default="gcs_files", pattern=_STREAM, description="Stream; default gcs_files.")
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
 
-    import_operator: ClassVar[str] = "lytics_provider.transfers.gcs_to_lytics.GCSToLyticsOperator"
+    task_operator: ClassVar[str] = "lytics_provider.transfers.gcs_to_lytics.GCSToLyticsOperator"
 
 
 #: The object-store import options (Bucket, Prefix, Since, Starting File, PGP, Continuous) for

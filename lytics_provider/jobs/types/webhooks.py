@@ -21,7 +21,9 @@ from lytics_provider.hooks.webhook_payloads import (
 )
 from lytics_provider.jobs.base import AudienceExportConfig
 from lytics_provider.jobs.exit_guard import ExitGuardFields
+from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.operator_args import operator_kwargs
+from lytics_provider.jobs.sync_tasks import add_scan_chain
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -44,10 +46,9 @@ class _WebhookRequestFields(AudienceExportConfig):
         "instead of audience.",
     )
 
-    webhooks_conn_id: str = Field(
-        default="webhooks_default",
-        min_length=1,
-        description="Webhooks connection: its authorization (request headers / parameters, OAuth 2.0 Client "
+    webhooks_conn_id: str = connection_field(
+        "webhooks_default",
+        "Webhooks connection: its authorization (request headers / parameters, OAuth 2.0 Client "
         "Credentials, or none) and CA bundle.",
     )
     webhook_url: str | None = Field(
@@ -122,31 +123,12 @@ class _WebhookRequestFields(AudienceExportConfig):
         :param fields: the fields the scan reads (None: every field).
         :param operator: the deliver operator, given every config field it takes and ``extra``.
         """
-        from lytics_provider.operators.lytics import LyticsAudienceScanOperator, LyticsCommitRunOperator
-
         chains = (
             [(f"_{n}", f"{job.job_id}__{slug}", slug) for n, slug in enumerate(self.audiences, 1)]
             if self.audiences
             else [("", job.job_id, "{{ params.audience }}")]
         )
         for suffix, job_id, audience in chains:
-            scan = LyticsAudienceScanOperator(
-                task_id=f"scan{suffix}",
-                audience=audience,
-                job_id=job_id,
-                lytics_conn_id=self.lytics_conn_id,
-                fields=fields,
-                user_limit=self.user_limit,
-                identity_fields=self.identity(),
-                dag=job.dag,
-            )
-            report = LyticsCommitRunOperator(
-                task_id=f"report{suffix}",
-                job_id=job_id,
-                scan_task_id=f"scan{suffix}",
-                deliver_task_id=f"deliver{suffix}",
-                dag=job.dag,
-            )
             deliver = operator(
                 **operator_kwargs(
                     self,
@@ -159,7 +141,17 @@ class _WebhookRequestFields(AudienceExportConfig):
                     **extra,
                 )
             )
-            scan >> deliver >> report
+            add_scan_chain(
+                job,
+                deliver,
+                lytics_conn_id=self.lytics_conn_id,
+                audience=audience,
+                job_id=job_id,
+                suffix=suffix,
+                fields=fields,
+                user_limit=self.user_limit,
+                identity_fields=self.identity(),
+            )
 
 
 class WebhooksAudienceTriggersJob(ExitGuardFields, _WebhookRequestFields):

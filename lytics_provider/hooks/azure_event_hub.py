@@ -131,16 +131,12 @@ class AzureEventHubHook(RestHook):
         String (its ``Endpoint`` names the namespace; ``EntityPath``, when present, the event hub).
     """
 
-    conn_name_attr = "azure_event_hub_conn_id"
-    default_conn_name = "azure_event_hub_default"
     conn_type = "azure_event_hub"
     hook_name = "Azure Event Hub"
     auth = EventHubSas()
     credentials_hint = "needs the Event Hub Connection String in Password."
 
-    def __init__(self, azure_event_hub_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(azure_event_hub_conn_id, **kwargs)
-        self.batches_sent = 0
+    batches_sent = 0
 
     def connection_string(self) -> EventHubConnectionString:
         """The parsed connection string of the connection."""

@@ -93,8 +93,6 @@ class BrazeHook(RestHook):
     :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "braze_conn_id"
-    default_conn_name = "braze_default"
     conn_type = "braze"
     hook_name = "Braze"
     auth = Bearer()
@@ -107,9 +105,6 @@ class BrazeHook(RestHook):
         "Accept": "application/json",
         "Content-Type": "application/json",
     }
-
-    def __init__(self, braze_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(braze_conn_id, **kwargs)
 
     def default_api_url(self) -> str:
         instance = str(self.extra.get("braze_instance") or "").strip()

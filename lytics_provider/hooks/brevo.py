@@ -19,10 +19,9 @@ from typing import Any
 
 import requests
 
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.hooks.rest_paging import OffsetPaging
-from lytics_provider.pipeline.http import RetryPolicy
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.email_list import EmailListMembers
 from lytics_provider.sync.identifiers import lookup_field, normalize_email, scalar_text
@@ -55,26 +54,21 @@ class BrevoHook(RestHook):
     extra ``calls_per_second`` (default 10).
 
     :param brevo_conn_id: the ``brevo`` connection (default ``brevo_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "brevo_conn_id"
-    default_conn_name = "brevo_default"
     conn_type = "brevo"
     hook_name = "Brevo"
     default_host = DEFAULT_API_URL
     auth = HeaderToken("api-key")
     credentials_hint = "needs the Brevo API key in Password."
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    default_headers = JSON_HEADERS
     paging = OffsetPaging(page_size=50)
     error_text = staticmethod(brevo_error)
     check_path = "/v3/account"
 
-    def __init__(
-        self, brevo_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(brevo_conn_id, retry_policy)
-        self.rate_limited = 0
+    rate_limited = 0
+    """429 answers met so far."""
 
     def call_budget(self) -> tuple[int | None, float]:
         """``calls_per_second`` calls per second, the window widened by 5% for clock skew."""

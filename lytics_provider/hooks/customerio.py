@@ -82,8 +82,6 @@ class CustomerIOHook(RestHook):
     :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "customerio_conn_id"
-    default_conn_name = "customerio_default"
     conn_type = "customerio"
     hook_name = "Customer.io"
     auth = HttpBasic()
@@ -93,9 +91,6 @@ class CustomerIOHook(RestHook):
     calls_per_hour = 100
     budget_window = 1.0
     budget_margin = 0.05
-
-    def __init__(self, customerio_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(customerio_conn_id, **kwargs)
 
     def default_api_url(self) -> str:
         region = str(self.extra.get("region") or "US").strip().upper()

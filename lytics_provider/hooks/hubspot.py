@@ -25,10 +25,10 @@ from typing import Any
 
 import requests
 
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
 from lytics_provider.hooks.rest_paging import CursorPaging, dig
-from lytics_provider.pipeline.http import PermanentServiceError, RetryPolicy, parse_retry_after
+from lytics_provider.pipeline.http import PermanentServiceError, parse_retry_after
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
@@ -92,26 +92,20 @@ class HubspotHook(RestHook):
     Professional and Enterprise accounts) and ``interval_seconds`` (default 10).
 
     :param hubspot_conn_id: the ``hubspot`` connection (default ``hubspot_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "hubspot_conn_id"
-    default_conn_name = "hubspot_default"
     conn_type = "hubspot"
     hook_name = "HubSpot"
     default_host = DEFAULT_API_URL
     auth = Bearer()
     credentials_hint = "needs the private app access token in Password."
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    default_headers = JSON_HEADERS
     paging = CursorPaging(cursor_param="after", next_key="paging.next.after", items_key="results")
     error_text = staticmethod(hubspot_error)
     check_path = "/account-info/v3/details"
 
-    def __init__(
-        self, hubspot_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(hubspot_conn_id, retry_policy)
-        self._search_ledger: CallLedger | None = None
+    _search_ledger: CallLedger | None = None
 
     # -- budget ---------------------------------------------------------------------------------
     def interval(self) -> float:

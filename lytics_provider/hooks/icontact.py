@@ -17,10 +17,9 @@ from typing import Any
 
 import requests
 
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderCredentials
 from lytics_provider.hooks.rest_paging import OffsetPaging
-from lytics_provider.pipeline.http import RetryPolicy
 
 DEFAULT_API_URL = "https://app.icontact.com/icp"
 DEFAULT_API_VERSION = "2.2"
@@ -74,12 +73,10 @@ class IContactHook(RestHook):
     ``api_version`` (default 2.2).
 
     :param icontact_conn_id: the ``icontact`` connection (default ``icontact_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     :param page_size: ``limit`` of each collection page (default 500).
     """
 
-    conn_name_attr = "icontact_conn_id"
-    default_conn_name = "icontact_default"
     conn_type = "icontact"
     hook_name = "iContact"
     default_host = DEFAULT_API_URL
@@ -87,18 +84,13 @@ class IContactHook(RestHook):
     credentials_hint = (
         "needs the iContact API username in Login and the API (application) password in Password."
     )
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    default_headers = JSON_HEADERS
     paging = OffsetPaging(page_size=DEFAULT_PAGE_SIZE)
     error_text = staticmethod(icontact_error)
     check_path = "/a/"
 
-    def __init__(
-        self,
-        icontact_conn_id: str = default_conn_name,
-        retry_policy: RetryPolicy | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-    ) -> None:
-        super().__init__(icontact_conn_id, retry_policy)
+    def __init__(self, *args: Any, page_size: int = DEFAULT_PAGE_SIZE, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.page_size = page_size
 
     def connection_headers(self) -> dict[str, str]:

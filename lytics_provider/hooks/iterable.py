@@ -58,17 +58,12 @@ class IterableHook(RestHook):
     :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "iterable_conn_id"
-    default_conn_name = "iterable_default"
     conn_type = "iterable"
     hook_name = "Iterable"
     auth = HeaderToken("Api-Key")
     credentials_hint = "needs the Iterable API Key in Password."
     error_text = staticmethod(iterable_error)
     check_path = "/api/lists"
-
-    def __init__(self, iterable_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(iterable_conn_id, **kwargs)
 
     def default_api_url(self) -> str:
         center = str(self.extra.get("data_center") or "US").strip().upper()

@@ -25,7 +25,7 @@ import requests
 
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
-from lytics_provider.pipeline.http import RetryPolicy, ServiceError
+from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.email_list import EmailListMembers
@@ -85,11 +85,9 @@ class KlaviyoHook(RestHook):
     (the API revision, default :data:`DEFAULT_REVISION`) and ``calls_per_minute`` (default 150).
 
     :param klaviyo_conn_id: the ``klaviyo`` connection (default ``klaviyo_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "klaviyo_conn_id"
-    default_conn_name = "klaviyo_default"
     conn_type = "klaviyo"
     hook_name = "Klaviyo"
     default_host = DEFAULT_API_URL
@@ -99,11 +97,7 @@ class KlaviyoHook(RestHook):
     error_text = staticmethod(klaviyo_error)
     check_path = "/api/lists"
 
-    def __init__(
-        self, klaviyo_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(klaviyo_conn_id, retry_policy)
-        self._burst: CallLedger | None = None
+    _burst: CallLedger | None = None
 
     def _before_call(self) -> None:
         """The per-minute budget (the base's), then the burst budget of 10 calls a second."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import BasicApiKey, Credentials
 from lytics_provider.hooks.rest_paging import OffsetPaging
 from lytics_provider.pipeline.connection_slots import ConnectionSlots, slots_dir
@@ -72,26 +72,19 @@ class MailchimpHook(RestHook):
     :param max_connections: requests this key may have in flight at once, across tasks (at most 10).
     """
 
-    conn_name_attr = "mailchimp_conn_id"
-    default_conn_name = "mailchimp_default"
     conn_type = "mailchimp"
     hook_name = "Mailchimp"
     auth = BasicApiKey()
     credentials_hint = "needs the Mailchimp API key in the API key (Password) field."
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    default_headers = JSON_HEADERS
     paging = OffsetPaging(
         page_size=MAX_PAGE, limit_param="count", offset_param="offset", total_key="total_items"
     )
     error_text = staticmethod(mailchimp_error)
     check_path = "/ping"
 
-    def __init__(
-        self,
-        mailchimp_conn_id: str = default_conn_name,
-        max_connections: int = MAX_CONNECTIONS,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(mailchimp_conn_id, **kwargs)
+    def __init__(self, *args: Any, max_connections: int = MAX_CONNECTIONS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         if not 1 <= max_connections <= MAX_CONNECTIONS:
             raise ValueError(f"max_connections must be between 1 and {MAX_CONNECTIONS}")
         self.max_connections = max_connections

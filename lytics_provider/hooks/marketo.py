@@ -22,9 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lytics_provider.hooks.rest import RestHook, base_url
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook, base_url
 from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
-from lytics_provider.pipeline.http import RetryPolicy
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.email_list import EmailListMembers
 from lytics_provider.sync.identifiers import lookup_field, normalize_email, scalar_text
@@ -66,23 +65,18 @@ class MarketoHook(RestHook):
     ``calls_per_window`` (default 100) and ``window_seconds`` (default 20).
 
     :param marketo_conn_id: the ``marketo`` connection (default ``marketo_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "marketo_conn_id"
-    default_conn_name = "marketo_default"
     conn_type = "marketo"
     hook_name = "Marketo"
     auth = MarketoClientCredentials()
     credentials_hint = "needs the Client ID in Login, the Client Secret in Password and the REST URL in Host."
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    default_headers = JSON_HEADERS
     check_path = "/rest/v1/lists.json"
 
-    def __init__(
-        self, marketo_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(marketo_conn_id, retry_policy)
-        self.rate_limited = 0
+    rate_limited = 0
+    """Rate-limit answers met so far."""
 
     def window(self) -> float:
         return float(self.extra.get("window_seconds") or WINDOW_SECONDS)

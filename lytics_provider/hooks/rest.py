@@ -8,9 +8,7 @@ the API verbs as methods over :meth:`RestHook.call` / :meth:`RestHook.paginate`:
     class AcmeHook(RestHook):
         \"\"\"Talk to Acme with the API key of an ``acme`` connection.\"\"\"
 
-        conn_name_attr = "acme_conn_id"
-        default_conn_name = "acme_default"
-        conn_type = "acme"
+        conn_type = "acme"                   # conn_name_attr acme_conn_id, default_conn_name acme_default
         hook_name = "Acme"
         default_host = "https://api.acme.example"
         auth = Bearer()                      # or HttpBasic(), QueryApiKey("key"), OAuth2ClientCredentials()
@@ -20,14 +18,13 @@ the API verbs as methods over :meth:`RestHook.call` / :meth:`RestHook.paginate`:
         calls_per_hour = 3600                # a call budget shared by every task of the connection
         check_path = "/v1/me"                # a cheap authenticated GET for the UI's Test button
 
-        def __init__(self, acme_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-            super().__init__(acme_conn_id, **kwargs)
-
         def iter_lists(self) -> Iterator[dict[str, Any]]:
             return self.paginate("/v1/lists")
 
 Then add the connection type to ``lytics_provider/connections.py`` (its form fields). The base
-gives the hook: the credential check (:attr:`credentials_hint` names the missing field), host /
+gives the hook: the constructor (``AcmeHook("acme_prod")`` or ``AcmeHook(acme_conn_id="acme_prod")``;
+:attr:`conn_name_attr` and :attr:`default_conn_name` follow from :attr:`conn_type` unless declared),
+the credential check (:attr:`credentials_hint` names the missing field), host /
 scheme / port normalisation (Host may be a bare name; Schema picks http or https; Port is kept),
 the retrying :class:`~lytics_provider.pipeline.http.HttpClient` with redaction and fail-fast 4xx
 (raised as the task errors of ``hooks.task_errors``), :attr:`calls`, a shared
@@ -77,6 +74,9 @@ log = logging.getLogger(__name__)
 
 TEST_TIMEOUT = 20.0
 
+JSON_HEADERS: Mapping[str, str] = {"Accept": "application/json", "Content-Type": "application/json"}
+"""``default_headers`` of an API that takes and answers JSON."""
+
 
 class CallBudgetSpent(ServiceError):
     """The connection's call budget would free up only after the longest wait allowed."""
@@ -94,7 +94,8 @@ def base_url(host: str, schema: str | None, port: int | None) -> str:
 class RestHook(BaseHook):
     """Base of the REST API hooks: one connection, one retrying client, one call budget.
 
-    :param conn_id: the Airflow connection id (subclasses name this ``<service>_conn_id``).
+    :param conn_id: the Airflow connection id; also accepted as the keyword :attr:`conn_name_attr`
+        (``<conn_type>_conn_id``), the way Airflow builds a connection's hook.
     :param retry_policy: how often and how long one call is retried (default
         :class:`~lytics_provider.pipeline.http.RetryPolicy`).
     :param ledger: the call budget to draw on (default: built from :attr:`calls_per_hour`).
@@ -141,9 +142,15 @@ class RestHook(BaseHook):
         ledger: CallLedger | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        **named_conn_id: str,
     ) -> None:
         super().__init__()
-        setattr(self, self.conn_name_attr, conn_id or self.default_conn_name)
+        named = named_conn_id.pop(self.conn_name_attr, None)
+        if named_conn_id:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword arguments {sorted(named_conn_id)}"
+            )
+        setattr(self, self.conn_name_attr, conn_id or named or self.default_conn_name)
         self.retry_policy = retry_policy or RetryPolicy(sleep=sleep)
         self.ledger = ledger
         self.sleep = sleep
@@ -151,6 +158,16 @@ class RestHook(BaseHook):
         self.extra: dict[str, Any] = {}
         self.host_from_connection = False
         self._client: HttpClient | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A hook that declares :attr:`conn_type` alone gets ``<conn_type>_conn_id`` as
+        :attr:`conn_name_attr` and ``<conn_type>_default`` as :attr:`default_conn_name`."""
+        super().__init_subclass__(**kwargs)
+        if "conn_type" in cls.__dict__:
+            if "conn_name_attr" not in cls.__dict__:
+                cls.conn_name_attr = f"{cls.conn_type}_conn_id"
+            if "default_conn_name" not in cls.__dict__:
+                cls.default_conn_name = f"{cls.conn_type}_default"
 
     @property
     def conn_id(self) -> str:

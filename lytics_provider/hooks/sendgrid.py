@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
 from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, ServiceError
 from lytics_provider.pipeline.ratelimit import CallLedger, ledger_key, ledger_path, reset_time
@@ -57,20 +57,16 @@ class SendGridHook(RestHook):
     :param sendgrid_conn_id: the ``sendgrid`` connection (default ``sendgrid_default``).
     """
 
-    conn_name_attr = "sendgrid_conn_id"
-    default_conn_name = "sendgrid_default"
     conn_type = "sendgrid"
     hook_name = "SendGrid"
     default_host = "https://api.sendgrid.com"
     auth = Bearer()
     credentials_hint = "needs the SendGrid API key in the API key (Password) field."
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    default_headers = JSON_HEADERS
     error_text = staticmethod(sendgrid_error)
     check_path = "/v3/scopes"
 
-    def __init__(self, sendgrid_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(sendgrid_conn_id, **kwargs)
-        self.downloads = 0
+    downloads = 0
 
     def get_conn(self) -> HttpClient:
         if self._client is None and self.ledger is None:

@@ -30,9 +30,9 @@ from xml.sax.saxutils import escape
 
 import requests
 
-from lytics_provider.hooks.rest import RestHook, base_url
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook, base_url
 from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
-from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, RetryPolicy
+from lytics_provider.pipeline.http import HttpClient, PermanentServiceError
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.events import AudienceEvent, EventDestination
@@ -94,26 +94,20 @@ class SfmcHook(RestHook):
     ``account_id`` (MID of the business unit; default the package's own).
 
     :param sfmc_conn_id: the ``sfmc`` connection (default ``sfmc_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "sfmc_conn_id"
-    default_conn_name = "sfmc_default"
     conn_type = "sfmc"
     hook_name = "Salesforce Marketing Cloud"
     auth = SfmcClientCredentials()
     credentials_hint = (
         "needs the Client ID in Login, the Client Secret in Password and the Authentication Base URI in Host."
     )
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    default_headers = JSON_HEADERS
     error_text = staticmethod(sfmc_error)
 
-    def __init__(
-        self, sfmc_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(sfmc_conn_id, retry_policy)
-        self.auth_base = ""
-        self.token: OAuth2Token | None = None
+    auth_base = ""
+    token: OAuth2Token | None = None
 
     def configure_client(self, client: HttpClient, credentials: Credentials) -> None:
         """Fetch the first token and send every REST call to the account's ``rest_instance_url``."""

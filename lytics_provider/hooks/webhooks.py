@@ -130,8 +130,6 @@ class WebhooksHook(RestHook):
     :param webhooks_conn_id: the Airflow connection id.
     """
 
-    conn_name_attr: ClassVar[str] = "webhooks_conn_id"
-    default_conn_name: ClassVar[str] = "webhooks_default"
     conn_type: ClassVar[str] = "webhooks"
     hook_name: ClassVar[str] = "Webhooks"
     auth = WebhookAuth()  # type: ignore[assignment]
@@ -141,9 +139,7 @@ class WebhooksHook(RestHook):
     )
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
 
-    def __init__(self, webhooks_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(webhooks_conn_id, **kwargs)
-        self.verify: bool | str = True
+    verify: bool | str = True
 
     def validate_extra(self) -> None:
         """``auth_method`` is one of the three; ``ca_bundle`` is a readable file."""

@@ -31,6 +31,7 @@ import requests
 
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import Bearer
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import PermanentServiceError
 from lytics_provider.pipeline.ratelimit import reset_time
 from lytics_provider.sync.destination import SyncDestination
@@ -54,14 +55,9 @@ IDENTIFIER_ORDER: tuple[IdentifierKind, ...] = ("external_id", "braze_id", "user
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{5,}$")
 
 
-def braze_error(response: requests.Response) -> str:
+@error_reader
+def braze_error(body: dict[str, Any]) -> str | None:
     """The text of a Braze error body (``{"message": ..., "errors": [...]}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if not isinstance(body, dict):
-        return str(body)[:300]
     parts = [str(body.get("message") or "")]
     errors = body.get("errors")
     if isinstance(errors, list) and errors:

@@ -21,6 +21,7 @@ import requests
 
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.rest_paging import OffsetPaging
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.email_list import EmailListMembers
@@ -36,15 +37,10 @@ CALLS_PER_SECOND = 10
 IMPORTED, REMOVED, NOT_IN_LIST, REJECTED = "imported", "removed", "not_in_list", "Rejected"
 
 
-def brevo_error(response: requests.Response) -> str:
+@error_reader
+def brevo_error(body: dict[str, Any]) -> str | None:
     """The text of a Brevo error body (``{"code", "message"}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict):
-        return f"{body.get('message') or ''} ({body.get('code')})".strip()
-    return str(body)[:300]
+    return f"{body.get('message') or ''} ({body.get('code')})".strip()
 
 
 class BrevoHook(RestHook):

@@ -20,10 +20,9 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-import requests
-
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HttpBasic
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import AuthError, PermanentServiceError
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
@@ -37,20 +36,16 @@ MAX_ATTRIBUTE_NAME_BYTES = 150
 BATCH_PATH = "/api/v2/batch"
 
 
-def customerio_error(response: requests.Response) -> str:
+@error_reader
+def customerio_error(body: dict[str, Any]) -> str | None:
     """The text of a Track API error body (``{"meta": {"error": ...}}`` or ``{"errors": [...]}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict):
-        meta = body.get("meta")
-        if isinstance(meta, dict) and meta.get("error"):
-            return str(meta["error"])
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            return "; ".join(str(e.get("message") if isinstance(e, dict) else e) for e in errors[:5])
-    return str(body)[:300]
+    meta = body.get("meta")
+    if isinstance(meta, dict) and meta.get("error"):
+        return str(meta["error"])
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        return "; ".join(str(e.get("message") if isinstance(e, dict) else e) for e in errors[:5])
+    return None
 
 
 def entry_bytes(entry: Mapping[str, Any]) -> int:

@@ -27,6 +27,7 @@ import requests
 
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.rest_paging import CursorPaging, dig
 from lytics_provider.pipeline.http import PermanentServiceError, parse_retry_after
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
@@ -57,14 +58,9 @@ ADDED, ALREADY_MEMBER, REMOVED, NOT_IN_LIST, NOT_FOUND, REJECTED = (
 )  # fmt: skip
 
 
-def hubspot_error(response: requests.Response) -> str:
+@error_reader
+def hubspot_error(body: dict[str, Any]) -> str | None:
     """The text of a HubSpot error body: message, category and the first row errors."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if not isinstance(body, dict):
-        return str(body)[:300]
     parts = [str(body.get("message") or "")]
     kind = body.get("category") or body.get("errorType")
     if kind:

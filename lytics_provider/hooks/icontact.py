@@ -15,10 +15,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderCredentials
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.rest_paging import OffsetPaging
 
 DEFAULT_API_URL = "https://app.icontact.com/icp"
@@ -29,19 +28,13 @@ DEFAULT_PAGE_SIZE = 500
 ACTIVITY_COLLECTIONS = ("bounces", "opens", "clicks", "unsubscribes")
 
 
-def icontact_error(response: requests.Response) -> str:
+@error_reader
+def icontact_error(body: dict[str, Any]) -> str | None:
     """The text of an iContact error body (``{"errors": [...]}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict):
-        errors = body.get("errors") or body.get("warnings")
-        if isinstance(errors, list):
-            return "; ".join(str(e) for e in errors)
-        if body.get("message"):
-            return str(body["message"])
-    return str(body)[:300]
+    errors = body.get("errors") or body.get("warnings")
+    if isinstance(errors, list):
+        return "; ".join(str(e) for e in errors)
+    return str(body["message"]) if body.get("message") else None
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import requests
-
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
+from lytics_provider.hooks.rest_errors import code_and_message
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.plan import Outcome, Work
 
@@ -37,15 +36,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 FAILURE_KEYS = ("invalidEmails", "invalidUserIds", "notFoundEmails", "notFoundUserIds")
 
 
-def iterable_error(response: requests.Response) -> str:
-    """The text of an Iterable error body (``{"msg": ..., "code": ...}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict) and (body.get("msg") or body.get("code")):
-        return f"{body.get('code') or ''}: {body.get('msg') or ''}".strip(": ")
-    return str(body)[:300]
+iterable_error = code_and_message("code", "msg")
+"""The text of an Iterable error body (``{"msg": ..., "code": ...}``)."""
 
 
 class IterableHook(RestHook):

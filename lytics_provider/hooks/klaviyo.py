@@ -21,10 +21,9 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import requests
-
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
 from lytics_provider.sync.destination import SyncDestination
@@ -56,15 +55,12 @@ class BulkJobEnded(ServiceError):
     """A bulk import job ended without completing (cancelled); the retry starts it again."""
 
 
-def klaviyo_error(response: requests.Response) -> str:
+@error_reader
+def klaviyo_error(body: dict[str, Any]) -> str | None:
     """The text of a JSON:API error body: each error's code and detail."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    errors = body.get("errors") if isinstance(body, dict) else None
+    errors = body.get("errors")
     if not isinstance(errors, list):
-        return str(body)[:300]
+        return None
     parts = []
     for error in errors[:3]:
         if isinstance(error, dict):

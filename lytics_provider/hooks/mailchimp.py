@@ -27,6 +27,7 @@ import requests
 
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import BasicApiKey, Credentials
+from lytics_provider.hooks.rest_errors import code_and_message
 from lytics_provider.hooks.rest_paging import OffsetPaging
 from lytics_provider.pipeline.connection_slots import ConnectionSlots, slots_dir
 from lytics_provider.pipeline.http import HttpClient, ServiceError
@@ -41,15 +42,8 @@ MAX_PAGE = 1000
 BATCH_PENDING = ("pending", "preprocessing", "started", "finalizing")
 
 
-def mailchimp_error(response: requests.Response) -> str:
-    """``title: detail`` of a Mailchimp error body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict) and (body.get("title") or body.get("detail")):
-        return f"{body.get('title') or ''}: {body.get('detail') or ''}".strip(": ")
-    return str(body)[:300]
+mailchimp_error = code_and_message("title", "detail")
+"""``title: detail`` of a Mailchimp error body."""
 
 
 def data_center(api_key: str) -> str:

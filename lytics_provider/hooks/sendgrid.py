@@ -21,6 +21,7 @@ import requests
 
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, ServiceError
 from lytics_provider.pipeline.ratelimit import CallLedger, ledger_key, ledger_path, reset_time
 from lytics_provider.sync.act import RowLevelBatchError
@@ -36,19 +37,16 @@ PAUSE_ONLY_BUDGET = 1_000_000_000
 """The ledger of a SendGrid connection carries the server's pauses only (no client-side budget)."""
 
 
-def sendgrid_error(response: requests.Response) -> str:
+@error_reader
+def sendgrid_error(body: dict[str, Any]) -> str | None:
     """The messages of a SendGrid error body (``{"errors": [{"field", "message"}]}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    found = body.get("errors") if isinstance(body, dict) else None
+    found = body.get("errors")
     if isinstance(found, list) and found:
         return "; ".join(
             f"{e.get('field')}: {e.get('message')}" if e.get("field") else str(e.get("message"))
             for e in found
         )
-    return str(body)[:300]
+    return None
 
 
 class SendGridHook(RestHook):

@@ -28,10 +28,9 @@ from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-import requests
-
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook, base_url
 from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import HttpClient, PermanentServiceError
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
@@ -49,14 +48,9 @@ SOAP_NS = "http://exacttarget.com/wsdl/partnerAPI"
 FIELD_TYPES = ("Text", "Number", "Date", "Boolean", "EmailAddress", "Phone", "Decimal", "Locale")
 
 
-def sfmc_error(response: requests.Response) -> str:
+@error_reader
+def sfmc_error(body: dict[str, Any]) -> str | None:
     """The text of a Marketing Cloud error body (``message``, ``additionalErrors``, OAuth ``error``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if not isinstance(body, dict):
-        return str(body)[:300]
     parts = [str(body.get("message") or body.get("error_description") or body.get("error") or "")]
     if body.get("errorcode") not in (None, ""):
         parts.append(f"(errorcode {body['errorcode']})")

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from lytics_provider.hooks.rest import JSON_HEADERS, RestHook, base_url
-from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
+from lytics_provider.hooks.rest_auth import HostOAuth2ClientCredentials
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.email_list import EmailListMembers
 from lytics_provider.sync.identifiers import lookup_field, normalize_email, scalar_text
@@ -45,19 +44,6 @@ class MarketoApiError(Exception):
     """A response-level Marketo error that no retry here can fix."""
 
 
-@dataclass(frozen=True)
-class MarketoClientCredentials:
-    """Client ID (Login) and Client Secret (Password) at ``<Host>/identity/oauth/token``."""
-
-    def credentials(self, conn: Any) -> Credentials | None:
-        client_id, secret, host = conn.login or "", conn.password or "", conn.host or ""
-        if not client_id or not secret or not host:
-            return None
-        root = base_url(host, conn.schema, conn.port).rstrip("/")
-        token = OAuth2Token(f"{root}/identity/oauth/token", client_id, secret, client_auth="body")
-        return Credentials(requests_auth=token, secrets=(secret,), refresh=token.refresh, identity=client_id)
-
-
 class MarketoHook(RestHook):
     """Talk to Marketo with the API user credentials of a ``marketo`` connection.
 
@@ -70,7 +56,7 @@ class MarketoHook(RestHook):
 
     conn_type = "marketo"
     hook_name = "Marketo"
-    auth = MarketoClientCredentials()
+    auth = HostOAuth2ClientCredentials("/identity/oauth/token", client_auth="body")
     credentials_hint = "needs the Client ID in Login, the Client Secret in Password and the REST URL in Host."
     default_headers = JSON_HEADERS
     check_path = "/rest/v1/lists.json"

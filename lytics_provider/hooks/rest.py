@@ -58,6 +58,7 @@ from airflow.sdk import BaseHook
 from lytics_provider.connections import ui_field_behaviour
 from lytics_provider.hooks.rest_auth import AuthKind, Credentials, HttpBasic, OAuth2Token
 from lytics_provider.hooks.rest_paging import OffsetPaging, Paging
+from lytics_provider.hooks.rest_urls import base_url
 from lytics_provider.hooks.task_errors import TASK_ERRORS
 from lytics_provider.pipeline.http import (
     AuthError,
@@ -80,15 +81,6 @@ JSON_HEADERS: Mapping[str, str] = {"Accept": "application/json", "Content-Type":
 
 class CallBudgetSpent(ServiceError):
     """The connection's call budget would free up only after the longest wait allowed."""
-
-
-def base_url(host: str, schema: str | None, port: int | None) -> str:
-    """``scheme://host[:port]`` for a bare host (Schema picks http/https, default https); a host
-    with a scheme is used as it is."""
-    if "://" in host:
-        return host
-    scheme = schema if schema in ("http", "https") else "https"
-    return f"{scheme}://{host}" + (f":{port}" if port else "")
 
 
 class RestHook(BaseHook):

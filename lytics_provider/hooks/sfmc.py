@@ -23,13 +23,12 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-from lytics_provider.hooks.rest import JSON_HEADERS, RestHook, base_url
-from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
+from lytics_provider.hooks.rest_auth import Credentials, HostOAuth2ClientCredentials, OAuth2Token
 from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import HttpClient, PermanentServiceError
 from lytics_provider.sync.act import RowLevelBatchError
@@ -60,27 +59,6 @@ def sfmc_error(body: dict[str, Any]) -> str | None:
     return " ".join(p for p in parts if p)[:800]
 
 
-@dataclass(frozen=True)
-class SfmcClientCredentials:
-    """Client ID (Login) and Client Secret (Password) exchanged at ``<Host>/v2/token`` (JSON body)."""
-
-    def credentials(self, conn: Any) -> Credentials | None:
-        client_id, secret, host = conn.login or "", conn.password or "", conn.host or ""
-        if not client_id or not secret or not host:
-            return None
-        auth_base = base_url(host, conn.schema, conn.port).rstrip("/")
-        account = str(conn.extra_dejson.get("account_id") or "")
-        token = OAuth2Token(
-            f"{auth_base}/v2/token",
-            client_id,
-            secret,
-            params={"account_id": account} if account else None,
-            client_auth="json",
-            margin=TOKEN_MARGIN,
-        )
-        return Credentials(requests_auth=token, secrets=(secret,), refresh=token.refresh, identity=client_id)
-
-
 class SfmcHook(RestHook):
     """Talk to Marketing Cloud with the installed package credentials of an ``sfmc`` connection.
 
@@ -93,7 +71,11 @@ class SfmcHook(RestHook):
 
     conn_type = "sfmc"
     hook_name = "Salesforce Marketing Cloud"
-    auth = SfmcClientCredentials()
+    auth = HostOAuth2ClientCredentials(
+        "/v2/token", client_auth="json", margin=TOKEN_MARGIN, param_extras=("account_id",)
+    )
+    """Client ID (Login) and Client Secret (Password) exchanged at ``<Host>/v2/token`` (JSON body),
+    for the business unit of the extra ``account_id`` when set."""
     credentials_hint = (
         "needs the Client ID in Login, the Client Secret in Password and the Authentication Base URI in Host."
     )

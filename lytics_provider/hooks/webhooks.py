@@ -37,7 +37,7 @@ import requests
 from requests.auth import AuthBase
 
 from lytics_provider.hooks.rest import RestHook
-from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
+from lytics_provider.hooks.rest_auth import Credentials, OAuth2ClientCredentials, OAuth2Token
 from lytics_provider.hooks.webhook_payloads import EventRenderer, RenderError
 from lytics_provider.pipeline.http import HttpClient, PermanentServiceError
 from lytics_provider.sync.act import RowLevelBatchError
@@ -107,19 +107,15 @@ class WebhookAuth:
                 secrets=secrets,
                 identity=",".join(sorted(headers)) or "params",
             )
-        client_id, secret = conn.login or "", conn.password or ""
-        token_url = str(extra.get("token_url") or "")
-        if not client_id or not secret or not token_url:
-            return None
-        token = OAuth2Token(
-            token_url,
-            client_id,
-            secret,
-            scope=str(extra.get("scope") or ""),
-            params=_mapping(extra, "additional_request_parameters"),
-            client_auth=str(extra.get("client_auth") or "basic"),
-        )
-        return Credentials(requests_auth=token, secrets=(secret,), refresh=token.refresh, identity=client_id)
+        return WebhookOAuth2().credentials(conn)
+
+
+@dataclass(frozen=True)
+class WebhookOAuth2(OAuth2ClientCredentials):
+    """OAuth2 client credentials with the webhook's extra ``additional_request_parameters``."""
+
+    def token_params(self, extra: Mapping[str, Any]) -> Mapping[str, str]:
+        return _mapping(extra, "additional_request_parameters")
 
 
 class WebhooksHook(RestHook):

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.hooks.rest_errors import error_reader
@@ -29,8 +30,7 @@ from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong,
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.email_list import EmailListMembers
 from lytics_provider.sync.identifiers import lookup_field, normalize_email
-from lytics_provider.sync.plan import Outcome, SyncPlan, Work
-from lytics_provider.sync.wait import wait_for_status
+from lytics_provider.sync.plan import Outcome, Work
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def job_payload_size(profile: dict[str, Any]) -> int:
     return len(json.dumps({"type": "profile", "attributes": profile}, separators=(",", ":"))) + 1
 
 
-class KlaviyoListDestination(EmailListMembers, SyncDestination):
+class KlaviyoListDestination(EmailListMembers, PlannedJobs, SyncDestination):
     """Members imported as profiles (bulk import jobs that also add them to one list); exits removed
     from the list when ``on_exit`` is ``remove`` (only members the job added)."""
 
@@ -248,8 +248,6 @@ class KlaviyoListDestination(EmailListMembers, SyncDestination):
         self.id_field = id_field
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.plan: SyncPlan | None = None
-        self.jobs = 0
 
     # -- planning ------------------------------------------------------------------------------
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -279,32 +277,20 @@ class KlaviyoListDestination(EmailListMembers, SyncDestination):
         return {"klaviyo_calls": self.hook.calls, "bulk_import_jobs": self.jobs}
 
     # -- acting --------------------------------------------------------------------------------
-    def act(self, plan: SyncPlan, kinds: Sequence[str] = ("add", "update", "remove", "unsubscribe")) -> None:
-        """Keep the plan: a bulk job's id is stored in it before the job is waited for."""
-        self.plan = plan
-        super().act(plan, kinds)
-
     def add(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
         """Import the rows in bulk jobs (10,000 profiles / 5 MB each) that add them to the list.
 
         Each job's id is saved in the run's plan before the wait, so a retried task waits for the
         job it started instead of importing the rows again.
         """
-        assert self.plan is not None, "act() keeps the plan"
         failed: dict[str, str] = {}
         for index, chunk in enumerate(self._chunks(rows)):
             key = f"klaviyo_job:{target}:{rows[0].seq}:{index}"
-            job_id = self.plan.step(key)
-            if job_id is None:
-                profiles = [{"email": w.ident, **w.fields()} for w in chunk]
-                job_id = self.hook.start_import(profiles, target)
-                self.plan.set_step(key, job_id)
-                self.jobs += 1
-                log.info("Klaviyo bulk import job %s started (%d profiles)", job_id, len(chunk))
+            job_id = self.planned_job(key, lambda c=chunk: self._start(c, target))
             try:
-                failed.update(self._finish(str(job_id)))
+                failed.update(self._finish(job_id))
             except BulkJobEnded:
-                self.plan.set_step(key, None)
+                self.forget_job(key)
                 raise
         return [
             (w.ident, target, "add", w.uid, REJECTED, None, failed[w.ident])
@@ -312,6 +298,12 @@ class KlaviyoListDestination(EmailListMembers, SyncDestination):
             else (w.ident, target, "add", w.uid, ADDED, None, None)
             for w in rows
         ]
+
+    def _start(self, chunk: list[Work], target: str) -> str:
+        """Start the bulk import job of ``chunk`` into list ``target``; its id."""
+        job_id = self.hook.start_import([{"email": w.ident, **w.fields()} for w in chunk], target)
+        log.info("Klaviyo bulk import job %s started (%d profiles)", job_id, len(chunk))
+        return job_id
 
     def _chunks(self, rows: list[Work]) -> Iterator[list[Work]]:
         chunk: list[Work] = []
@@ -328,15 +320,14 @@ class KlaviyoListDestination(EmailListMembers, SyncDestination):
 
     def _finish(self, job_id: str) -> dict[str, str]:
         """Wait for the job; return its refused profiles' emails with Klaviyo's reasons."""
-        seen: dict[str, Any] = {}
-
-        def poll() -> str:
-            seen.update(self.hook.import_job(job_id))
-            return str(seen.get("status"))
-
-        status = wait_for_status(
-            poll, PENDING, self.poll_interval, self.timeout, f"Klaviyo bulk import job {job_id}"
+        seen = wait_for_answer(
+            lambda: self.hook.import_job(job_id),
+            PENDING,
+            self.poll_interval,
+            self.timeout,
+            f"Klaviyo bulk import job {job_id}",
         )
+        status = str(seen.get("status"))
         if status != "complete":
             raise BulkJobEnded(
                 f"Klaviyo bulk import job {job_id} ended {status!r}; the retry starts it again"

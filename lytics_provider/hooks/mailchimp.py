@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import BasicApiKey, Credentials
 from lytics_provider.hooks.rest_errors import code_and_message
@@ -33,9 +34,9 @@ from lytics_provider.pipeline.connection_slots import ConnectionSlots, slots_dir
 from lytics_provider.pipeline.http import HttpClient, ServiceError
 from lytics_provider.pipeline.ratelimit import ledger_key
 from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email, scalar_text
-from lytics_provider.sync.plan import Outcome, SyncPlan, Work
-from lytics_provider.sync.wait import wait_for_status
+from lytics_provider.sync.email_list import EmailListMembers
+from lytics_provider.sync.identifiers import lookup_field, scalar_text
+from lytics_provider.sync.plan import Outcome, Work
 
 MAX_CONNECTIONS = 10
 MAX_PAGE = 1000
@@ -169,15 +170,14 @@ class MailchimpHook(RestHook):
         sleep: Callable[[float], None] = time.sleep,
     ) -> dict[str, Any]:
         """Poll a batch until it is ``finished``; its last status."""
-        last: dict[str, Any] = {}
-
-        def poll() -> str:
-            last.clear()
-            last.update(self.batch_status(batch_id))
-            return str(last.get("status"))
-
-        wait_for_status(poll, BATCH_PENDING, poll_interval, timeout, f"Mailchimp batch {batch_id}", sleep)
-        return last
+        return wait_for_answer(
+            lambda: self.batch_status(batch_id),
+            BATCH_PENDING,
+            poll_interval,
+            timeout,
+            f"Mailchimp batch {batch_id}",
+            sleep,
+        )
 
     def batch_results(self, url: str) -> list[dict[str, Any]]:
         """The per-operation results in a finished batch's ``response_body_url`` (a signed URL: fetched
@@ -204,7 +204,7 @@ TRANSIENT = frozenset({429, 500, 502, 503, 504})
 RESUBMIT_ROUNDS = 3
 
 
-class MailchimpAudienceDestination(SyncDestination):
+class MailchimpAudienceDestination(EmailListMembers, PlannedJobs, SyncDestination):
     """Members of a Lytics audience as members of one Mailchimp audience carrying one tag.
 
     Enter: ``PUT /lists/{list_id}/members/{hash}`` with ``status_if_new`` (a new member is
@@ -224,6 +224,9 @@ class MailchimpAudienceDestination(SyncDestination):
     enter_kinds = ("enter",)
     tracked_exit_actions = ("remove",)
     mixed_kinds = ("add", "remove")
+    act_kinds = ("add", "remove")
+    id_field: str | None = None
+    """Members are keyed by email alone."""
 
     def __init__(
         self,
@@ -249,22 +252,8 @@ class MailchimpAudienceDestination(SyncDestination):
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.sleep = sleep
-        self.plan: SyncPlan | None = None
-        self.batches = 0
 
     # planning
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return normalize_email(lookup_field(record, self.email_field)), None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if is_email(ident):
-            return None
-        name = self.email_field
-        return f"{name!r} is not a valid email address" if ident else f"no email in {name!r}"
-
-    def targets(self, record: dict[str, Any]) -> list[str]:
-        return [self.list_id]
-
     def payload(self, record: dict[str, Any]) -> dict[str, str]:
         merge = {}
         for source, target in (("first_name", "FNAME"), ("last_name", "LNAME")):
@@ -280,11 +269,7 @@ class MailchimpAudienceDestination(SyncDestination):
         return {"list": self.list_id, "tag": self.tag, "on_exit": self.on_exit}
 
     def describe_after(self) -> dict[str, Any]:
-        return {"batches": self.batches, "mailchimp_calls": self.hook.calls + self.hook.downloads}
-
-    def act(self, plan: SyncPlan, kinds: Any = ("add", "remove")) -> None:
-        self.plan = plan
-        super().act(plan, kinds)
+        return {"batches": self.jobs, "mailchimp_calls": self.hook.calls + self.hook.downloads}
 
     # acting
     def add(self, target: str, rows: list[Work]) -> list[Outcome]:
@@ -342,16 +327,12 @@ class MailchimpAudienceDestination(SyncDestination):
 
         A batch id is saved in the plan before the first poll: a retried task reattaches to it.
         """
-        assert self.plan is not None
         results: dict[str, dict[str, Any]] = {}
         pending = ops
         for round_no in range(RESUBMIT_ROUNDS + 1):
-            step = f"mailchimp_batch:{key}:{round_no}"
-            batch_id = self.plan.step(step)
-            if batch_id is None:
-                batch_id = self.hook.start_batch(pending)
-                self.plan.set_step(step, batch_id)
-                self.batches += 1
+            batch_id = self.planned_job(
+                f"mailchimp_batch:{key}:{round_no}", lambda ops=pending: self.hook.start_batch(ops)
+            )
             status = self.hook.wait_for_batch(batch_id, self.poll_interval, self.timeout, self.sleep)
             if int(status.get("errored_operations") or 0) == 0:
                 found = {str(op["operation_id"]): {"status_code": 200, "response": ""} for op in pending}

@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
 from lytics_provider.hooks.rest_errors import error_reader
@@ -26,9 +27,9 @@ from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, Ser
 from lytics_provider.pipeline.ratelimit import CallLedger, ledger_key, ledger_path, reset_time
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email, scalar_text
-from lytics_provider.sync.plan import Outcome, SyncPlan, Work
-from lytics_provider.sync.wait import wait_for_status
+from lytics_provider.sync.email_list import EmailListMembers
+from lytics_provider.sync.identifiers import lookup_field, scalar_text
+from lytics_provider.sync.plan import Outcome, Work
 
 MAX_CONTACTS = 30_000
 MAX_BYTES = 6 * 1024 * 1024
@@ -143,15 +144,14 @@ class SendGridHook(RestHook):
         self, job_id: str, poll_interval: float, timeout: float, sleep: Callable[[float], None] = time.sleep
     ) -> dict[str, Any]:
         """Poll an upsert job until it is no longer pending; its last status."""
-        last: dict[str, Any] = {}
-
-        def poll() -> str:
-            last.clear()
-            last.update(self.call("GET", f"/v3/marketing/contacts/imports/{job_id}"))
-            return str(last.get("status"))
-
-        wait_for_status(poll, ("pending",), poll_interval, timeout, f"SendGrid job {job_id}", sleep)
-        return last
+        return wait_for_answer(
+            lambda: self.call("GET", f"/v3/marketing/contacts/imports/{job_id}"),
+            ("pending",),
+            poll_interval,
+            timeout,
+            f"SendGrid job {job_id}",
+            sleep,
+        )
 
     def start_export(self, list_ids: list[str]) -> str:
         """``POST /v3/marketing/contacts/exports`` (JSON lines); the export id."""
@@ -168,16 +168,15 @@ class SendGridHook(RestHook):
         sleep: Callable[[float], None] = time.sleep,
     ) -> list[str]:
         """Poll an export until it is ready; its file URLs."""
-        last: dict[str, Any] = {}
-
-        def poll() -> str:
-            last.clear()
-            last.update(self.call("GET", f"/v3/marketing/contacts/exports/{export_id}"))
-            return str(last.get("status"))
-
-        status = wait_for_status(
-            poll, ("pending",), poll_interval, timeout, f"SendGrid export {export_id}", sleep
+        last = wait_for_answer(
+            lambda: self.call("GET", f"/v3/marketing/contacts/exports/{export_id}"),
+            ("pending",),
+            poll_interval,
+            timeout,
+            f"SendGrid export {export_id}",
+            sleep,
         )
+        status = str(last.get("status"))
         if status != "ready":
             raise ServiceError(f"SendGrid export {export_id} ended {status!r}: {last.get('message') or ''}")
         return [str(u) for u in last.get("urls") or []]
@@ -214,7 +213,7 @@ def field_chunks(ids: list[str], max_chars: int) -> list[str]:
     return [*chunks, current] if current else chunks or [""]
 
 
-class SendGridSegmentDestination(SyncDestination):
+class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination):
     """Members as SendGrid contacts whose ``lytics_segments`` lists their Lytics audience ids.
 
     Enter (or a change of the exported fields): the contact is upserted with ``lytics_segments``
@@ -233,6 +232,11 @@ class SendGridSegmentDestination(SyncDestination):
 
     enter_kinds = ("enter", "change")
     tracked_exit_actions = ("remove",)
+    act_kinds = ("add", "remove")
+    id_field: str | None = None
+    """Contacts are keyed by email alone."""
+    targets = SyncDestination.targets
+    """One target: the segment is the Lytics audience's, not a list's."""
 
     def __init__(
         self,
@@ -275,19 +279,8 @@ class SendGridSegmentDestination(SyncDestination):
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.sleep = sleep
-        self.plan: SyncPlan | None = None
-        self.jobs = 0
 
     # planning
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return normalize_email(lookup_field(record, self.email_field)), None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if is_email(ident):
-            return None
-        name = self.email_field
-        return f"{name!r} is not a valid email address" if ident else f"no email in {name!r}"
-
     def exit_action(self) -> str:
         return "remove"
 
@@ -311,10 +304,6 @@ class SendGridSegmentDestination(SyncDestination):
 
     def describe_after(self) -> dict[str, Any]:
         return {"jobs": self.jobs, "sendgrid_calls": self.hook.calls}
-
-    def act(self, plan: SyncPlan, kinds: Any = ("add", "remove")) -> None:
-        self.plan = plan
-        super().act(plan, kinds)
 
     # acting
     def add(self, target: str, rows: list[Work]) -> list[Outcome]:
@@ -345,12 +334,21 @@ class SendGridSegmentDestination(SyncDestination):
                 reserved[name] = value
         return {"email": row.ident, **reserved, "custom_fields": custom}
 
+    def _start(self, contacts: list[dict[str, Any]], adds: bool) -> str:
+        """Start the upsert job of ``contacts`` (added to the lists when any is an enter); its id."""
+        try:
+            return self.hook.upsert_contacts(contacts, self.list_ids if adds else [])
+        except PermanentServiceError as exc:
+            if exc.status == 400 and "contacts[" in str(exc):
+                raise RowLevelBatchError(str(exc).split(": 400 ", 1)[-1]) from None
+            raise
+
     def _upsert(self, target: str, rows: list[tuple[str, Work]]) -> list[Outcome]:
-        assert self.plan is not None
+        assert self.plan is not None, "act() keeps the plan"
         step = f"sendgrid_job:{target}:{rows[0][1].seq}:{rows[-1][1].seq}"
-        job_id = self.plan.step(step)
         adds = any(kind == "add" for kind, _ in rows)
-        if job_id is None:
+        contacts: list[dict[str, Any]] = []
+        if self.plan.step(step) is None:
             contacts = [self._contact(row, kind == "add") for kind, row in rows]
             if len(json.dumps({"contacts": contacts, "list_ids": self.list_ids})) > MAX_BYTES:
                 if len(rows) == 1:
@@ -359,14 +357,7 @@ class SendGridSegmentDestination(SyncDestination):
                     return [(row.ident, target, kind, row.uid, "Rejected", None, reason)]
                 middle = len(rows) // 2
                 return [*self._upsert(target, rows[:middle]), *self._upsert(target, rows[middle:])]
-            try:
-                job_id = self.hook.upsert_contacts(contacts, self.list_ids if adds else [])
-            except PermanentServiceError as exc:
-                if exc.status == 400 and "contacts[" in str(exc):
-                    raise RowLevelBatchError(str(exc).split(": 400 ", 1)[-1]) from None
-                raise
-            self.plan.set_step(step, job_id)
-            self.jobs += 1
+        job_id = self.planned_job(step, lambda: self._start(contacts, adds))
         status = self.hook.wait_for_job(job_id, self.poll_interval, self.timeout, self.sleep)
         if status.get("status") != "completed":
             raise ServiceError(f"SendGrid upsert job {job_id} ended {status.get('status')!r}")

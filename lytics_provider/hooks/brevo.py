@@ -19,13 +19,14 @@ from typing import Any
 
 import requests
 
+from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.rest_paging import OffsetPaging
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.email_list import EmailListMembers
-from lytics_provider.sync.identifiers import lookup_field, normalize_email, scalar_text
+from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 
 log = logging.getLogger(__name__)
@@ -153,13 +154,7 @@ class BrevoListDestination(EmailListMembers, SyncDestination):
         self.processes: list[int] = []
 
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for source, target in self.field_mapping.items():
-            value = lookup_field(record, source)
-            if value is None or value == "" or isinstance(value, dict):
-                continue
-            values[target] = ",".join(map(scalar_text, value)) if isinstance(value, list) else value
-        return values
+        return mapped_values(record, self.field_mapping)
 
     def exit_action(self) -> str:
         return "remove" if self.on_exit == "remove" else "ignore"

@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
 from lytics_provider.hooks.rest_errors import error_reader
@@ -34,7 +35,7 @@ from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong,
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.email_list import EmailListMembers
-from lytics_provider.sync.identifiers import lookup_field, normalize_email
+from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 from lytics_provider.sync.refs import RefStore
 
@@ -329,13 +330,7 @@ class HubspotListDestination(EmailListMembers, SyncDestination):
 
     # -- planning ------------------------------------------------------------------------------
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        props: dict[str, Any] = {}
-        for source, target in self.property_map.items():
-            value = lookup_field(record, source)
-            if value is None or value == "" or isinstance(value, dict):
-                continue
-            props[target] = ";".join(map(str, value)) if isinstance(value, list) else value
-        return props
+        return mapped_values(record, self.property_map, ";", str)
 
     def exit_action(self) -> str:
         return "remove" if self.on_exit == "remove" else "ignore"

@@ -21,11 +21,12 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HostOAuth2ClientCredentials
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.email_list import EmailListMembers
-from lytics_provider.sync.identifiers import lookup_field, normalize_email, scalar_text
+from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 from lytics_provider.sync.refs import RefStore
 
@@ -204,13 +205,7 @@ class MarketoListDestination(EmailListMembers, SyncDestination):
         self.refs = refs
 
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for source, target in self.lead_fields.items():
-            value = lookup_field(record, source)
-            if value is None or value == "" or isinstance(value, dict):
-                continue
-            values[target] = ";".join(map(scalar_text, value)) if isinstance(value, list) else value
-        return values
+        return mapped_values(record, self.lead_fields, ";")
 
     def exit_action(self) -> str:
         return "remove" if self.on_exit == "remove" else "ignore"

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
+from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Credentials, HostOAuth2ClientCredentials, OAuth2Token
 from lytics_provider.hooks.rest_errors import error_reader
@@ -195,18 +196,30 @@ def is_email_field(field: str) -> bool:
     return "email" in field.lower()
 
 
-def mapped_values(record: dict[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
-    """``{target column: value}`` of the mapped Lytics fields the member has (lists joined with ``,``)."""
-    values: dict[str, Any] = {}
-    for source, target in mapping.items():
-        value = lookup_field(record, source)
-        if value is None or value == "" or isinstance(value, dict):
-            continue
-        values[target] = ",".join(map(scalar_text, value)) if isinstance(value, list) else value
-    return values
+class SfmcMemberKey:
+    """Destination mixin: members keyed by one profile field (:meth:`key_field`), which must be a
+    valid address when its name says it holds an email."""
+
+    key_name: str
+    """What the key is called at Marketing Cloud (in reject reasons)."""
+
+    def key_field(self) -> str:
+        """The profile field of the key."""
+        raise NotImplementedError
+
+    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        return key_of(record, self.key_field()), None
+
+    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
+        field = self.key_field()
+        if not ident:
+            return f"no {self.key_name} in field {field!r}"
+        if is_email_field(field) and not is_email(ident):
+            return f"{field!r} is not a valid email address (the {self.key_name})"
+        return None
 
 
-class SfmcDataExtensionDestination(SyncDestination):
+class SfmcDataExtensionDestination(SfmcMemberKey, SyncDestination):
     """Members upserted as rows of one data extension, keyed by the subscriber key column.
 
     Exits are not sent: the rows stay (the REST API deletes no rows; journeys and sends read the
@@ -216,6 +229,7 @@ class SfmcDataExtensionDestination(SyncDestination):
     enter_kinds = ("enter", "change")
     tracked_exit_actions = ()
     reject_status = REJECTED
+    key_name = "subscriber key"
 
     def __init__(
         self,
@@ -235,15 +249,8 @@ class SfmcDataExtensionDestination(SyncDestination):
         self.batch_size = batch_size
         self.created = created
 
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return key_of(record, self.subscriber_key_field), None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if not ident:
-            return f"no subscriber key in field {self.subscriber_key_field!r}"
-        if is_email_field(self.subscriber_key_field) and not is_email(ident):
-            return f"{self.subscriber_key_field!r} is not a valid email address (the subscriber key)"
-        return None
+    def key_field(self) -> str:
+        return self.subscriber_key_field
 
     def targets(self, record: dict[str, Any]) -> list[str]:
         return [self.key]
@@ -278,10 +285,11 @@ class SfmcDataExtensionDestination(SyncDestination):
         return [(w.ident, target, "add", w.uid, UPSERTED, None, None) for w in rows]
 
 
-class SfmcJourneyDestination(EventDestination):
+class SfmcJourneyDestination(SfmcMemberKey, EventDestination):
     """Members who enter the audience sent as entry events of one journey (``ContactKey`` from a field)."""
 
     reject_status = REJECTED
+    key_name = "ContactKey"
 
     def __init__(
         self,
@@ -298,15 +306,8 @@ class SfmcJourneyDestination(EventDestination):
         self.field_mapping = dict(field_mapping)
         self.instances: list[str] = []
 
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return key_of(record, self.contact_key_field), None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if not ident:
-            return f"no ContactKey in field {self.contact_key_field!r}"
-        if is_email_field(self.contact_key_field) and not is_email(ident):
-            return f"{self.contact_key_field!r} is not a valid email address (the ContactKey)"
-        return None
+    def key_field(self) -> str:
+        return self.contact_key_field
 
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         return mapped_values(record, self.field_mapping)

@@ -19,13 +19,12 @@ from typing import Any
 
 import requests
 
+from lytics_provider.hooks.email_lists import EmailListDestination
 from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.rest_paging import OffsetPaging
-from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.email_list import EmailListMembers
 from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 
@@ -127,12 +126,10 @@ class BrevoHook(RestHook):
         return {normalize_email(e) for e in (body.get("contacts") or {}).get("success") or []}
 
 
-class BrevoListDestination(EmailListMembers, SyncDestination):
+class BrevoListDestination(EmailListDestination):
     """Members imported as contacts of one list (mapped attributes); exits removed from the list
     (``on_exit: remove``), only members the job added. Contacts are never deleted or blocklisted."""
 
-    tracked_exit_actions = ("remove",)
-    reject_status = REJECTED
     id_field: str | None = None
     """Members are keyed by email alone."""
 
@@ -155,9 +152,6 @@ class BrevoListDestination(EmailListMembers, SyncDestination):
 
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         return mapped_values(record, self.field_mapping)
-
-    def exit_action(self) -> str:
-        return "remove" if self.on_exit == "remove" else "ignore"
 
     def describe(self) -> dict[str, Any]:
         return {"list_id": self.list_id, "on_exit": self.on_exit}

@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from lytics_provider.hooks.email_lists import NamedListDestination
 from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
@@ -33,8 +34,6 @@ from lytics_provider.hooks.rest_paging import CursorPaging, dig
 from lytics_provider.pipeline.http import PermanentServiceError, parse_retry_after
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
 from lytics_provider.sync.act import RowLevelBatchError
-from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.email_list import EmailListMembers
 from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 from lytics_provider.sync.refs import RefStore
@@ -297,46 +296,27 @@ class HubspotHook(RestHook):
             offset = following
 
 
-class HubspotListDestination(EmailListMembers, SyncDestination):
+class HubspotListDestination(NamedListDestination):
     """Members upserted as contacts (their mapped properties) and added to one list; exits removed
-    from the list when ``on_exit`` is ``remove`` (only members the job added)."""
+    from the list when ``on_exit`` is ``remove`` (only members the job added).
 
-    tracked_exit_actions = ("remove",)
-    reject_status = REJECTED
+    :param args: :class:`~lytics_provider.hooks.email_lists.NamedListDestination`'s arguments.
+    :param dry_run: plan only.
+    :param refs: the record ids answered at add time, so an exit needs no lookup.
+    """
+
+    hook: HubspotHook
 
     def __init__(
-        self,
-        hook: HubspotHook,
-        list_id: str,
-        list_name: str,
-        email_field: str,
-        property_map: dict[str, str],
-        on_exit: str,
-        batch_size: int,
-        id_field: str | None = None,
-        dry_run: bool = False,
-        refs: RefStore | None = None,
+        self, *args: Any, dry_run: bool = False, refs: RefStore | None = None, **kwargs: Any
     ) -> None:
-        self.hook = hook
-        self.list_id = list_id
-        self.list_name = list_name
-        self.email_field = email_field
-        self.property_map = property_map
-        self.on_exit = on_exit
-        self.batch_size = batch_size
-        self.id_field = id_field
+        super().__init__(*args, **kwargs)
         self.dry_run = dry_run
         self.refs = refs
 
     # -- planning ------------------------------------------------------------------------------
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         return mapped_values(record, self.property_map, ";", str)
-
-    def exit_action(self) -> str:
-        return "remove" if self.on_exit == "remove" else "ignore"
-
-    def describe(self) -> dict[str, Any]:
-        return {"list": {"id": self.list_id, "name": self.list_name}, "on_exit": self.on_exit}
 
     def describe_after(self) -> dict[str, Any]:
         return {"hubspot_calls": self.hook.calls}

@@ -22,13 +22,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
+from lytics_provider.hooks.email_lists import NamedListDestination
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
-from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.email_list import EmailListMembers
 from lytics_provider.sync.identifiers import lookup_field, normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 
@@ -218,34 +217,23 @@ def job_payload_size(profile: dict[str, Any]) -> int:
     return len(json.dumps({"type": "profile", "attributes": profile}, separators=(",", ":"))) + 1
 
 
-class KlaviyoListDestination(EmailListMembers, PlannedJobs, SyncDestination):
+class KlaviyoListDestination(PlannedJobs, NamedListDestination):
     """Members imported as profiles (bulk import jobs that also add them to one list); exits removed
-    from the list when ``on_exit`` is ``remove`` (only members the job added)."""
+    from the list when ``on_exit`` is ``remove`` (only members the job added).
 
-    tracked_exit_actions = ("remove",)
-    reject_status = REJECTED
+    :param args: :class:`~lytics_provider.hooks.email_lists.NamedListDestination`'s arguments
+        (``batch_size`` defaults to the 10,000 profiles of one job).
+    :param poll_interval: seconds between reads of a bulk import job.
+    :param timeout: longest wait for one bulk import job.
+    """
+
+    hook: KlaviyoHook
+    default_batch_size = JOB_LIMIT
 
     def __init__(
-        self,
-        hook: KlaviyoHook,
-        list_id: str,
-        list_name: str,
-        email_field: str,
-        property_map: dict[str, str],
-        on_exit: str,
-        batch_size: int = JOB_LIMIT,
-        id_field: str | None = None,
-        poll_interval: float = 10.0,
-        timeout: float = 6 * 3600.0,
+        self, *args: Any, poll_interval: float = 10.0, timeout: float = 6 * 3600.0, **kwargs: Any
     ) -> None:
-        self.hook = hook
-        self.list_id = list_id
-        self.list_name = list_name
-        self.email_field = email_field
-        self.property_map = property_map
-        self.on_exit = on_exit
-        self.batch_size = batch_size
-        self.id_field = id_field
+        super().__init__(*args, **kwargs)
         self.poll_interval = poll_interval
         self.timeout = timeout
 
@@ -266,12 +254,6 @@ class KlaviyoListDestination(EmailListMembers, PlannedJobs, SyncDestination):
         if custom:
             attributes["properties"] = custom
         return attributes
-
-    def exit_action(self) -> str:
-        return "remove" if self.on_exit == "remove" else "ignore"
-
-    def describe(self) -> dict[str, Any]:
-        return {"list": {"id": self.list_id, "name": self.list_name}, "on_exit": self.on_exit}
 
     def describe_after(self) -> dict[str, Any]:
         return {"klaviyo_calls": self.hook.calls, "bulk_import_jobs": self.jobs}

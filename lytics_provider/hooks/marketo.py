@@ -21,11 +21,10 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from lytics_provider.hooks.email_lists import EmailListDestination
 from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HostOAuth2ClientCredentials
-from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.email_list import EmailListMembers
 from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 from lytics_provider.sync.refs import RefStore
@@ -177,12 +176,10 @@ def reasons_text(result: Mapping[str, Any]) -> str:
     return "; ".join(f"{r.get('code')} {r.get('message')}" for r in result.get("reasons") or []) or "skipped"
 
 
-class MarketoListDestination(EmailListMembers, SyncDestination):
+class MarketoListDestination(EmailListDestination):
     """Members created or updated as leads (mapped lead fields) and kept in one static list; exits
     removed from the list (``on_exit: remove``), only members the job added. Leads are never deleted."""
 
-    tracked_exit_actions = ("remove",)
-    reject_status = REJECTED
     id_field: str | None = None
     """Members are keyed by email alone."""
 
@@ -206,9 +203,6 @@ class MarketoListDestination(EmailListMembers, SyncDestination):
 
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
         return mapped_values(record, self.lead_fields, ";")
-
-    def exit_action(self) -> str:
-        return "remove" if self.on_exit == "remove" else "ignore"
 
     def describe(self) -> dict[str, Any]:
         return {"static_list": self.list_id, "on_exit": self.on_exit}

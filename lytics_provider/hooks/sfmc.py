@@ -196,10 +196,12 @@ def is_email_field(field: str) -> bool:
     return "email" in field.lower()
 
 
-class SfmcMemberKey:
+class SfmcMembers:
     """Destination mixin: members keyed by one profile field (:meth:`key_field`), which must be a
-    valid address when its name says it holds an email."""
+    valid address when its name says it holds an email, carrying their mapped fields
+    (``field_mapping``)."""
 
+    field_mapping: dict[str, str]
     key_name: str
     """What the key is called at Marketing Cloud (in reject reasons)."""
 
@@ -218,8 +220,11 @@ class SfmcMemberKey:
             return f"{field!r} is not a valid email address (the {self.key_name})"
         return None
 
+    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
+        return mapped_values(record, self.field_mapping)
 
-class SfmcDataExtensionDestination(SfmcMemberKey, SyncDestination):
+
+class SfmcDataExtensionDestination(SfmcMembers, SyncDestination):
     """Members upserted as rows of one data extension, keyed by the subscriber key column.
 
     Exits are not sent: the rows stay (the REST API deletes no rows; journeys and sends read the
@@ -255,9 +260,6 @@ class SfmcDataExtensionDestination(SfmcMemberKey, SyncDestination):
     def targets(self, record: dict[str, Any]) -> list[str]:
         return [self.key]
 
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        return mapped_values(record, self.field_mapping)
-
     def describe(self) -> dict[str, Any]:
         return {
             "data_extension": self.key,
@@ -285,7 +287,7 @@ class SfmcDataExtensionDestination(SfmcMemberKey, SyncDestination):
         return [(w.ident, target, "add", w.uid, UPSERTED, None, None) for w in rows]
 
 
-class SfmcJourneyDestination(SfmcMemberKey, EventDestination):
+class SfmcJourneyDestination(SfmcMembers, EventDestination):
     """Members who enter the audience sent as entry events of one journey (``ContactKey`` from a field)."""
 
     reject_status = REJECTED
@@ -308,9 +310,6 @@ class SfmcJourneyDestination(SfmcMemberKey, EventDestination):
 
     def key_field(self) -> str:
         return self.contact_key_field
-
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        return mapped_values(record, self.field_mapping)
 
     def describe(self) -> dict[str, Any]:
         return {

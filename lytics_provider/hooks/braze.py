@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import requests
 
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
 from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import PermanentServiceError
@@ -97,10 +97,7 @@ class BrazeHook(RestHook):
     calls_per_hour = 3000
     budget_window = 3.0
     budget_margin = 0.1
-    default_headers: ClassVar[dict[str, str]] = {
-        "Accept": "application/json",
-        "Content-Type": "application/json",
-    }
+    default_headers = JSON_HEADERS
 
     def default_api_url(self) -> str:
         instance = str(self.extra.get("braze_instance") or "").strip()

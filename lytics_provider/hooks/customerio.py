@@ -80,18 +80,13 @@ class CustomerIOHook(RestHook):
     conn_type = "customerio"
     hook_name = "Customer.io"
     auth = HttpBasic()
+    regional_hosts = REGIONS
     credentials_hint = "needs the Site ID in Login and the API Key in Password."
     error_text = staticmethod(customerio_error)
     check_path = "/api/v1/accounts/region"
     calls_per_hour = 100
     budget_window = 1.0
     budget_margin = 0.05
-
-    def default_api_url(self) -> str:
-        region = str(self.extra.get("region") or "US").strip().upper()
-        if region not in REGIONS:
-            raise ValueError(f"Connection {self.conn_id!r}: region {region!r} must be US or EU")
-        return REGIONS[region]
 
     def auth_fix(self) -> str:
         return "Check the Site ID (Login) and the Track API Key (Password), and the workspace's region."

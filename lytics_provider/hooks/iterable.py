@@ -53,15 +53,11 @@ class IterableHook(RestHook):
     conn_type = "iterable"
     hook_name = "Iterable"
     auth = HeaderToken("Api-Key")
+    regional_hosts = DATA_CENTERS
+    region_extra = "data_center"
     credentials_hint = "needs the Iterable API Key in Password."
     error_text = staticmethod(iterable_error)
     check_path = "/api/lists"
-
-    def default_api_url(self) -> str:
-        center = str(self.extra.get("data_center") or "US").strip().upper()
-        if center not in DATA_CENTERS:
-            raise ValueError(f"Connection {self.conn_id!r}: data_center {center!r} must be US or EU")
-        return DATA_CENTERS[center]
 
     def auth_fix(self) -> str:
         return "Check the Iterable API Key (a server-side key of this project, in this data center)."

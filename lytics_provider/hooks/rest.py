@@ -102,6 +102,10 @@ class RestHook(BaseHook):
 
     default_host: ClassVar[str] = ""
     """API URL used when the connection has no Host."""
+    regional_hosts: ClassVar[Mapping[str, str]] = {}
+    """API URL by region (upper case; the first is the default), used when the connection has no
+    Host and names its region in the extra :attr:`region_extra`."""
+    region_extra: ClassVar[str] = "region"
     auth: ClassVar[AuthKind] = HttpBasic()
     """How the connection's secret is sent (``hooks.rest_auth``)."""
     credentials_hint: ClassVar[str] = "needs the API login in Login and the API password in Password."
@@ -228,7 +232,17 @@ class RestHook(BaseHook):
         return (int(budget) if budget else None), window
 
     def default_api_url(self) -> str:
-        """The API URL when the connection has no Host (default :attr:`default_host`)."""
+        """The API URL when the connection has no Host: the region's of :attr:`regional_hosts`, else
+        :attr:`default_host`."""
+        if self.regional_hosts:
+            region = str(self.extra.get(self.region_extra) or next(iter(self.regional_hosts)))
+            region = region.strip().upper()
+            if region not in self.regional_hosts:
+                raise ValueError(
+                    f"Connection {self.conn_id!r}: {self.region_extra} {region!r} must be "
+                    f"{' or '.join(self.regional_hosts)}"
+                )
+            return self.regional_hosts[region]
         if not self.default_host:
             raise ValueError(f"Connection {self.conn_id!r} needs the API URL in Host.")
         return self.default_host

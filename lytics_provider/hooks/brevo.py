@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from lytics_provider.hooks.batched_lookup import chunks
 from lytics_provider.hooks.email_lists import EmailListDestination
 from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
@@ -168,8 +169,7 @@ class BrevoListDestination(EmailListDestination):
     def add(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
         """One import of the batch into the list; Brevo's 202 acknowledges the batch."""
         assert self.hook is not None
-        for start in range(0, len(rows), IMPORT_LIMIT):
-            chunk = rows[start : start + IMPORT_LIMIT]
+        for chunk in chunks(rows, IMPORT_LIMIT):
             contacts = [{"email": w.ident, "attributes": w.fields()} for w in chunk]
             self.processes.append(self.hook.import_contacts(int(target), contacts))
         return [(w.ident, target, "add", w.uid, IMPORTED, None, None) for w in rows]
@@ -178,10 +178,8 @@ class BrevoListDestination(EmailListDestination):
         """Remove the rows' emails from the list, 150 a call."""
         assert self.hook is not None
         removed: set[str] = set()
-        for start in range(0, len(rows), REMOVE_LIMIT):
-            removed |= self.hook.remove_from_list(
-                int(target), [w.ident for w in rows[start : start + REMOVE_LIMIT]]
-            )
+        for chunk in chunks(rows, REMOVE_LIMIT):
+            removed |= self.hook.remove_from_list(int(target), [w.ident for w in chunk])
         return [
             (w.ident, target, "remove", w.uid, REMOVED if w.ident in removed else NOT_IN_LIST, None, None)
             for w in rows

@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from lytics_provider.hooks.batched_lookup import chunks, lookup_in_batches
 from lytics_provider.hooks.email_lists import NamedListDestination
 from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
@@ -170,19 +171,18 @@ class HubspotHook(RestHook):
 
     def ids_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         """Record ids of existing contacts by email (``batch/read``, 100 a call); unknown ones are absent."""
-        found: dict[str, str] = {}
-        for start in range(0, len(emails), BATCH_LIMIT):
-            chunk = emails[start : start + BATCH_LIMIT]
-            body = self.call(
-                "POST",
-                "/crm/v3/objects/contacts/batch/read",
-                json={"idProperty": "email", "properties": ["email"], "inputs": [{"id": e} for e in chunk]},
-            )
-            for result in body.get("results") or []:
-                email = normalize_email((result.get("properties") or {}).get("email"))
-                if email:
-                    found[email] = str(result["id"])
-        return found
+        return lookup_in_batches(emails, BATCH_LIMIT, self._read_ids)
+
+    def _read_ids(self, emails: list[str]) -> Iterator[tuple[str, str]]:
+        body = self.call(
+            "POST",
+            "/crm/v3/objects/contacts/batch/read",
+            json={"idProperty": "email", "properties": ["email"], "inputs": [{"id": e} for e in emails]},
+        )
+        for result in body.get("results") or []:
+            email = normalize_email((result.get("properties") or {}).get("email"))
+            if email:
+                yield email, str(result["id"])
 
     def iter_modified_contacts(
         self, since_ms: int, until_ms: int, properties: Sequence[str], page_size: int = 200
@@ -264,8 +264,7 @@ class HubspotHook(RestHook):
     def change_memberships(self, list_id: str, record_ids: Sequence[str], verb: str) -> MembershipResult:
         """``memberships/add`` or ``memberships/remove`` (``verb``), up to 100,000 ids a call."""
         result = MembershipResult()
-        for start in range(0, len(record_ids), MEMBERSHIP_LIMIT):
-            chunk = list(record_ids[start : start + MEMBERSHIP_LIMIT])
+        for chunk in chunks(record_ids, MEMBERSHIP_LIMIT):
             body = self.call("PUT", f"/crm/v3/lists/{list_id}/memberships/{verb}", json=chunk)
             result.added += [str(i) for i in body.get("recordsIdsAdded") or body.get("recordIdsAdded") or []]
             result.removed += [str(i) for i in body.get("recordIdsRemoved") or []]
@@ -326,8 +325,8 @@ class HubspotListDestination(NamedListDestination):
         """Upsert the rows' contacts 100 at a time, then add them to the list in one call."""
         ids: dict[str, str] = {}
         rejected: dict[str, str] = {}
-        for start in range(0, len(rows), BATCH_LIMIT):
-            self._upsert(rows[start : start + BATCH_LIMIT], ids, rejected)
+        for chunk in chunks(rows, BATCH_LIMIT):
+            self._upsert(chunk, ids, rejected)
         result = self.hook.change_memberships(target, sorted(set(ids.values())), "add")
         added, missing = set(result.added), set(result.missing)
         outcomes: list[Outcome] = []

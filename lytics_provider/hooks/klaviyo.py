@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from lytics_provider.hooks.batched_lookup import chunks, lookup_in_batches
 from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
 from lytics_provider.hooks.email_lists import NamedListDestination
 from lytics_provider.hooks.rest import RestHook
@@ -161,8 +162,7 @@ class KlaviyoHook(RestHook):
 
     def change_list(self, list_id: str, profile_ids: Sequence[str], remove: bool) -> None:
         """Add or remove profiles (1,000 a call); neither changes consent."""
-        for start in range(0, len(profile_ids), RELATIONSHIP_LIMIT):
-            chunk = profile_ids[start : start + RELATIONSHIP_LIMIT]
+        for chunk in chunks(profile_ids, RELATIONSHIP_LIMIT):
             self.request(
                 "DELETE" if remove else "POST",
                 f"/api/lists/{list_id}/relationships/profiles",
@@ -172,18 +172,17 @@ class KlaviyoHook(RestHook):
     # -- profiles -------------------------------------------------------------------------------
     def ids_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         """Profile ids by email (``any(email, [...])``, 100 a call); unknown emails are absent."""
-        found: dict[str, str] = {}
-        for start in range(0, len(emails), ANY_LIMIT):
-            chunk = emails[start : start + ANY_LIMIT]
-            params = {
-                "filter": f"any(email,[{_quoted(chunk)}])",
-                "page[size]": ANY_LIMIT,
-                "fields[profile]": "email",
-            }
-            for body, _ in self.iter_pages("/api/profiles", params):
-                for item in body.get("data") or []:
-                    found[normalize_email((item.get("attributes") or {}).get("email"))] = str(item["id"])
-        return found
+        return lookup_in_batches(emails, ANY_LIMIT, self._read_ids)
+
+    def _read_ids(self, emails: list[str]) -> Iterator[tuple[str, str]]:
+        params = {
+            "filter": f"any(email,[{_quoted(emails)}])",
+            "page[size]": ANY_LIMIT,
+            "fields[profile]": "email",
+        }
+        for body, _ in self.iter_pages("/api/profiles", params):
+            for item in body.get("data") or []:
+                yield normalize_email((item.get("attributes") or {}).get("email")), str(item["id"])
 
     # -- bulk import jobs -----------------------------------------------------------------------
     def start_import(self, profiles: Sequence[dict[str, Any]], list_id: str | None) -> str:

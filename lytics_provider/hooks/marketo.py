@@ -18,9 +18,10 @@ window widened by 5% for clock skew; extras ``calls_per_window`` and ``window_se
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from lytics_provider.hooks.batched_lookup import lookup_in_batches
 from lytics_provider.hooks.email_lists import EmailListDestination
 from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
@@ -135,17 +136,16 @@ class MarketoHook(RestHook):
 
     def ids_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         """Lead ids of existing leads by email (300 a call)."""
-        found: dict[str, str] = {}
-        for start in range(0, len(emails), BATCH_LIMIT):
-            chunk = emails[start : start + BATCH_LIMIT]
-            body = self.call(
-                "GET",
-                "/rest/v1/leads.json",
-                params={"filterType": "email", "filterValues": ",".join(chunk), "fields": "id,email"},
-            )
-            for lead in body.get("result") or []:
-                found[normalize_email(lead.get("email"))] = str(lead["id"])
-        return found
+        return lookup_in_batches(emails, BATCH_LIMIT, self._read_ids)
+
+    def _read_ids(self, emails: list[str]) -> Iterator[tuple[str, str]]:
+        body = self.call(
+            "GET",
+            "/rest/v1/leads.json",
+            params={"filterType": "email", "filterValues": ",".join(emails), "fields": "id,email"},
+        )
+        for lead in body.get("result") or []:
+            yield normalize_email(lead.get("email")), str(lead["id"])
 
     # -- static lists --------------------------------------------------------------------------
     def resolve_list(self, ref: str) -> dict[str, Any]:

@@ -59,6 +59,7 @@ class BrevoHook(RestHook):
     default_host = DEFAULT_API_URL
     auth = HeaderToken("api-key")
     credentials_hint = "needs the Brevo API key in Password."
+    credentials_fix = "the Brevo API key (SMTP & API > API Keys) in Password."
     default_headers = JSON_HEADERS
     paging = OffsetPaging(page_size=50)
     error_text = staticmethod(brevo_error)
@@ -82,13 +83,7 @@ class BrevoHook(RestHook):
         if self.ledger is not None:
             self.ledger.pause_until(self.clock() + wait)
 
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.brevo_conn_id!r}: the Brevo API key (SMTP & API > API Keys) in Password."
-        )
-
-    def check_call(self) -> str:
-        body = self.call("GET", self.check_path)
+    def check_found(self, body: Any) -> str:
         return f"account {body.get('companyName') or body.get('email')}"
 
     def resolve_list(self, ref: str) -> dict[str, Any]:

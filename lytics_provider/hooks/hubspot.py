@@ -97,6 +97,10 @@ class HubspotHook(RestHook):
     default_host = DEFAULT_API_URL
     auth = Bearer()
     credentials_hint = "needs the private app access token in Password."
+    credentials_fix = (
+        "the private app's access token in Password, and that the app has the "
+        "crm.objects.contacts.read/write and crm.lists.read/write scopes."
+    )
     default_headers = JSON_HEADERS
     paging = CursorPaging(cursor_param="after", next_key="paging.next.after", items_key="results")
     error_text = staticmethod(hubspot_error)
@@ -144,15 +148,8 @@ class HubspotHook(RestHook):
         except RateLimitWaitTooLong as exc:
             raise self.budget_spent(exc) from None
 
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.hubspot_conn_id!r}: the private app's access token in Password, and "
-            "that the app has the crm.objects.contacts.read/write and crm.lists.read/write scopes."
-        )
-
-    def check_call(self) -> str:
-        """Read the account's details (any valid token may)."""
-        body = self.call("GET", self.check_path)
+    def check_found(self, body: Any) -> str:
+        """The account's details (any valid token may read them)."""
         return f"HubSpot account {body.get('portalId')}"
 
     # -- contacts -------------------------------------------------------------------------------

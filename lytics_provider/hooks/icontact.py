@@ -77,6 +77,10 @@ class IContactHook(RestHook):
     credentials_hint = (
         "needs the iContact API username in Login and the API (application) password in Password."
     )
+    credentials_fix = (
+        "the iContact API username in Login, the API (application) password in Password, and that the "
+        "application is approved for this account."
+    )
     default_headers = JSON_HEADERS
     paging = OffsetPaging(page_size=DEFAULT_PAGE_SIZE)
     error_text = staticmethod(icontact_error)
@@ -92,13 +96,6 @@ class IContactHook(RestHook):
             "API-Version": str(self.extra.get("api_version") or DEFAULT_API_VERSION),
             "API-AppId": str(self.extra.get("app_id") or LYTICS_APP_ID),
         }
-
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.icontact_conn_id!r}: the iContact API username in Login, the "
-            "API (application) password in Password, and that the application is approved for "
-            "this account."
-        )
 
     def check_call(self) -> str:
         """List the accounts the API user can reach."""

@@ -89,6 +89,10 @@ class KlaviyoHook(RestHook):
     default_host = DEFAULT_API_URL
     auth = HeaderToken("Authorization", "Klaviyo-API-Key ")
     credentials_hint = "needs the private API key in Password."
+    credentials_fix = (
+        "the private API key in Password, with the profiles, lists and events read/write scopes the "
+        "jobs need."
+    )
     default_headers = {"Accept": MEDIA_TYPE, "Content-Type": MEDIA_TYPE}
     error_text = staticmethod(klaviyo_error)
     check_path = "/api/lists"
@@ -115,15 +119,8 @@ class KlaviyoHook(RestHook):
         """``calls_per_minute`` calls per minute (the steady limit of the endpoints written to)."""
         return int(self.extra.get("calls_per_minute") or CALLS_PER_MINUTE), 60.0
 
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.klaviyo_conn_id!r}: the private API key in Password, with the "
-            "profiles, lists and events read/write scopes the jobs need."
-        )
-
-    def check_call(self) -> str:
-        """Read the first page of lists."""
-        body = self.call("GET", self.check_path)
+    def check_found(self, body: Any) -> str:
+        """The first page of lists."""
         return f"{len(body.get('data') or [])} list(s) on the first page"
 
     # -- paging ---------------------------------------------------------------------------------

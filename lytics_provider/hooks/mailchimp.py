@@ -71,6 +71,10 @@ class MailchimpHook(RestHook):
     hook_name = "Mailchimp"
     auth = BasicApiKey()
     credentials_hint = "needs the Mailchimp API key in the API key (Password) field."
+    credentials_fix = (
+        "the Mailchimp API key in the API key field, and that Host is the key's data center "
+        "(https://<dc>.api.mailchimp.com/3.0) or empty."
+    )
     default_headers = JSON_HEADERS
     paging = OffsetPaging(
         page_size=MAX_PAGE, limit_param="count", offset_param="offset", total_key="total_items"
@@ -96,12 +100,6 @@ class MailchimpHook(RestHook):
         """``https://<dc>.api.mailchimp.com/3.0`` from the API key."""
         return f"https://{data_center(self._api_key)}.api.mailchimp.com/3.0"
 
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.mailchimp_conn_id!r}: the Mailchimp API key in the API key field, "
-            "and that Host is the key's data center (https://<dc>.api.mailchimp.com/3.0) or empty."
-        )
-
     def configure_client(self, client: HttpClient, credentials: Credentials) -> None:
         """Every request holds one of the key's connection slots while it is in flight."""
         self.slots = ConnectionSlots(
@@ -116,9 +114,9 @@ class MailchimpHook(RestHook):
 
         client.session.request = limited  # type: ignore[method-assign]
 
-    def check_call(self) -> str:
-        """``GET /ping``."""
-        return str(self.call("GET", "/ping").get("health_status") or "ping answered")
+    def check_found(self, body: Any) -> str:
+        """``GET /ping``'s health status."""
+        return str(body.get("health_status") or "ping answered")
 
     # -- audiences -----------------------------------------------------------------------------
     def resolve_list(self, list_ref: str) -> dict[str, Any]:

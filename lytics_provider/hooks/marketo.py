@@ -59,8 +59,13 @@ class MarketoHook(RestHook):
     hook_name = "Marketo"
     auth = HostOAuth2ClientCredentials("/identity/oauth/token", client_auth="body")
     credentials_hint = "needs the Client ID in Login, the Client Secret in Password and the REST URL in Host."
+    credentials_fix = (
+        "the API user's Client ID (Login) and Client Secret (Password), and the REST URL (Host) from "
+        "Admin > Web Services."
+    )
     default_headers = JSON_HEADERS
     check_path = "/rest/v1/lists.json"
+    check_params = {"batchSize": 1}
 
     rate_limited = 0
     """Rate-limit answers met so far."""
@@ -72,14 +77,7 @@ class MarketoHook(RestHook):
         """``calls_per_window`` calls per window, the window widened by 5% for clock skew."""
         return int(self.extra.get("calls_per_window") or CALLS_PER_WINDOW), self.window() * 1.05
 
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.marketo_conn_id!r}: the API user's Client ID (Login) and Client Secret "
-            "(Password), and the REST URL (Host) from Admin > Web Services."
-        )
-
-    def check_call(self) -> str:
-        body = self.call("GET", self.check_path, params={"batchSize": 1})
+    def check_found(self, body: Any) -> str:
         return f"{len(body.get('result') or [])} static list(s) readable"
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:

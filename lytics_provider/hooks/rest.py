@@ -129,6 +129,10 @@ class RestHook(BaseHook):
     """Longest one call waits for the budget before :meth:`budget_spent` is raised."""
     check_path: ClassVar[str] = ""
     """Cheap authenticated ``GET`` that :meth:`test_connection` makes."""
+    check_params: ClassVar[Mapping[str, Any]] = {}
+    """Query of the :attr:`check_path` call (e.g. a page size of one)."""
+    credentials_fix: ClassVar[str] = ""
+    """What to check in the connection when the API refuses its credentials (see :meth:`auth_fix`)."""
     errors: ClassVar[ErrorTypes] = TASK_ERRORS
 
     def __init__(
@@ -260,8 +264,9 @@ class RestHook(BaseHook):
         return self.retry_policy
 
     def auth_fix(self) -> str:
-        """What to check when the API refuses the credentials (ends every 401/403 message)."""
-        return ""
+        """What to check when the API refuses the credentials (ends every 401/403 message):
+        ``Check connection '<id>': <credentials_fix>``, nothing without :attr:`credentials_fix`."""
+        return f"Check connection {self.conn_id!r}: {self.credentials_fix}" if self.credentials_fix else ""
 
     def configure_client(self, client: HttpClient, credentials: Credentials) -> None:
         """Finish the new client (extras the hook reads, proxy settings); nothing by default."""
@@ -323,7 +328,10 @@ class RestHook(BaseHook):
         """The cheap authenticated call of :meth:`test_connection`; returns what it found."""
         if not self.check_path:
             raise NotImplementedError(f"{type(self).__name__} declares no check_path")
-        self.call("GET", self.check_path)
+        return self.check_found(self.call("GET", self.check_path, params=dict(self.check_params) or None))
+
+    def check_found(self, body: Any) -> str:
+        """What the Test button reports of the :attr:`check_path` answer (default: that it answered)."""
         return f"GET {self.check_path} answered"
 
     def test_connection(self) -> tuple[bool, str]:

@@ -61,6 +61,9 @@ class SendGridHook(RestHook):
     default_host = "https://api.sendgrid.com"
     auth = Bearer()
     credentials_hint = "needs the SendGrid API key in the API key (Password) field."
+    credentials_fix = (
+        "a SendGrid API key with Marketing (marketing.read, marketing.write) access in the API key field."
+    )
     default_headers = JSON_HEADERS
     error_text = staticmethod(sendgrid_error)
     check_path = "/v3/scopes"
@@ -88,15 +91,9 @@ class SendGridHook(RestHook):
             if when:
                 self.ledger.pause_until(when)
 
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.sendgrid_conn_id!r}: a SendGrid API key with Marketing "
-            "(marketing.read, marketing.write) access in the API key field."
-        )
-
-    def check_call(self) -> str:
-        """``GET /v3/scopes``."""
-        return f"{len(self.call('GET', '/v3/scopes').get('scopes') or [])} scopes on this API key"
+    def check_found(self, body: Any) -> str:
+        """The API key's scopes."""
+        return f"{len(body.get('scopes') or [])} scopes on this API key"
 
     # -- fields, segments, lists ---------------------------------------------------------------
     def custom_fields(self) -> dict[str, str]:

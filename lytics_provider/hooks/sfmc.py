@@ -80,6 +80,11 @@ class SfmcHook(RestHook):
     credentials_hint = (
         "needs the Client ID in Login, the Client Secret in Password and the Authentication Base URI in Host."
     )
+    credentials_fix = (
+        "the installed package's Client ID (Login) and Client Secret (Password), the Authentication Base "
+        "URI (Host), and that the package has the permissions the job needs (Data Extensions read/write, "
+        "Journeys execute)."
+    )
     default_headers = JSON_HEADERS
     error_text = staticmethod(sfmc_error)
 
@@ -100,13 +105,6 @@ class SfmcHook(RestHook):
                 "Authentication Base URI (https://<subdomain>.auth.marketingcloudapis.com)?"
             )
         client.base_url = rest
-
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.sfmc_conn_id!r}: the installed package's Client ID (Login) and Client "
-            "Secret (Password), the Authentication Base URI (Host), and that the package has the "
-            "permissions the job needs (Data Extensions read/write, Journeys execute)."
-        )
 
     def check_call(self) -> str:
         """Fetch a token and read ``/v2/userinfo`` (any valid token may)."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lytics_provider.hooks.list_lookup import by_id_or_name, list_choices
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderCredentials
 from lytics_provider.hooks.rest_errors import error_reader
@@ -170,17 +171,13 @@ class IContactHook(RestHook):
     def resolve_list(self, folder: Folder, list_ref: str) -> dict[str, Any]:
         """A list by id or by name; ``ValueError`` naming the lists there are when none matches."""
         lists = self.list_lists(folder)
-        for item in lists:
-            if str(item.get("listId")) == str(list_ref):
-                return item
-        named = [item for item in lists if str(item.get("name")) == str(list_ref)]
-        if len(named) == 1:
-            return named[0]
-        shown = ", ".join(f"{item.get('listId')} ({item.get('name')})" for item in lists[:20])
-        problem = "matches several lists" if named else "not found"
+        found, problem = by_id_or_name(lists, list_ref, "listId")
+        if found is not None:
+            return found
         raise ValueError(
-            f"destination list {list_ref!r} {problem} in iContact account {folder.account_id}, client "
-            f"folder {folder.client_folder_id}; lists: {shown or 'none'}"
+            f"destination list {list_ref!r} {problem} in iContact "
+            f"account {folder.account_id}, client folder {folder.client_folder_id}; lists: "
+            f"{list_choices(lists, 'listId') or 'none'}"
         )
 
     def iter_subscriptions(self, folder: Folder, **filters: Any) -> Iterator[dict[str, Any]]:

@@ -26,6 +26,7 @@ from typing import Any
 import requests
 
 from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
+from lytics_provider.hooks.list_lookup import by_id_or_name, list_choices
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import BasicApiKey, Credentials
 from lytics_provider.hooks.rest_errors import code_and_message
@@ -122,17 +123,13 @@ class MailchimpHook(RestHook):
     def resolve_list(self, list_ref: str) -> dict[str, Any]:
         """An audience by id or exact name; ValueError naming the audiences there are when none matches."""
         lists = list(self.paginate("/lists", items_key="lists"))
-        for item in lists:
-            if str(item.get("id")) == list_ref:
-                return item
-        named = [item for item in lists if str(item.get("name")) == list_ref]
-        if len(named) == 1:
-            return named[0]
-        shown = ", ".join(f"{item.get('id')} ({item.get('name')})" for item in lists[:20])
-        problem = "matches several audiences" if named else "not found"
+        found, problem = by_id_or_name(lists, list_ref, noun="audiences")
+        if found is not None:
+            return found
         raise ValueError(
-            f"Mailchimp audience {list_ref!r} {problem} (connection {self.conn_id!r}); "
-            f"set list to one of: {shown or 'none (create the audience in Mailchimp first)'}"
+            f"Mailchimp audience {list_ref!r} {problem} (connection "
+            f"{self.conn_id!r}); set list to one of: "
+            f"{list_choices(lists) or 'none (create the audience in Mailchimp first)'}"
         )
 
     def iter_members(self, list_id: str, since_last_changed: str | None = None) -> Iterator[dict[str, Any]]:

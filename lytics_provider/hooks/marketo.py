@@ -24,6 +24,7 @@ from typing import Any
 from lytics_provider.hooks.batched_lookup import lookup_in_batches
 from lytics_provider.hooks.email_lists import EmailListDestination
 from lytics_provider.hooks.field_mapping import mapped_values
+from lytics_provider.hooks.list_lookup import list_choices
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HostOAuth2ClientCredentials
 from lytics_provider.sync.identifiers import normalize_email
@@ -155,8 +156,7 @@ class MarketoHook(RestHook):
                 return item
         if params:
             lists = list(self.call("GET", "/rest/v1/lists.json").get("result") or [])
-        shown = ", ".join(f"{i.get('id')} ({i.get('name')})" for i in lists[:20]) or "none"
-        raise ValueError(f"Marketo static list {ref!r} not found; lists: {shown}")
+        raise ValueError(f"Marketo static list {ref!r} not found; lists: {list_choices(lists) or 'none'}")
 
     def change_list(self, list_id: str, lead_ids: Sequence[str], add: bool) -> dict[str, dict[str, Any]]:
         """Add or remove up to 300 leads; lead id -> result (``status``, ``reasons``)."""

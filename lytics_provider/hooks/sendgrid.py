@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
+from lytics_provider.hooks.list_lookup import list_choices
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
 from lytics_provider.hooks.rest_errors import error_reader
@@ -126,8 +127,9 @@ class SendGridHook(RestHook):
         for item in lists:
             if list_ref in (str(item.get("id")), str(item.get("name"))):
                 return item
-        shown = ", ".join(f"{i.get('id')} ({i.get('name')})" for i in lists[:20])
-        raise ValueError(f"SendGrid list {list_ref!r} not found; set list to one of: {shown or 'none'}")
+        raise ValueError(
+            f"SendGrid list {list_ref!r} not found; set list to one of: {list_choices(lists) or 'none'}"
+        )
 
     # -- contacts ------------------------------------------------------------------------------
     def upsert_contacts(self, contacts: list[dict[str, Any]], list_ids: list[str]) -> str:

@@ -21,7 +21,6 @@ import requests
 
 from lytics_provider.hooks.batched_lookup import chunks
 from lytics_provider.hooks.email_lists import EmailListDestination
-from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.hooks.rest_errors import error_reader
@@ -124,30 +123,17 @@ class BrevoHook(RestHook):
 
 class BrevoListDestination(EmailListDestination):
     """Members imported as contacts of one list (mapped attributes); exits removed from the list
-    (``on_exit: remove``), only members the job added. Contacts are never deleted or blocklisted."""
+    (``on_exit: remove``), only members the job added. Contacts are never deleted or blocklisted.
 
-    id_field: str | None = None
-    """Members are keyed by email alone."""
+    :param args: :class:`~lytics_provider.hooks.email_lists.EmailListDestination`'s arguments
+        (``field_map``: Lytics field -> contact attribute).
+    """
 
-    def __init__(
-        self,
-        hook: BrevoHook | None,
-        list_id: str,
-        email_field: str,
-        field_mapping: Mapping[str, str],
-        on_exit: str = "remove",
-        batch_size: int = 1000,
-    ) -> None:
-        self.hook = hook
-        self.list_id = list_id
-        self.email_field = email_field
-        self.field_mapping = dict(field_mapping)
-        self.on_exit = on_exit
-        self.batch_size = batch_size
+    hook: BrevoHook | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.processes: list[int] = []
-
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        return mapped_values(record, self.field_mapping)
 
     def describe(self) -> dict[str, Any]:
         return {"list_id": self.list_id, "on_exit": self.on_exit}

@@ -27,7 +27,6 @@ import requests
 
 from lytics_provider.hooks.batched_lookup import chunks, lookup_in_batches
 from lytics_provider.hooks.email_lists import NamedListDestination
-from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
 from lytics_provider.hooks.rest_errors import error_reader
@@ -302,6 +301,8 @@ class HubspotListDestination(NamedListDestination):
     """
 
     hook: HubspotHook
+    value_separator = ";"
+    item_text = staticmethod(str)
 
     def __init__(
         self, *args: Any, dry_run: bool = False, refs: RefStore | None = None, **kwargs: Any
@@ -311,9 +312,6 @@ class HubspotListDestination(NamedListDestination):
         self.refs = refs
 
     # -- planning ------------------------------------------------------------------------------
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        return mapped_values(record, self.property_map, ";", str)
-
     def describe_after(self) -> dict[str, Any]:
         return {"hubspot_calls": self.hook.calls}
 

@@ -239,7 +239,7 @@ class KlaviyoListDestination(PlannedJobs, NamedListDestination):
         ``properties.<name>`` targets as custom properties."""
         attributes: dict[str, Any] = {}
         custom: dict[str, Any] = {}
-        for source, target in self.property_map.items():
+        for source, target in self.field_map.items():
             value = lookup_field(record, source)
             if value is None or value == "":
                 continue

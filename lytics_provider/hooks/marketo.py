@@ -23,7 +23,6 @@ from typing import Any
 
 from lytics_provider.hooks.batched_lookup import lookup_in_batches
 from lytics_provider.hooks.email_lists import EmailListDestination
-from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.list_lookup import list_choices
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HostOAuth2ClientCredentials
@@ -176,31 +175,20 @@ def reasons_text(result: Mapping[str, Any]) -> str:
 
 class MarketoListDestination(EmailListDestination):
     """Members created or updated as leads (mapped lead fields) and kept in one static list; exits
-    removed from the list (``on_exit: remove``), only members the job added. Leads are never deleted."""
+    removed from the list (``on_exit: remove``), only members the job added. Leads are never deleted.
 
-    id_field: str | None = None
-    """Members are keyed by email alone."""
+    :param args: :class:`~lytics_provider.hooks.email_lists.EmailListDestination`'s arguments
+        (``field_map``: Lytics field -> lead field).
+    :param refs: the lead ids answered at add time, so an exit needs no lookup.
+    """
 
-    def __init__(
-        self,
-        hook: MarketoHook | None,
-        list_id: str,
-        email_field: str,
-        lead_fields: Mapping[str, str],
-        on_exit: str = "remove",
-        batch_size: int = BATCH_LIMIT,
-        refs: RefStore | None = None,
-    ) -> None:
-        self.hook = hook
-        self.list_id = list_id
-        self.email_field = email_field
-        self.lead_fields = dict(lead_fields)
-        self.on_exit = on_exit
-        self.batch_size = batch_size
+    hook: MarketoHook | None
+    default_batch_size = BATCH_LIMIT
+    value_separator = ";"
+
+    def __init__(self, *args: Any, refs: RefStore | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.refs = refs
-
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        return mapped_values(record, self.lead_fields, ";")
 
     def describe(self) -> dict[str, Any]:
         return {"static_list": self.list_id, "on_exit": self.on_exit}

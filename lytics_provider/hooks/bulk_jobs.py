@@ -50,16 +50,38 @@ def wait_for_answer(
 
 
 class PlannedJobs:
-    """Destination mixin: the bulk jobs a run starts are kept in its plan.
+    """Destination mixin: the bulk jobs a run starts are kept in its plan, and waited for.
 
     :meth:`act` keeps the plan; :meth:`planned_job` answers the job saved under a key or starts
     one and saves its id before returning it; :attr:`jobs` counts the jobs this run started.
     :attr:`act_kinds` are the kinds :meth:`act` sends when it is given none.
+
+    :param args: the destination's own arguments.
+    :param poll_interval: seconds between reads of a job's status (default
+        :attr:`default_poll_interval`).
+    :param timeout: longest wait for one job, in seconds (default :attr:`default_timeout`).
+    :param sleep: how the wait sleeps (tests pass a fake).
+    :param kwargs: the destination's own keyword arguments.
     """
 
     act_kinds: Sequence[str] = ("add", "update", "remove", "unsubscribe")
+    default_poll_interval = 5.0
+    default_timeout = 3600.0
     plan: SyncPlan | None = None
     jobs = 0
+
+    def __init__(
+        self,
+        *args: Any,
+        poll_interval: float | None = None,
+        timeout: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.poll_interval = self.default_poll_interval if poll_interval is None else poll_interval
+        self.timeout = self.default_timeout if timeout is None else timeout
+        self.sleep = sleep
 
     def act(self, plan: SyncPlan, kinds: Sequence[str] | None = None) -> None:
         """Keep the plan, then act as the destination does."""

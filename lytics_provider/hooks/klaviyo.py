@@ -218,20 +218,15 @@ class KlaviyoListDestination(PlannedJobs, NamedListDestination):
     from the list when ``on_exit`` is ``remove`` (only members the job added).
 
     :param args: :class:`~lytics_provider.hooks.email_lists.NamedListDestination`'s arguments
-        (``batch_size`` defaults to the 10,000 profiles of one job).
-    :param poll_interval: seconds between reads of a bulk import job.
-    :param timeout: longest wait for one bulk import job.
+        (``batch_size`` defaults to the 10,000 profiles of one job) and
+        :class:`~lytics_provider.hooks.bulk_jobs.PlannedJobs`' ``poll_interval`` (default 10 s) and
+        ``timeout`` (default 6 hours).
     """
 
     hook: KlaviyoHook
     default_batch_size = JOB_LIMIT
-
-    def __init__(
-        self, *args: Any, poll_interval: float = 10.0, timeout: float = 6 * 3600.0, **kwargs: Any
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+    default_poll_interval = 10.0
+    default_timeout = 6 * 3600.0
 
     # -- planning ------------------------------------------------------------------------------
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -304,6 +299,7 @@ class KlaviyoListDestination(PlannedJobs, NamedListDestination):
             self.poll_interval,
             self.timeout,
             f"Klaviyo bulk import job {job_id}",
+            self.sleep,
         )
         status = str(seen.get("status"))
         if status != "complete":

@@ -213,7 +213,8 @@ class MailchimpAudienceDestination(EmailListMembers, PlannedJobs, SyncDestinatio
     :param hook: the Mailchimp hook.
     :param list_id: the Mailchimp audience.
     :param tag: the tag that marks the Lytics audience's members.
-    :param plan_steps: the plan's ``(get, set)`` of steps (batch ids by batch).
+    :param wait: ``poll_interval``, ``timeout`` and ``sleep`` of a batch's wait
+        (:class:`~lytics_provider.hooks.bulk_jobs.PlannedJobs`).
     """
 
     enter_kinds = ("enter",)
@@ -233,10 +234,9 @@ class MailchimpAudienceDestination(EmailListMembers, PlannedJobs, SyncDestinatio
         on_exit: str = "remove_tag",
         status_if_new: str = "subscribed",
         batch_size: int = 1000,
-        poll_interval: float = 5.0,
-        timeout: float = 3600.0,
-        sleep: Callable[[float], None] = time.sleep,
+        **wait: Any,
     ) -> None:
+        super().__init__(**wait)
         self.hook = hook
         self.list_id = list_id
         self.tag = tag
@@ -244,9 +244,6 @@ class MailchimpAudienceDestination(EmailListMembers, PlannedJobs, SyncDestinatio
         self.on_exit = on_exit
         self.status_if_new = status_if_new
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.sleep = sleep
 
     # planning
     def payload(self, record: dict[str, Any]) -> dict[str, str]:

@@ -227,6 +227,8 @@ class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination)
     :param slug_ids: Lytics audience slug -> id (to map ``segments_field``).
     :param add_field: creates an overflow field and returns its id (the segment is updated).
     :param custom_ids: every custom field's name -> id (export fields that are custom fields).
+    :param wait: ``poll_interval``, ``timeout`` and ``sleep`` of an upsert job's wait
+        (:class:`~lytics_provider.hooks.bulk_jobs.PlannedJobs`).
     """
 
     enter_kinds = ("enter", "change")
@@ -252,10 +254,9 @@ class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination)
         export_fields: dict[str, str] | None = None,
         max_field_chars: int = 1000,
         batch_size: int = MAX_CONTACTS,
-        poll_interval: float = 5.0,
-        timeout: float = 3600.0,
-        sleep: Callable[[float], None] = time.sleep,
+        **wait: Any,
     ) -> None:
+        super().__init__(**wait)
         self.hook = hook
         self.audience_id = audience_id
         self.field_ids = dict(field_ids)
@@ -275,9 +276,6 @@ class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination)
         self.trigger_fields = [email_field, segments_field, *self.export_fields]
         self.max_field_chars = max_field_chars
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.sleep = sleep
 
     # planning
     def exit_action(self) -> str:

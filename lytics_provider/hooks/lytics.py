@@ -193,15 +193,10 @@ class LyticsHook(RestHook):
         """Fetch one scan page starting at cursor ``start`` (empty for the first page)."""
         return _decoded(self.scan_segment_page_raw(segment_id, **where))
 
-    def scan_segment_page_raw(
-        self,
-        segment_id: str,
-        start: str = "",
-        limit: int = MAX_SCAN_LIMIT,
-        fields: Iterable[str] | None = None,
-    ) -> RawScanPage:
+    def scan_segment_page_raw(self, segment_id: str, **where: Unpack[ScanWhere]) -> RawScanPage:
         """One scan page with its members left as the JSON the API sent."""
-        return fetch_scan_page(self.get_conn(), segment_id, start, limit, fields, self._params)
+        start, limit = where.get("start", ""), where.get("limit", MAX_SCAN_LIMIT)
+        return fetch_scan_page(self.get_conn(), segment_id, start, limit, where.get("fields"), self._params)
 
     def scan_segment(self, segment_id: str, **where: Unpack[ScanWhere]) -> Iterator[ScanPage]:
         """Stream every page of an audience as dicts, following ``_next`` until it is empty."""

@@ -64,12 +64,13 @@ class BrevoHook(RestHook):
     error_text = staticmethod(brevo_error)
     check_path = "/v3/account"
 
+    calls_per_hour = CALLS_PER_SECOND
+    budget_window = 1.0
+    budget_stretch = 1.05
+    budget_extra = "calls_per_second"
+    window_extra = ""
     rate_limited = 0
     """429 answers met so far."""
-
-    def call_budget(self) -> tuple[int | None, float]:
-        """``calls_per_second`` calls per second, the window widened by 5% for clock skew."""
-        return int(self.extra.get("calls_per_second") or CALLS_PER_SECOND), 1.05
 
     def _after_response(self, response: requests.Response) -> None:
         """A 429 pauses every task of the connection until ``x-sib-ratelimit-reset`` has passed."""

@@ -32,7 +32,6 @@ from lytics_provider.hooks.rest_auth import Bearer
 from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.rest_paging import CursorPaging, dig
 from lytics_provider.pipeline.http import PermanentServiceError, parse_retry_after
-from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
@@ -105,18 +104,14 @@ class HubspotHook(RestHook):
     error_text = staticmethod(hubspot_error)
     check_path = "/account-info/v3/details"
 
-    _search_ledger: CallLedger | None = None
+    calls_per_hour = CALLS_PER_INTERVAL
+    budget_window = INTERVAL_SECONDS
+    budget_stretch = 1.05
+    """Calls reach HubSpot later than they left: never 101 in one of its windows."""
+    budget_extra = "calls_per_interval"
+    window_extra = "interval_seconds"
 
     # -- budget ---------------------------------------------------------------------------------
-    def interval(self) -> float:
-        """The rate-limit interval in seconds (extra ``interval_seconds``, default 10)."""
-        return float(self.extra.get("interval_seconds") or INTERVAL_SECONDS)
-
-    def call_budget(self) -> tuple[int | None, float]:
-        """``calls_per_interval`` calls per interval; the window is widened by 5%, so calls that
-        reach HubSpot later than they left never land 101 in one of its windows."""
-        calls = int(self.extra.get("calls_per_interval") or CALLS_PER_INTERVAL)
-        return calls, self.interval() * 1.05
 
     def _after_response(self, response: requests.Response) -> None:
         """A 429 pauses every task of the connection for one interval (or the ``Retry-After``)."""
@@ -126,26 +121,14 @@ class HubspotHook(RestHook):
         wait = parse_retry_after(headers.get("Retry-After"), self.clock())
         if wait is None:
             millis = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
-            wait = int(millis) / 1000 if millis and millis.isdigit() else self.interval()
+            wait = int(millis) / 1000 if millis and millis.isdigit() else self.budget_window_seconds()
         log.warning(
             "HubSpot answered 429 (%s); pausing calls for %.1fs", headers.get("X-HubSpot-RateLimit-Max"), wait
         )
         self.ledger.pause_until(self.clock() + wait)
 
     def _search_budget(self) -> None:
-        if self._search_ledger is None:
-            key = ledger_key(f"{self.conn_id}-search", "token")
-            self._search_ledger = CallLedger(
-                ledger_path(key),
-                limit=SEARCH_CALLS_PER_SECOND,
-                window=1.05,
-                clock=self.clock,
-                sleep=self.sleep,
-            )
-        try:
-            self._search_ledger.acquire()
-        except RateLimitWaitTooLong as exc:
-            raise self.budget_spent(exc) from None
+        self.side_budget("search", "token", SEARCH_CALLS_PER_SECOND, 1.05)
 
     def check_found(self, body: Any) -> str:
         """The account's details (any valid token may read them)."""

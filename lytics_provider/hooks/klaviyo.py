@@ -28,7 +28,6 @@ from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import ServiceError
-from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
 from lytics_provider.sync.identifiers import lookup_field, normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 
@@ -97,27 +96,21 @@ class KlaviyoHook(RestHook):
     error_text = staticmethod(klaviyo_error)
     check_path = "/api/lists"
 
-    _burst: CallLedger | None = None
+    calls_per_hour = CALLS_PER_MINUTE
+    """Calls per minute: the steady limit of the endpoints written to."""
+    budget_window = 60.0
+    budget_extra = "calls_per_minute"
+    window_extra = ""
 
     def _before_call(self) -> None:
         """The per-minute budget (the base's), then the burst budget of 10 calls a second."""
         super()._before_call()
-        if self._burst is None:
-            burst = int(self.extra.get("calls_per_second") or CALLS_PER_SECOND)
-            path = ledger_path(ledger_key(f"{self.conn_id}-burst", "key"))
-            self._burst = CallLedger(path, limit=burst, window=1.05, clock=self.clock, sleep=self.sleep)
-        try:
-            self._burst.acquire()
-        except RateLimitWaitTooLong as exc:
-            raise self.budget_spent(exc) from None
+        burst = int(self.extra.get("calls_per_second") or CALLS_PER_SECOND)
+        self.side_budget("burst", "key", burst, 1.05)
 
     def connection_headers(self) -> dict[str, str]:
         """The ``revision`` header."""
         return {"revision": str(self.extra.get("revision") or DEFAULT_REVISION)}
-
-    def call_budget(self) -> tuple[int | None, float]:
-        """``calls_per_minute`` calls per minute (the steady limit of the endpoints written to)."""
-        return int(self.extra.get("calls_per_minute") or CALLS_PER_MINUTE), 60.0
 
     def check_found(self, body: Any) -> str:
         """The first page of lists."""

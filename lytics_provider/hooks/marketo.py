@@ -67,15 +67,13 @@ class MarketoHook(RestHook):
     check_path = "/rest/v1/lists.json"
     check_params = {"batchSize": 1}
 
+    calls_per_hour = CALLS_PER_WINDOW
+    budget_window = WINDOW_SECONDS
+    budget_stretch = 1.05
+    budget_extra = "calls_per_window"
+    window_extra = "window_seconds"
     rate_limited = 0
     """Rate-limit answers met so far."""
-
-    def window(self) -> float:
-        return float(self.extra.get("window_seconds") or WINDOW_SECONDS)
-
-    def call_budget(self) -> tuple[int | None, float]:
-        """``calls_per_window`` calls per window, the window widened by 5% for clock skew."""
-        return int(self.extra.get("calls_per_window") or CALLS_PER_WINDOW), self.window() * 1.05
 
     def check_found(self, body: Any) -> str:
         return f"{len(body.get('result') or [])} static list(s) readable"
@@ -101,9 +99,9 @@ class MarketoHook(RestHook):
                 if code == "606":
                     self.rate_limited += 1
                     if self.ledger is not None:
-                        self.ledger.pause_until(self.clock() + self.window())
+                        self.ledger.pause_until(self.clock() + self.budget_window_seconds())
                     else:
-                        self.sleep(self.window())
+                        self.sleep(self.budget_window_seconds())
                 else:
                     self.sleep(self.retry_policy.backoff(attempts))
                 log.warning("%s; sending again", shown)

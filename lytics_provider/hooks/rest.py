@@ -125,6 +125,14 @@ class RestHook(BaseHook):
     budget_margin: float = 0.0
     """Seconds added to the window: a call is counted when it leaves, the vendor counts it when it
     arrives, so a short fixed window at the vendor could otherwise see one call too many."""
+    budget_stretch: float = 1.0
+    """Factor the window is widened by, the same margin as a share of a window the connection may
+    change (1.05: 5%)."""
+    budget_extra: ClassVar[str] = "calls_per_hour"
+    """The connection extra that overrides :attr:`calls_per_hour` (a vendor's own name for its limit,
+    e.g. ``calls_per_interval``)."""
+    window_extra: ClassVar[str] = "budget_window_seconds"
+    """The connection extra that overrides :attr:`budget_window` ("" when the window is fixed)."""
     max_budget_wait: float = 3600.0
     """Longest one call waits for the budget before :meth:`budget_spent` is raised."""
     check_path: ClassVar[str] = ""
@@ -158,6 +166,7 @@ class RestHook(BaseHook):
         self.extra: dict[str, Any] = {}
         self.host_from_connection = False
         self._client: HttpClient | None = None
+        self._side_ledgers: dict[str, CallLedger] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A hook that declares :attr:`conn_type` alone gets ``<conn_type>_conn_id`` as
@@ -228,12 +237,14 @@ class RestHook(BaseHook):
 
     def call_budget(self) -> tuple[int | None, float]:
         """``(calls, window seconds)`` of the shared call budget: :attr:`calls_per_hour` (the extra
-        ``calls_per_hour`` overrides it) per :attr:`budget_window` (the extra
-        ``budget_window_seconds`` overrides it); a vendor with its own way of stating the limit (calls
-        per 10 seconds, per minute) overrides this. ``(None, ...)`` sets no budget."""
-        budget = self.extra.get("calls_per_hour") or self.calls_per_hour
-        window = float(self.extra.get("budget_window_seconds") or self.budget_window)
-        return (int(budget) if budget else None), window
+        :attr:`budget_extra` overrides it) per :meth:`budget_window_seconds`, widened by
+        :attr:`budget_stretch`. ``(None, ...)`` sets no budget."""
+        budget = self.extra.get(self.budget_extra) or self.calls_per_hour
+        return (int(budget) if budget else None), self.budget_window_seconds() * self.budget_stretch
+
+    def budget_window_seconds(self) -> float:
+        """Seconds of the vendor's window: :attr:`budget_window`, or the extra :attr:`window_extra`."""
+        return float((self.extra.get(self.window_extra) if self.window_extra else None) or self.budget_window)
 
     def default_api_url(self) -> str:
         """The API URL when the connection has no Host: the region's of :attr:`regional_hosts`, else
@@ -279,10 +290,30 @@ class RestHook(BaseHook):
     # -- call budget ----------------------------------------------------------------------
     def _before_call(self) -> None:
         assert self.ledger is not None
+        self.draw(self.ledger)
+
+    def draw(self, ledger: CallLedger) -> None:
+        """Take one call from ``ledger``; :meth:`budget_spent` when it does not free up in time."""
         try:
-            self.ledger.acquire()
+            ledger.acquire()
         except RateLimitWaitTooLong as exc:
             raise self.budget_spent(exc) from None
+
+    def side_budget(self, name: str, identity: str, limit: int, window: float) -> None:
+        """Take one call from a second budget of the connection, shared by every task like the
+        first (a per-second burst, an endpoint's own limit).
+
+        :param name: the budget's name (``burst``, ``search``).
+        :param identity: who the calls run as (keys the budget with the connection id).
+        :param limit: calls per window.
+        :param window: seconds of the window.
+        """
+        ledger = self._side_ledgers.get(name)
+        if ledger is None:
+            path = ledger_path(ledger_key(f"{self.conn_id}-{name}", identity))
+            ledger = CallLedger(path, limit=limit, window=window, clock=self.clock, sleep=self.sleep)
+            self._side_ledgers[name] = ledger
+        self.draw(ledger)
 
     def budget_spent(self, exc: RateLimitWaitTooLong) -> Exception:
         """The error raised when the call budget does not free up in time."""

@@ -27,13 +27,10 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
-import requests
-
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
 from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import PermanentServiceError
-from lytics_provider.pipeline.ratelimit import reset_time
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.plan import Outcome, Work
 
@@ -98,6 +95,7 @@ class BrazeHook(RestHook):
     budget_window = 3.0
     budget_margin = 0.1
     default_headers = JSON_HEADERS
+    reset_header = "X-RateLimit-Reset"
 
     def default_api_url(self) -> str:
         instance = str(self.extra.get("braze_instance") or "").strip()
@@ -110,16 +108,6 @@ class BrazeHook(RestHook):
 
     def auth_fix(self) -> str:
         return "Check the REST API key and that it has the users.track permission for this workspace."
-
-    def _after_response(self, response: requests.Response) -> None:
-        """A 429's ``X-RateLimit-Reset`` (epoch seconds) pauses every task of the connection."""
-        super()._after_response(response)
-        if self.ledger is None or response.status_code != 429:
-            return
-        header = response.headers.get("X-RateLimit-Reset")
-        when = reset_time(header, self.clock()) if header else None
-        if when:
-            self.ledger.pause_until(when)
 
     def track_attributes(self, attributes: list[dict[str, Any]]) -> dict[str, Any]:
         """``POST /users/track`` with up to 75 attribute objects; the decoded answer."""

@@ -69,7 +69,13 @@ from lytics_provider.pipeline.http import (
     parse_retry_after,
     redact,
 )
-from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
+from lytics_provider.pipeline.ratelimit import (
+    CallLedger,
+    RateLimitWaitTooLong,
+    ledger_key,
+    ledger_path,
+    reset_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +141,9 @@ class RestHook(BaseHook):
     """The connection extra that overrides :attr:`budget_window` ("" when the window is fixed)."""
     max_budget_wait: float = 3600.0
     """Longest one call waits for the budget before :meth:`budget_spent` is raised."""
+    reset_header: ClassVar[str] = ""
+    """Header of a 429 that says when the vendor's limit resets (epoch seconds or seconds from now,
+    ``X-RateLimit-Reset``); every task of the connection pauses until then."""
     check_path: ClassVar[str] = ""
     """Cheap authenticated ``GET`` that :meth:`test_connection` makes."""
     check_params: ClassVar[Mapping[str, Any]] = {}
@@ -323,12 +332,17 @@ class RestHook(BaseHook):
         )
 
     def _after_response(self, response: requests.Response) -> None:
-        """A ``Retry-After`` on a 429/503 pauses every user of the shared call budget."""
+        """A ``Retry-After`` on a 429/503, and a 429's :attr:`reset_header`, pause every user of the
+        shared call budget."""
         if self.ledger is None or response.status_code not in (429, 503):
             return
         wait = parse_retry_after(response.headers.get("Retry-After"), self.clock())
         if wait:
             self.ledger.pause_until(self.clock() + wait)
+        if self.reset_header and response.status_code == 429:
+            when = reset_time(response.headers.get(self.reset_header) or "", self.clock())
+            if when:
+                self.ledger.pause_until(when)
 
     # -- calls ----------------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:

@@ -17,15 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
 from lytics_provider.hooks.list_lookup import list_choices
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
 from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, ServiceError
-from lytics_provider.pipeline.ratelimit import CallLedger, ledger_key, ledger_path, reset_time
+from lytics_provider.pipeline.ratelimit import CallLedger, ledger_key, ledger_path
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.email_list import EmailListMembers
@@ -66,6 +64,7 @@ class SendGridHook(RestHook):
         "a SendGrid API key with Marketing (marketing.read, marketing.write) access in the API key field."
     )
     default_headers = JSON_HEADERS
+    reset_header = "X-RateLimit-Reset"
     error_text = staticmethod(sendgrid_error)
     check_path = "/v3/scopes"
 
@@ -83,14 +82,6 @@ class SendGridHook(RestHook):
                 sleep=self.sleep,
             )
         return super().get_conn()
-
-    def _after_response(self, response: requests.Response) -> None:
-        """A 429's ``X-RateLimit-Reset`` pauses every task of the connection until the reset."""
-        super()._after_response(response)
-        if response.status_code == 429 and self.ledger is not None:
-            when = reset_time(response.headers.get("X-RateLimit-Reset") or "", self.clock())
-            if when:
-                self.ledger.pause_until(when)
 
     def check_found(self, body: Any) -> str:
         """The API key's scopes."""

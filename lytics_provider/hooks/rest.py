@@ -10,11 +10,12 @@ the API verbs as methods over :meth:`RestHook.call` / :meth:`RestHook.paginate`:
 
         conn_type = "acme"                   # conn_name_attr acme_conn_id, default_conn_name acme_default
         hook_name = "Acme"
-        default_host = "https://api.acme.example"
+        default_host = "https://api.acme.example"   # or regional_hosts = {"US": ..., "EU": ...}
         auth = Bearer()                      # or HttpBasic(), QueryApiKey("key"), OAuth2ClientCredentials()
         credentials_hint = "needs the Acme API key in Password."
+        credentials_fix = "the Acme API key in Password, with the lists scope."
         paging = CursorPaging(next_key="meta.next", items_key="data")
-        error_text = staticmethod(acme_error)   # the text of Acme's error body
+        error_text = staticmethod(acme_error)   # an @error_reader of Acme's error body
         calls_per_hour = 3600                # a call budget shared by every task of the connection
         check_path = "/v1/me"                # a cheap authenticated GET for the UI's Test button
 
@@ -25,17 +26,27 @@ Then add the connection type to ``lytics_provider/connections.py`` (its form fie
 gives the hook: the constructor (``AcmeHook("acme_prod")`` or ``AcmeHook(acme_conn_id="acme_prod")``;
 :attr:`conn_name_attr` and :attr:`default_conn_name` follow from :attr:`conn_type` unless declared),
 the credential check (:attr:`credentials_hint` names the missing field), host /
-scheme / port normalisation (Host may be a bare name; Schema picks http or https; Port is kept),
-the retrying :class:`~lytics_provider.pipeline.http.HttpClient` with redaction and fail-fast 4xx
-(raised as the task errors of ``hooks.task_errors``), :attr:`calls`, a shared
-:class:`~lytics_provider.pipeline.ratelimit.CallLedger` when a budget is set (class attribute
-:attr:`calls_per_hour`, or the connection extra ``calls_per_hour``) that a ``Retry-After`` on a
-429/503 pauses for every task sharing it, and :meth:`test_connection`, which Airflow's Test
-button calls: it makes one cheap authenticated call and says whether the credentials were
-refused, the host could not be reached, or the host answered something else (e.g. another
-region's endpoint), never echoing a secret.
+scheme / port normalisation (Host may be a bare name; Schema picks http or https; Port is kept;
+without Host, :attr:`default_host` or the region's URL of :attr:`regional_hosts`), the retrying
+:class:`~lytics_provider.pipeline.http.HttpClient` with redaction and fail-fast 4xx (raised as
+the task errors of ``hooks.task_errors``; a 401/403 ends with "Check connection ...:
+:attr:`credentials_fix`"), :attr:`calls`, a shared
+:class:`~lytics_provider.pipeline.ratelimit.CallLedger` when a budget is set (class attributes
+:attr:`calls_per_hour` per :attr:`budget_window`, widened by :attr:`budget_margin` or
+:attr:`budget_stretch`; the connection extras :attr:`budget_extra` and :attr:`window_extra`
+override them; :meth:`side_budget` for a second limit) that a ``Retry-After`` on a 429/503, or a
+429's :attr:`reset_header`, pauses for every task sharing it, and :meth:`test_connection`, which
+Airflow's Test button calls: it makes one cheap authenticated call (:attr:`check_path`, its
+answer summarised by :meth:`check_found`) and says whether the credentials were refused, the
+host could not be reached, or the host answered something else (e.g. another region's endpoint),
+never echoing a secret.
 
-Auth kinds live in ``hooks.rest_auth``, paging styles in ``hooks.rest_paging``.
+Modules beside this one: auth kinds in ``hooks.rest_auth``, paging styles in ``hooks.rest_paging``,
+error envelopes in ``hooks.rest_errors``; for the API verbs and destination adapters built on a
+hook, ``hooks.batched_lookup`` (calls limited to so many keys), ``hooks.bulk_jobs`` (jobs started,
+kept in the plan and polled), ``hooks.list_lookup`` (a list by id or name), ``hooks.email_lists``
+and ``hooks.field_mapping`` (list destinations keyed by email, their mapped fields) and
+``hooks.size_groups`` (messages cut into calls by count and bytes).
 
 Why not ``HttpHook``: the http provider's hook (``apache-airflow-providers-http``) is not a
 dependency of this provider, its ``check_response`` logs the response body (member data in a

@@ -134,3 +134,11 @@ def test_planned_jobs_start_once_and_keep_the_wait_settings() -> None:
     assert (started, jobs.jobs) == (["job"], 1)
     jobs.forget_job("k")
     assert jobs.planned_job("k", start) == "j2"
+
+
+@pytest.mark.parametrize("conn_type", ["hubspot", "klaviyo", "mailchimp", "sfmc", "iterable", "dotdigital"])
+def test_airflow_builds_each_hook_from_its_connection(conn_type: str) -> None:
+    from airflow.models.connection import Connection
+
+    hook = Connection(conn_id=f"c_{conn_type}", conn_type=conn_type, password="key-us1").get_hook()
+    assert isinstance(hook, RestHook) and hook.conn_id == f"c_{conn_type}"

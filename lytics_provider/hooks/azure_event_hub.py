@@ -30,6 +30,7 @@ from requests.auth import AuthBase
 
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import Credentials
+from lytics_provider.hooks.size_groups import size_groups
 from lytics_provider.sync.event_body import compact_json, event_attributes, event_document
 from lytics_provider.sync.events import AudienceEvent, EventDestination
 
@@ -131,16 +132,12 @@ class AzureEventHubHook(RestHook):
         String (its ``Endpoint`` names the namespace; ``EntityPath``, when present, the event hub).
     """
 
-    conn_name_attr = "azure_event_hub_conn_id"
-    default_conn_name = "azure_event_hub_default"
     conn_type = "azure_event_hub"
     hook_name = "Azure Event Hub"
     auth = EventHubSas()
     credentials_hint = "needs the Event Hub Connection String in Password."
 
-    def __init__(self, azure_event_hub_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(azure_event_hub_conn_id, **kwargs)
-        self.batches_sent = 0
+    batches_sent = 0
 
     def connection_string(self) -> EventHubConnectionString:
         """The parsed connection string of the connection."""
@@ -204,19 +201,7 @@ def batch_item(event: AudienceEvent) -> dict[str, Any]:
 
 def split_by_size(items: list[dict[str, Any]], limit: int = MAX_BATCH_BYTES) -> list[list[dict[str, Any]]]:
     """Consecutive groups whose JSON array stays within ``limit`` bytes (an item over it alone)."""
-    groups: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    size = 2
-    for item in items:
-        length = len(compact_json(item).encode()) + 1
-        if current and size + length > limit:
-            groups.append(current)
-            current, size = [], 2
-        current.append(item)
-        size += length
-    if current:
-        groups.append(current)
-    return groups
+    return size_groups(items, lambda item: len(compact_json(item).encode()) + 1, limit - 2)
 
 
 class EventHubEventDestination(EventDestination):

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-import requests
-
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import PermanentServiceError
-from lytics_provider.pipeline.ratelimit import reset_time
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.plan import Outcome, Work
 
@@ -54,14 +52,9 @@ IDENTIFIER_ORDER: tuple[IdentifierKind, ...] = ("external_id", "braze_id", "user
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{5,}$")
 
 
-def braze_error(response: requests.Response) -> str:
+@error_reader
+def braze_error(body: dict[str, Any]) -> str | None:
     """The text of a Braze error body (``{"message": ..., "errors": [...]}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if not isinstance(body, dict):
-        return str(body)[:300]
     parts = [str(body.get("message") or "")]
     errors = body.get("errors")
     if isinstance(errors, list) and errors:
@@ -93,8 +86,6 @@ class BrazeHook(RestHook):
     :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "braze_conn_id"
-    default_conn_name = "braze_default"
     conn_type = "braze"
     hook_name = "Braze"
     auth = Bearer()
@@ -103,13 +94,8 @@ class BrazeHook(RestHook):
     calls_per_hour = 3000
     budget_window = 3.0
     budget_margin = 0.1
-    default_headers: ClassVar[dict[str, str]] = {
-        "Accept": "application/json",
-        "Content-Type": "application/json",
-    }
-
-    def __init__(self, braze_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(braze_conn_id, **kwargs)
+    default_headers = JSON_HEADERS
+    reset_header = "X-RateLimit-Reset"
 
     def default_api_url(self) -> str:
         instance = str(self.extra.get("braze_instance") or "").strip()
@@ -122,16 +108,6 @@ class BrazeHook(RestHook):
 
     def auth_fix(self) -> str:
         return "Check the REST API key and that it has the users.track permission for this workspace."
-
-    def _after_response(self, response: requests.Response) -> None:
-        """A 429's ``X-RateLimit-Reset`` (epoch seconds) pauses every task of the connection."""
-        super()._after_response(response)
-        if self.ledger is None or response.status_code != 429:
-            return
-        header = response.headers.get("X-RateLimit-Reset")
-        when = reset_time(header, self.clock()) if header else None
-        if when:
-            self.ledger.pause_until(when)
 
     def track_attributes(self, attributes: list[dict[str, Any]]) -> dict[str, Any]:
         """``POST /users/track`` with up to 75 attribute objects; the decoded answer."""

@@ -19,13 +19,13 @@ from typing import Any
 
 import requests
 
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.batched_lookup import chunks
+from lytics_provider.hooks.email_lists import EmailListDestination
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.rest_paging import OffsetPaging
-from lytics_provider.pipeline.http import RetryPolicy
-from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.email_list import EmailListMembers
-from lytics_provider.sync.identifiers import lookup_field, normalize_email, scalar_text
+from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 
 log = logging.getLogger(__name__)
@@ -37,15 +37,10 @@ CALLS_PER_SECOND = 10
 IMPORTED, REMOVED, NOT_IN_LIST, REJECTED = "imported", "removed", "not_in_list", "Rejected"
 
 
-def brevo_error(response: requests.Response) -> str:
+@error_reader
+def brevo_error(body: dict[str, Any]) -> str | None:
     """The text of a Brevo error body (``{"code", "message"}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict):
-        return f"{body.get('message') or ''} ({body.get('code')})".strip()
-    return str(body)[:300]
+    return f"{body.get('message') or ''} ({body.get('code')})".strip()
 
 
 class BrevoHook(RestHook):
@@ -55,30 +50,27 @@ class BrevoHook(RestHook):
     extra ``calls_per_second`` (default 10).
 
     :param brevo_conn_id: the ``brevo`` connection (default ``brevo_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "brevo_conn_id"
-    default_conn_name = "brevo_default"
     conn_type = "brevo"
     hook_name = "Brevo"
     default_host = DEFAULT_API_URL
     auth = HeaderToken("api-key")
     credentials_hint = "needs the Brevo API key in Password."
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    credentials_fix = "the Brevo API key (SMTP & API > API Keys) in Password."
+    default_headers = JSON_HEADERS
     paging = OffsetPaging(page_size=50)
     error_text = staticmethod(brevo_error)
     check_path = "/v3/account"
 
-    def __init__(
-        self, brevo_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(brevo_conn_id, retry_policy)
-        self.rate_limited = 0
-
-    def call_budget(self) -> tuple[int | None, float]:
-        """``calls_per_second`` calls per second, the window widened by 5% for clock skew."""
-        return int(self.extra.get("calls_per_second") or CALLS_PER_SECOND), 1.05
+    calls_per_hour = CALLS_PER_SECOND
+    budget_window = 1.0
+    budget_stretch = 1.05
+    budget_extra = "calls_per_second"
+    window_extra = ""
+    rate_limited = 0
+    """429 answers met so far."""
 
     def _after_response(self, response: requests.Response) -> None:
         """A 429 pauses every task of the connection until ``x-sib-ratelimit-reset`` has passed."""
@@ -91,13 +83,7 @@ class BrevoHook(RestHook):
         if self.ledger is not None:
             self.ledger.pause_until(self.clock() + wait)
 
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.brevo_conn_id!r}: the Brevo API key (SMTP & API > API Keys) in Password."
-        )
-
-    def check_call(self) -> str:
-        body = self.call("GET", self.check_path)
+    def check_found(self, body: Any) -> str:
         return f"account {body.get('companyName') or body.get('email')}"
 
     def resolve_list(self, ref: str) -> dict[str, Any]:
@@ -136,43 +122,19 @@ class BrevoHook(RestHook):
         return {normalize_email(e) for e in (body.get("contacts") or {}).get("success") or []}
 
 
-class BrevoListDestination(EmailListMembers, SyncDestination):
+class BrevoListDestination(EmailListDestination):
     """Members imported as contacts of one list (mapped attributes); exits removed from the list
-    (``on_exit: remove``), only members the job added. Contacts are never deleted or blocklisted."""
+    (``on_exit: remove``), only members the job added. Contacts are never deleted or blocklisted.
 
-    tracked_exit_actions = ("remove",)
-    reject_status = REJECTED
-    id_field: str | None = None
-    """Members are keyed by email alone."""
+    :param args: :class:`~lytics_provider.hooks.email_lists.EmailListDestination`'s arguments
+        (``field_map``: Lytics field -> contact attribute).
+    """
 
-    def __init__(
-        self,
-        hook: BrevoHook | None,
-        list_id: str,
-        email_field: str,
-        field_mapping: Mapping[str, str],
-        on_exit: str = "remove",
-        batch_size: int = 1000,
-    ) -> None:
-        self.hook = hook
-        self.list_id = list_id
-        self.email_field = email_field
-        self.field_mapping = dict(field_mapping)
-        self.on_exit = on_exit
-        self.batch_size = batch_size
+    hook: BrevoHook | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.processes: list[int] = []
-
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for source, target in self.field_mapping.items():
-            value = lookup_field(record, source)
-            if value is None or value == "" or isinstance(value, dict):
-                continue
-            values[target] = ",".join(map(scalar_text, value)) if isinstance(value, list) else value
-        return values
-
-    def exit_action(self) -> str:
-        return "remove" if self.on_exit == "remove" else "ignore"
 
     def describe(self) -> dict[str, Any]:
         return {"list_id": self.list_id, "on_exit": self.on_exit}
@@ -189,8 +151,7 @@ class BrevoListDestination(EmailListMembers, SyncDestination):
     def add(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
         """One import of the batch into the list; Brevo's 202 acknowledges the batch."""
         assert self.hook is not None
-        for start in range(0, len(rows), IMPORT_LIMIT):
-            chunk = rows[start : start + IMPORT_LIMIT]
+        for chunk in chunks(rows, IMPORT_LIMIT):
             contacts = [{"email": w.ident, "attributes": w.fields()} for w in chunk]
             self.processes.append(self.hook.import_contacts(int(target), contacts))
         return [(w.ident, target, "add", w.uid, IMPORTED, None, None) for w in rows]
@@ -199,10 +160,8 @@ class BrevoListDestination(EmailListMembers, SyncDestination):
         """Remove the rows' emails from the list, 150 a call."""
         assert self.hook is not None
         removed: set[str] = set()
-        for start in range(0, len(rows), REMOVE_LIMIT):
-            removed |= self.hook.remove_from_list(
-                int(target), [w.ident for w in rows[start : start + REMOVE_LIMIT]]
-            )
+        for chunk in chunks(rows, REMOVE_LIMIT):
+            removed |= self.hook.remove_from_list(int(target), [w.ident for w in chunk])
         return [
             (w.ident, target, "remove", w.uid, REMOVED if w.ident in removed else NOT_IN_LIST, None, None)
             for w in rows

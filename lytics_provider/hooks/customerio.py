@@ -20,10 +20,9 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-import requests
-
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HttpBasic
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import AuthError, PermanentServiceError
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
@@ -37,20 +36,16 @@ MAX_ATTRIBUTE_NAME_BYTES = 150
 BATCH_PATH = "/api/v2/batch"
 
 
-def customerio_error(response: requests.Response) -> str:
+@error_reader
+def customerio_error(body: dict[str, Any]) -> str | None:
     """The text of a Track API error body (``{"meta": {"error": ...}}`` or ``{"errors": [...]}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict):
-        meta = body.get("meta")
-        if isinstance(meta, dict) and meta.get("error"):
-            return str(meta["error"])
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            return "; ".join(str(e.get("message") if isinstance(e, dict) else e) for e in errors[:5])
-    return str(body)[:300]
+    meta = body.get("meta")
+    if isinstance(meta, dict) and meta.get("error"):
+        return str(meta["error"])
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors:
+        return "; ".join(str(e.get("message") if isinstance(e, dict) else e) for e in errors[:5])
+    return None
 
 
 def entry_bytes(entry: Mapping[str, Any]) -> int:
@@ -82,26 +77,16 @@ class CustomerIOHook(RestHook):
     :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "customerio_conn_id"
-    default_conn_name = "customerio_default"
     conn_type = "customerio"
     hook_name = "Customer.io"
     auth = HttpBasic()
+    regional_hosts = REGIONS
     credentials_hint = "needs the Site ID in Login and the API Key in Password."
     error_text = staticmethod(customerio_error)
     check_path = "/api/v1/accounts/region"
     calls_per_hour = 100
     budget_window = 1.0
     budget_margin = 0.05
-
-    def __init__(self, customerio_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(customerio_conn_id, **kwargs)
-
-    def default_api_url(self) -> str:
-        region = str(self.extra.get("region") or "US").strip().upper()
-        if region not in REGIONS:
-            raise ValueError(f"Connection {self.conn_id!r}: region {region!r} must be US or EU")
-        return REGIONS[region]
 
     def auth_fix(self) -> str:
         return "Check the Site ID (Login) and the Track API Key (Password), and the workspace's region."

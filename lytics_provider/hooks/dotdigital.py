@@ -37,7 +37,6 @@ from lytics_provider.pipeline.http import (
     AuthError,
     HttpClient,
     PermanentServiceError,
-    RetryPolicy,
     ServiceError,
 )
 from lytics_provider.pipeline.ratelimit import RateLimitWaitTooLong, reset_time
@@ -107,8 +106,6 @@ class DotdigitalHook(RestHook):
     :param kwargs: ``ledger``, ``sleep`` and ``clock`` of :class:`~lytics_provider.hooks.rest.RestHook`.
     """
 
-    conn_name_attr = "dotdigital_conn_id"
-    default_conn_name = "dotdigital_default"
     conn_type = "dotdigital"
     hook_name = "Dotdigital"
     auth = HttpBasic()
@@ -120,13 +117,12 @@ class DotdigitalHook(RestHook):
 
     def __init__(
         self,
-        dotdigital_conn_id: str = default_conn_name,
-        retry_policy: RetryPolicy | None = None,
+        *args: Any,
         usage_backoff: float | None = None,
         max_usage_wait: float | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(dotdigital_conn_id, retry_policy, **kwargs)
+        super().__init__(*args, **kwargs)
         if usage_backoff is not None:
             self.usage_backoff = usage_backoff
         if max_usage_wait is not None:

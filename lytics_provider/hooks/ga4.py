@@ -58,9 +58,7 @@ class GA4MeasurementProtocolHook(RestHook):
     credentials_hint = "needs the GA4 Measurement Protocol API secret in Password."
     default_headers: ClassVar[Mapping[str, str]] = {"Content-Type": "application/json"}
 
-    def __init__(self, ga4_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(ga4_conn_id, **kwargs)
-        self.sent = 0
+    sent = 0
 
     def get_conn(self) -> HttpClient:
         """The client; the API secret (a query parameter) is masked in the HTTP library's debug log."""

@@ -25,15 +25,15 @@ from typing import Any
 
 import requests
 
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.batched_lookup import chunks, lookup_in_batches
+from lytics_provider.hooks.email_lists import NamedListDestination
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.rest_paging import CursorPaging, dig
-from lytics_provider.pipeline.http import PermanentServiceError, RetryPolicy, parse_retry_after
-from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
+from lytics_provider.pipeline.http import PermanentServiceError, parse_retry_after
 from lytics_provider.sync.act import RowLevelBatchError
-from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.email_list import EmailListMembers
-from lytics_provider.sync.identifiers import lookup_field, normalize_email
+from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 from lytics_provider.sync.refs import RefStore
 
@@ -57,14 +57,9 @@ ADDED, ALREADY_MEMBER, REMOVED, NOT_IN_LIST, NOT_FOUND, REJECTED = (
 )  # fmt: skip
 
 
-def hubspot_error(response: requests.Response) -> str:
+@error_reader
+def hubspot_error(body: dict[str, Any]) -> str | None:
     """The text of a HubSpot error body: message, category and the first row errors."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if not isinstance(body, dict):
-        return str(body)[:300]
     parts = [str(body.get("message") or "")]
     kind = body.get("category") or body.get("errorType")
     if kind:
@@ -92,37 +87,31 @@ class HubspotHook(RestHook):
     Professional and Enterprise accounts) and ``interval_seconds`` (default 10).
 
     :param hubspot_conn_id: the ``hubspot`` connection (default ``hubspot_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "hubspot_conn_id"
-    default_conn_name = "hubspot_default"
     conn_type = "hubspot"
     hook_name = "HubSpot"
     default_host = DEFAULT_API_URL
     auth = Bearer()
     credentials_hint = "needs the private app access token in Password."
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    credentials_fix = (
+        "the private app's access token in Password, and that the app has the "
+        "crm.objects.contacts.read/write and crm.lists.read/write scopes."
+    )
+    default_headers = JSON_HEADERS
     paging = CursorPaging(cursor_param="after", next_key="paging.next.after", items_key="results")
     error_text = staticmethod(hubspot_error)
     check_path = "/account-info/v3/details"
 
-    def __init__(
-        self, hubspot_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(hubspot_conn_id, retry_policy)
-        self._search_ledger: CallLedger | None = None
+    calls_per_hour = CALLS_PER_INTERVAL
+    budget_window = INTERVAL_SECONDS
+    budget_stretch = 1.05
+    """Calls reach HubSpot later than they left: never 101 in one of its windows."""
+    budget_extra = "calls_per_interval"
+    window_extra = "interval_seconds"
 
     # -- budget ---------------------------------------------------------------------------------
-    def interval(self) -> float:
-        """The rate-limit interval in seconds (extra ``interval_seconds``, default 10)."""
-        return float(self.extra.get("interval_seconds") or INTERVAL_SECONDS)
-
-    def call_budget(self) -> tuple[int | None, float]:
-        """``calls_per_interval`` calls per interval; the window is widened by 5%, so calls that
-        reach HubSpot later than they left never land 101 in one of its windows."""
-        calls = int(self.extra.get("calls_per_interval") or CALLS_PER_INTERVAL)
-        return calls, self.interval() * 1.05
 
     def _after_response(self, response: requests.Response) -> None:
         """A 429 pauses every task of the connection for one interval (or the ``Retry-After``)."""
@@ -132,36 +121,17 @@ class HubspotHook(RestHook):
         wait = parse_retry_after(headers.get("Retry-After"), self.clock())
         if wait is None:
             millis = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
-            wait = int(millis) / 1000 if millis and millis.isdigit() else self.interval()
+            wait = int(millis) / 1000 if millis and millis.isdigit() else self.budget_window_seconds()
         log.warning(
             "HubSpot answered 429 (%s); pausing calls for %.1fs", headers.get("X-HubSpot-RateLimit-Max"), wait
         )
         self.ledger.pause_until(self.clock() + wait)
 
     def _search_budget(self) -> None:
-        if self._search_ledger is None:
-            key = ledger_key(f"{self.conn_id}-search", "token")
-            self._search_ledger = CallLedger(
-                ledger_path(key),
-                limit=SEARCH_CALLS_PER_SECOND,
-                window=1.05,
-                clock=self.clock,
-                sleep=self.sleep,
-            )
-        try:
-            self._search_ledger.acquire()
-        except RateLimitWaitTooLong as exc:
-            raise self.budget_spent(exc) from None
+        self.side_budget("search", "token", SEARCH_CALLS_PER_SECOND, 1.05)
 
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.hubspot_conn_id!r}: the private app's access token in Password, and "
-            "that the app has the crm.objects.contacts.read/write and crm.lists.read/write scopes."
-        )
-
-    def check_call(self) -> str:
-        """Read the account's details (any valid token may)."""
-        body = self.call("GET", self.check_path)
+    def check_found(self, body: Any) -> str:
+        """The account's details (any valid token may read them)."""
         return f"HubSpot account {body.get('portalId')}"
 
     # -- contacts -------------------------------------------------------------------------------
@@ -180,19 +150,18 @@ class HubspotHook(RestHook):
 
     def ids_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         """Record ids of existing contacts by email (``batch/read``, 100 a call); unknown ones are absent."""
-        found: dict[str, str] = {}
-        for start in range(0, len(emails), BATCH_LIMIT):
-            chunk = emails[start : start + BATCH_LIMIT]
-            body = self.call(
-                "POST",
-                "/crm/v3/objects/contacts/batch/read",
-                json={"idProperty": "email", "properties": ["email"], "inputs": [{"id": e} for e in chunk]},
-            )
-            for result in body.get("results") or []:
-                email = normalize_email((result.get("properties") or {}).get("email"))
-                if email:
-                    found[email] = str(result["id"])
-        return found
+        return lookup_in_batches(emails, BATCH_LIMIT, self._read_ids)
+
+    def _read_ids(self, emails: list[str]) -> Iterator[tuple[str, str]]:
+        body = self.call(
+            "POST",
+            "/crm/v3/objects/contacts/batch/read",
+            json={"idProperty": "email", "properties": ["email"], "inputs": [{"id": e} for e in emails]},
+        )
+        for result in body.get("results") or []:
+            email = normalize_email((result.get("properties") or {}).get("email"))
+            if email:
+                yield email, str(result["id"])
 
     def iter_modified_contacts(
         self, since_ms: int, until_ms: int, properties: Sequence[str], page_size: int = 200
@@ -274,8 +243,7 @@ class HubspotHook(RestHook):
     def change_memberships(self, list_id: str, record_ids: Sequence[str], verb: str) -> MembershipResult:
         """``memberships/add`` or ``memberships/remove`` (``verb``), up to 100,000 ids a call."""
         result = MembershipResult()
-        for start in range(0, len(record_ids), MEMBERSHIP_LIMIT):
-            chunk = list(record_ids[start : start + MEMBERSHIP_LIMIT])
+        for chunk in chunks(record_ids, MEMBERSHIP_LIMIT):
             body = self.call("PUT", f"/crm/v3/lists/{list_id}/memberships/{verb}", json=chunk)
             result.added += [str(i) for i in body.get("recordsIdsAdded") or body.get("recordIdsAdded") or []]
             result.removed += [str(i) for i in body.get("recordIdsRemoved") or []]
@@ -306,53 +274,27 @@ class HubspotHook(RestHook):
             offset = following
 
 
-class HubspotListDestination(EmailListMembers, SyncDestination):
+class HubspotListDestination(NamedListDestination):
     """Members upserted as contacts (their mapped properties) and added to one list; exits removed
-    from the list when ``on_exit`` is ``remove`` (only members the job added)."""
+    from the list when ``on_exit`` is ``remove`` (only members the job added).
 
-    tracked_exit_actions = ("remove",)
-    reject_status = REJECTED
+    :param args: :class:`~lytics_provider.hooks.email_lists.NamedListDestination`'s arguments.
+    :param dry_run: plan only.
+    :param refs: the record ids answered at add time, so an exit needs no lookup.
+    """
+
+    hook: HubspotHook
+    value_separator = ";"
+    item_text = staticmethod(str)
 
     def __init__(
-        self,
-        hook: HubspotHook,
-        list_id: str,
-        list_name: str,
-        email_field: str,
-        property_map: dict[str, str],
-        on_exit: str,
-        batch_size: int,
-        id_field: str | None = None,
-        dry_run: bool = False,
-        refs: RefStore | None = None,
+        self, *args: Any, dry_run: bool = False, refs: RefStore | None = None, **kwargs: Any
     ) -> None:
-        self.hook = hook
-        self.list_id = list_id
-        self.list_name = list_name
-        self.email_field = email_field
-        self.property_map = property_map
-        self.on_exit = on_exit
-        self.batch_size = batch_size
-        self.id_field = id_field
+        super().__init__(*args, **kwargs)
         self.dry_run = dry_run
         self.refs = refs
 
     # -- planning ------------------------------------------------------------------------------
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        props: dict[str, Any] = {}
-        for source, target in self.property_map.items():
-            value = lookup_field(record, source)
-            if value is None or value == "" or isinstance(value, dict):
-                continue
-            props[target] = ";".join(map(str, value)) if isinstance(value, list) else value
-        return props
-
-    def exit_action(self) -> str:
-        return "remove" if self.on_exit == "remove" else "ignore"
-
-    def describe(self) -> dict[str, Any]:
-        return {"list": {"id": self.list_id, "name": self.list_name}, "on_exit": self.on_exit}
-
     def describe_after(self) -> dict[str, Any]:
         return {"hubspot_calls": self.hook.calls}
 
@@ -361,8 +303,8 @@ class HubspotListDestination(EmailListMembers, SyncDestination):
         """Upsert the rows' contacts 100 at a time, then add them to the list in one call."""
         ids: dict[str, str] = {}
         rejected: dict[str, str] = {}
-        for start in range(0, len(rows), BATCH_LIMIT):
-            self._upsert(rows[start : start + BATCH_LIMIT], ids, rejected)
+        for chunk in chunks(rows, BATCH_LIMIT):
+            self._upsert(chunk, ids, rejected)
         result = self.hook.change_memberships(target, sorted(set(ids.values())), "add")
         added, missing = set(result.added), set(result.missing)
         outcomes: list[Outcome] = []

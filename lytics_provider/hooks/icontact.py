@@ -15,12 +15,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.list_lookup import by_id_or_name, list_choices
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderCredentials
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.rest_paging import OffsetPaging
-from lytics_provider.pipeline.http import RetryPolicy
 
 DEFAULT_API_URL = "https://app.icontact.com/icp"
 DEFAULT_API_VERSION = "2.2"
@@ -30,19 +29,13 @@ DEFAULT_PAGE_SIZE = 500
 ACTIVITY_COLLECTIONS = ("bounces", "opens", "clicks", "unsubscribes")
 
 
-def icontact_error(response: requests.Response) -> str:
+@error_reader
+def icontact_error(body: dict[str, Any]) -> str | None:
     """The text of an iContact error body (``{"errors": [...]}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict):
-        errors = body.get("errors") or body.get("warnings")
-        if isinstance(errors, list):
-            return "; ".join(str(e) for e in errors)
-        if body.get("message"):
-            return str(body["message"])
-    return str(body)[:300]
+    errors = body.get("errors") or body.get("warnings")
+    if isinstance(errors, list):
+        return "; ".join(str(e) for e in errors)
+    return str(body["message"]) if body.get("message") else None
 
 
 @dataclass(frozen=True)
@@ -74,12 +67,10 @@ class IContactHook(RestHook):
     ``api_version`` (default 2.2).
 
     :param icontact_conn_id: the ``icontact`` connection (default ``icontact_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     :param page_size: ``limit`` of each collection page (default 500).
     """
 
-    conn_name_attr = "icontact_conn_id"
-    default_conn_name = "icontact_default"
     conn_type = "icontact"
     hook_name = "iContact"
     default_host = DEFAULT_API_URL
@@ -87,18 +78,17 @@ class IContactHook(RestHook):
     credentials_hint = (
         "needs the iContact API username in Login and the API (application) password in Password."
     )
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    credentials_fix = (
+        "the iContact API username in Login, the API (application) password in Password, and that the "
+        "application is approved for this account."
+    )
+    default_headers = JSON_HEADERS
     paging = OffsetPaging(page_size=DEFAULT_PAGE_SIZE)
     error_text = staticmethod(icontact_error)
     check_path = "/a/"
 
-    def __init__(
-        self,
-        icontact_conn_id: str = default_conn_name,
-        retry_policy: RetryPolicy | None = None,
-        page_size: int = DEFAULT_PAGE_SIZE,
-    ) -> None:
-        super().__init__(icontact_conn_id, retry_policy)
+    def __init__(self, *args: Any, page_size: int = DEFAULT_PAGE_SIZE, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.page_size = page_size
 
     def connection_headers(self) -> dict[str, str]:
@@ -107,13 +97,6 @@ class IContactHook(RestHook):
             "API-Version": str(self.extra.get("api_version") or DEFAULT_API_VERSION),
             "API-AppId": str(self.extra.get("app_id") or LYTICS_APP_ID),
         }
-
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.icontact_conn_id!r}: the iContact API username in Login, the "
-            "API (application) password in Password, and that the application is approved for "
-            "this account."
-        )
 
     def check_call(self) -> str:
         """List the accounts the API user can reach."""
@@ -188,17 +171,13 @@ class IContactHook(RestHook):
     def resolve_list(self, folder: Folder, list_ref: str) -> dict[str, Any]:
         """A list by id or by name; ``ValueError`` naming the lists there are when none matches."""
         lists = self.list_lists(folder)
-        for item in lists:
-            if str(item.get("listId")) == str(list_ref):
-                return item
-        named = [item for item in lists if str(item.get("name")) == str(list_ref)]
-        if len(named) == 1:
-            return named[0]
-        shown = ", ".join(f"{item.get('listId')} ({item.get('name')})" for item in lists[:20])
-        problem = "matches several lists" if named else "not found"
+        found, problem = by_id_or_name(lists, list_ref, "listId")
+        if found is not None:
+            return found
         raise ValueError(
-            f"destination list {list_ref!r} {problem} in iContact account {folder.account_id}, client "
-            f"folder {folder.client_folder_id}; lists: {shown or 'none'}"
+            f"destination list {list_ref!r} {problem} in iContact "
+            f"account {folder.account_id}, client folder {folder.client_folder_id}; lists: "
+            f"{list_choices(lists, 'listId') or 'none'}"
         )
 
     def iter_subscriptions(self, folder: Folder, **filters: Any) -> Iterator[dict[str, Any]]:

@@ -24,10 +24,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import requests
-
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
+from lytics_provider.hooks.rest_errors import code_and_message
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.plan import Outcome, Work
 
@@ -37,15 +36,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 FAILURE_KEYS = ("invalidEmails", "invalidUserIds", "notFoundEmails", "notFoundUserIds")
 
 
-def iterable_error(response: requests.Response) -> str:
-    """The text of an Iterable error body (``{"msg": ..., "code": ...}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict) and (body.get("msg") or body.get("code")):
-        return f"{body.get('code') or ''}: {body.get('msg') or ''}".strip(": ")
-    return str(body)[:300]
+iterable_error = code_and_message("code", "msg")
+"""The text of an Iterable error body (``{"msg": ..., "code": ...}``)."""
 
 
 class IterableHook(RestHook):
@@ -58,23 +50,14 @@ class IterableHook(RestHook):
     :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "iterable_conn_id"
-    default_conn_name = "iterable_default"
     conn_type = "iterable"
     hook_name = "Iterable"
     auth = HeaderToken("Api-Key")
+    regional_hosts = DATA_CENTERS
+    region_extra = "data_center"
     credentials_hint = "needs the Iterable API Key in Password."
     error_text = staticmethod(iterable_error)
     check_path = "/api/lists"
-
-    def __init__(self, iterable_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(iterable_conn_id, **kwargs)
-
-    def default_api_url(self) -> str:
-        center = str(self.extra.get("data_center") or "US").strip().upper()
-        if center not in DATA_CENTERS:
-            raise ValueError(f"Connection {self.conn_id!r}: data_center {center!r} must be US or EU")
-        return DATA_CENTERS[center]
 
     def auth_fix(self) -> str:
         return "Check the Iterable API Key (a server-side key of this project, in this data center)."

@@ -21,17 +21,15 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import requests
-
+from lytics_provider.hooks.batched_lookup import chunks, lookup_in_batches
+from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
+from lytics_provider.hooks.email_lists import NamedListDestination
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
-from lytics_provider.pipeline.http import RetryPolicy, ServiceError
-from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
-from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.email_list import EmailListMembers
+from lytics_provider.hooks.rest_errors import error_reader
+from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.sync.identifiers import lookup_field, normalize_email
-from lytics_provider.sync.plan import Outcome, SyncPlan, Work
-from lytics_provider.sync.wait import wait_for_status
+from lytics_provider.sync.plan import Outcome, Work
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +54,12 @@ class BulkJobEnded(ServiceError):
     """A bulk import job ended without completing (cancelled); the retry starts it again."""
 
 
-def klaviyo_error(response: requests.Response) -> str:
+@error_reader
+def klaviyo_error(body: dict[str, Any]) -> str | None:
     """The text of a JSON:API error body: each error's code and detail."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    errors = body.get("errors") if isinstance(body, dict) else None
+    errors = body.get("errors")
     if not isinstance(errors, list):
-        return str(body)[:300]
+        return None
     parts = []
     for error in errors[:3]:
         if isinstance(error, dict):
@@ -85,55 +80,40 @@ class KlaviyoHook(RestHook):
     (the API revision, default :data:`DEFAULT_REVISION`) and ``calls_per_minute`` (default 150).
 
     :param klaviyo_conn_id: the ``klaviyo`` connection (default ``klaviyo_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "klaviyo_conn_id"
-    default_conn_name = "klaviyo_default"
     conn_type = "klaviyo"
     hook_name = "Klaviyo"
     default_host = DEFAULT_API_URL
     auth = HeaderToken("Authorization", "Klaviyo-API-Key ")
     credentials_hint = "needs the private API key in Password."
+    credentials_fix = (
+        "the private API key in Password, with the profiles, lists and events read/write scopes the "
+        "jobs need."
+    )
     default_headers = {"Accept": MEDIA_TYPE, "Content-Type": MEDIA_TYPE}
     error_text = staticmethod(klaviyo_error)
     check_path = "/api/lists"
 
-    def __init__(
-        self, klaviyo_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(klaviyo_conn_id, retry_policy)
-        self._burst: CallLedger | None = None
+    calls_per_hour = CALLS_PER_MINUTE
+    """Calls per minute: the steady limit of the endpoints written to."""
+    budget_window = 60.0
+    budget_extra = "calls_per_minute"
+    window_extra = ""
 
     def _before_call(self) -> None:
         """The per-minute budget (the base's), then the burst budget of 10 calls a second."""
         super()._before_call()
-        if self._burst is None:
-            burst = int(self.extra.get("calls_per_second") or CALLS_PER_SECOND)
-            path = ledger_path(ledger_key(f"{self.conn_id}-burst", "key"))
-            self._burst = CallLedger(path, limit=burst, window=1.05, clock=self.clock, sleep=self.sleep)
-        try:
-            self._burst.acquire()
-        except RateLimitWaitTooLong as exc:
-            raise self.budget_spent(exc) from None
+        burst = int(self.extra.get("calls_per_second") or CALLS_PER_SECOND)
+        self.side_budget("burst", "key", burst, 1.05)
 
     def connection_headers(self) -> dict[str, str]:
         """The ``revision`` header."""
         return {"revision": str(self.extra.get("revision") or DEFAULT_REVISION)}
 
-    def call_budget(self) -> tuple[int | None, float]:
-        """``calls_per_minute`` calls per minute (the steady limit of the endpoints written to)."""
-        return int(self.extra.get("calls_per_minute") or CALLS_PER_MINUTE), 60.0
-
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.klaviyo_conn_id!r}: the private API key in Password, with the "
-            "profiles, lists and events read/write scopes the jobs need."
-        )
-
-    def check_call(self) -> str:
-        """Read the first page of lists."""
-        body = self.call("GET", self.check_path)
+    def check_found(self, body: Any) -> str:
+        """The first page of lists."""
         return f"{len(body.get('data') or [])} list(s) on the first page"
 
     # -- paging ---------------------------------------------------------------------------------
@@ -172,8 +152,7 @@ class KlaviyoHook(RestHook):
 
     def change_list(self, list_id: str, profile_ids: Sequence[str], remove: bool) -> None:
         """Add or remove profiles (1,000 a call); neither changes consent."""
-        for start in range(0, len(profile_ids), RELATIONSHIP_LIMIT):
-            chunk = profile_ids[start : start + RELATIONSHIP_LIMIT]
+        for chunk in chunks(profile_ids, RELATIONSHIP_LIMIT):
             self.request(
                 "DELETE" if remove else "POST",
                 f"/api/lists/{list_id}/relationships/profiles",
@@ -183,18 +162,17 @@ class KlaviyoHook(RestHook):
     # -- profiles -------------------------------------------------------------------------------
     def ids_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         """Profile ids by email (``any(email, [...])``, 100 a call); unknown emails are absent."""
-        found: dict[str, str] = {}
-        for start in range(0, len(emails), ANY_LIMIT):
-            chunk = emails[start : start + ANY_LIMIT]
-            params = {
-                "filter": f"any(email,[{_quoted(chunk)}])",
-                "page[size]": ANY_LIMIT,
-                "fields[profile]": "email",
-            }
-            for body, _ in self.iter_pages("/api/profiles", params):
-                for item in body.get("data") or []:
-                    found[normalize_email((item.get("attributes") or {}).get("email"))] = str(item["id"])
-        return found
+        return lookup_in_batches(emails, ANY_LIMIT, self._read_ids)
+
+    def _read_ids(self, emails: list[str]) -> Iterator[tuple[str, str]]:
+        params = {
+            "filter": f"any(email,[{_quoted(emails)}])",
+            "page[size]": ANY_LIMIT,
+            "fields[profile]": "email",
+        }
+        for body, _ in self.iter_pages("/api/profiles", params):
+            for item in body.get("data") or []:
+                yield normalize_email((item.get("attributes") or {}).get("email")), str(item["id"])
 
     # -- bulk import jobs -----------------------------------------------------------------------
     def start_import(self, profiles: Sequence[dict[str, Any]], list_id: str | None) -> str:
@@ -228,38 +206,20 @@ def job_payload_size(profile: dict[str, Any]) -> int:
     return len(json.dumps({"type": "profile", "attributes": profile}, separators=(",", ":"))) + 1
 
 
-class KlaviyoListDestination(EmailListMembers, SyncDestination):
+class KlaviyoListDestination(PlannedJobs, NamedListDestination):
     """Members imported as profiles (bulk import jobs that also add them to one list); exits removed
-    from the list when ``on_exit`` is ``remove`` (only members the job added)."""
+    from the list when ``on_exit`` is ``remove`` (only members the job added).
 
-    tracked_exit_actions = ("remove",)
-    reject_status = REJECTED
+    :param args: :class:`~lytics_provider.hooks.email_lists.NamedListDestination`'s arguments
+        (``batch_size`` defaults to the 10,000 profiles of one job) and
+        :class:`~lytics_provider.hooks.bulk_jobs.PlannedJobs`' ``poll_interval`` (default 10 s) and
+        ``timeout`` (default 6 hours).
+    """
 
-    def __init__(
-        self,
-        hook: KlaviyoHook,
-        list_id: str,
-        list_name: str,
-        email_field: str,
-        property_map: dict[str, str],
-        on_exit: str,
-        batch_size: int = JOB_LIMIT,
-        id_field: str | None = None,
-        poll_interval: float = 10.0,
-        timeout: float = 6 * 3600.0,
-    ) -> None:
-        self.hook = hook
-        self.list_id = list_id
-        self.list_name = list_name
-        self.email_field = email_field
-        self.property_map = property_map
-        self.on_exit = on_exit
-        self.batch_size = batch_size
-        self.id_field = id_field
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.plan: SyncPlan | None = None
-        self.jobs = 0
+    hook: KlaviyoHook
+    default_batch_size = JOB_LIMIT
+    default_poll_interval = 10.0
+    default_timeout = 6 * 3600.0
 
     # -- planning ------------------------------------------------------------------------------
     def payload(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +227,7 @@ class KlaviyoListDestination(EmailListMembers, SyncDestination):
         ``properties.<name>`` targets as custom properties."""
         attributes: dict[str, Any] = {}
         custom: dict[str, Any] = {}
-        for source, target in self.property_map.items():
+        for source, target in self.field_map.items():
             value = lookup_field(record, source)
             if value is None or value == "":
                 continue
@@ -279,42 +239,24 @@ class KlaviyoListDestination(EmailListMembers, SyncDestination):
             attributes["properties"] = custom
         return attributes
 
-    def exit_action(self) -> str:
-        return "remove" if self.on_exit == "remove" else "ignore"
-
-    def describe(self) -> dict[str, Any]:
-        return {"list": {"id": self.list_id, "name": self.list_name}, "on_exit": self.on_exit}
-
     def describe_after(self) -> dict[str, Any]:
         return {"klaviyo_calls": self.hook.calls, "bulk_import_jobs": self.jobs}
 
     # -- acting --------------------------------------------------------------------------------
-    def act(self, plan: SyncPlan, kinds: Sequence[str] = ("add", "update", "remove", "unsubscribe")) -> None:
-        """Keep the plan: a bulk job's id is stored in it before the job is waited for."""
-        self.plan = plan
-        super().act(plan, kinds)
-
     def add(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
         """Import the rows in bulk jobs (10,000 profiles / 5 MB each) that add them to the list.
 
         Each job's id is saved in the run's plan before the wait, so a retried task waits for the
         job it started instead of importing the rows again.
         """
-        assert self.plan is not None, "act() keeps the plan"
         failed: dict[str, str] = {}
         for index, chunk in enumerate(self._chunks(rows)):
             key = f"klaviyo_job:{target}:{rows[0].seq}:{index}"
-            job_id = self.plan.step(key)
-            if job_id is None:
-                profiles = [{"email": w.ident, **w.fields()} for w in chunk]
-                job_id = self.hook.start_import(profiles, target)
-                self.plan.set_step(key, job_id)
-                self.jobs += 1
-                log.info("Klaviyo bulk import job %s started (%d profiles)", job_id, len(chunk))
+            job_id = self.planned_job(key, lambda c=chunk: self._start(c, target))
             try:
-                failed.update(self._finish(str(job_id)))
+                failed.update(self._finish(job_id))
             except BulkJobEnded:
-                self.plan.set_step(key, None)
+                self.forget_job(key)
                 raise
         return [
             (w.ident, target, "add", w.uid, REJECTED, None, failed[w.ident])
@@ -322,6 +264,12 @@ class KlaviyoListDestination(EmailListMembers, SyncDestination):
             else (w.ident, target, "add", w.uid, ADDED, None, None)
             for w in rows
         ]
+
+    def _start(self, chunk: list[Work], target: str) -> str:
+        """Start the bulk import job of ``chunk`` into list ``target``; its id."""
+        job_id = self.hook.start_import([{"email": w.ident, **w.fields()} for w in chunk], target)
+        log.info("Klaviyo bulk import job %s started (%d profiles)", job_id, len(chunk))
+        return job_id
 
     def _chunks(self, rows: list[Work]) -> Iterator[list[Work]]:
         chunk: list[Work] = []
@@ -338,15 +286,15 @@ class KlaviyoListDestination(EmailListMembers, SyncDestination):
 
     def _finish(self, job_id: str) -> dict[str, str]:
         """Wait for the job; return its refused profiles' emails with Klaviyo's reasons."""
-        seen: dict[str, Any] = {}
-
-        def poll() -> str:
-            seen.update(self.hook.import_job(job_id))
-            return str(seen.get("status"))
-
-        status = wait_for_status(
-            poll, PENDING, self.poll_interval, self.timeout, f"Klaviyo bulk import job {job_id}"
+        seen = wait_for_answer(
+            lambda: self.hook.import_job(job_id),
+            PENDING,
+            self.poll_interval,
+            self.timeout,
+            f"Klaviyo bulk import job {job_id}",
+            self.sleep,
         )
+        status = str(seen.get("status"))
         if status != "complete":
             raise BulkJobEnded(
                 f"Klaviyo bulk import job {job_id} ended {status!r}; the retry starts it again"

@@ -13,7 +13,7 @@ from requests.utils import get_environ_proxies
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import Credentials, HeaderToken
 from lytics_provider.hooks.task_errors import PermanentTaskError
-from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, RetryPolicy, error_envelope
+from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, error_envelope
 from lytics_provider.pipeline.lytics_scan import (
     MAX_SCAN_LIMIT,
     CursorExpiredError,
@@ -93,11 +93,9 @@ class LyticsHook(RestHook):
     (no ``Bearer`` prefix), as the Lytics API documents.
 
     :param lytics_conn_id: the ``lytics`` connection (default ``lytics_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "lytics_conn_id"
-    default_conn_name = "lytics_default"
     conn_type = "lytics"
     hook_name = "Lytics"
     default_host = DEFAULT_API_URL
@@ -106,10 +104,8 @@ class LyticsHook(RestHook):
     ok_envelope = staticmethod(error_envelope)
     check_path = "/v2/segment"
 
-    def __init__(
-        self, lytics_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(lytics_conn_id, retry_policy)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._bulk_url = DEFAULT_BULK_URL
         self._params: dict[str, str] = {}
         self._subprocess_calls = 0
@@ -197,15 +193,10 @@ class LyticsHook(RestHook):
         """Fetch one scan page starting at cursor ``start`` (empty for the first page)."""
         return _decoded(self.scan_segment_page_raw(segment_id, **where))
 
-    def scan_segment_page_raw(
-        self,
-        segment_id: str,
-        start: str = "",
-        limit: int = MAX_SCAN_LIMIT,
-        fields: Iterable[str] | None = None,
-    ) -> RawScanPage:
+    def scan_segment_page_raw(self, segment_id: str, **where: Unpack[ScanWhere]) -> RawScanPage:
         """One scan page with its members left as the JSON the API sent."""
-        return fetch_scan_page(self.get_conn(), segment_id, start, limit, fields, self._params)
+        start, limit = where.get("start", ""), where.get("limit", MAX_SCAN_LIMIT)
+        return fetch_scan_page(self.get_conn(), segment_id, start, limit, where.get("fields"), self._params)
 
     def scan_segment(self, segment_id: str, **where: Unpack[ScanWhere]) -> Iterator[ScanPage]:
         """Stream every page of an audience as dicts, following ``_next`` until it is empty."""

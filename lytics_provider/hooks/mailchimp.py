@@ -25,31 +25,27 @@ from typing import Any
 
 import requests
 
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
+from lytics_provider.hooks.list_lookup import by_id_or_name, list_choices
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import BasicApiKey, Credentials
+from lytics_provider.hooks.rest_errors import code_and_message
 from lytics_provider.hooks.rest_paging import OffsetPaging
 from lytics_provider.pipeline.connection_slots import ConnectionSlots, slots_dir
 from lytics_provider.pipeline.http import HttpClient, ServiceError
 from lytics_provider.pipeline.ratelimit import ledger_key
 from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email, scalar_text
-from lytics_provider.sync.plan import Outcome, SyncPlan, Work
-from lytics_provider.sync.wait import wait_for_status
+from lytics_provider.sync.email_list import EmailListMembers
+from lytics_provider.sync.identifiers import lookup_field, scalar_text
+from lytics_provider.sync.plan import Outcome, Work
 
 MAX_CONNECTIONS = 10
 MAX_PAGE = 1000
 BATCH_PENDING = ("pending", "preprocessing", "started", "finalizing")
 
 
-def mailchimp_error(response: requests.Response) -> str:
-    """``title: detail`` of a Mailchimp error body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict) and (body.get("title") or body.get("detail")):
-        return f"{body.get('title') or ''}: {body.get('detail') or ''}".strip(": ")
-    return str(body)[:300]
+mailchimp_error = code_and_message("title", "detail")
+"""``title: detail`` of a Mailchimp error body."""
 
 
 def data_center(api_key: str) -> str:
@@ -72,26 +68,23 @@ class MailchimpHook(RestHook):
     :param max_connections: requests this key may have in flight at once, across tasks (at most 10).
     """
 
-    conn_name_attr = "mailchimp_conn_id"
-    default_conn_name = "mailchimp_default"
     conn_type = "mailchimp"
     hook_name = "Mailchimp"
     auth = BasicApiKey()
     credentials_hint = "needs the Mailchimp API key in the API key (Password) field."
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    credentials_fix = (
+        "the Mailchimp API key in the API key field, and that Host is the key's data center "
+        "(https://<dc>.api.mailchimp.com/3.0) or empty."
+    )
+    default_headers = JSON_HEADERS
     paging = OffsetPaging(
         page_size=MAX_PAGE, limit_param="count", offset_param="offset", total_key="total_items"
     )
     error_text = staticmethod(mailchimp_error)
     check_path = "/ping"
 
-    def __init__(
-        self,
-        mailchimp_conn_id: str = default_conn_name,
-        max_connections: int = MAX_CONNECTIONS,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(mailchimp_conn_id, **kwargs)
+    def __init__(self, *args: Any, max_connections: int = MAX_CONNECTIONS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         if not 1 <= max_connections <= MAX_CONNECTIONS:
             raise ValueError(f"max_connections must be between 1 and {MAX_CONNECTIONS}")
         self.max_connections = max_connections
@@ -108,12 +101,6 @@ class MailchimpHook(RestHook):
         """``https://<dc>.api.mailchimp.com/3.0`` from the API key."""
         return f"https://{data_center(self._api_key)}.api.mailchimp.com/3.0"
 
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.mailchimp_conn_id!r}: the Mailchimp API key in the API key field, "
-            "and that Host is the key's data center (https://<dc>.api.mailchimp.com/3.0) or empty."
-        )
-
     def configure_client(self, client: HttpClient, credentials: Credentials) -> None:
         """Every request holds one of the key's connection slots while it is in flight."""
         self.slots = ConnectionSlots(
@@ -128,25 +115,21 @@ class MailchimpHook(RestHook):
 
         client.session.request = limited  # type: ignore[method-assign]
 
-    def check_call(self) -> str:
-        """``GET /ping``."""
-        return str(self.call("GET", "/ping").get("health_status") or "ping answered")
+    def check_found(self, body: Any) -> str:
+        """``GET /ping``'s health status."""
+        return str(body.get("health_status") or "ping answered")
 
     # -- audiences -----------------------------------------------------------------------------
     def resolve_list(self, list_ref: str) -> dict[str, Any]:
         """An audience by id or exact name; ValueError naming the audiences there are when none matches."""
         lists = list(self.paginate("/lists", items_key="lists"))
-        for item in lists:
-            if str(item.get("id")) == list_ref:
-                return item
-        named = [item for item in lists if str(item.get("name")) == list_ref]
-        if len(named) == 1:
-            return named[0]
-        shown = ", ".join(f"{item.get('id')} ({item.get('name')})" for item in lists[:20])
-        problem = "matches several audiences" if named else "not found"
+        found, problem = by_id_or_name(lists, list_ref, noun="audiences")
+        if found is not None:
+            return found
         raise ValueError(
-            f"Mailchimp audience {list_ref!r} {problem} (connection {self.conn_id!r}); "
-            f"set list to one of: {shown or 'none (create the audience in Mailchimp first)'}"
+            f"Mailchimp audience {list_ref!r} {problem} (connection "
+            f"{self.conn_id!r}); set list to one of: "
+            f"{list_choices(lists) or 'none (create the audience in Mailchimp first)'}"
         )
 
     def iter_members(self, list_id: str, since_last_changed: str | None = None) -> Iterator[dict[str, Any]]:
@@ -182,15 +165,14 @@ class MailchimpHook(RestHook):
         sleep: Callable[[float], None] = time.sleep,
     ) -> dict[str, Any]:
         """Poll a batch until it is ``finished``; its last status."""
-        last: dict[str, Any] = {}
-
-        def poll() -> str:
-            last.clear()
-            last.update(self.batch_status(batch_id))
-            return str(last.get("status"))
-
-        wait_for_status(poll, BATCH_PENDING, poll_interval, timeout, f"Mailchimp batch {batch_id}", sleep)
-        return last
+        return wait_for_answer(
+            lambda: self.batch_status(batch_id),
+            BATCH_PENDING,
+            poll_interval,
+            timeout,
+            f"Mailchimp batch {batch_id}",
+            sleep,
+        )
 
     def batch_results(self, url: str) -> list[dict[str, Any]]:
         """The per-operation results in a finished batch's ``response_body_url`` (a signed URL: fetched
@@ -217,7 +199,7 @@ TRANSIENT = frozenset({429, 500, 502, 503, 504})
 RESUBMIT_ROUNDS = 3
 
 
-class MailchimpAudienceDestination(SyncDestination):
+class MailchimpAudienceDestination(EmailListMembers, PlannedJobs, SyncDestination):
     """Members of a Lytics audience as members of one Mailchimp audience carrying one tag.
 
     Enter: ``PUT /lists/{list_id}/members/{hash}`` with ``status_if_new`` (a new member is
@@ -231,12 +213,16 @@ class MailchimpAudienceDestination(SyncDestination):
     :param hook: the Mailchimp hook.
     :param list_id: the Mailchimp audience.
     :param tag: the tag that marks the Lytics audience's members.
-    :param plan_steps: the plan's ``(get, set)`` of steps (batch ids by batch).
+    :param wait: ``poll_interval``, ``timeout`` and ``sleep`` of a batch's wait
+        (:class:`~lytics_provider.hooks.bulk_jobs.PlannedJobs`).
     """
 
     enter_kinds = ("enter",)
     tracked_exit_actions = ("remove",)
     mixed_kinds = ("add", "remove")
+    act_kinds = ("add", "remove")
+    id_field: str | None = None
+    """Members are keyed by email alone."""
 
     def __init__(
         self,
@@ -248,10 +234,9 @@ class MailchimpAudienceDestination(SyncDestination):
         on_exit: str = "remove_tag",
         status_if_new: str = "subscribed",
         batch_size: int = 1000,
-        poll_interval: float = 5.0,
-        timeout: float = 3600.0,
-        sleep: Callable[[float], None] = time.sleep,
+        **wait: Any,
     ) -> None:
+        super().__init__(**wait)
         self.hook = hook
         self.list_id = list_id
         self.tag = tag
@@ -259,25 +244,8 @@ class MailchimpAudienceDestination(SyncDestination):
         self.on_exit = on_exit
         self.status_if_new = status_if_new
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.sleep = sleep
-        self.plan: SyncPlan | None = None
-        self.batches = 0
 
     # planning
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return normalize_email(lookup_field(record, self.email_field)), None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if is_email(ident):
-            return None
-        name = self.email_field
-        return f"{name!r} is not a valid email address" if ident else f"no email in {name!r}"
-
-    def targets(self, record: dict[str, Any]) -> list[str]:
-        return [self.list_id]
-
     def payload(self, record: dict[str, Any]) -> dict[str, str]:
         merge = {}
         for source, target in (("first_name", "FNAME"), ("last_name", "LNAME")):
@@ -293,11 +261,7 @@ class MailchimpAudienceDestination(SyncDestination):
         return {"list": self.list_id, "tag": self.tag, "on_exit": self.on_exit}
 
     def describe_after(self) -> dict[str, Any]:
-        return {"batches": self.batches, "mailchimp_calls": self.hook.calls + self.hook.downloads}
-
-    def act(self, plan: SyncPlan, kinds: Any = ("add", "remove")) -> None:
-        self.plan = plan
-        super().act(plan, kinds)
+        return {"batches": self.jobs, "mailchimp_calls": self.hook.calls + self.hook.downloads}
 
     # acting
     def add(self, target: str, rows: list[Work]) -> list[Outcome]:
@@ -355,16 +319,12 @@ class MailchimpAudienceDestination(SyncDestination):
 
         A batch id is saved in the plan before the first poll: a retried task reattaches to it.
         """
-        assert self.plan is not None
         results: dict[str, dict[str, Any]] = {}
         pending = ops
         for round_no in range(RESUBMIT_ROUNDS + 1):
-            step = f"mailchimp_batch:{key}:{round_no}"
-            batch_id = self.plan.step(step)
-            if batch_id is None:
-                batch_id = self.hook.start_batch(pending)
-                self.plan.set_step(step, batch_id)
-                self.batches += 1
+            batch_id = self.planned_job(
+                f"mailchimp_batch:{key}:{round_no}", lambda ops=pending: self.hook.start_batch(ops)
+            )
             status = self.hook.wait_for_batch(batch_id, self.poll_interval, self.timeout, self.sleep)
             if int(status.get("errored_operations") or 0) == 0:
                 found = {str(op["operation_id"]): {"status_code": 200, "response": ""} for op in pending}

@@ -18,16 +18,15 @@ window widened by 5% for clock skew; extras ``calls_per_window`` and ``window_se
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from lytics_provider.hooks.rest import RestHook, base_url
-from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
-from lytics_provider.pipeline.http import RetryPolicy
-from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.email_list import EmailListMembers
-from lytics_provider.sync.identifiers import lookup_field, normalize_email, scalar_text
+from lytics_provider.hooks.batched_lookup import lookup_in_batches
+from lytics_provider.hooks.email_lists import EmailListDestination
+from lytics_provider.hooks.list_lookup import list_choices
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
+from lytics_provider.hooks.rest_auth import HostOAuth2ClientCredentials
+from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 from lytics_provider.sync.refs import RefStore
 
@@ -46,19 +45,6 @@ class MarketoApiError(Exception):
     """A response-level Marketo error that no retry here can fix."""
 
 
-@dataclass(frozen=True)
-class MarketoClientCredentials:
-    """Client ID (Login) and Client Secret (Password) at ``<Host>/identity/oauth/token``."""
-
-    def credentials(self, conn: Any) -> Credentials | None:
-        client_id, secret, host = conn.login or "", conn.password or "", conn.host or ""
-        if not client_id or not secret or not host:
-            return None
-        root = base_url(host, conn.schema, conn.port).rstrip("/")
-        token = OAuth2Token(f"{root}/identity/oauth/token", client_id, secret, client_auth="body")
-        return Credentials(requests_auth=token, secrets=(secret,), refresh=token.refresh, identity=client_id)
-
-
 class MarketoHook(RestHook):
     """Talk to Marketo with the API user credentials of a ``marketo`` connection.
 
@@ -66,39 +52,30 @@ class MarketoHook(RestHook):
     ``calls_per_window`` (default 100) and ``window_seconds`` (default 20).
 
     :param marketo_conn_id: the ``marketo`` connection (default ``marketo_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "marketo_conn_id"
-    default_conn_name = "marketo_default"
     conn_type = "marketo"
     hook_name = "Marketo"
-    auth = MarketoClientCredentials()
+    auth = HostOAuth2ClientCredentials("/identity/oauth/token", client_auth="body")
     credentials_hint = "needs the Client ID in Login, the Client Secret in Password and the REST URL in Host."
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    credentials_fix = (
+        "the API user's Client ID (Login) and Client Secret (Password), and the REST URL (Host) from "
+        "Admin > Web Services."
+    )
+    default_headers = JSON_HEADERS
     check_path = "/rest/v1/lists.json"
+    check_params = {"batchSize": 1}
 
-    def __init__(
-        self, marketo_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(marketo_conn_id, retry_policy)
-        self.rate_limited = 0
+    calls_per_hour = CALLS_PER_WINDOW
+    budget_window = WINDOW_SECONDS
+    budget_stretch = 1.05
+    budget_extra = "calls_per_window"
+    window_extra = "window_seconds"
+    rate_limited = 0
+    """Rate-limit answers met so far."""
 
-    def window(self) -> float:
-        return float(self.extra.get("window_seconds") or WINDOW_SECONDS)
-
-    def call_budget(self) -> tuple[int | None, float]:
-        """``calls_per_window`` calls per window, the window widened by 5% for clock skew."""
-        return int(self.extra.get("calls_per_window") or CALLS_PER_WINDOW), self.window() * 1.05
-
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.marketo_conn_id!r}: the API user's Client ID (Login) and Client Secret "
-            "(Password), and the REST URL (Host) from Admin > Web Services."
-        )
-
-    def check_call(self) -> str:
-        body = self.call("GET", self.check_path, params={"batchSize": 1})
+    def check_found(self, body: Any) -> str:
         return f"{len(body.get('result') or [])} static list(s) readable"
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -122,9 +99,9 @@ class MarketoHook(RestHook):
                 if code == "606":
                     self.rate_limited += 1
                     if self.ledger is not None:
-                        self.ledger.pause_until(self.clock() + self.window())
+                        self.ledger.pause_until(self.clock() + self.budget_window_seconds())
                     else:
-                        self.sleep(self.window())
+                        self.sleep(self.budget_window_seconds())
                 else:
                     self.sleep(self.retry_policy.backoff(attempts))
                 log.warning("%s; sending again", shown)
@@ -155,17 +132,16 @@ class MarketoHook(RestHook):
 
     def ids_by_email(self, emails: Sequence[str]) -> dict[str, str]:
         """Lead ids of existing leads by email (300 a call)."""
-        found: dict[str, str] = {}
-        for start in range(0, len(emails), BATCH_LIMIT):
-            chunk = emails[start : start + BATCH_LIMIT]
-            body = self.call(
-                "GET",
-                "/rest/v1/leads.json",
-                params={"filterType": "email", "filterValues": ",".join(chunk), "fields": "id,email"},
-            )
-            for lead in body.get("result") or []:
-                found[normalize_email(lead.get("email"))] = str(lead["id"])
-        return found
+        return lookup_in_batches(emails, BATCH_LIMIT, self._read_ids)
+
+    def _read_ids(self, emails: list[str]) -> Iterator[tuple[str, str]]:
+        body = self.call(
+            "GET",
+            "/rest/v1/leads.json",
+            params={"filterType": "email", "filterValues": ",".join(emails), "fields": "id,email"},
+        )
+        for lead in body.get("result") or []:
+            yield normalize_email(lead.get("email")), str(lead["id"])
 
     # -- static lists --------------------------------------------------------------------------
     def resolve_list(self, ref: str) -> dict[str, Any]:
@@ -177,8 +153,7 @@ class MarketoHook(RestHook):
                 return item
         if params:
             lists = list(self.call("GET", "/rest/v1/lists.json").get("result") or [])
-        shown = ", ".join(f"{i.get('id')} ({i.get('name')})" for i in lists[:20]) or "none"
-        raise ValueError(f"Marketo static list {ref!r} not found; lists: {shown}")
+        raise ValueError(f"Marketo static list {ref!r} not found; lists: {list_choices(lists) or 'none'}")
 
     def change_list(self, list_id: str, lead_ids: Sequence[str], add: bool) -> dict[str, dict[str, Any]]:
         """Add or remove up to 300 leads; lead id -> result (``status``, ``reasons``)."""
@@ -196,44 +171,22 @@ def reasons_text(result: Mapping[str, Any]) -> str:
     return "; ".join(f"{r.get('code')} {r.get('message')}" for r in result.get("reasons") or []) or "skipped"
 
 
-class MarketoListDestination(EmailListMembers, SyncDestination):
+class MarketoListDestination(EmailListDestination):
     """Members created or updated as leads (mapped lead fields) and kept in one static list; exits
-    removed from the list (``on_exit: remove``), only members the job added. Leads are never deleted."""
+    removed from the list (``on_exit: remove``), only members the job added. Leads are never deleted.
 
-    tracked_exit_actions = ("remove",)
-    reject_status = REJECTED
-    id_field: str | None = None
-    """Members are keyed by email alone."""
+    :param args: :class:`~lytics_provider.hooks.email_lists.EmailListDestination`'s arguments
+        (``field_map``: Lytics field -> lead field).
+    :param refs: the lead ids answered at add time, so an exit needs no lookup.
+    """
 
-    def __init__(
-        self,
-        hook: MarketoHook | None,
-        list_id: str,
-        email_field: str,
-        lead_fields: Mapping[str, str],
-        on_exit: str = "remove",
-        batch_size: int = BATCH_LIMIT,
-        refs: RefStore | None = None,
-    ) -> None:
-        self.hook = hook
-        self.list_id = list_id
-        self.email_field = email_field
-        self.lead_fields = dict(lead_fields)
-        self.on_exit = on_exit
-        self.batch_size = batch_size
+    hook: MarketoHook | None
+    default_batch_size = BATCH_LIMIT
+    value_separator = ";"
+
+    def __init__(self, *args: Any, refs: RefStore | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.refs = refs
-
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for source, target in self.lead_fields.items():
-            value = lookup_field(record, source)
-            if value is None or value == "" or isinstance(value, dict):
-                continue
-            values[target] = ";".join(map(scalar_text, value)) if isinstance(value, list) else value
-        return values
-
-    def exit_action(self) -> str:
-        return "remove" if self.on_exit == "remove" else "ignore"
 
     def describe(self) -> dict[str, Any]:
         return {"static_list": self.list_id, "on_exit": self.on_exit}

@@ -27,6 +27,7 @@ from google.api_core.retry import Retry, if_exception_type
 from google.pubsub_v1 import types as pubsub_types
 from google.pubsub_v1.services.publisher import PublisherClient as GapicPublisherClient
 
+from lytics_provider.hooks.size_groups import size_groups
 from lytics_provider.hooks.task_errors import PermanentTaskError
 from lytics_provider.sync.event_body import compact_json, event_attributes
 from lytics_provider.sync.events import AudienceEvent, EventDestination
@@ -190,19 +191,12 @@ def split_publishes(
     messages: list[tuple[bytes, dict[str, str]]], limit: int = MAX_PUBLISH_BYTES - 100_000
 ) -> list[list[tuple[bytes, dict[str, str]]]]:
     """Consecutive groups that each fit one ``Publish`` (1,000 messages, under 10 MB)."""
-    groups: list[list[tuple[bytes, dict[str, str]]]] = []
-    current: list[tuple[bytes, dict[str, str]]] = []
-    size = 0
-    for message in messages:
-        length = len(message[0]) + sum(len(k) + len(v) + 8 for k, v in message[1].items()) + 16
-        if current and (size + length > limit or len(current) >= MAX_PUBLISH_MESSAGES):
-            groups.append(current)
-            current, size = [], 0
-        current.append(message)
-        size += length
-    if current:
-        groups.append(current)
-    return groups
+    return size_groups(messages, publish_size, limit, MAX_PUBLISH_MESSAGES)
+
+
+def publish_size(message: tuple[bytes, dict[str, str]]) -> int:
+    """Bytes one message (data and attributes) counts toward a ``Publish`` request."""
+    return len(message[0]) + sum(len(k) + len(v) + 8 for k, v in message[1].items()) + 16
 
 
 class PubSubEventDestination(EventDestination):

@@ -8,37 +8,45 @@ the API verbs as methods over :meth:`RestHook.call` / :meth:`RestHook.paginate`:
     class AcmeHook(RestHook):
         \"\"\"Talk to Acme with the API key of an ``acme`` connection.\"\"\"
 
-        conn_name_attr = "acme_conn_id"
-        default_conn_name = "acme_default"
-        conn_type = "acme"
+        conn_type = "acme"                   # conn_name_attr acme_conn_id, default_conn_name acme_default
         hook_name = "Acme"
-        default_host = "https://api.acme.example"
+        default_host = "https://api.acme.example"   # or regional_hosts = {"US": ..., "EU": ...}
         auth = Bearer()                      # or HttpBasic(), QueryApiKey("key"), OAuth2ClientCredentials()
         credentials_hint = "needs the Acme API key in Password."
+        credentials_fix = "the Acme API key in Password, with the lists scope."
         paging = CursorPaging(next_key="meta.next", items_key="data")
-        error_text = staticmethod(acme_error)   # the text of Acme's error body
+        error_text = staticmethod(acme_error)   # an @error_reader of Acme's error body
         calls_per_hour = 3600                # a call budget shared by every task of the connection
         check_path = "/v1/me"                # a cheap authenticated GET for the UI's Test button
-
-        def __init__(self, acme_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-            super().__init__(acme_conn_id, **kwargs)
 
         def iter_lists(self) -> Iterator[dict[str, Any]]:
             return self.paginate("/v1/lists")
 
 Then add the connection type to ``lytics_provider/connections.py`` (its form fields). The base
-gives the hook: the credential check (:attr:`credentials_hint` names the missing field), host /
-scheme / port normalisation (Host may be a bare name; Schema picks http or https; Port is kept),
-the retrying :class:`~lytics_provider.pipeline.http.HttpClient` with redaction and fail-fast 4xx
-(raised as the task errors of ``hooks.task_errors``), :attr:`calls`, a shared
-:class:`~lytics_provider.pipeline.ratelimit.CallLedger` when a budget is set (class attribute
-:attr:`calls_per_hour`, or the connection extra ``calls_per_hour``) that a ``Retry-After`` on a
-429/503 pauses for every task sharing it, and :meth:`test_connection`, which Airflow's Test
-button calls: it makes one cheap authenticated call and says whether the credentials were
-refused, the host could not be reached, or the host answered something else (e.g. another
-region's endpoint), never echoing a secret.
+gives the hook: the constructor (``AcmeHook("acme_prod")`` or ``AcmeHook(acme_conn_id="acme_prod")``;
+:attr:`conn_name_attr` and :attr:`default_conn_name` follow from :attr:`conn_type` unless declared),
+the credential check (:attr:`credentials_hint` names the missing field), host /
+scheme / port normalisation (Host may be a bare name; Schema picks http or https; Port is kept;
+without Host, :attr:`default_host` or the region's URL of :attr:`regional_hosts`), the retrying
+:class:`~lytics_provider.pipeline.http.HttpClient` with redaction and fail-fast 4xx (raised as
+the task errors of ``hooks.task_errors``; a 401/403 ends with "Check connection ...:
+:attr:`credentials_fix`"), :attr:`calls`, a shared
+:class:`~lytics_provider.pipeline.ratelimit.CallLedger` when a budget is set (class attributes
+:attr:`calls_per_hour` per :attr:`budget_window`, widened by :attr:`budget_margin` or
+:attr:`budget_stretch`; the connection extras :attr:`budget_extra` and :attr:`window_extra`
+override them; :meth:`side_budget` for a second limit) that a ``Retry-After`` on a 429/503, or a
+429's :attr:`reset_header`, pauses for every task sharing it, and :meth:`test_connection`, which
+Airflow's Test button calls: it makes one cheap authenticated call (:attr:`check_path`, its
+answer summarised by :meth:`check_found`) and says whether the credentials were refused, the
+host could not be reached, or the host answered something else (e.g. another region's endpoint),
+never echoing a secret.
 
-Auth kinds live in ``hooks.rest_auth``, paging styles in ``hooks.rest_paging``.
+Modules beside this one: auth kinds in ``hooks.rest_auth``, paging styles in ``hooks.rest_paging``,
+error envelopes in ``hooks.rest_errors``; for the API verbs and destination adapters built on a
+hook, ``hooks.batched_lookup`` (calls limited to so many keys), ``hooks.bulk_jobs`` (jobs started,
+kept in the plan and polled), ``hooks.list_lookup`` (a list by id or name), ``hooks.email_lists``
+and ``hooks.field_mapping`` (list destinations keyed by email, their mapped fields) and
+``hooks.size_groups`` (messages cut into calls by count and bytes).
 
 Why not ``HttpHook``: the http provider's hook (``apache-airflow-providers-http``) is not a
 dependency of this provider, its ``check_response`` logs the response body (member data in a
@@ -61,6 +69,7 @@ from airflow.sdk import BaseHook
 from lytics_provider.connections import ui_field_behaviour
 from lytics_provider.hooks.rest_auth import AuthKind, Credentials, HttpBasic, OAuth2Token
 from lytics_provider.hooks.rest_paging import OffsetPaging, Paging
+from lytics_provider.hooks.rest_urls import base_url
 from lytics_provider.hooks.task_errors import TASK_ERRORS
 from lytics_provider.pipeline.http import (
     AuthError,
@@ -71,30 +80,31 @@ from lytics_provider.pipeline.http import (
     parse_retry_after,
     redact,
 )
-from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, ledger_path
+from lytics_provider.pipeline.ratelimit import (
+    CallLedger,
+    RateLimitWaitTooLong,
+    ledger_key,
+    ledger_path,
+    reset_time,
+)
 
 log = logging.getLogger(__name__)
 
 TEST_TIMEOUT = 20.0
+
+JSON_HEADERS: Mapping[str, str] = {"Accept": "application/json", "Content-Type": "application/json"}
+"""``default_headers`` of an API that takes and answers JSON."""
 
 
 class CallBudgetSpent(ServiceError):
     """The connection's call budget would free up only after the longest wait allowed."""
 
 
-def base_url(host: str, schema: str | None, port: int | None) -> str:
-    """``scheme://host[:port]`` for a bare host (Schema picks http/https, default https); a host
-    with a scheme is used as it is."""
-    if "://" in host:
-        return host
-    scheme = schema if schema in ("http", "https") else "https"
-    return f"{scheme}://{host}" + (f":{port}" if port else "")
-
-
 class RestHook(BaseHook):
     """Base of the REST API hooks: one connection, one retrying client, one call budget.
 
-    :param conn_id: the Airflow connection id (subclasses name this ``<service>_conn_id``).
+    :param conn_id: the Airflow connection id; also accepted as the keyword :attr:`conn_name_attr`
+        (``<conn_type>_conn_id``), the way Airflow builds a connection's hook.
     :param retry_policy: how often and how long one call is retried (default
         :class:`~lytics_provider.pipeline.http.RetryPolicy`).
     :param ledger: the call budget to draw on (default: built from :attr:`calls_per_hour`).
@@ -109,6 +119,10 @@ class RestHook(BaseHook):
 
     default_host: ClassVar[str] = ""
     """API URL used when the connection has no Host."""
+    regional_hosts: ClassVar[Mapping[str, str]] = {}
+    """API URL by region (upper case; the first is the default), used when the connection has no
+    Host and names its region in the extra :attr:`region_extra`."""
+    region_extra: ClassVar[str] = "region"
     auth: ClassVar[AuthKind] = HttpBasic()
     """How the connection's secret is sent (``hooks.rest_auth``)."""
     credentials_hint: ClassVar[str] = "needs the API login in Login and the API password in Password."
@@ -128,10 +142,25 @@ class RestHook(BaseHook):
     budget_margin: float = 0.0
     """Seconds added to the window: a call is counted when it leaves, the vendor counts it when it
     arrives, so a short fixed window at the vendor could otherwise see one call too many."""
+    budget_stretch: float = 1.0
+    """Factor the window is widened by, the same margin as a share of a window the connection may
+    change (1.05: 5%)."""
+    budget_extra: ClassVar[str] = "calls_per_hour"
+    """The connection extra that overrides :attr:`calls_per_hour` (a vendor's own name for its limit,
+    e.g. ``calls_per_interval``)."""
+    window_extra: ClassVar[str] = "budget_window_seconds"
+    """The connection extra that overrides :attr:`budget_window` ("" when the window is fixed)."""
     max_budget_wait: float = 3600.0
     """Longest one call waits for the budget before :meth:`budget_spent` is raised."""
+    reset_header: ClassVar[str] = ""
+    """Header of a 429 that says when the vendor's limit resets (epoch seconds or seconds from now,
+    ``X-RateLimit-Reset``); every task of the connection pauses until then."""
     check_path: ClassVar[str] = ""
     """Cheap authenticated ``GET`` that :meth:`test_connection` makes."""
+    check_params: ClassVar[Mapping[str, Any]] = {}
+    """Query of the :attr:`check_path` call (e.g. a page size of one)."""
+    credentials_fix: ClassVar[str] = ""
+    """What to check in the connection when the API refuses its credentials (see :meth:`auth_fix`)."""
     errors: ClassVar[ErrorTypes] = TASK_ERRORS
 
     def __init__(
@@ -141,9 +170,15 @@ class RestHook(BaseHook):
         ledger: CallLedger | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        **named_conn_id: str,
     ) -> None:
         super().__init__()
-        setattr(self, self.conn_name_attr, conn_id or self.default_conn_name)
+        named = named_conn_id.pop(self.conn_name_attr, None)
+        if named_conn_id:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword arguments {sorted(named_conn_id)}"
+            )
+        setattr(self, self.conn_name_attr, conn_id or named or self.default_conn_name)
         self.retry_policy = retry_policy or RetryPolicy(sleep=sleep)
         self.ledger = ledger
         self.sleep = sleep
@@ -151,6 +186,17 @@ class RestHook(BaseHook):
         self.extra: dict[str, Any] = {}
         self.host_from_connection = False
         self._client: HttpClient | None = None
+        self._side_ledgers: dict[str, CallLedger] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A hook that declares :attr:`conn_type` alone gets ``<conn_type>_conn_id`` as
+        :attr:`conn_name_attr` and ``<conn_type>_default`` as :attr:`default_conn_name`."""
+        super().__init_subclass__(**kwargs)
+        if "conn_type" in cls.__dict__:
+            if "conn_name_attr" not in cls.__dict__:
+                cls.conn_name_attr = f"{cls.conn_type}_conn_id"
+            if "default_conn_name" not in cls.__dict__:
+                cls.default_conn_name = f"{cls.conn_type}_default"
 
     @property
     def conn_id(self) -> str:
@@ -211,15 +257,27 @@ class RestHook(BaseHook):
 
     def call_budget(self) -> tuple[int | None, float]:
         """``(calls, window seconds)`` of the shared call budget: :attr:`calls_per_hour` (the extra
-        ``calls_per_hour`` overrides it) per :attr:`budget_window` (the extra
-        ``budget_window_seconds`` overrides it); a vendor with its own way of stating the limit (calls
-        per 10 seconds, per minute) overrides this. ``(None, ...)`` sets no budget."""
-        budget = self.extra.get("calls_per_hour") or self.calls_per_hour
-        window = float(self.extra.get("budget_window_seconds") or self.budget_window)
-        return (int(budget) if budget else None), window
+        :attr:`budget_extra` overrides it) per :meth:`budget_window_seconds`, widened by
+        :attr:`budget_stretch`. ``(None, ...)`` sets no budget."""
+        budget = self.extra.get(self.budget_extra) or self.calls_per_hour
+        return (int(budget) if budget else None), self.budget_window_seconds() * self.budget_stretch
+
+    def budget_window_seconds(self) -> float:
+        """Seconds of the vendor's window: :attr:`budget_window`, or the extra :attr:`window_extra`."""
+        return float((self.extra.get(self.window_extra) if self.window_extra else None) or self.budget_window)
 
     def default_api_url(self) -> str:
-        """The API URL when the connection has no Host (default :attr:`default_host`)."""
+        """The API URL when the connection has no Host: the region's of :attr:`regional_hosts`, else
+        :attr:`default_host`."""
+        if self.regional_hosts:
+            region = str(self.extra.get(self.region_extra) or next(iter(self.regional_hosts)))
+            region = region.strip().upper()
+            if region not in self.regional_hosts:
+                raise ValueError(
+                    f"Connection {self.conn_id!r}: {self.region_extra} {region!r} must be "
+                    f"{' or '.join(self.regional_hosts)}"
+                )
+            return self.regional_hosts[region]
         if not self.default_host:
             raise ValueError(f"Connection {self.conn_id!r} needs the API URL in Host.")
         return self.default_host
@@ -237,8 +295,9 @@ class RestHook(BaseHook):
         return self.retry_policy
 
     def auth_fix(self) -> str:
-        """What to check when the API refuses the credentials (ends every 401/403 message)."""
-        return ""
+        """What to check when the API refuses the credentials (ends every 401/403 message):
+        ``Check connection '<id>': <credentials_fix>``, nothing without :attr:`credentials_fix`."""
+        return f"Check connection {self.conn_id!r}: {self.credentials_fix}" if self.credentials_fix else ""
 
     def configure_client(self, client: HttpClient, credentials: Credentials) -> None:
         """Finish the new client (extras the hook reads, proxy settings); nothing by default."""
@@ -251,10 +310,30 @@ class RestHook(BaseHook):
     # -- call budget ----------------------------------------------------------------------
     def _before_call(self) -> None:
         assert self.ledger is not None
+        self.draw(self.ledger)
+
+    def draw(self, ledger: CallLedger) -> None:
+        """Take one call from ``ledger``; :meth:`budget_spent` when it does not free up in time."""
         try:
-            self.ledger.acquire()
+            ledger.acquire()
         except RateLimitWaitTooLong as exc:
             raise self.budget_spent(exc) from None
+
+    def side_budget(self, name: str, identity: str, limit: int, window: float) -> None:
+        """Take one call from a second budget of the connection, shared by every task like the
+        first (a per-second burst, an endpoint's own limit).
+
+        :param name: the budget's name (``burst``, ``search``).
+        :param identity: who the calls run as (keys the budget with the connection id).
+        :param limit: calls per window.
+        :param window: seconds of the window.
+        """
+        ledger = self._side_ledgers.get(name)
+        if ledger is None:
+            path = ledger_path(ledger_key(f"{self.conn_id}-{name}", identity))
+            ledger = CallLedger(path, limit=limit, window=window, clock=self.clock, sleep=self.sleep)
+            self._side_ledgers[name] = ledger
+        self.draw(ledger)
 
     def budget_spent(self, exc: RateLimitWaitTooLong) -> Exception:
         """The error raised when the call budget does not free up in time."""
@@ -264,12 +343,17 @@ class RestHook(BaseHook):
         )
 
     def _after_response(self, response: requests.Response) -> None:
-        """A ``Retry-After`` on a 429/503 pauses every user of the shared call budget."""
+        """A ``Retry-After`` on a 429/503, and a 429's :attr:`reset_header`, pause every user of the
+        shared call budget."""
         if self.ledger is None or response.status_code not in (429, 503):
             return
         wait = parse_retry_after(response.headers.get("Retry-After"), self.clock())
         if wait:
             self.ledger.pause_until(self.clock() + wait)
+        if self.reset_header and response.status_code == 429:
+            when = reset_time(response.headers.get(self.reset_header) or "", self.clock())
+            if when:
+                self.ledger.pause_until(when)
 
     # -- calls ----------------------------------------------------------------------------
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -300,7 +384,10 @@ class RestHook(BaseHook):
         """The cheap authenticated call of :meth:`test_connection`; returns what it found."""
         if not self.check_path:
             raise NotImplementedError(f"{type(self).__name__} declares no check_path")
-        self.call("GET", self.check_path)
+        return self.check_found(self.call("GET", self.check_path, params=dict(self.check_params) or None))
+
+    def check_found(self, body: Any) -> str:
+        """What the Test button reports of the :attr:`check_path` answer (default: that it answered)."""
         return f"GET {self.check_path} answered"
 
     def test_connection(self) -> tuple[bool, str]:

@@ -12,7 +12,8 @@ raw or with a prefix; :func:`Bearer`), :class:`HeaderCredentials` (Login and Pas
 named headers), :class:`QueryApiKey` (Password as a query parameter) and
 :class:`OAuth2ClientCredentials` (Login = client id, Password = client secret, extra
 ``token_url``; the token is cached until shortly before it expires, fetched again on a 401, and
-never logged or shown).
+never logged or shown) and :class:`HostOAuth2ClientCredentials` (the same, at a token path of
+the connection's Host).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import requests
 from requests.auth import AuthBase
 
+from lytics_provider.hooks.rest_urls import base_url
 from lytics_provider.pipeline.http import ErrorTypes, ServiceError, redact
 
 
@@ -251,6 +253,14 @@ class OAuth2Token(AuthBase):
         self.answer = {k: v for k, v in body.items() if k not in ("access_token", "refresh_token")}
 
 
+def token_credentials(token: OAuth2Token) -> Credentials:
+    """The :class:`Credentials` of a client-credentials token: sent as Bearer, its secret redacted,
+    refreshed on a 401, the budget keyed by the client id."""
+    return Credentials(
+        requests_auth=token, secrets=(token._secret,), refresh=token.refresh, identity=token.client_id
+    )
+
+
 @dataclass(frozen=True)
 class OAuth2ClientCredentials:
     """OAuth2 client credentials: Login = client id, Password = client secret, extras
@@ -271,6 +281,44 @@ class OAuth2ClientCredentials:
             client_id,
             secret,
             scope=str(extra.get("scope") or self.scope),
+            params=self.token_params(extra),
             client_auth=str(extra.get("client_auth") or "basic"),
         )
-        return Credentials(requests_auth=token, secrets=(secret,), refresh=token.refresh, identity=client_id)
+        return token_credentials(token)
+
+    def token_params(self, extra: Mapping[str, Any]) -> Mapping[str, str]:
+        """More fields of the token request, from the connection's extras (none by default)."""
+        return {}
+
+
+@dataclass(frozen=True)
+class HostOAuth2ClientCredentials:
+    """OAuth2 client credentials at ``<Host><token_path>``: Login = client id, Password = client
+    secret; a connection without Host, Login or Password has none.
+
+    :param token_path: the token endpoint's path on the Host.
+    :param client_auth: how the id and secret are sent (``basic``, ``body`` or ``json``).
+    :param margin: seconds before expiry that a token is fetched again.
+    :param param_extras: extras sent in the token request under their own names when set.
+    """
+
+    token_path: str
+    client_auth: str = "basic"
+    margin: float = 30.0
+    param_extras: tuple[str, ...] = ()
+
+    def credentials(self, conn: Any) -> Credentials | None:
+        client_id, secret, host = conn.login or "", conn.password or "", conn.host or ""
+        if not client_id or not secret or not host:
+            return None
+        extra = conn.extra_dejson
+        params = {name: str(extra[name]) for name in self.param_extras if extra.get(name)}
+        token = OAuth2Token(
+            base_url(host, conn.schema, conn.port).rstrip("/") + self.token_path,
+            client_id,
+            secret,
+            params=params or None,
+            client_auth=self.client_auth,
+            margin=self.margin,
+        )
+        return token_credentials(token)

@@ -50,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "install airflow-provider-lytics[salesforce]"
     ) from exc
 
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.task_errors import TASK_ERRORS
 from lytics_provider.pipeline.http import HttpClient, RetryPolicy, ServiceError, redact
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_path
@@ -76,20 +77,15 @@ class ApiLimitReached(ServiceError):
     """The daily API request allocation is spent; the task resumes on retry after the pause."""
 
 
-def salesforce_error(response: requests.Response) -> str:
+@error_reader(shapes=(dict, list))
+def salesforce_error(body: Any) -> str | None:
     """The text of a Salesforce error body (``[{"errorCode": ..., "message": ...}]``, or OAuth's
     ``{"error": ..., "error_description": ...}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
     if isinstance(body, list):
         return "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in body if isinstance(e, dict))
-    if isinstance(body, dict):
-        if body.get("error"):
-            return f"{body['error']}: {body.get('error_description') or ''}"
-        return str(body.get("message") or body)[:300]
-    return str(body)[:300]
+    if body.get("error"):
+        return f"{body['error']}: {body.get('error_description') or ''}"
+    return str(body.get("message") or body)[:300]
 
 
 def error_codes(response: requests.Response) -> set[str]:

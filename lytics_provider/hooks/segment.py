@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from airflow.sdk.exceptions import AirflowFailException
 
 from lytics_provider.hooks.rest import base_url
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.hooks.task_errors import TASK_ERRORS
 from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, RetryPolicy, ServiceError
 from lytics_provider.sync.act import RowLevelBatchError
@@ -62,15 +63,12 @@ class BatchRefused(Exception):
     """Segment answered 400 to a ``/v1/batch`` request (a payload problem, not the service)."""
 
 
-def segment_error(response: Any) -> str:
+@error_reader
+def segment_error(body: dict[str, Any]) -> str | None:
     """The text of a Segment error body (``{"code": ..., "message": ...}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return str(response.text)[:300]
-    if isinstance(body, dict) and (body.get("message") or body.get("code")):
+    if body.get("message") or body.get("code"):
         return ": ".join(str(body[k]) for k in ("code", "message") if body.get(k))
-    return str(body)[:300]
+    return None
 
 
 class SegmentBatchHook(SegmentHook):

@@ -17,17 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from lytics_provider.hooks.rest import RestHook
+from lytics_provider.hooks.bulk_jobs import PlannedJobs, wait_for_answer
+from lytics_provider.hooks.list_lookup import list_choices
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Bearer
+from lytics_provider.hooks.rest_errors import error_reader
 from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, ServiceError
-from lytics_provider.pipeline.ratelimit import CallLedger, ledger_key, ledger_path, reset_time
+from lytics_provider.pipeline.ratelimit import CallLedger, ledger_key, ledger_path
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
-from lytics_provider.sync.identifiers import is_email, lookup_field, normalize_email, scalar_text
-from lytics_provider.sync.plan import Outcome, SyncPlan, Work
-from lytics_provider.sync.wait import wait_for_status
+from lytics_provider.sync.email_list import EmailListMembers
+from lytics_provider.sync.identifiers import lookup_field, scalar_text
+from lytics_provider.sync.plan import Outcome, Work
 
 MAX_CONTACTS = 30_000
 MAX_BYTES = 6 * 1024 * 1024
@@ -36,19 +37,16 @@ PAUSE_ONLY_BUDGET = 1_000_000_000
 """The ledger of a SendGrid connection carries the server's pauses only (no client-side budget)."""
 
 
-def sendgrid_error(response: requests.Response) -> str:
+@error_reader
+def sendgrid_error(body: dict[str, Any]) -> str | None:
     """The messages of a SendGrid error body (``{"errors": [{"field", "message"}]}``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    found = body.get("errors") if isinstance(body, dict) else None
+    found = body.get("errors")
     if isinstance(found, list) and found:
         return "; ".join(
             f"{e.get('field')}: {e.get('message')}" if e.get("field") else str(e.get("message"))
             for e in found
         )
-    return str(body)[:300]
+    return None
 
 
 class SendGridHook(RestHook):
@@ -57,20 +55,20 @@ class SendGridHook(RestHook):
     :param sendgrid_conn_id: the ``sendgrid`` connection (default ``sendgrid_default``).
     """
 
-    conn_name_attr = "sendgrid_conn_id"
-    default_conn_name = "sendgrid_default"
     conn_type = "sendgrid"
     hook_name = "SendGrid"
     default_host = "https://api.sendgrid.com"
     auth = Bearer()
     credentials_hint = "needs the SendGrid API key in the API key (Password) field."
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    credentials_fix = (
+        "a SendGrid API key with Marketing (marketing.read, marketing.write) access in the API key field."
+    )
+    default_headers = JSON_HEADERS
+    reset_header = "X-RateLimit-Reset"
     error_text = staticmethod(sendgrid_error)
     check_path = "/v3/scopes"
 
-    def __init__(self, sendgrid_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(sendgrid_conn_id, **kwargs)
-        self.downloads = 0
+    downloads = 0
 
     def get_conn(self) -> HttpClient:
         if self._client is None and self.ledger is None:
@@ -85,23 +83,9 @@ class SendGridHook(RestHook):
             )
         return super().get_conn()
 
-    def _after_response(self, response: requests.Response) -> None:
-        """A 429's ``X-RateLimit-Reset`` pauses every task of the connection until the reset."""
-        super()._after_response(response)
-        if response.status_code == 429 and self.ledger is not None:
-            when = reset_time(response.headers.get("X-RateLimit-Reset") or "", self.clock())
-            if when:
-                self.ledger.pause_until(when)
-
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.sendgrid_conn_id!r}: a SendGrid API key with Marketing "
-            "(marketing.read, marketing.write) access in the API key field."
-        )
-
-    def check_call(self) -> str:
-        """``GET /v3/scopes``."""
-        return f"{len(self.call('GET', '/v3/scopes').get('scopes') or [])} scopes on this API key"
+    def check_found(self, body: Any) -> str:
+        """The API key's scopes."""
+        return f"{len(body.get('scopes') or [])} scopes on this API key"
 
     # -- fields, segments, lists ---------------------------------------------------------------
     def custom_fields(self) -> dict[str, str]:
@@ -134,8 +118,9 @@ class SendGridHook(RestHook):
         for item in lists:
             if list_ref in (str(item.get("id")), str(item.get("name"))):
                 return item
-        shown = ", ".join(f"{i.get('id')} ({i.get('name')})" for i in lists[:20])
-        raise ValueError(f"SendGrid list {list_ref!r} not found; set list to one of: {shown or 'none'}")
+        raise ValueError(
+            f"SendGrid list {list_ref!r} not found; set list to one of: {list_choices(lists) or 'none'}"
+        )
 
     # -- contacts ------------------------------------------------------------------------------
     def upsert_contacts(self, contacts: list[dict[str, Any]], list_ids: list[str]) -> str:
@@ -149,15 +134,14 @@ class SendGridHook(RestHook):
         self, job_id: str, poll_interval: float, timeout: float, sleep: Callable[[float], None] = time.sleep
     ) -> dict[str, Any]:
         """Poll an upsert job until it is no longer pending; its last status."""
-        last: dict[str, Any] = {}
-
-        def poll() -> str:
-            last.clear()
-            last.update(self.call("GET", f"/v3/marketing/contacts/imports/{job_id}"))
-            return str(last.get("status"))
-
-        wait_for_status(poll, ("pending",), poll_interval, timeout, f"SendGrid job {job_id}", sleep)
-        return last
+        return wait_for_answer(
+            lambda: self.call("GET", f"/v3/marketing/contacts/imports/{job_id}"),
+            ("pending",),
+            poll_interval,
+            timeout,
+            f"SendGrid job {job_id}",
+            sleep,
+        )
 
     def start_export(self, list_ids: list[str]) -> str:
         """``POST /v3/marketing/contacts/exports`` (JSON lines); the export id."""
@@ -174,16 +158,15 @@ class SendGridHook(RestHook):
         sleep: Callable[[float], None] = time.sleep,
     ) -> list[str]:
         """Poll an export until it is ready; its file URLs."""
-        last: dict[str, Any] = {}
-
-        def poll() -> str:
-            last.clear()
-            last.update(self.call("GET", f"/v3/marketing/contacts/exports/{export_id}"))
-            return str(last.get("status"))
-
-        status = wait_for_status(
-            poll, ("pending",), poll_interval, timeout, f"SendGrid export {export_id}", sleep
+        last = wait_for_answer(
+            lambda: self.call("GET", f"/v3/marketing/contacts/exports/{export_id}"),
+            ("pending",),
+            poll_interval,
+            timeout,
+            f"SendGrid export {export_id}",
+            sleep,
         )
+        status = str(last.get("status"))
         if status != "ready":
             raise ServiceError(f"SendGrid export {export_id} ended {status!r}: {last.get('message') or ''}")
         return [str(u) for u in last.get("urls") or []]
@@ -220,7 +203,7 @@ def field_chunks(ids: list[str], max_chars: int) -> list[str]:
     return [*chunks, current] if current else chunks or [""]
 
 
-class SendGridSegmentDestination(SyncDestination):
+class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination):
     """Members as SendGrid contacts whose ``lytics_segments`` lists their Lytics audience ids.
 
     Enter (or a change of the exported fields): the contact is upserted with ``lytics_segments``
@@ -235,10 +218,17 @@ class SendGridSegmentDestination(SyncDestination):
     :param slug_ids: Lytics audience slug -> id (to map ``segments_field``).
     :param add_field: creates an overflow field and returns its id (the segment is updated).
     :param custom_ids: every custom field's name -> id (export fields that are custom fields).
+    :param wait: ``poll_interval``, ``timeout`` and ``sleep`` of an upsert job's wait
+        (:class:`~lytics_provider.hooks.bulk_jobs.PlannedJobs`).
     """
 
     enter_kinds = ("enter", "change")
     tracked_exit_actions = ("remove",)
+    act_kinds = ("add", "remove")
+    id_field: str | None = None
+    """Contacts are keyed by email alone."""
+    targets = SyncDestination.targets
+    """One target: the segment is the Lytics audience's, not a list's."""
 
     def __init__(
         self,
@@ -255,10 +245,9 @@ class SendGridSegmentDestination(SyncDestination):
         export_fields: dict[str, str] | None = None,
         max_field_chars: int = 1000,
         batch_size: int = MAX_CONTACTS,
-        poll_interval: float = 5.0,
-        timeout: float = 3600.0,
-        sleep: Callable[[float], None] = time.sleep,
+        **wait: Any,
     ) -> None:
+        super().__init__(**wait)
         self.hook = hook
         self.audience_id = audience_id
         self.field_ids = dict(field_ids)
@@ -278,22 +267,8 @@ class SendGridSegmentDestination(SyncDestination):
         self.trigger_fields = [email_field, segments_field, *self.export_fields]
         self.max_field_chars = max_field_chars
         self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.sleep = sleep
-        self.plan: SyncPlan | None = None
-        self.jobs = 0
 
     # planning
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return normalize_email(lookup_field(record, self.email_field)), None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if is_email(ident):
-            return None
-        name = self.email_field
-        return f"{name!r} is not a valid email address" if ident else f"no email in {name!r}"
-
     def exit_action(self) -> str:
         return "remove"
 
@@ -317,10 +292,6 @@ class SendGridSegmentDestination(SyncDestination):
 
     def describe_after(self) -> dict[str, Any]:
         return {"jobs": self.jobs, "sendgrid_calls": self.hook.calls}
-
-    def act(self, plan: SyncPlan, kinds: Any = ("add", "remove")) -> None:
-        self.plan = plan
-        super().act(plan, kinds)
 
     # acting
     def add(self, target: str, rows: list[Work]) -> list[Outcome]:
@@ -351,12 +322,21 @@ class SendGridSegmentDestination(SyncDestination):
                 reserved[name] = value
         return {"email": row.ident, **reserved, "custom_fields": custom}
 
+    def _start(self, contacts: list[dict[str, Any]], adds: bool) -> str:
+        """Start the upsert job of ``contacts`` (added to the lists when any is an enter); its id."""
+        try:
+            return self.hook.upsert_contacts(contacts, self.list_ids if adds else [])
+        except PermanentServiceError as exc:
+            if exc.status == 400 and "contacts[" in str(exc):
+                raise RowLevelBatchError(str(exc).split(": 400 ", 1)[-1]) from None
+            raise
+
     def _upsert(self, target: str, rows: list[tuple[str, Work]]) -> list[Outcome]:
-        assert self.plan is not None
+        assert self.plan is not None, "act() keeps the plan"
         step = f"sendgrid_job:{target}:{rows[0][1].seq}:{rows[-1][1].seq}"
-        job_id = self.plan.step(step)
         adds = any(kind == "add" for kind, _ in rows)
-        if job_id is None:
+        contacts: list[dict[str, Any]] = []
+        if self.plan.step(step) is None:
             contacts = [self._contact(row, kind == "add") for kind, row in rows]
             if len(json.dumps({"contacts": contacts, "list_ids": self.list_ids})) > MAX_BYTES:
                 if len(rows) == 1:
@@ -365,14 +345,7 @@ class SendGridSegmentDestination(SyncDestination):
                     return [(row.ident, target, kind, row.uid, "Rejected", None, reason)]
                 middle = len(rows) // 2
                 return [*self._upsert(target, rows[:middle]), *self._upsert(target, rows[middle:])]
-            try:
-                job_id = self.hook.upsert_contacts(contacts, self.list_ids if adds else [])
-            except PermanentServiceError as exc:
-                if exc.status == 400 and "contacts[" in str(exc):
-                    raise RowLevelBatchError(str(exc).split(": 400 ", 1)[-1]) from None
-                raise
-            self.plan.set_step(step, job_id)
-            self.jobs += 1
+        job_id = self.planned_job(step, lambda: self._start(contacts, adds))
         status = self.hook.wait_for_job(job_id, self.poll_interval, self.timeout, self.sleep)
         if status.get("status") != "completed":
             raise ServiceError(f"SendGrid upsert job {job_id} ended {status.get('status')!r}")

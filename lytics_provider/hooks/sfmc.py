@@ -23,16 +23,15 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-import requests
-
-from lytics_provider.hooks.rest import RestHook, base_url
-from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
-from lytics_provider.pipeline.http import HttpClient, PermanentServiceError, RetryPolicy
+from lytics_provider.hooks.field_mapping import mapped_values
+from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
+from lytics_provider.hooks.rest_auth import Credentials, HostOAuth2ClientCredentials, OAuth2Token
+from lytics_provider.hooks.rest_errors import error_reader
+from lytics_provider.pipeline.http import HttpClient, PermanentServiceError
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.events import AudienceEvent, EventDestination
@@ -49,14 +48,9 @@ SOAP_NS = "http://exacttarget.com/wsdl/partnerAPI"
 FIELD_TYPES = ("Text", "Number", "Date", "Boolean", "EmailAddress", "Phone", "Decimal", "Locale")
 
 
-def sfmc_error(response: requests.Response) -> str:
+@error_reader
+def sfmc_error(body: dict[str, Any]) -> str | None:
     """The text of a Marketing Cloud error body (``message``, ``additionalErrors``, OAuth ``error``)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if not isinstance(body, dict):
-        return str(body)[:300]
     parts = [str(body.get("message") or body.get("error_description") or body.get("error") or "")]
     if body.get("errorcode") not in (None, ""):
         parts.append(f"(errorcode {body['errorcode']})")
@@ -66,27 +60,6 @@ def sfmc_error(response: requests.Response) -> str:
     return " ".join(p for p in parts if p)[:800]
 
 
-@dataclass(frozen=True)
-class SfmcClientCredentials:
-    """Client ID (Login) and Client Secret (Password) exchanged at ``<Host>/v2/token`` (JSON body)."""
-
-    def credentials(self, conn: Any) -> Credentials | None:
-        client_id, secret, host = conn.login or "", conn.password or "", conn.host or ""
-        if not client_id or not secret or not host:
-            return None
-        auth_base = base_url(host, conn.schema, conn.port).rstrip("/")
-        account = str(conn.extra_dejson.get("account_id") or "")
-        token = OAuth2Token(
-            f"{auth_base}/v2/token",
-            client_id,
-            secret,
-            params={"account_id": account} if account else None,
-            client_auth="json",
-            margin=TOKEN_MARGIN,
-        )
-        return Credentials(requests_auth=token, secrets=(secret,), refresh=token.refresh, identity=client_id)
-
-
 class SfmcHook(RestHook):
     """Talk to Marketing Cloud with the installed package credentials of an ``sfmc`` connection.
 
@@ -94,26 +67,29 @@ class SfmcHook(RestHook):
     ``account_id`` (MID of the business unit; default the package's own).
 
     :param sfmc_conn_id: the ``sfmc`` connection (default ``sfmc_default``).
-    :param retry_policy: how often and how long one call is retried.
+    :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
     """
 
-    conn_name_attr = "sfmc_conn_id"
-    default_conn_name = "sfmc_default"
     conn_type = "sfmc"
     hook_name = "Salesforce Marketing Cloud"
-    auth = SfmcClientCredentials()
+    auth = HostOAuth2ClientCredentials(
+        "/v2/token", client_auth="json", margin=TOKEN_MARGIN, param_extras=("account_id",)
+    )
+    """Client ID (Login) and Client Secret (Password) exchanged at ``<Host>/v2/token`` (JSON body),
+    for the business unit of the extra ``account_id`` when set."""
     credentials_hint = (
         "needs the Client ID in Login, the Client Secret in Password and the Authentication Base URI in Host."
     )
-    default_headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    credentials_fix = (
+        "the installed package's Client ID (Login) and Client Secret (Password), the Authentication Base "
+        "URI (Host), and that the package has the permissions the job needs (Data Extensions read/write, "
+        "Journeys execute)."
+    )
+    default_headers = JSON_HEADERS
     error_text = staticmethod(sfmc_error)
 
-    def __init__(
-        self, sfmc_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
-    ) -> None:
-        super().__init__(sfmc_conn_id, retry_policy)
-        self.auth_base = ""
-        self.token: OAuth2Token | None = None
+    auth_base = ""
+    token: OAuth2Token | None = None
 
     def configure_client(self, client: HttpClient, credentials: Credentials) -> None:
         """Fetch the first token and send every REST call to the account's ``rest_instance_url``."""
@@ -129,13 +105,6 @@ class SfmcHook(RestHook):
                 "Authentication Base URI (https://<subdomain>.auth.marketingcloudapis.com)?"
             )
         client.base_url = rest
-
-    def auth_fix(self) -> str:
-        return (
-            f"Check connection {self.sfmc_conn_id!r}: the installed package's Client ID (Login) and Client "
-            "Secret (Password), the Authentication Base URI (Host), and that the package has the "
-            "permissions the job needs (Data Extensions read/write, Journeys execute)."
-        )
 
     def check_call(self) -> str:
         """Fetch a token and read ``/v2/userinfo`` (any valid token may)."""
@@ -225,18 +194,35 @@ def is_email_field(field: str) -> bool:
     return "email" in field.lower()
 
 
-def mapped_values(record: dict[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
-    """``{target column: value}`` of the mapped Lytics fields the member has (lists joined with ``,``)."""
-    values: dict[str, Any] = {}
-    for source, target in mapping.items():
-        value = lookup_field(record, source)
-        if value is None or value == "" or isinstance(value, dict):
-            continue
-        values[target] = ",".join(map(scalar_text, value)) if isinstance(value, list) else value
-    return values
+class SfmcMembers:
+    """Destination mixin: members keyed by one profile field (:meth:`key_field`), which must be a
+    valid address when its name says it holds an email, carrying their mapped fields
+    (``field_mapping``)."""
+
+    field_mapping: dict[str, str]
+    key_name: str
+    """What the key is called at Marketing Cloud (in reject reasons)."""
+
+    def key_field(self) -> str:
+        """The profile field of the key."""
+        raise NotImplementedError
+
+    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
+        return key_of(record, self.key_field()), None
+
+    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
+        field = self.key_field()
+        if not ident:
+            return f"no {self.key_name} in field {field!r}"
+        if is_email_field(field) and not is_email(ident):
+            return f"{field!r} is not a valid email address (the {self.key_name})"
+        return None
+
+    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
+        return mapped_values(record, self.field_mapping)
 
 
-class SfmcDataExtensionDestination(SyncDestination):
+class SfmcDataExtensionDestination(SfmcMembers, SyncDestination):
     """Members upserted as rows of one data extension, keyed by the subscriber key column.
 
     Exits are not sent: the rows stay (the REST API deletes no rows; journeys and sends read the
@@ -246,6 +232,7 @@ class SfmcDataExtensionDestination(SyncDestination):
     enter_kinds = ("enter", "change")
     tracked_exit_actions = ()
     reject_status = REJECTED
+    key_name = "subscriber key"
 
     def __init__(
         self,
@@ -265,21 +252,11 @@ class SfmcDataExtensionDestination(SyncDestination):
         self.batch_size = batch_size
         self.created = created
 
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return key_of(record, self.subscriber_key_field), None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if not ident:
-            return f"no subscriber key in field {self.subscriber_key_field!r}"
-        if is_email_field(self.subscriber_key_field) and not is_email(ident):
-            return f"{self.subscriber_key_field!r} is not a valid email address (the subscriber key)"
-        return None
+    def key_field(self) -> str:
+        return self.subscriber_key_field
 
     def targets(self, record: dict[str, Any]) -> list[str]:
         return [self.key]
-
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        return mapped_values(record, self.field_mapping)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -308,10 +285,11 @@ class SfmcDataExtensionDestination(SyncDestination):
         return [(w.ident, target, "add", w.uid, UPSERTED, None, None) for w in rows]
 
 
-class SfmcJourneyDestination(EventDestination):
+class SfmcJourneyDestination(SfmcMembers, EventDestination):
     """Members who enter the audience sent as entry events of one journey (``ContactKey`` from a field)."""
 
     reject_status = REJECTED
+    key_name = "ContactKey"
 
     def __init__(
         self,
@@ -328,18 +306,8 @@ class SfmcJourneyDestination(EventDestination):
         self.field_mapping = dict(field_mapping)
         self.instances: list[str] = []
 
-    def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
-        return key_of(record, self.contact_key_field), None
-
-    def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
-        if not ident:
-            return f"no ContactKey in field {self.contact_key_field!r}"
-        if is_email_field(self.contact_key_field) and not is_email(ident):
-            return f"{self.contact_key_field!r} is not a valid email address (the ContactKey)"
-        return None
-
-    def payload(self, record: dict[str, Any]) -> dict[str, Any]:
-        return mapped_values(record, self.field_mapping)
+    def key_field(self) -> str:
+        return self.contact_key_field
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -37,7 +37,7 @@ import requests
 from requests.auth import AuthBase
 
 from lytics_provider.hooks.rest import RestHook
-from lytics_provider.hooks.rest_auth import Credentials, OAuth2Token
+from lytics_provider.hooks.rest_auth import Credentials, OAuth2ClientCredentials, OAuth2Token
 from lytics_provider.hooks.webhook_payloads import EventRenderer, RenderError
 from lytics_provider.pipeline.http import HttpClient, PermanentServiceError
 from lytics_provider.sync.act import RowLevelBatchError
@@ -107,19 +107,15 @@ class WebhookAuth:
                 secrets=secrets,
                 identity=",".join(sorted(headers)) or "params",
             )
-        client_id, secret = conn.login or "", conn.password or ""
-        token_url = str(extra.get("token_url") or "")
-        if not client_id or not secret or not token_url:
-            return None
-        token = OAuth2Token(
-            token_url,
-            client_id,
-            secret,
-            scope=str(extra.get("scope") or ""),
-            params=_mapping(extra, "additional_request_parameters"),
-            client_auth=str(extra.get("client_auth") or "basic"),
-        )
-        return Credentials(requests_auth=token, secrets=(secret,), refresh=token.refresh, identity=client_id)
+        return WebhookOAuth2().credentials(conn)
+
+
+@dataclass(frozen=True)
+class WebhookOAuth2(OAuth2ClientCredentials):
+    """OAuth2 client credentials with the webhook's extra ``additional_request_parameters``."""
+
+    def token_params(self, extra: Mapping[str, Any]) -> Mapping[str, str]:
+        return _mapping(extra, "additional_request_parameters")
 
 
 class WebhooksHook(RestHook):
@@ -130,8 +126,6 @@ class WebhooksHook(RestHook):
     :param webhooks_conn_id: the Airflow connection id.
     """
 
-    conn_name_attr: ClassVar[str] = "webhooks_conn_id"
-    default_conn_name: ClassVar[str] = "webhooks_default"
     conn_type: ClassVar[str] = "webhooks"
     hook_name: ClassVar[str] = "Webhooks"
     auth = WebhookAuth()  # type: ignore[assignment]
@@ -141,9 +135,7 @@ class WebhooksHook(RestHook):
     )
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
 
-    def __init__(self, webhooks_conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(webhooks_conn_id, **kwargs)
-        self.verify: bool | str = True
+    verify: bool | str = True
 
     def validate_extra(self) -> None:
         """``auth_method`` is one of the three; ``ca_bundle`` is a readable file."""

@@ -123,6 +123,7 @@ class AirflowStack:
     home: Path
     base_env: Mapping[str, str]
     jobs_dir: Path
+    dags_folder: Path = REPO / "dags"
     executor: str = "LocalExecutor"
     extra_env: Mapping[str, str] = field(default_factory=dict)
     components: Sequence[str] = ("api-server", "scheduler", "dag-processor")
@@ -145,7 +146,7 @@ class AirflowStack:
         env = {
             **self.base_env,
             "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__PARALLELISM": "4",
@@ -339,6 +340,15 @@ def task_log(api: Any, run_id: str, task_id: str, dag_id: str = MAPP_DAG, try_nu
 
 
 _SHARED: dict[str, tuple[AirflowStack, LyticsServices]] = {}
+DOWNSTREAM_DAG = "after_mapp_delivery"
+
+
+def dags_with_downstream(folder: Path) -> Path:
+    """A DAGs folder holding the repo's DAG file and a user's DAG scheduled on the Mapp delivery."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lytics_jobs.py").symlink_to(REPO / "dags" / "lytics_jobs.py")
+    shutil.copy(Path(__file__).with_name("dag_files") / f"{DOWNSTREAM_DAG}.py", folder)
+    return folder
 
 
 def shared_stack(
@@ -356,6 +366,7 @@ def shared_stack(
         home=root / "home",
         base_env={**env, **services.env(), "AIRFLOW_CONN_AIRFLOW_API": json.dumps(api_conn)},
         jobs_dir=REPO / "include" / "jobs",
+        dags_folder=dags_with_downstream(root / "dags"),
         port=port,
         password=password,
     )

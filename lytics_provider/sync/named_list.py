@@ -1,8 +1,9 @@
 """The list an audience is kept in at a marketing service: named by the job, found or created.
 
-A sync operator that keeps the audience in a list of the service's own (HubSpot, Klaviyo)
-subclasses :class:`NamedListSyncOperator`, which has ``list_name`` and ``create_list`` and finds
-(or creates) the list in :meth:`~NamedListSyncOperator.named_list`.
+A sync operator that keeps the audience's members, keyed by email, in a list of the service's own
+subclasses :class:`ListSyncOperator` (``email_field``, ``on_exit``, the service's batch limit and
+the run's first log line). :class:`NamedListSyncOperator` adds ``list_name`` and ``create_list``
+and finds (or creates) the list in :meth:`~NamedListSyncOperator.named_list`.
 """
 
 from __future__ import annotations
@@ -22,19 +23,73 @@ def list_name_for(list_name: str | None, audience: dict[str, Any]) -> str:
     return f"Lytics {audience.get('name') or audience.get('slug') or audience.get('id') or 'audience'}"
 
 
-class NamedListSyncOperator(AudienceSyncOperator):
-    """An audience sync into a list named ``list_name`` (default ``Lytics <audience>``).
+class ListSyncOperator(AudienceSyncOperator):
+    """An audience sync of members keyed by email into a list of the service's own.
 
-    Subclasses set :attr:`service` and :attr:`list_noun`, and keep ``list_name`` and
-    ``create_list`` as attributes.
+    Subclasses set :attr:`service`, :attr:`list_noun` and :attr:`batch_limit`, and check their
+    ``batch_size`` with :meth:`check_batch_size`.
+
+    :param email_field: the Lytics field holding the member's email (the service's key).
+    :param on_exit: ``remove`` (from the list, only members the job added) or ``ignore``.
     """
 
     #: the service's name in messages, e.g. ``HubSpot``
     service: ClassVar[str]
     #: what the service calls a list, in messages
     list_noun: ClassVar[str] = "list"
+    #: the most members one batch may hold
+    batch_limit: ClassVar[int]
+
+    def __init__(self, *, email_field: str = "email", on_exit: str = "remove", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if on_exit not in ("remove", "ignore"):
+            raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
+        self.email_field = email_field
+        self.on_exit = on_exit
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Refuse a ``batch_size`` outside 1 to :attr:`batch_limit`."""
+        if not 1 <= batch_size <= self.batch_limit:
+            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {self.batch_limit}")
+
+    def log_export(self, inputs: SyncRunInputs, label: Any, detail: Any) -> None:
+        """Log where the run exports the audience to: the list's ``label`` and, in brackets, ``detail``."""
+        self.log.info(
+            "Exporting %s to %s %s %s (%s)",
+            inputs.audience.get("slug"),
+            self.service,
+            self.list_noun,
+            label,
+            detail,
+        )
+
+    def resolved_list(self, inputs: SyncRunInputs, ref: Any, resolve: Callable[[str], dict[str, Any]]) -> str:
+        """The id of the list ``ref`` (an id or exact name) names, by ``resolve``; logged.
+
+        :param inputs: the run.
+        :param ref: the configured list.
+        :param resolve: looks a list up by id or exact name and returns it (``id``, ``name``).
+        """
+        found = resolve(str(ref))
+        self.log_export(inputs, found.get("id"), found.get("name"))
+        return str(found["id"])
+
+
+class NamedListSyncOperator(ListSyncOperator):
+    """An audience sync into a list named ``list_name`` (default ``Lytics <audience>``).
+
+    :param list_name: the list (default ``Lytics <audience>``).
+    :param create_list: create the list when there is none.
+    """
+
+    template_fields = ("list_name",)
     list_name: str | None
     create_list: bool
+
+    def __init__(self, *, list_name: str | None = None, create_list: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.list_name = list_name
+        self.create_list = create_list
 
     def named_list(
         self, inputs: SyncRunInputs, find: Callable[[str], Found | None], create: Callable[[str], Found]

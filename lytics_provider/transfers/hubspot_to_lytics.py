@@ -106,9 +106,8 @@ class HubspotToLyticsOperator(WindowedImportOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(initial_since=initial_since, **kwargs)
-        if not import_contacts and not import_events:
-            raise ValueError("select contacts, events or both to import (import_contacts / import_events)")
         keep_arguments(self, locals())
+        self.require_a_stream(import_contacts=import_contacts, import_events=import_events)
         self.contact_properties = list(contact_properties)
 
     def make_hook(self) -> HubspotHook:

@@ -99,9 +99,8 @@ class KlaviyoToLyticsOperator(WindowedImportOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(initial_since=initial_since, **kwargs)
-        if not import_users and not import_activity:
-            raise ValueError("select users, activity or both to import (import_users / import_activity)")
         keep_arguments(self, locals())
+        self.require_a_stream(import_users=import_users, import_activity=import_activity)
 
     def make_hook(self) -> KlaviyoHook:
         return KlaviyoHook(self.klaviyo_conn_id)

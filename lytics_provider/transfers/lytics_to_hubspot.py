@@ -52,29 +52,22 @@ class LyticsToHubspotOperator(NamedListSyncOperator):
     :param batch_size: members per acknowledged batch (upserts of 100 plus one list call).
     """
 
-    template_fields = ("list_name",)
     service = "HubSpot"
     list_noun = "contact list"
+    batch_limit = MEMBERSHIP_LIMIT
 
     def __init__(
         self,
         *,
         hubspot_conn_id: str = HubspotHook.default_conn_name,
-        list_name: str | None = None,
-        create_list: bool = True,
-        email_field: str = "email",
         id_field: str | None = "hubspot_id",
         property_map: dict[str, str] | None = None,
-        on_exit: str = "remove",
         batch_size: int = DEFAULT_BATCH_SIZE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
-        if on_exit not in ("remove", "ignore"):
-            raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
-        if not 1 <= batch_size <= MEMBERSHIP_LIMIT:
-            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {MEMBERSHIP_LIMIT}")
+        self.check_batch_size(batch_size)
         mapped = dict(DEFAULT_PROPERTY_MAP if property_map is None else property_map)
         blocked = sorted(set(mapped.values()) & SUBSCRIPTION_PROPERTIES)
         if blocked:
@@ -96,7 +89,7 @@ class LyticsToHubspotOperator(NamedListSyncOperator):
                     f"HubSpot list {name!r} is an active (DYNAMIC) list, whose members HubSpot chooses; "
                     "use a static (MANUAL) list"
                 )
-        self.log.info("Exporting %s to HubSpot list %s (%s)", inputs.audience.get("slug"), name, list_id)
+        self.log_export(inputs, name, list_id)
         return HubspotListDestination(
             hook,
             list_id,

@@ -47,29 +47,21 @@ class LyticsToKlaviyoOperator(NamedListSyncOperator):
     """
 
     service = "Klaviyo"
-
-    template_fields = ("list_name",)
+    batch_limit = JOB_LIMIT
 
     def __init__(
         self,
         *,
         klaviyo_conn_id: str = KlaviyoHook.default_conn_name,
-        list_name: str | None = None,
-        create_list: bool = True,
-        email_field: str = "email",
         id_field: str | None = "klaviyo_id",
         property_map: dict[str, str] | None = None,
-        on_exit: str = "remove",
         batch_size: int = JOB_LIMIT,
         poll_interval: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
-        if on_exit not in ("remove", "ignore"):
-            raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
-        if not 1 <= batch_size <= JOB_LIMIT:
-            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {JOB_LIMIT}")
+        self.check_batch_size(batch_size)
         mapped = dict(DEFAULT_PROPERTY_MAP if property_map is None else property_map)
         blocked = sorted(
             t for t in mapped.values() if t in CONSENT_ATTRIBUTES or t.startswith("subscriptions")
@@ -82,7 +74,7 @@ class LyticsToKlaviyoOperator(NamedListSyncOperator):
         hook = KlaviyoHook(self.klaviyo_conn_id)
         name, found = self.named_list(inputs, hook.find_list, hook.create_list)
         list_id = found or "(new list)"
-        self.log.info("Exporting %s to Klaviyo list %s (%s)", inputs.audience.get("slug"), name, list_id)
+        self.log_export(inputs, name, list_id)
         return KlaviyoListDestination(
             hook,
             list_id,

@@ -110,6 +110,12 @@ class WindowedImportOperator(BaseOperator):
         self.lytics_conn_id = lytics_conn_id
         self.initial_since = initial_since
 
+    def require_a_stream(self, **flags: bool) -> None:
+        """Refuse a configuration that selects none of the streams (``import_<stream>`` flags)."""
+        if not any(flags.values()):
+            names = [name.removeprefix("import_") for name in flags]
+            raise ValueError(f"select {', '.join(names)} or both to import ({' / '.join(flags)})")
+
     def make_hook(self) -> Any:
         """The service's hook (its ``calls`` are reported)."""
         raise NotImplementedError

@@ -85,11 +85,44 @@ class NamedListSyncOperator(ListSyncOperator):
     template_fields = ("list_name",)
     list_name: str | None
     create_list: bool
+    id_field: str | None
+    property_map: dict[str, str]
+    batch_size: int
 
     def __init__(self, *, list_name: str | None = None, create_list: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.list_name = list_name
         self.create_list = create_list
+
+    def checked_property_map(
+        self,
+        property_map: dict[str, str] | None,
+        default: dict[str, str],
+        forbidden: Callable[[str], bool],
+        message: str,
+    ) -> dict[str, str]:
+        """``property_map`` (``default`` when None); a target that is ``forbidden`` is refused.
+
+        :param property_map: the configured Lytics field -> service property map.
+        :param default: the map when none is configured.
+        :param forbidden: true for a property an export never writes.
+        :param message: the error, with ``{blocked}`` for the properties refused.
+        """
+        mapped = dict(default if property_map is None else property_map)
+        blocked = sorted({target for target in mapped.values() if forbidden(target)})
+        if blocked:
+            raise self.config_error(message.format(blocked=blocked))
+        return mapped
+
+    def member_arguments(self) -> dict[str, Any]:
+        """The list destination's arguments that come from the operator's options."""
+        return {
+            "email_field": self.email_field,
+            "property_map": self.property_map,
+            "on_exit": self.on_exit,
+            "batch_size": self.batch_size,
+            "id_field": self.id_field,
+        }
 
     def named_list(
         self, inputs: SyncRunInputs, find: Callable[[str], Found | None], create: Callable[[str], Found]

@@ -68,14 +68,13 @@ class LyticsToHubspotOperator(NamedListSyncOperator):
         super().__init__(**kwargs)
         keep_arguments(self, locals())
         self.check_batch_size(batch_size)
-        mapped = dict(DEFAULT_PROPERTY_MAP if property_map is None else property_map)
-        blocked = sorted(set(mapped.values()) & SUBSCRIPTION_PROPERTIES)
-        if blocked:
-            raise self.config_error(
-                f"property_map writes {blocked}: subscription properties are never written by an export; "
-                "remove them from property_map"
-            )
-        self.property_map = mapped
+        self.property_map = self.checked_property_map(
+            property_map,
+            DEFAULT_PROPERTY_MAP,
+            SUBSCRIPTION_PROPERTIES.__contains__,
+            "property_map writes {blocked}: subscription properties are never written by an export; "
+            "remove them from property_map",
+        )
 
     def make_destination(self, inputs: SyncRunInputs) -> HubspotListDestination:
         hook = HubspotHook(self.hubspot_conn_id)
@@ -94,11 +93,7 @@ class LyticsToHubspotOperator(NamedListSyncOperator):
             hook,
             list_id,
             name,
-            email_field=self.email_field,
-            property_map=self.property_map,
-            on_exit=self.on_exit,
-            batch_size=self.batch_size,
-            id_field=self.id_field,
+            **self.member_arguments(),
             dry_run=inputs.dry_run,
             refs=RefStore(self.job_id),
         )

@@ -30,6 +30,11 @@ DEFAULT_PROPERTY_MAP = {"first_name": "first_name", "last_name": "last_name"}
 CONSENT_ATTRIBUTES = frozenset({"subscriptions", "consent", "properties.$consent"})
 
 
+def is_consent(attribute: str) -> bool:
+    """True for a profile attribute that carries consent (never sent by an export)."""
+    return attribute in CONSENT_ATTRIBUTES or attribute.startswith("subscriptions")
+
+
 class LyticsToKlaviyoOperator(NamedListSyncOperator):
     """Import an audience's members as Klaviyo profiles in a list; see the module docstring.
 
@@ -62,13 +67,12 @@ class LyticsToKlaviyoOperator(NamedListSyncOperator):
         super().__init__(**kwargs)
         keep_arguments(self, locals())
         self.check_batch_size(batch_size)
-        mapped = dict(DEFAULT_PROPERTY_MAP if property_map is None else property_map)
-        blocked = sorted(
-            t for t in mapped.values() if t in CONSENT_ATTRIBUTES or t.startswith("subscriptions")
+        self.property_map = self.checked_property_map(
+            property_map,
+            DEFAULT_PROPERTY_MAP,
+            is_consent,
+            "property_map writes consent ({blocked}); an export never sends consent",
         )
-        if blocked:
-            raise self.config_error(f"property_map writes consent ({blocked}); an export never sends consent")
-        self.property_map = mapped
 
     def make_destination(self, inputs: SyncRunInputs) -> KlaviyoListDestination:
         hook = KlaviyoHook(self.klaviyo_conn_id)
@@ -79,10 +83,6 @@ class LyticsToKlaviyoOperator(NamedListSyncOperator):
             hook,
             list_id,
             name,
-            email_field=self.email_field,
-            property_map=self.property_map,
-            on_exit=self.on_exit,
-            batch_size=self.batch_size,
-            id_field=self.id_field,
+            **self.member_arguments(),
             poll_interval=self.poll_interval,
         )

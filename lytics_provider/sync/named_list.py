@@ -78,9 +78,19 @@ class ListSyncOperator(AudienceSyncOperator):
 class NamedListSyncOperator(ListSyncOperator):
     """An audience sync into a list named ``list_name`` (default ``Lytics <audience>``).
 
+    Subclasses set :attr:`default_property_map` and, for properties an export never writes,
+    :meth:`forbidden_property` and :attr:`forbidden_properties_error`.
+
     :param list_name: the list (default ``Lytics <audience>``).
     :param create_list: create the list when there is none.
+    :param property_map: Lytics field -> the service's property, written on enter and change
+        (default :attr:`default_property_map`).
     """
+
+    #: the property map when none is configured
+    default_property_map: ClassVar[dict[str, str]] = {}
+    #: the error for a ``property_map`` naming a forbidden property, with ``{blocked}``
+    forbidden_properties_error: ClassVar[str] = "property_map writes {blocked}, which an export never writes"
 
     template_fields = ("list_name",)
     list_name: str | None
@@ -89,30 +99,26 @@ class NamedListSyncOperator(ListSyncOperator):
     property_map: dict[str, str]
     batch_size: int
 
-    def __init__(self, *, list_name: str | None = None, create_list: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        list_name: str | None = None,
+        create_list: bool = True,
+        property_map: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.list_name = list_name
         self.create_list = create_list
-
-    def checked_property_map(
-        self,
-        property_map: dict[str, str] | None,
-        default: dict[str, str],
-        forbidden: Callable[[str], bool],
-        message: str,
-    ) -> dict[str, str]:
-        """``property_map`` (``default`` when None); a target that is ``forbidden`` is refused.
-
-        :param property_map: the configured Lytics field -> service property map.
-        :param default: the map when none is configured.
-        :param forbidden: true for a property an export never writes.
-        :param message: the error, with ``{blocked}`` for the properties refused.
-        """
-        mapped = dict(default if property_map is None else property_map)
-        blocked = sorted({target for target in mapped.values() if forbidden(target)})
+        mapped = dict(self.default_property_map if property_map is None else property_map)
+        blocked = sorted({target for target in mapped.values() if self.forbidden_property(target)})
         if blocked:
-            raise self.config_error(message.format(blocked=blocked))
-        return mapped
+            raise self.config_error(self.forbidden_properties_error.format(blocked=blocked))
+        self.property_map = mapped
+
+    def forbidden_property(self, target: str) -> bool:
+        """True for a service property an export never writes (``property_map`` may not name it)."""
+        return False
 
     def member_arguments(self) -> dict[str, Any]:
         """The list destination's arguments that come from the operator's options."""

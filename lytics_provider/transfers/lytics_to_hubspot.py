@@ -55,26 +55,26 @@ class LyticsToHubspotOperator(NamedListSyncOperator):
     service = "HubSpot"
     list_noun = "contact list"
     batch_limit = MEMBERSHIP_LIMIT
+    default_property_map = DEFAULT_PROPERTY_MAP
+    forbidden_properties_error = (
+        "property_map writes {blocked}: subscription properties are never written by an export; "
+        "remove them from property_map"
+    )
 
     def __init__(
         self,
         *,
         hubspot_conn_id: str = HubspotHook.default_conn_name,
         id_field: str | None = "hubspot_id",
-        property_map: dict[str, str] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
         self.check_batch_size(batch_size)
-        self.property_map = self.checked_property_map(
-            property_map,
-            DEFAULT_PROPERTY_MAP,
-            SUBSCRIPTION_PROPERTIES.__contains__,
-            "property_map writes {blocked}: subscription properties are never written by an export; "
-            "remove them from property_map",
-        )
+
+    def forbidden_property(self, target: str) -> bool:
+        return target in SUBSCRIPTION_PROPERTIES
 
     def make_destination(self, inputs: SyncRunInputs) -> HubspotListDestination:
         hook = HubspotHook(self.hubspot_conn_id)

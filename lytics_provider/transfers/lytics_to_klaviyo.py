@@ -30,11 +30,6 @@ DEFAULT_PROPERTY_MAP = {"first_name": "first_name", "last_name": "last_name"}
 CONSENT_ATTRIBUTES = frozenset({"subscriptions", "consent", "properties.$consent"})
 
 
-def is_consent(attribute: str) -> bool:
-    """True for a profile attribute that carries consent (never sent by an export)."""
-    return attribute in CONSENT_ATTRIBUTES or attribute.startswith("subscriptions")
-
-
 class LyticsToKlaviyoOperator(NamedListSyncOperator):
     """Import an audience's members as Klaviyo profiles in a list; see the module docstring.
 
@@ -53,13 +48,14 @@ class LyticsToKlaviyoOperator(NamedListSyncOperator):
 
     service = "Klaviyo"
     batch_limit = JOB_LIMIT
+    default_property_map = DEFAULT_PROPERTY_MAP
+    forbidden_properties_error = "property_map writes consent ({blocked}); an export never sends consent"
 
     def __init__(
         self,
         *,
         klaviyo_conn_id: str = KlaviyoHook.default_conn_name,
         id_field: str | None = "klaviyo_id",
-        property_map: dict[str, str] | None = None,
         batch_size: int = JOB_LIMIT,
         poll_interval: float = 10.0,
         **kwargs: Any,
@@ -67,12 +63,9 @@ class LyticsToKlaviyoOperator(NamedListSyncOperator):
         super().__init__(**kwargs)
         keep_arguments(self, locals())
         self.check_batch_size(batch_size)
-        self.property_map = self.checked_property_map(
-            property_map,
-            DEFAULT_PROPERTY_MAP,
-            is_consent,
-            "property_map writes consent ({blocked}); an export never sends consent",
-        )
+
+    def forbidden_property(self, target: str) -> bool:
+        return target in CONSENT_ATTRIBUTES or target.startswith("subscriptions")
 
     def make_destination(self, inputs: SyncRunInputs) -> KlaviyoListDestination:
         hook = KlaviyoHook(self.klaviyo_conn_id)

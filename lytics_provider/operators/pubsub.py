@@ -238,19 +238,8 @@ class PubSubImportEventsOperator(FailFastOnPermanentErrors, BaseOperator):
         super().__init__(**kwargs)
         if not 1 <= batch_size <= 1000:
             raise ValueError(f"batch_size {batch_size!r} must be 1 to 1000 (messages per pull)")
-        self.job_id = job_id
-        self.topic = topic
-        self.stream = stream
+        keep_arguments(self, locals())
         self.subscription = subscription or f"lytics-{job_id}"
-        self.project_id = project_id
-        self.gcp_conn_id = gcp_conn_id
-        self.lytics_conn_id = lytics_conn_id
-        self.timestamp_field = timestamp_field
-        self.batch_size = batch_size
-        self.max_messages = max_messages
-        self.ack_deadline_secs = ack_deadline_secs
-        self.retry_seconds = retry_seconds
-        self.pull_wait_seconds = pull_wait_seconds
 
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))

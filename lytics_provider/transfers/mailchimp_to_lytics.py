@@ -16,7 +16,7 @@ campaign) is committed to the job state only after Lytics accepted everything be
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,6 +75,17 @@ class Watermark:
             self.at, self.keys = ts, {key}
         elif ts == self.at:
             self.keys.add(key)
+
+
+@dataclass
+class NewRecords:
+    """What one pass of :meth:`_MailchimpImportBase.send_new` read and sent."""
+
+    writer: StreamWriter
+    dry_run: bool
+    newest: Watermark
+    read: int
+    sent: int
 
 
 def subscriber_record(member: dict[str, Any], list_id: str) -> dict[str, Any]:
@@ -157,6 +168,38 @@ class _MailchimpImportBase(BaseOperator):
         )
         return writer, dry_run
 
+    def send_new(
+        self,
+        context: Context,
+        checkpoint: FileCheckpoint,
+        committed: Watermark,
+        items: Iterable[tuple[dict[str, Any], str, str]],
+    ) -> NewRecords:
+        """Post the records of ``items`` that are new since ``committed``, then flush.
+
+        The first records Lytics acknowledged in an earlier try of this run (``checkpoint``) are
+        skipped; the newest watermark is advanced over every record read.
+
+        :param context: the task's context (``dry_run``).
+        :param checkpoint: the run folder's position of the last acknowledged record.
+        :param committed: the watermark of the last committed run.
+        :param items: ``(record, timestamp, key)`` in the order Mailchimp answers them.
+        """
+        done = int((checkpoint.load() or {}).get("done") or 0)
+        writer, dry_run = self.writer(context, checkpoint)
+        if done:
+            self.log.info("Resuming after record %d (acknowledged by Lytics before)", done)
+        newest = Watermark(committed.at, set(committed.keys))
+        read = sent = 0
+        for read, (record, ts, key) in enumerate(items, start=1):
+            newest.advance(ts, key)
+            if read <= done or not committed.is_new(ts, key):
+                continue
+            sent += 1
+            writer.add(record, {"done": read})
+        writer.flush()
+        return NewRecords(writer, dry_run, newest, read, sent)
+
 
 class MailchimpSubscribersToLyticsOperator(_MailchimpImportBase):
     """Members changed since the last committed run → ``mailchimp_subscribers`` (module docstring)."""
@@ -169,36 +212,29 @@ class MailchimpSubscribersToLyticsOperator(_MailchimpImportBase):
         list_id = str(hook.resolve_list(self.mailchimp_list)["id"])
         state = StateCheckpoint(self.job_id, f"mailchimp_subscribers_since:{list_id}")
         committed = Watermark.load(state.load())
-        newest = Watermark(committed.at, set(committed.keys))
         checkpoint = FileCheckpoint(run_dir(self.job_id, context["run_id"]) / f"subscribers_{list_id}.json")
-        done = int((checkpoint.load() or {}).get("done") or 0)
-        writer, dry_run = self.writer(context, checkpoint)
-        if done:
-            self.log.info("Resuming after member %d (acknowledged by Lytics before)", done)
-        read = 0
-        for read, member in enumerate(hook.iter_members(list_id, committed.query_since()), start=1):
-            changed, key = (
+        members = (
+            (
+                subscriber_record(member, list_id),
                 str(member.get("last_changed") or ""),
                 str(member.get("id") or member.get("email_address")),
             )
-            newest.advance(changed, key)
-            if read <= done or not committed.is_new(changed, key):
-                continue
-            writer.add(subscriber_record(member, list_id), {"done": read})
-        writer.flush()
+            for member in hook.iter_members(list_id, committed.query_since())
+        )
+        new = self.send_new(context, checkpoint, committed, members)
         report = {
             "stream": self.stream,
             "list": list_id,
             "since": committed.at,
-            "members": read,
-            "sent": writer.records,
-            "accepted": writer.accepted,
-            "rejected_by_lytics": writer.rejected,
-            "dry_run": dry_run,
+            "members": new.read,
+            "sent": new.writer.records,
+            "accepted": new.writer.accepted,
+            "rejected_by_lytics": new.writer.rejected,
+            "dry_run": new.dry_run,
             "mailchimp_calls": hook.calls,
         }
-        if not dry_run:
-            state.save(newest.as_state())
+        if not new.dry_run:
+            state.save(new.newest.as_state())
             checkpoint.clear()
         self.log.info("Mailchimp subscribers import: %s", report)
         return report
@@ -222,28 +258,22 @@ class MailchimpActivityToLyticsOperator(_MailchimpImportBase):
         for campaign in hook.iter_campaigns(list_id):
             cid = str(campaign["id"])
             committed = Watermark.load(marks.get(cid))
-            newest = Watermark(committed.at, set(committed.keys))
             checkpoint = FileCheckpoint(folder / f"activity_{cid}.json")
-            done = int((checkpoint.load() or {}).get("done") or 0)
-            writer, dry_run = self.writer(context, checkpoint)
-            count = sent = 0
-            for row in hook.iter_email_activity(cid, committed.query_since()):
-                for record in activity_records({**row, "campaign_id": cid}, list_id):
-                    count += 1
-                    ts = str(record.get("timestamp") or "")
-                    key_of = "|".join(
-                        str(record.get(k) or "") for k in ("email", "action", "timestamp", "url")
-                    )
-                    newest.advance(ts, key_of)
-                    if count <= done or not committed.is_new(ts, key_of):
-                        continue
-                    sent += 1
-                    writer.add(record, {"done": count})
-            writer.flush()
+            actions = (
+                (
+                    record,
+                    str(record.get("timestamp") or ""),
+                    "|".join(str(record.get(k) or "") for k in ("email", "action", "timestamp", "url")),
+                )
+                for row in hook.iter_email_activity(cid, committed.query_since())
+                for record in activity_records({**row, "campaign_id": cid}, list_id)
+            )
+            new = self.send_new(context, checkpoint, committed, actions)
+            dry_run = new.dry_run
             report["campaigns"] += 1
-            report["actions"] += sent
+            report["actions"] += new.sent
             if not dry_run:
-                marks[cid] = newest.as_state()
+                marks[cid] = new.newest.as_state()
                 state.update(**{key: marks})
                 checkpoint.clear()
         report.update(dry_run=dry_run, mailchimp_calls=hook.calls)

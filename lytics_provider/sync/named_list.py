@@ -14,6 +14,8 @@ from typing import Any, ClassVar, TypeVar
 from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
 
 Found = TypeVar("Found")
+#: The options a named-list sync passes on to its destination under the same names.
+MEMBER_OPTIONS = ("email_field", "property_map", "on_exit", "batch_size", "id_field")
 
 
 def list_name_for(list_name: str | None, audience: dict[str, Any]) -> str:
@@ -121,14 +123,8 @@ class NamedListSyncOperator(ListSyncOperator):
         return False
 
     def member_arguments(self) -> dict[str, Any]:
-        """The list destination's arguments that come from the operator's options."""
-        return {
-            "email_field": self.email_field,
-            "property_map": self.property_map,
-            "on_exit": self.on_exit,
-            "batch_size": self.batch_size,
-            "id_field": self.id_field,
-        }
+        """The list destination's arguments that come from the operator's options (:data:`MEMBER_OPTIONS`)."""
+        return {name: getattr(self, name) for name in MEMBER_OPTIONS}
 
     def named_list(
         self, inputs: SyncRunInputs, find: Callable[[str], Found | None], create: Callable[[str], Found]

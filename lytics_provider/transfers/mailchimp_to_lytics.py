@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context
 
@@ -135,20 +135,22 @@ class _MailchimpImportBase(BaseOperator):
 
     :param job_id: the job (run folder and committed state).
     :param mailchimp_list: the Mailchimp audience (list) id or exact name.
-    :param stream: the Lytics stream.
+    :param stream: the Lytics stream (default the task's ``default_stream``).
     :param mailchimp_conn_id: the ``mailchimp`` connection.
     :param lytics_conn_id: the Lytics connection.
     :param batch_size: records per Lytics request (also bounded by bytes).
     """
 
     template_fields = ("mailchimp_list", "stream")
+    #: the stream when none is given
+    default_stream: ClassVar[str]
 
     def __init__(
         self,
         *,
         job_id: str,
         mailchimp_list: str,
-        stream: str,
+        stream: str | None = None,
         mailchimp_conn_id: str = MailchimpHook.default_conn_name,
         lytics_conn_id: str = LyticsHook.default_conn_name,
         batch_size: int = 1000,
@@ -156,6 +158,12 @@ class _MailchimpImportBase(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
+        self.stream = stream or self.default_stream
+
+    def open_list(self) -> tuple[MailchimpHook, str]:
+        """The Mailchimp hook and the id of the audience ``mailchimp_list`` names."""
+        hook = MailchimpHook(self.mailchimp_conn_id)
+        return hook, str(hook.resolve_list(self.mailchimp_list)["id"])
 
     def writer(self, context: Context, checkpoint: FileCheckpoint) -> tuple[StreamWriter, bool]:
         dry_run = as_bool((context.get("params") or {}).get("dry_run"))
@@ -204,12 +212,10 @@ class _MailchimpImportBase(BaseOperator):
 class MailchimpSubscribersToLyticsOperator(_MailchimpImportBase):
     """Members changed since the last committed run → ``mailchimp_subscribers`` (module docstring)."""
 
-    def __init__(self, *, stream: str = SUBSCRIBERS_STREAM, **kwargs: Any) -> None:
-        super().__init__(stream=stream, **kwargs)
+    default_stream = SUBSCRIBERS_STREAM
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = MailchimpHook(self.mailchimp_conn_id)
-        list_id = str(hook.resolve_list(self.mailchimp_list)["id"])
+        hook, list_id = self.open_list()
         state = StateCheckpoint(self.job_id, f"mailchimp_subscribers_since:{list_id}")
         committed = Watermark.load(state.load())
         checkpoint = FileCheckpoint(run_dir(self.job_id, context["run_id"]) / f"subscribers_{list_id}.json")
@@ -243,12 +249,10 @@ class MailchimpSubscribersToLyticsOperator(_MailchimpImportBase):
 class MailchimpActivityToLyticsOperator(_MailchimpImportBase):
     """Opens, clicks and bounces of the audience's campaigns → ``mailchimp_activity`` (module docstring)."""
 
-    def __init__(self, *, stream: str = ACTIVITY_STREAM, **kwargs: Any) -> None:
-        super().__init__(stream=stream, **kwargs)
+    default_stream = ACTIVITY_STREAM
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = MailchimpHook(self.mailchimp_conn_id)
-        list_id = str(hook.resolve_list(self.mailchimp_list)["id"])
+        hook, list_id = self.open_list()
         state = JobState(self.job_id)
         key = f"mailchimp_activity_since:{list_id}"
         marks: dict[str, Any] = dict(state.get(key) or {})

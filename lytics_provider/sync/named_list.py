@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar
 from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
 
 Found = TypeVar("Found")
+Made = TypeVar("Made")
 #: The options a named-list sync passes on to its destination under the same names.
 MEMBER_OPTIONS = ("email_field", "property_map", "on_exit", "batch_size", "id_field")
 
@@ -41,6 +42,7 @@ class ListSyncOperator(AudienceSyncOperator):
     list_noun: ClassVar[str] = "list"
     #: the most members one batch may hold
     batch_limit: ClassVar[int]
+    batch_size: int
 
     def __init__(self, *, email_field: str = "email", on_exit: str = "remove", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -65,16 +67,38 @@ class ListSyncOperator(AudienceSyncOperator):
             detail,
         )
 
-    def resolved_list(self, inputs: SyncRunInputs, ref: Any, resolve: Callable[[str], dict[str, Any]]) -> str:
-        """The id of the list ``ref`` (an id or exact name) names, by ``resolve``; logged.
+    def resolved_list_destination(
+        self,
+        inputs: SyncRunInputs,
+        make: Callable[..., Made],
+        hook: Any,
+        ref: Any,
+        mapping: dict[str, str],
+        **extra: Any,
+    ) -> Made:
+        """The destination ``make`` builds for the list ``ref`` (an id or exact name), logged.
+
+        The destination takes ``(hook, list_id, email_field, mapping, on_exit=, batch_size=)``; a
+        dry run gives it no hook, so it sends nothing.
 
         :param inputs: the run.
+        :param make: the destination class.
+        :param hook: the service's hook; its ``resolve_list`` looks the list up by id or exact name.
         :param ref: the configured list.
-        :param resolve: looks a list up by id or exact name and returns it (``id``, ``name``).
+        :param mapping: Lytics field -> the service's field.
+        :param extra: the destination's own further arguments.
         """
-        found = resolve(str(ref))
+        found = hook.resolve_list(str(ref))
         self.log_export(inputs, found.get("id"), found.get("name"))
-        return str(found["id"])
+        return make(
+            None if inputs.dry_run else hook,
+            str(found["id"]),
+            self.email_field,
+            mapping,
+            on_exit=self.on_exit,
+            batch_size=self.batch_size,
+            **extra,
+        )
 
 
 class NamedListSyncOperator(ListSyncOperator):
@@ -99,7 +123,6 @@ class NamedListSyncOperator(ListSyncOperator):
     create_list: bool
     id_field: str | None
     property_map: dict[str, str]
-    batch_size: int
 
     def __init__(
         self,

@@ -54,12 +54,6 @@ class LyticsToBrevoOperator(ListSyncOperator):
         self.check_batch_size(batch_size)
 
     def make_destination(self, inputs: SyncRunInputs) -> BrevoListDestination:
-        hook = BrevoHook(self.brevo_conn_id)
-        return BrevoListDestination(
-            None if inputs.dry_run else hook,
-            self.resolved_list(inputs, self.list, hook.resolve_list),
-            self.email_field,
-            self.field_mapping,
-            on_exit=self.on_exit,
-            batch_size=self.batch_size,
+        return self.resolved_list_destination(
+            inputs, BrevoListDestination, BrevoHook(self.brevo_conn_id), self.list, self.field_mapping
         )

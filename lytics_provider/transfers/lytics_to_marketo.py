@@ -59,13 +59,11 @@ class LyticsToMarketoOperator(ListSyncOperator):
             raise self.config_error("lead_fields writes email; it comes from email_field, remove it")
 
     def make_destination(self, inputs: SyncRunInputs) -> MarketoListDestination:
-        hook = MarketoHook(self.marketo_conn_id)
-        return MarketoListDestination(
-            None if inputs.dry_run else hook,
-            self.resolved_list(inputs, self.static_list, hook.resolve_list),
-            self.email_field,
+        return self.resolved_list_destination(
+            inputs,
+            MarketoListDestination,
+            MarketoHook(self.marketo_conn_id),
+            self.static_list,
             self.lead_fields,
-            on_exit=self.on_exit,
-            batch_size=self.batch_size,
             refs=RefStore(self.job_id),
         )

@@ -29,8 +29,8 @@ def list_name_for(list_name: str | None, audience: dict[str, Any]) -> str:
 class ListSyncOperator(AudienceSyncOperator):
     """An audience sync of members keyed by email into a list of the service's own.
 
-    Subclasses set :attr:`service`, :attr:`list_noun` and :attr:`batch_limit`, and check their
-    ``batch_size`` with :meth:`check_batch_size`.
+    Subclasses set :attr:`service`, :attr:`list_noun` and ``batch_limit``, and check their
+    ``batch_size`` with ``check_batch_size``.
 
     :param email_field: the Lytics field holding the member's email (the service's key).
     :param on_exit: ``remove`` (from the list, only members the job added) or ``ignore``.
@@ -40,8 +40,6 @@ class ListSyncOperator(AudienceSyncOperator):
     service: ClassVar[str]
     #: what the service calls a list, in messages
     list_noun: ClassVar[str] = "list"
-    #: the most members one batch may hold
-    batch_limit: ClassVar[int]
     batch_size: int
 
     def __init__(self, *, email_field: str = "email", on_exit: str = "remove", **kwargs: Any) -> None:
@@ -50,11 +48,6 @@ class ListSyncOperator(AudienceSyncOperator):
             raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
         self.email_field = email_field
         self.on_exit = on_exit
-
-    def check_batch_size(self, batch_size: int) -> None:
-        """Refuse a ``batch_size`` outside 1 to :attr:`batch_limit`."""
-        if not 1 <= batch_size <= self.batch_limit:
-            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {self.batch_limit}")
 
     def log_export(self, inputs: SyncRunInputs, label: Any, detail: Any) -> None:
         """Log where the run exports the audience to: the list's ``label`` and, in brackets, ``detail``."""

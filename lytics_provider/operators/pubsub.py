@@ -26,7 +26,7 @@ from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.hooks.pubsub import DEFAULT_RETRY_SECONDS, LyticsPubSubHook, PubSubEventDestination
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.workarea import JobState, run_dir
 from lytics_provider.sync.event_body import compact_json
 from lytics_provider.sync.event_operator import FailFastEventOperator
@@ -119,7 +119,7 @@ class PubSubExportStreamOperator(FailFastOnPermanentErrors, BaseOperator):
         keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         state = JobState(self.job_id)
         position = state.get(self.STATE_KEY)
         if position and position.get("stream") != self.stream:
@@ -242,7 +242,7 @@ class PubSubImportEventsOperator(FailFastOnPermanentErrors, BaseOperator):
         self.subscription = subscription or f"lytics-{job_id}"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         hook = LyticsPubSubHook(self.gcp_conn_id, retry_seconds=self.retry_seconds)
         project = hook.resolve_project(self.project_id)
         created = hook.ensure_subscription(project, self.topic, self.subscription, self.ack_deadline_secs)

@@ -24,7 +24,7 @@ from lytics_provider.hooks.kinesis import LyticsKinesisHook
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import run_dir
@@ -99,7 +99,7 @@ class KinesisToLyticsOperator(FailFastOnPermanentErrors, BaseOperator):
         keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         kinesis = LyticsKinesisHook(aws_conn_id=self.aws_conn_id)
         lytics = LyticsHook(self.lytics_conn_id)
         checkpoint = StateCheckpoint(self.job_id, CHECKPOINT_KEY)

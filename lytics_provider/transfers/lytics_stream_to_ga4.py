@@ -26,7 +26,7 @@ from lytics_provider.hooks.ga4 import GA4ConfigError, GA4MeasurementProtocolHook
 from lytics_provider.hooks.ga4_rules import Violation, event_name_problem, validate_payload
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.workarea import JobState, run_dir
 from lytics_provider.sync.identifiers import lookup_field, scalar_text
 from lytics_provider.transfers.lytics_to_ga4 import GA4Options
@@ -87,7 +87,7 @@ class LyticsStreamToGA4Operator(GA4Options):
                         f"stream {stream!r} is the event name when event_name_field is unset, and GA4 "
                         f"drops it: {problem.description}; set event_name_field"
                     )
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         state = JobState(self.job_id)
         handled: dict[str, int] = dict(state.get(STATE_KEY) or {})
         lytics = LyticsHook(self.lytics_conn_id)

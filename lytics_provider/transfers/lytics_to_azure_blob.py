@@ -24,7 +24,7 @@ from lytics_provider.files.export_operator import ObjectStoreExportOperator
 from lytics_provider.files.transports import Transport
 from lytics_provider.files.transports.azure_blob import AzureBlobTransport
 from lytics_provider.hooks.lytics import LyticsHook
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.workarea import JobState, run_dir
 from lytics_provider.transfers.stream_file import StreamEventsFile
 
@@ -90,7 +90,7 @@ class LyticsStreamToAzureBlobOperator(StreamEventsFile, LyticsToAzureBlobOperato
             "stream": self.stream,
             "target": transport.describe(name),
             "since_position": after.as_state() if after else None,
-            "dry_run": as_bool((context.get("params") or {}).get("dry_run")),
+            "dry_run": run_param(context, "dry_run"),
         }
         self.require_pgp_key()
         work = run_dir(self.job_id, context["run_id"])

@@ -21,7 +21,7 @@ from lytics_provider.files.export_operator import DEFAULT_FILENAME, ObjectStoreE
 from lytics_provider.files.transports import Transport
 from lytics_provider.files.transports.s3 import S3Transport
 from lytics_provider.hooks.lytics import LyticsHook
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.workarea import run_dir
 from lytics_provider.transfers.stream_file import StreamEventsFile
 
@@ -69,7 +69,7 @@ class LyticsStreamToS3Operator(StreamEventsFile, LyticsToS3Operator):
     def execute(self, context: Context) -> dict[str, Any]:
         transport = self.transport()
         base, name = self.stream_file_name(self.stream, context)
-        if as_bool((context.get("params") or {}).get("dry_run")):
+        if run_param(context, "dry_run"):
             return {"dry_run": True, "stream": self.stream, "target": transport.describe(name)}
         self.require_pgp_key()
         work = run_dir(self.job_id, context["run_id"])

@@ -27,7 +27,7 @@ from lytics_provider.files.ingest import FileCheckpoint, StateCheckpoint, Stream
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.mailchimp import MailchimpHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.workarea import JobState, run_dir
 
 SUBSCRIBERS_STREAM = "mailchimp_subscribers"
@@ -166,7 +166,7 @@ class _MailchimpImportBase(BaseOperator):
         return hook, str(hook.resolve_list(self.mailchimp_list)["id"])
 
     def writer(self, context: Context, checkpoint: FileCheckpoint) -> tuple[StreamWriter, bool]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         writer = StreamWriter(
             LyticsHook(self.lytics_conn_id),
             self.stream,

@@ -20,19 +20,13 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.files.ingest import FileCheckpoint, StateCheckpoint, StreamWriter
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.workarea import JobState, run_dir
 
 #: A page: its Lytics records and the position saved once Lytics acknowledged them.
 Page = tuple[list[dict[str, Any]], Any]
 #: The cursor saved once the last page of a stream was acknowledged.
 DONE = "done"
-
-
-def run_flags(context: Context) -> tuple[bool, bool]:
-    """``(dry_run, full_refresh)`` of the run's params."""
-    params = context.get("params") or {}
-    return as_bool(params.get("dry_run")), as_bool(params.get("full_refresh"))
 
 
 def send_pages(writer: StreamWriter, pages: Iterable[Page]) -> int:
@@ -174,7 +168,7 @@ class WindowedImportOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from lytics_provider.hooks.lytics import LyticsHook
 
-        dry_run, full = run_flags(context)
+        dry_run, full = run_param(context, "dry_run"), run_param(context, "full_refresh")
         folder = run_dir(self.job_id, context["run_id"])
         window = FileCheckpoint(folder / f"{self.service}_window.json")
         until = window.load()

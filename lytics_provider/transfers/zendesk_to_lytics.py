@@ -20,7 +20,7 @@ from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.hooks.zendesk import ZendeskApiHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.timestamps import parse_rfc3339
 
 KINDS = ("users", "tickets")
@@ -63,7 +63,7 @@ class ZendeskToLyticsOperator(FailFastOnPermanentErrors, BaseOperator):
         self.per_page = min(int(per_page), 1000)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         start = parse_rfc3339(self.since)
         start_time = int(start.timestamp()) if start else 0
         zendesk = ZendeskApiHook(self.zendesk_conn_id, requests_per_minute=self.requests_per_minute)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.files.ingest import FileCheckpoint, StateCheckpoint, StreamWriter
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.workarea import JobState, run_dir
 
@@ -100,9 +101,7 @@ class WindowedImportOperator(BaseOperator):
         self, *, job_id: str, lytics_conn_id: str = "lytics_default", initial_since: str, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        self.job_id = job_id
-        self.lytics_conn_id = lytics_conn_id
-        self.initial_since = initial_since
+        keep_arguments(self, locals())
 
     def require_a_stream(self, **flags: bool) -> None:
         """Refuse a configuration that selects none of the streams (``import_<stream>`` flags)."""

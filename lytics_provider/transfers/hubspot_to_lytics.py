@@ -27,7 +27,7 @@ from typing import Any
 from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.hubspot import HubspotHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.transfers.windowed_import import ImportWindow, Page, WindowedImportOperator, send_pages
+from lytics_provider.operators.windowed_import import ImportWindow, Page, WindowedImportOperator, send_pages
 
 CONTACTS_STREAM = "hubspot_contacts"
 ACTIVITY_STREAM = "hubspot_activity"

@@ -18,7 +18,7 @@ from typing import Any
 
 from lytics_provider.hooks.klaviyo import KlaviyoHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.transfers.windowed_import import ImportWindow, Page, WindowedImportOperator
+from lytics_provider.operators.windowed_import import ImportWindow, Page, WindowedImportOperator
 
 USERS_STREAM = "klaviyo_users"
 ACTIVITY_STREAM = "klaviyo_activity"

@@ -25,8 +25,8 @@ from lytics_provider.files.transports import Transport
 from lytics_provider.files.transports.azure_blob import AzureBlobTransport
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.operators.lytics import run_param
+from lytics_provider.operators.stream_file import StreamEventsFile
 from lytics_provider.pipeline.workarea import JobState, run_dir
-from lytics_provider.transfers.stream_file import StreamEventsFile
 
 __all__ = ["EVENTS_POSITION_KEY", "LyticsStreamToAzureBlobOperator", "LyticsToAzureBlobOperator"]
 EVENTS_POSITION_KEY = "events_position"

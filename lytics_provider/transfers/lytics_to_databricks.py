@@ -27,9 +27,9 @@ from airflow.sdk import Context
 
 from lytics_provider.hooks.databricks import DatabricksStatementHook
 from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.operators.s3_staging import S3StagedLoad
 from lytics_provider.pipeline.warehouse_types import plan_columns, sanitize_name
 from lytics_provider.transfers.lytics_to_redshift import unix_stamp
-from lytics_provider.transfers.s3_staging import S3StagedLoad
 
 
 def backtick(name: str) -> str:

@@ -26,13 +26,13 @@ from typing import Any, Literal
 from airflow.sdk import BaseHook, Context
 
 from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.operators.s3_staging import S3StagedLoad
 from lytics_provider.pipeline.warehouse_types import (
     Column,
     create_table_sql,
     plan_columns,
     sanitize_name,
 )
-from lytics_provider.transfers.s3_staging import S3StagedLoad
 
 CopyMethod = Literal["s3", "stdin"]
 

@@ -22,8 +22,8 @@ from lytics_provider.files.transports import Transport
 from lytics_provider.files.transports.s3 import S3Transport
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.operators.lytics import run_param
+from lytics_provider.operators.stream_file import StreamEventsFile
 from lytics_provider.pipeline.workarea import run_dir
-from lytics_provider.transfers.stream_file import StreamEventsFile
 
 __all__ = ["DEFAULT_FILENAME", "LyticsStreamToS3Operator", "LyticsToS3Operator"]
 

@@ -142,6 +142,30 @@ class NamedListSyncOperator(ListSyncOperator):
         """The list destination's arguments that come from the operator's options (:data:`MEMBER_OPTIONS`)."""
         return {name: getattr(self, name) for name in MEMBER_OPTIONS}
 
+    def named_list_destination(
+        self,
+        inputs: SyncRunInputs,
+        make: Callable[..., Made],
+        hook: Any,
+        list_id_of: Callable[[str, Any], str],
+        **extra: Any,
+    ) -> Made:
+        """The destination ``make`` builds for the named list (found or created), logged.
+
+        The destination takes ``(hook, list_id, list_name, **member_arguments())``; the list id is
+        ``(new list)`` on a dry run that would create the list.
+
+        :param inputs: the run.
+        :param make: the destination class.
+        :param hook: the service's hook, with ``find_list`` and ``create_list`` by name.
+        :param list_id_of: the id of a list found or created (``(name, list)``); it may refuse the list.
+        :param extra: the destination's own further arguments.
+        """
+        name, found = self.named_list(inputs, hook.find_list, hook.create_list)
+        list_id = "(new list)" if found is None else list_id_of(name, found)
+        self.log_export(inputs, name, list_id)
+        return make(hook, list_id, name, **self.member_arguments(), **extra)
+
     def named_list(
         self, inputs: SyncRunInputs, find: Callable[[str], Found | None], create: Callable[[str], Found]
     ) -> tuple[str, Found | None]:

@@ -77,23 +77,20 @@ class LyticsToHubspotOperator(NamedListSyncOperator):
         return target in SUBSCRIPTION_PROPERTIES
 
     def make_destination(self, inputs: SyncRunInputs) -> HubspotListDestination:
-        hook = HubspotHook(self.hubspot_conn_id)
-        name, found = self.named_list(inputs, hook.find_list, hook.create_list)
-        if found is None:
-            list_id = "(new list)"
-        else:
-            list_id = str(found["listId"])
-            if found.get("processingType") == "DYNAMIC":
-                raise self.config_error(
-                    f"HubSpot list {name!r} is an active (DYNAMIC) list, whose members HubSpot chooses; "
-                    "use a static (MANUAL) list"
-                )
-        self.log_export(inputs, name, list_id)
-        return HubspotListDestination(
-            hook,
-            list_id,
-            name,
-            **self.member_arguments(),
+        return self.named_list_destination(
+            inputs,
+            HubspotListDestination,
+            HubspotHook(self.hubspot_conn_id),
+            self._static_list_id,
             dry_run=inputs.dry_run,
             refs=RefStore(self.job_id),
         )
+
+    def _static_list_id(self, name: str, found: dict[str, Any]) -> str:
+        """The list's id; an active (DYNAMIC) list is refused."""
+        if found.get("processingType") == "DYNAMIC":
+            raise self.config_error(
+                f"HubSpot list {name!r} is an active (DYNAMIC) list, whose members HubSpot chooses; "
+                "use a static (MANUAL) list"
+            )
+        return str(found["listId"])

@@ -68,14 +68,10 @@ class LyticsToKlaviyoOperator(NamedListSyncOperator):
         return target in CONSENT_ATTRIBUTES or target.startswith("subscriptions")
 
     def make_destination(self, inputs: SyncRunInputs) -> KlaviyoListDestination:
-        hook = KlaviyoHook(self.klaviyo_conn_id)
-        name, found = self.named_list(inputs, hook.find_list, hook.create_list)
-        list_id = found or "(new list)"
-        self.log_export(inputs, name, list_id)
-        return KlaviyoListDestination(
-            hook,
-            list_id,
-            name,
-            **self.member_arguments(),
+        return self.named_list_destination(
+            inputs,
+            KlaviyoListDestination,
+            KlaviyoHook(self.klaviyo_conn_id),
+            lambda name, found: found,
             poll_interval=self.poll_interval,
         )

@@ -15,7 +15,7 @@ from lytics_provider.files.export_naming import run_moment, run_stamp
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.object_files import StagedFile, stage_file
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.snapshot import Snapshot
@@ -64,7 +64,7 @@ class AudienceExportOperator(FailFastOnPermanentErrors, BaseOperator):
         self.snapshot_path = Path(scan["snapshot"])
         self.members = int(scan.get("members") or 0)
         self.scanned_members: int | None = None if scan.get("members") is None else int(scan["members"])
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         report: dict[str, Any] = {"audience": scan["audience"], "members": self.members, "dry_run": dry_run}
         if dry_run:
             report.update(self.plan(context))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lytics_provider.hooks.azure_event_hub import AzureEventHubHook, EventHubEventDestination
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.sync.event_operator import AudienceEventOperator
 from lytics_provider.sync.operator import SyncRunInputs
 
@@ -31,8 +32,7 @@ class AzureEventHubExportOperator(AudienceEventOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.azure_event_hub_conn_id = azure_event_hub_conn_id
-        self.event_hub = event_hub
+        keep_arguments(self, locals())
 
     def make_destination(self, inputs: SyncRunInputs) -> EventHubEventDestination:
         hook = AzureEventHubHook(self.azure_event_hub_conn_id)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lytics_provider.hooks.dotdigital import DotdigitalHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.dotdigital_delivery import _DotdigitalDeliveryOperator
 from lytics_provider.operators.dotdigital_options import DotdigitalConfigError
 from lytics_provider.sync.identifiers import lookup_field
@@ -62,10 +63,7 @@ class DotdigitalExportContactsOperator(_DotdigitalDeliveryOperator):
         super().__init__(**kwargs)
         if on_exit not in ("remove", "unsubscribe", "ignore"):
             raise DotdigitalConfigError(f"on_exit {on_exit!r} is not one of remove, unsubscribe, ignore")
-        self.address_book_name = address_book_name
-        self.create_address_book = create_address_book
-        self.address_book_status_field = address_book_status_field
-        self.on_exit = on_exit
+        keep_arguments(self, locals())
 
     def exit_action(self) -> str:
         return self.on_exit
@@ -126,9 +124,7 @@ class DotdigitalRemoveContactsOperator(_DotdigitalDeliveryOperator):
             raise DotdigitalConfigError(
                 "on_enter: remove needs address_book_name (removal is from one address book)"
             )
-        self.address_book_name = address_book_name
-        self.on_enter = on_enter
-        self.resubscribe_on_exit = resubscribe_on_exit
+        keep_arguments(self, locals())
 
     def enter_action(self) -> str:
         return self.on_enter

@@ -44,6 +44,11 @@ def as_bool(value: Any) -> bool:
     return bool(value)
 
 
+def run_param(context: Context, name: str) -> bool:
+    """A yes / no param of the DAG run (``dry_run``, ``full_refresh``, ...) from the task's context."""
+    return as_bool((context.get("params") or {}).get(name))
+
+
 class LyticsAudienceScanOperator(BaseOperator):
     """Stream every member of an audience into a run snapshot, resuming from its checkpoint.
 

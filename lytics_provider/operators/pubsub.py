@@ -26,7 +26,7 @@ from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.hooks.pubsub import DEFAULT_RETRY_SECONDS, LyticsPubSubHook, PubSubEventDestination
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.workarea import JobState, run_dir
 from lytics_provider.sync.event_body import compact_json
 from lytics_provider.sync.event_operator import FailFastEventOperator
@@ -119,7 +119,7 @@ class PubSubExportStreamOperator(FailFastOnPermanentErrors, BaseOperator):
         keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         state = JobState(self.job_id)
         position = state.get(self.STATE_KEY)
         if position and position.get("stream") != self.stream:
@@ -238,22 +238,11 @@ class PubSubImportEventsOperator(FailFastOnPermanentErrors, BaseOperator):
         super().__init__(**kwargs)
         if not 1 <= batch_size <= 1000:
             raise ValueError(f"batch_size {batch_size!r} must be 1 to 1000 (messages per pull)")
-        self.job_id = job_id
-        self.topic = topic
-        self.stream = stream
+        keep_arguments(self, locals())
         self.subscription = subscription or f"lytics-{job_id}"
-        self.project_id = project_id
-        self.gcp_conn_id = gcp_conn_id
-        self.lytics_conn_id = lytics_conn_id
-        self.timestamp_field = timestamp_field
-        self.batch_size = batch_size
-        self.max_messages = max_messages
-        self.ack_deadline_secs = ack_deadline_secs
-        self.retry_seconds = retry_seconds
-        self.pull_wait_seconds = pull_wait_seconds
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         hook = LyticsPubSubHook(self.gcp_conn_id, retry_seconds=self.retry_seconds)
         project = hook.resolve_project(self.project_id)
         created = hook.ensure_subscription(project, self.topic, self.subscription, self.ack_deadline_secs)

@@ -66,43 +66,11 @@ def act_in_batches(
         any other exception fails the task (acknowledged batches stay acknowledged).
     :param reject_status: the outcome status of a row refused on its own.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size {batch_size!r} must be 1 or more")
-    key = batch_step(kind, target)
-    progress = BatchProgress.load(plan.step(key))
-    batch: list[Work] = []
 
-    def flush() -> None:
-        outcomes = _isolate(batch, send, kind, target, reject_status, progress)
-        progress.after = batch[-1].seq
-        progress.batches += 1
-        plan.record(outcomes, step=(key, progress.as_step()))
+    def send_one_kind(rows: list[tuple[str, Work]]) -> Iterable[Outcome]:
+        return send([work for _, work in rows])
 
-    for work in plan.iter_work(kind, target, after=progress.after):
-        batch.append(work)
-        if len(batch) >= batch_size:
-            flush()
-            batch = []
-    if batch:
-        flush()
-    return progress
-
-
-def _isolate(
-    rows: list[Work], send: Send, kind: str, target: str, reject_status: str, progress: BatchProgress
-) -> list[Outcome]:
-    try:
-        return list(send(rows))
-    except RowLevelBatchError as exc:
-        if len(rows) == 1:
-            row = rows[0]
-            return [(row.ident, target, kind, row.uid, reject_status, None, exc.reason)]
-    progress.split += 1
-    middle = len(rows) // 2
-    return [
-        *_isolate(rows[:middle], send, kind, target, reject_status, progress),
-        *_isolate(rows[middle:], send, kind, target, reject_status, progress),
-    ]
+    return act_mixed_batches(plan, (kind,), target, batch_size, send_one_kind, reject_status)
 
 
 def act_mixed_batches(

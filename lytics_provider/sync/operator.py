@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context
 
@@ -56,6 +56,8 @@ class AudienceSyncOperator(BaseOperator):
     """
 
     config_error: type[ValueError] = ValueError
+    #: the most members one batch may hold, for :meth:`check_batch_size`
+    batch_limit: ClassVar[int]
 
     def __init__(
         self,
@@ -75,6 +77,11 @@ class AudienceSyncOperator(BaseOperator):
         self.scan_task_id = scan_task_id
         self.max_exit_fraction = max_exit_fraction
         self.exit_guard_min_exits = exit_guard_min_exits
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Refuse a ``batch_size`` outside 1 to :attr:`batch_limit`."""
+        if not 1 <= batch_size <= self.batch_limit:
+            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {self.batch_limit}")
 
     def sync_inputs(self, context: Context) -> SyncRunInputs:
         """The run's snapshot, baseline (None on the first run or with ``full_refresh``) and folder."""

@@ -28,7 +28,7 @@ from airflow.sdk import BaseOperator, Context
 from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.dotdigital import DotdigitalHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import JobState, run_dir
 
@@ -124,8 +124,7 @@ class DotdigitalToLyticsOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from lytics_provider.hooks.lytics import LyticsHook
 
-        params = context.get("params") or {}
-        dry_run, full = as_bool(params.get("dry_run")), as_bool(params.get("full_refresh"))
+        dry_run, full = run_param(context, "dry_run"), run_param(context, "full_refresh")
         state = JobState(self.job_id)
         watermark = StateCheckpoint(self.job_id, "watermark")
         since = self.initial_since if full else (watermark.load() or self.initial_since)

@@ -19,17 +19,15 @@ A dry run reads and counts, sends with Lytics' ``dryrun`` and moves no checkpoin
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
-
-from lytics_provider.files.ingest import FileCheckpoint, StateCheckpoint, StreamWriter
+from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.hubspot import HubspotHook
-from lytics_provider.operators.lytics import as_bool
-from lytics_provider.pipeline.workarea import JobState, run_dir
+from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.operators.windowed_import import ImportWindow, Page, WindowedImportOperator, send_pages
 
 CONTACTS_STREAM = "hubspot_contacts"
 ACTIVITY_STREAM = "hubspot_activity"
@@ -79,7 +77,7 @@ def event_record(event: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-class HubspotToLyticsOperator(BaseOperator):
+class HubspotToLyticsOperator(WindowedImportOperator):
     """Import HubSpot contacts and email events changed since the last run; see the module docstring.
 
     :param job_id: the job's id (checkpoints, run folder).
@@ -93,14 +91,12 @@ class HubspotToLyticsOperator(BaseOperator):
     :param activity_stream: the Lytics stream of email events.
     """
 
-    template_fields: Sequence[str] = ("initial_since",)
+    service = "hubspot"
 
     def __init__(
         self,
         *,
-        job_id: str,
         hubspot_conn_id: str = HubspotHook.default_conn_name,
-        lytics_conn_id: str = "lytics_default",
         import_contacts: bool = True,
         import_events: bool = True,
         contact_properties: Sequence[str] = DEFAULT_PROPERTIES,
@@ -109,94 +105,51 @@ class HubspotToLyticsOperator(BaseOperator):
         activity_stream: str = ACTIVITY_STREAM,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        if not import_contacts and not import_events:
-            raise ValueError("select contacts, events or both to import (import_contacts / import_events)")
-        self.job_id = job_id
-        self.hubspot_conn_id = hubspot_conn_id
-        self.lytics_conn_id = lytics_conn_id
-        self.import_contacts = import_contacts
-        self.import_events = import_events
+        super().__init__(initial_since=initial_since, **kwargs)
+        keep_arguments(self, locals())
+        self.require_a_stream(import_contacts=import_contacts, import_events=import_events)
         self.contact_properties = list(contact_properties)
-        self.initial_since = initial_since
-        self.contacts_stream = contacts_stream
-        self.activity_stream = activity_stream
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from lytics_provider.hooks.lytics import LyticsHook
+    def make_hook(self) -> HubspotHook:
+        return HubspotHook(self.hubspot_conn_id)
 
-        params = context.get("params") or {}
-        dry_run, full = as_bool(params.get("dry_run")), as_bool(params.get("full_refresh"))
-        folder = run_dir(self.job_id, context["run_id"])
-        window = FileCheckpoint(folder / "hubspot_window.json")
-        until = window.load()
-        if until is None:
-            until = int(time.time() * 1000)
-            window.save(until)
-        first = to_ms(self.initial_since)
-        hook = HubspotHook(self.hubspot_conn_id)
-        lytics = LyticsHook(self.lytics_conn_id)
-        report: dict[str, Any] = {"until": until, "dry_run": dry_run}
+    def import_streams(self, run: ImportWindow) -> dict[str, Any]:
+        report: dict[str, Any] = {}
         if self.import_contacts:
-            report["contacts"] = self._contacts(hook, lytics, first if full else None, until, dry_run)
+            report["contacts"] = self._contacts(run)
         if self.import_events:
-            cursor = FileCheckpoint(folder / "hubspot_events_cursor.json")
-            report["events"] = self._events(hook, lytics, first if full else None, until, cursor, dry_run)
-        report["hubspot_calls"] = hook.calls
-        if dry_run:
-            self.log.info("Dry run: checkpoints not moved. Report: %s", report)
-            return report
-        JobState(self.job_id).update(last_run_id=context["run_id"], last_report=report)
-        self.log.info("Imported. Report: %s", report)
+            report["events"] = self.cursor_stream(
+                run,
+                "events",
+                self.activity_stream,
+                partial(_event_pages, run.hook, run.until),
+                first=to_ms(self.initial_since),
+                mark_key="events_since_ms",
+                since_key="since_ms",
+                timestamp_field="ts",
+                done="end",
+            )
         return report
 
-    def _contacts(
-        self, hook: HubspotHook, lytics: Any, since: int | None, until: int, dry_run: bool
-    ) -> dict[str, Any]:
+    def _contacts(self, run: ImportWindow) -> dict[str, Any]:
         mark = StateCheckpoint(self.job_id, "contacts_since_ms")
-        start = since if since is not None else int(mark.load() or to_ms(self.initial_since))
+        first = to_ms(self.initial_since)
+        start = first if run.full else int(mark.load() or first)
         writer = StreamWriter(
-            lytics, self.contacts_stream, dryrun=dry_run, on_ack=None if dry_run else mark.save
+            run.lytics, self.contacts_stream, dryrun=run.dry_run, on_ack=None if run.dry_run else mark.save
         )
-        read = 0
         properties = list(dict.fromkeys(["email", "lastmodifieddate", *self.contact_properties]))
-        for page in hook.iter_modified_contacts(start, until, properties):
-            writer.extend(contact_record(c) for c in page)
-            writer.flush(position=max(int(c["properties"]["lastmodifieddate"]) for c in page))
-            read += len(page)
-        if not dry_run:
-            mark.save(until)
+        pages = (
+            ([contact_record(c) for c in page], max(int(c["properties"]["lastmodifieddate"]) for c in page))
+            for page in run.hook.iter_modified_contacts(start, run.until, properties)
+        )
+        read = send_pages(writer, pages)
+        if not run.dry_run:
+            mark.save(run.until)
         return {"since_ms": start, "read": read, "accepted": writer.accepted, "rejected": writer.rejected}
 
-    def _events(
-        self,
-        hook: HubspotHook,
-        lytics: Any,
-        since: int | None,
-        until: int,
-        cursor: FileCheckpoint,
-        dry_run: bool,
-    ) -> dict[str, Any]:
-        mark = StateCheckpoint(self.job_id, "events_since_ms")
-        start = since if since is not None else int(mark.load() or to_ms(self.initial_since))
-        resume = None if dry_run else cursor.load()
-        writer = StreamWriter(
-            lytics, self.activity_stream, timestamp_field="ts", dryrun=dry_run,
-            on_ack=None if dry_run else cursor.save,
-        )  # fmt: skip
-        read = 0
-        pages = [] if resume == "end" else hook.iter_email_event_pages(start, until, offset=resume)
-        for events, following in pages:
-            writer.extend(event_record(e) for e in events)
-            writer.flush(position=following or "end")
-            read += len(events)
-        if not dry_run:
-            mark.save(until)
-            cursor.clear()
-        return {
-            "since_ms": start,
-            "resumed_at": resume,
-            "read": read,
-            "accepted": writer.accepted,
-            "rejected": writer.rejected,
-        }
+
+def _event_pages(hook: HubspotHook, until: int, since: int, offset: str | None) -> Iterator[Page]:
+    """The ``hubspot_activity`` records of each page of email events, and the next page's offset."""
+    for events, following in hook.iter_email_event_pages(since, until, offset=offset):
+        yield [event_record(e) for e in events], following

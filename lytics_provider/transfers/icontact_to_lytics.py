@@ -39,7 +39,7 @@ from lytics_provider.files.ingest import SqliteCheckpoint, StreamWriter
 from lytics_provider.hooks.icontact import ACTIVITY_COLLECTIONS, Folder, IContactHook
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.icontact_mapping import (
     DEFAULT_SOURCE_TIMEZONE,
     ContactMapper,
@@ -212,7 +212,7 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
         self.stream = stream
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         run_id = context["run_id"]
         with self._staged(run_id, "users.db") as (icontact, stage, state):
             report = {
@@ -320,7 +320,7 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
         self.collections = list(collections)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         run_id = context["run_id"]
         with self._staged(run_id, "activity.db") as (icontact, stage, state):
             if _meta(stage, "profiled") is None:

@@ -23,7 +23,8 @@ from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.kinesis import LyticsKinesisHook
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import run_dir
@@ -95,19 +96,10 @@ class KinesisToLyticsOperator(FailFastOnPermanentErrors, BaseOperator):
             raise ValueError(f"starting_position {starting_position!r} must be 'TRIM_HORIZON' or 'LATEST'")
         if not 1 <= get_records_limit <= 10_000:
             raise ValueError(f"get_records_limit {get_records_limit!r} must be 1 to 10,000")
-        self.job_id = job_id
-        self.stream_name = stream_name
-        self.stream = stream
-        self.aws_conn_id = aws_conn_id
-        self.starting_position = starting_position
-        self.timestamp_field = timestamp_field
-        self.batch_size = batch_size
-        self.max_records_per_run = max_records_per_run
-        self.get_records_limit = get_records_limit
-        self.lytics_conn_id = lytics_conn_id
+        keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         kinesis = LyticsKinesisHook(aws_conn_id=self.aws_conn_id)
         lytics = LyticsHook(self.lytics_conn_id)
         checkpoint = StateCheckpoint(self.job_id, CHECKPOINT_KEY)

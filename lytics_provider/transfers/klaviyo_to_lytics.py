@@ -11,22 +11,18 @@ nothing.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
-
-from lytics_provider.files.ingest import FileCheckpoint, StateCheckpoint, StreamWriter
 from lytics_provider.hooks.klaviyo import KlaviyoHook
-from lytics_provider.operators.lytics import as_bool
-from lytics_provider.pipeline.workarea import JobState, run_dir
+from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.operators.windowed_import import ImportWindow, Page, WindowedImportOperator
 
 USERS_STREAM = "klaviyo_users"
 ACTIVITY_STREAM = "klaviyo_activity"
 DEFAULT_SINCE = "2000-01-01"
-_DONE = "done"
 
 
 def iso_ms(ms: int) -> str:
@@ -76,7 +72,7 @@ def _included(body: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
-class KlaviyoToLyticsOperator(BaseOperator):
+class KlaviyoToLyticsOperator(WindowedImportOperator):
     """Import Klaviyo profiles and events changed since the last run; see the module docstring.
 
     :param job_id: the job's id (checkpoints, run folder).
@@ -89,14 +85,12 @@ class KlaviyoToLyticsOperator(BaseOperator):
     :param activity_stream: the Lytics stream of events.
     """
 
-    template_fields: Sequence[str] = ("initial_since",)
+    service = "klaviyo"
 
     def __init__(
         self,
         *,
-        job_id: str,
         klaviyo_conn_id: str = KlaviyoHook.default_conn_name,
-        lytics_conn_id: str = "lytics_default",
         import_users: bool = True,
         import_activity: bool = True,
         initial_since: str = DEFAULT_SINCE,
@@ -104,32 +98,17 @@ class KlaviyoToLyticsOperator(BaseOperator):
         activity_stream: str = ACTIVITY_STREAM,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        if not import_users and not import_activity:
-            raise ValueError("select users, activity or both to import (import_users / import_activity)")
-        self.job_id = job_id
-        self.klaviyo_conn_id = klaviyo_conn_id
-        self.lytics_conn_id = lytics_conn_id
-        self.import_users = import_users
-        self.import_activity = import_activity
-        self.initial_since = initial_since
-        self.users_stream = users_stream
-        self.activity_stream = activity_stream
+        super().__init__(initial_since=initial_since, **kwargs)
+        keep_arguments(self, locals())
+        self.require_a_stream(import_users=import_users, import_activity=import_activity)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from lytics_provider.hooks.lytics import LyticsHook
+    def make_hook(self) -> KlaviyoHook:
+        return KlaviyoHook(self.klaviyo_conn_id)
 
-        params = context.get("params") or {}
-        dry_run, full = as_bool(params.get("dry_run")), as_bool(params.get("full_refresh"))
-        folder = run_dir(self.job_id, context["run_id"])
-        window = FileCheckpoint(folder / "klaviyo_window.json")
-        until = window.load()
-        if until is None:
-            until = iso_ms(int(time.time() * 1000))
-            window.save(until)
-        hook = KlaviyoHook(self.klaviyo_conn_id)
-        lytics = LyticsHook(self.lytics_conn_id)
-        report: dict[str, Any] = {"until": until, "dry_run": dry_run}
+    def window_end(self, now_ms: int) -> str:
+        return iso_ms(now_ms)
+
+    def import_streams(self, run: ImportWindow) -> dict[str, Any]:
         streams = (
             (
                 self.import_users, "users", "/api/profiles", "updated", {"page[size]": 100},
@@ -140,55 +119,38 @@ class KlaviyoToLyticsOperator(BaseOperator):
                 self.activity_stream, activity_record,
             ),
         )  # fmt: skip
+        first = self.initial_since if "T" in self.initial_since else f"{self.initial_since}T00:00:00Z"
+        report: dict[str, Any] = {}
         for wanted, name, path, field, extra, stream, convert in streams:
-            if not wanted:
-                continue
-            mark = StateCheckpoint(self.job_id, f"{name}_since")
-            first = self.initial_since if "T" in self.initial_since else f"{self.initial_since}T00:00:00Z"
-            since = first if full else (mark.load() or first)
-            params = {
-                "filter": f"greater-or-equal({field},{since}),less-than({field},{until})",
-                "sort": field,
-                **extra,
-            }
-            cursor = FileCheckpoint(folder / f"klaviyo_{name}_cursor.json")
-            report[name] = self._read(
-                hook, lytics, path, params, stream, convert, cursor, dry_run, name == "activity"
-            )
-            report[name]["since"] = since
-            if not dry_run:
-                mark.save(until)
-                cursor.clear()
-        report["klaviyo_calls"] = hook.calls
-        if dry_run:
-            self.log.info("Dry run: checkpoints not moved. Report: %s", report)
-            return report
-        JobState(self.job_id).update(last_run_id=context["run_id"], last_report=report)
-        self.log.info("Imported. Report: %s", report)
+            if wanted:
+                report[name] = self.cursor_stream(
+                    run,
+                    name,
+                    stream,
+                    partial(_pages, run.hook, path, field, extra, run.until, convert),
+                    first=first,
+                    mark_key=f"{name}_since",
+                    timestamp_field="ts" if name == "activity" else None,
+                )
         return report
 
-    def _read(
-        self,
-        hook: KlaviyoHook,
-        lytics: Any,
-        path: str,
-        params: dict[str, Any],
-        stream: str,
-        convert: Callable[[dict[str, Any], dict[tuple[str, str], dict[str, Any]]], dict[str, Any]],
-        cursor: FileCheckpoint,
-        dry_run: bool,
-        timed: bool,
-    ) -> dict[str, Any]:
-        resume = None if dry_run else cursor.load()
-        writer = StreamWriter(
-            lytics, stream, timestamp_field="ts" if timed else None, dryrun=dry_run,
-            on_ack=None if dry_run else cursor.save,
-        )  # fmt: skip
-        read = 0
-        pages = [] if resume == _DONE else hook.iter_pages(path, params, resume=resume)
-        for body, following in pages:
-            included = _included(body)
-            writer.extend(convert(item, included) for item in body.get("data") or [])
-            writer.flush(position=following or _DONE)
-            read += len(body.get("data") or [])
-        return {"resumed_at": resume, "read": read, "accepted": writer.accepted, "rejected": writer.rejected}
+
+def _pages(
+    hook: KlaviyoHook,
+    path: str,
+    field: str,
+    extra: dict[str, Any],
+    until: str,
+    convert: Callable[[dict[str, Any], dict[tuple[str, str], dict[str, Any]]], dict[str, Any]],
+    since: str,
+    resume: str | None,
+) -> Iterator[Page]:
+    """The records of each page of ``path`` with ``since <= field < until``, and the next page's link."""
+    params = {
+        "filter": f"greater-or-equal({field},{since}),less-than({field},{until})",
+        "sort": field,
+        **extra,
+    }
+    for body, following in hook.iter_pages(path, params, resume=resume):
+        included = _included(body)
+        yield [convert(item, included) for item in body.get("data") or []], following

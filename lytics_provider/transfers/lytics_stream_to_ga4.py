@@ -22,11 +22,11 @@ from typing import Any
 from airflow.sdk import Context
 
 from lytics_provider.files.export_events import iter_stream_events
-from lytics_provider.hooks.ga4 import GA4ConfigError, GA4MeasurementProtocolHook, GA4Payload
+from lytics_provider.hooks.ga4 import GA4ConfigError, GA4MeasurementProtocolHook
 from lytics_provider.hooks.ga4_rules import Violation, event_name_problem, validate_payload
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.workarea import JobState, run_dir
 from lytics_provider.sync.identifiers import lookup_field, scalar_text
 from lytics_provider.transfers.lytics_to_ga4 import GA4Options
@@ -60,15 +60,7 @@ class LyticsStreamToGA4Operator(GA4Options):
         firebase = self.ga4_version == "Firebase"
         self.identifier = "app_instance_id" if firebase else "client_id"
         self.identifier_field = self.app_instance_id_field if firebase else self.client_id
-        self.shape = GA4Payload(
-            identifier=self.identifier,
-            user_id_field=self.user_id_field,
-            user_dimension=self.user_dimension,
-            segment_dimension=self.segment_dimension,
-            engagement_time_field=self.engagement_time_field,
-            session_id_field=self.session_id_field,
-            export_scalar_fields=tuple(self.export_scalar_fields),
-        )
+        self.shape = self.payload_shape(self.identifier)
 
     def body(self, stream: str, event: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
         """The request of one event, or None and the rule it breaks."""
@@ -95,7 +87,7 @@ class LyticsStreamToGA4Operator(GA4Options):
                         f"stream {stream!r} is the event name when event_name_field is unset, and GA4 "
                         f"drops it: {problem.description}; set event_name_field"
                     )
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         state = JobState(self.job_id)
         handled: dict[str, int] = dict(state.get(STATE_KEY) or {})
         lytics = LyticsHook(self.lytics_conn_id)

@@ -19,15 +19,13 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from lytics_provider.files.export_events import EventsPosition, download_new_events, read_jsonl
-from lytics_provider.files.export_layout import FileLayout
+from lytics_provider.files.export_events import EventsPosition, download_new_events
 from lytics_provider.files.export_operator import ObjectStoreExportOperator
-from lytics_provider.files.export_stage import encrypt_staged, render_records, write_pages
 from lytics_provider.files.transports import Transport
 from lytics_provider.files.transports.azure_blob import AzureBlobTransport
 from lytics_provider.hooks.lytics import LyticsHook
-from lytics_provider.operators.lytics import as_bool
-from lytics_provider.pipeline.compression import compressed_name
+from lytics_provider.operators.lytics import run_param
+from lytics_provider.operators.stream_file import StreamEventsFile
 from lytics_provider.pipeline.workarea import JobState, run_dir
 
 __all__ = ["EVENTS_POSITION_KEY", "LyticsStreamToAzureBlobOperator", "LyticsToAzureBlobOperator"]
@@ -60,7 +58,7 @@ class LyticsToAzureBlobOperator(ObjectStoreExportOperator):
         return self._transport or AzureBlobTransport(self.bucket, self.directory, self.wasb_conn_id)
 
 
-class LyticsStreamToAzureBlobOperator(LyticsToAzureBlobOperator):
+class LyticsStreamToAzureBlobOperator(StreamEventsFile, LyticsToAzureBlobOperator):
     """Export Events: the events of a Lytics stream that earlier runs did not deliver, as one file.
 
     The first run exports every event; later runs only the new ones. CSV columns are the union of
@@ -92,12 +90,9 @@ class LyticsStreamToAzureBlobOperator(LyticsToAzureBlobOperator):
             "stream": self.stream,
             "target": transport.describe(name),
             "since_position": after.as_state() if after else None,
-            "dry_run": as_bool((context.get("params") or {}).get("dry_run")),
+            "dry_run": run_param(context, "dry_run"),
         }
-        if self.pgp_conn_id:
-            from lytics_provider.hooks.pgp import PGPHook
-
-            PGPHook(self.pgp_conn_id).get_public_key()  # a missing key fails before any work
+        self.require_pgp_key()
         work = run_dir(self.job_id, context["run_id"])
         new = download_new_events(LyticsHook(self.lytics_conn_id), self.stream, work, after)
         report["rows"] = new.count
@@ -110,16 +105,7 @@ class LyticsStreamToAzureBlobOperator(LyticsToAzureBlobOperator):
                 " (dry run: nothing sent)" if report["dry_run"] else "; nothing to upload",
             )
             return report
-        layout = FileLayout(tuple(new.columns), file_format=self.file_format)
-        staged = write_pages(
-            render_records(read_jsonl(new.path), layout.renderer()),
-            work / "staged" / compressed_name(base, self.compression),
-            layout,
-            compression=self.compression,
-            inner_name=base,
-        )
-        if self.pgp_conn_id:
-            staged = encrypt_staged(staged, self.pgp_conn_id, name)
+        staged = self.stage_events(new.path, new.columns, work, base, name)
         position = new.position
         if position is None:  # pragma: no cover - every copied event carries its position
             raise RuntimeError(f"{new.count} events copied without a stream position; not uploading")

@@ -34,7 +34,7 @@ from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.audience_export import AudienceExportOperator
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.bigquery_loads import DEFAULT_POLL_INTERVAL, BigQueryLoadJobs, LoadSpec
 from lytics_provider.pipeline.compression import compress_to
 from lytics_provider.pipeline.object_files import join_key
@@ -291,7 +291,7 @@ class LyticsStreamToBigQueryOperator(BigQueryLoadJobs, FailFastOnPermanentErrors
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
         table = sanitize_name(self.table or f"events_{self.stream}", "bigquery")
-        if as_bool((context.get("params") or {}).get("dry_run")):
+        if run_param(context, "dry_run"):
             return {"dry_run": True, "stream": self.stream, "table": f"{self.dataset}.{table}"}
         stamp = run_stamp(context)
         work = run_dir(self.job_id, context["run_id"])

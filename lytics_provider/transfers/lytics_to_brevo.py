@@ -19,10 +19,11 @@ from typing import Any
 
 from lytics_provider.hooks.brevo import IMPORT_LIMIT, BrevoHook, BrevoListDestination
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
+from lytics_provider.sync.named_list import ListSyncOperator
+from lytics_provider.sync.operator import SyncRunInputs
 
 
-class LyticsToBrevoOperator(AudienceSyncOperator):
+class LyticsToBrevoOperator(ListSyncOperator):
     """Import an audience's members into a Brevo list; see the module docstring.
 
     :param job_id: the job's id.
@@ -35,37 +36,24 @@ class LyticsToBrevoOperator(AudienceSyncOperator):
     """
 
     template_fields = ("list",)
+    service = "Brevo"
+    batch_limit = IMPORT_LIMIT
 
     def __init__(
         self,
         *,
         list: str,
         brevo_conn_id: str = BrevoHook.default_conn_name,
-        email_field: str = "email",
         field_mapping: dict[str, str] | None = None,
-        on_exit: str = "remove",
         batch_size: int = 1000,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
         self.field_mapping = dict(field_mapping or {})
-        if on_exit not in ("remove", "ignore"):
-            raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
-        if not 1 <= batch_size <= IMPORT_LIMIT:
-            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {IMPORT_LIMIT}")
+        self.check_batch_size(batch_size)
 
     def make_destination(self, inputs: SyncRunInputs) -> BrevoListDestination:
-        hook = BrevoHook(self.brevo_conn_id)
-        found = hook.resolve_list(str(self.list))
-        self.log.info(
-            "Exporting %s to Brevo list %s (%s)", inputs.audience.get("slug"), found["id"], found.get("name")
-        )
-        return BrevoListDestination(
-            None if inputs.dry_run else hook,
-            str(found["id"]),
-            self.email_field,
-            self.field_mapping,
-            on_exit=self.on_exit,
-            batch_size=self.batch_size,
+        return self.resolved_list_destination(
+            inputs, BrevoListDestination, BrevoHook(self.brevo_conn_id), self.list, self.field_mapping
         )

@@ -27,8 +27,7 @@ from airflow.sdk import Context
 
 from lytics_provider.hooks.databricks import DatabricksStatementHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.audience_export import AudienceExportOperator
-from lytics_provider.pipeline.object_files import join_key
+from lytics_provider.operators.s3_staging import S3StagedLoad
 from lytics_provider.pipeline.warehouse_types import plan_columns, sanitize_name
 from lytics_provider.transfers.lytics_to_redshift import unix_stamp
 
@@ -38,7 +37,7 @@ def backtick(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-class LyticsToDatabricksOperator(AudienceExportOperator):
+class LyticsToDatabricksOperator(S3StagedLoad):
     """Replace ``users_{slug}`` in ``catalog.database`` with the scanned audience.
 
     :param s3_bucket: S3 bucket the warehouse can read, for the staged file.
@@ -80,9 +79,6 @@ class LyticsToDatabricksOperator(AudienceExportOperator):
         parts = [p for p in (self.catalog, self.database) if p]
         return ".".join(backtick(p) for p in [*parts, name])
 
-    def _staging_key(self, table: str) -> str:
-        return join_key(self.directory, f"{self.job_id}/{table}_{self.stamp}.csv.gz")
-
     def plan(self, context: Context) -> dict[str, Any]:
         columns = plan_columns(self.schema_fields(), self.fields, "databricks")
         table = self.table_name()
@@ -90,7 +86,7 @@ class LyticsToDatabricksOperator(AudienceExportOperator):
             "table": self.qualified(table),
             "placeholder": self.qualified(f"{table}_{unix_stamp(self.stamp)}"),
             "columns": {c.name: c.sql_type("databricks") for c in columns},
-            "staging": f"s3://{self.s3_bucket}/{self._staging_key(table)}",
+            "staging": self.staging_url(table),
         }
 
     def hook(self) -> DatabricksStatementHook:
@@ -98,22 +94,14 @@ class LyticsToDatabricksOperator(AudienceExportOperator):
         return DatabricksStatementHook(self.databricks_conn_id, statement_timeout=self.statement_timeout)
 
     def deliver(self, context: Context) -> dict[str, Any]:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         columns = plan_columns(self.schema_fields(), self.fields, "databricks")
         table = self.table_name()
         placeholder = f"{table}_{unix_stamp(self.stamp)}"
-        key = self._staging_key(table)
-        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
-        with self.rejects() as rejects:
-            staged = self.stage_warehouse_csv(columns, f"{table}_{self.stamp}.csv.gz", rejects)
-        s3.load_file(staged.path, key, self.s3_bucket, replace=True)
-        self.log.info("Staged %d rows at s3://%s/%s", staged.rows, self.s3_bucket, key)
-        staged.path.unlink()
+        staged = self.stage_in_s3(columns, table)
         hook = self.hook()
         hook.run(f"DROP TABLE IF EXISTS {self.qualified(placeholder)}")
         hook.run(f"CREATE TABLE {self.qualified(placeholder)}")
-        self._copy_into(hook, placeholder, f"s3://{self.s3_bucket}/{key}")
+        self._copy_into(hook, placeholder, staged.url)
         loaded = int(hook.scalar(f"SELECT count(*) FROM {self.qualified(placeholder)}") or 0)
         if loaded != staged.rows:
             raise RuntimeError(
@@ -121,14 +109,13 @@ class LyticsToDatabricksOperator(AudienceExportOperator):
                 f"{table} was left unchanged"
             )
         self._swap(hook, placeholder, table)
-        if not self.keep_staged:
-            s3.delete_objects(self.s3_bucket, [key])
+        self.drop_staged(staged)
         return {
             "table": self.qualified(table),
             "rows": staged.rows,
             "rejected": staged.rejected,
             "columns": len(columns),
-            "staging": f"s3://{self.s3_bucket}/{key}",
+            "staging": staged.url,
             "statements": hook.calls,
         }
 

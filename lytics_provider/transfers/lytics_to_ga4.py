@@ -16,10 +16,24 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from lytics_provider.hooks.ga4 import GA4AudienceDestination, GA4MeasurementProtocolHook, GA4Version
+from lytics_provider.hooks.ga4 import (
+    GA4AudienceDestination,
+    GA4MeasurementProtocolHook,
+    GA4Payload,
+    GA4Version,
+)
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.sync.event_operator import AudienceEventOperator
 from lytics_provider.sync.operator import SyncRunInputs
+
+#: The options that say how a record becomes a request body (:class:`GA4Payload`'s fields).
+PAYLOAD_OPTIONS = (
+    "user_id_field",
+    "user_dimension",
+    "segment_dimension",
+    "engagement_time_field",
+    "session_id_field",
+)
 
 
 class GA4Options(BaseOperator):
@@ -67,6 +81,23 @@ class GA4Options(BaseOperator):
             return {"firebase_app_id": str(self.firebase_app_id)}
         return {"measurement_id": str(self.measurement_id)}
 
+    def record_options(self) -> dict[str, Any]:
+        """The options naming a record's fields: its identifier's and :data:`PAYLOAD_OPTIONS`."""
+        return {
+            "client_id": self.client_id,
+            "app_instance_id_field": self.app_instance_id_field,
+            **{name: getattr(self, name) for name in PAYLOAD_OPTIONS},
+            "export_scalar_fields": self.export_scalar_fields,
+        }
+
+    def payload_shape(self, identifier: str) -> GA4Payload:
+        """How a record becomes a request body, identified by ``identifier``."""
+        return GA4Payload(
+            identifier=identifier,
+            export_scalar_fields=tuple(self.export_scalar_fields),
+            **{name: getattr(self, name) for name in PAYLOAD_OPTIONS},
+        )
+
 
 class LyticsToGA4AudienceOperator(GA4Options, AudienceEventOperator):
     """Audience enters and exits as GA4 Measurement Protocol events.
@@ -80,13 +111,6 @@ class LyticsToGA4AudienceOperator(GA4Options, AudienceEventOperator):
             hook=GA4MeasurementProtocolHook(self.ga4_conn_id),
             ga4_version=self.ga4_version,
             stream=self.stream_query(),
-            client_id=self.client_id,
-            app_instance_id_field=self.app_instance_id_field,
-            user_id_field=self.user_id_field,
-            user_dimension=self.user_dimension,
-            segment_dimension=self.segment_dimension,
-            engagement_time_field=self.engagement_time_field,
-            session_id_field=self.session_id_field,
-            export_scalar_fields=self.export_scalar_fields,
+            **self.record_options(),
             **self.event_arguments(inputs),
         )

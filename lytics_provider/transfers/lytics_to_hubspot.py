@@ -52,60 +52,45 @@ class LyticsToHubspotOperator(NamedListSyncOperator):
     :param batch_size: members per acknowledged batch (upserts of 100 plus one list call).
     """
 
-    template_fields = ("list_name",)
     service = "HubSpot"
     list_noun = "contact list"
+    batch_limit = MEMBERSHIP_LIMIT
+    default_property_map = DEFAULT_PROPERTY_MAP
+    forbidden_properties_error = (
+        "property_map writes {blocked}: subscription properties are never written by an export; "
+        "remove them from property_map"
+    )
 
     def __init__(
         self,
         *,
         hubspot_conn_id: str = HubspotHook.default_conn_name,
-        list_name: str | None = None,
-        create_list: bool = True,
-        email_field: str = "email",
         id_field: str | None = "hubspot_id",
-        property_map: dict[str, str] | None = None,
-        on_exit: str = "remove",
         batch_size: int = DEFAULT_BATCH_SIZE,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
-        if on_exit not in ("remove", "ignore"):
-            raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
-        if not 1 <= batch_size <= MEMBERSHIP_LIMIT:
-            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {MEMBERSHIP_LIMIT}")
-        mapped = dict(DEFAULT_PROPERTY_MAP if property_map is None else property_map)
-        blocked = sorted(set(mapped.values()) & SUBSCRIPTION_PROPERTIES)
-        if blocked:
-            raise self.config_error(
-                f"property_map writes {blocked}: subscription properties are never written by an export; "
-                "remove them from property_map"
-            )
-        self.property_map = mapped
+        self.check_batch_size(batch_size)
+
+    def forbidden_property(self, target: str) -> bool:
+        return target in SUBSCRIPTION_PROPERTIES
 
     def make_destination(self, inputs: SyncRunInputs) -> HubspotListDestination:
-        hook = HubspotHook(self.hubspot_conn_id)
-        name, found = self.named_list(inputs, hook.find_list, hook.create_list)
-        if found is None:
-            list_id = "(new list)"
-        else:
-            list_id = str(found["listId"])
-            if found.get("processingType") == "DYNAMIC":
-                raise self.config_error(
-                    f"HubSpot list {name!r} is an active (DYNAMIC) list, whose members HubSpot chooses; "
-                    "use a static (MANUAL) list"
-                )
-        self.log.info("Exporting %s to HubSpot list %s (%s)", inputs.audience.get("slug"), name, list_id)
-        return HubspotListDestination(
-            hook,
-            list_id,
-            name,
-            email_field=self.email_field,
-            property_map=self.property_map,
-            on_exit=self.on_exit,
-            batch_size=self.batch_size,
-            id_field=self.id_field,
+        return self.named_list_destination(
+            inputs,
+            HubspotListDestination,
+            HubspotHook(self.hubspot_conn_id),
+            self._static_list_id,
             dry_run=inputs.dry_run,
             refs=RefStore(self.job_id),
         )
+
+    def _static_list_id(self, name: str, found: dict[str, Any]) -> str:
+        """The list's id; an active (DYNAMIC) list is refused."""
+        if found.get("processingType") == "DYNAMIC":
+            raise self.config_error(
+                f"HubSpot list {name!r} is an active (DYNAMIC) list, whose members HubSpot chooses; "
+                "use a static (MANUAL) list"
+            )
+        return str(found["listId"])

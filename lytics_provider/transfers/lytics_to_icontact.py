@@ -163,6 +163,7 @@ class LyticsToIContactListOperator(AudienceSyncOperator):
     :param page_size: page size of the folder listings.
     """
 
+    batch_limit = 5000
     template_fields = ("destination_list",)
 
     def __init__(
@@ -179,8 +180,7 @@ class LyticsToIContactListOperator(AudienceSyncOperator):
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
-        if not 1 <= batch_size <= 5000:
-            raise ValueError("batch_size must be between 1 and 5000")
+        self.check_batch_size(batch_size)
 
     def execute(self, context: Context) -> dict[str, Any]:
         inputs = self.sync_inputs(context)

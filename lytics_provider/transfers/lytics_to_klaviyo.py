@@ -47,50 +47,31 @@ class LyticsToKlaviyoOperator(NamedListSyncOperator):
     """
 
     service = "Klaviyo"
-
-    template_fields = ("list_name",)
+    batch_limit = JOB_LIMIT
+    default_property_map = DEFAULT_PROPERTY_MAP
+    forbidden_properties_error = "property_map writes consent ({blocked}); an export never sends consent"
 
     def __init__(
         self,
         *,
         klaviyo_conn_id: str = KlaviyoHook.default_conn_name,
-        list_name: str | None = None,
-        create_list: bool = True,
-        email_field: str = "email",
         id_field: str | None = "klaviyo_id",
-        property_map: dict[str, str] | None = None,
-        on_exit: str = "remove",
         batch_size: int = JOB_LIMIT,
         poll_interval: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
-        if on_exit not in ("remove", "ignore"):
-            raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
-        if not 1 <= batch_size <= JOB_LIMIT:
-            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {JOB_LIMIT}")
-        mapped = dict(DEFAULT_PROPERTY_MAP if property_map is None else property_map)
-        blocked = sorted(
-            t for t in mapped.values() if t in CONSENT_ATTRIBUTES or t.startswith("subscriptions")
-        )
-        if blocked:
-            raise self.config_error(f"property_map writes consent ({blocked}); an export never sends consent")
-        self.property_map = mapped
+        self.check_batch_size(batch_size)
+
+    def forbidden_property(self, target: str) -> bool:
+        return target in CONSENT_ATTRIBUTES or target.startswith("subscriptions")
 
     def make_destination(self, inputs: SyncRunInputs) -> KlaviyoListDestination:
-        hook = KlaviyoHook(self.klaviyo_conn_id)
-        name, found = self.named_list(inputs, hook.find_list, hook.create_list)
-        list_id = found or "(new list)"
-        self.log.info("Exporting %s to Klaviyo list %s (%s)", inputs.audience.get("slug"), name, list_id)
-        return KlaviyoListDestination(
-            hook,
-            list_id,
-            name,
-            email_field=self.email_field,
-            property_map=self.property_map,
-            on_exit=self.on_exit,
-            batch_size=self.batch_size,
-            id_field=self.id_field,
+        return self.named_list_destination(
+            inputs,
+            KlaviyoListDestination,
+            KlaviyoHook(self.klaviyo_conn_id),
+            lambda name, found: found,
             poll_interval=self.poll_interval,
         )

@@ -35,6 +35,7 @@ class LyticsToMailchimpOperator(AudienceSyncOperator):
     :param kwargs: :class:`~lytics_provider.sync.operator.AudienceSyncOperator`'s arguments.
     """
 
+    batch_limit = 5000
     template_fields: Sequence[str] = ("mailchimp_list", "tag")
     sleep = staticmethod(time.sleep)
 
@@ -56,8 +57,7 @@ class LyticsToMailchimpOperator(AudienceSyncOperator):
         keep_arguments(self, locals())
         if on_exit not in ("remove_tag", "ignore"):
             raise ValueError(f"on_exit {on_exit!r} is not supported; use 'remove_tag' or 'ignore'")
-        if not 1 <= batch_size <= 5000:
-            raise ValueError("batch_size must be between 1 and 5000")
+        self.check_batch_size(batch_size)
 
     def make_destination(self, inputs: SyncRunInputs) -> MailchimpAudienceDestination:
         hook = MailchimpHook(self.mailchimp_conn_id, max_connections=self.max_connections)

@@ -20,11 +20,12 @@ from typing import Any
 
 from lytics_provider.hooks.marketo import BATCH_LIMIT, MarketoHook, MarketoListDestination
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
+from lytics_provider.sync.named_list import ListSyncOperator
+from lytics_provider.sync.operator import SyncRunInputs
 from lytics_provider.sync.refs import RefStore
 
 
-class LyticsToMarketoOperator(AudienceSyncOperator):
+class LyticsToMarketoOperator(ListSyncOperator):
     """Upsert an audience's members as Marketo leads and keep them in a static list.
 
     :param job_id: the job's id.
@@ -37,43 +38,32 @@ class LyticsToMarketoOperator(AudienceSyncOperator):
     """
 
     template_fields = ("static_list",)
+    service = "Marketo"
+    list_noun = "static list"
+    batch_limit = BATCH_LIMIT
 
     def __init__(
         self,
         *,
         static_list: str,
         marketo_conn_id: str = MarketoHook.default_conn_name,
-        email_field: str = "email",
         lead_fields: dict[str, str] | None = None,
-        on_exit: str = "remove",
         batch_size: int = BATCH_LIMIT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
         self.lead_fields = dict(lead_fields or {})
-        if on_exit not in ("remove", "ignore"):
-            raise self.config_error(f"on_exit {on_exit!r} must be remove or ignore")
-        if not 1 <= batch_size <= BATCH_LIMIT:
-            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {BATCH_LIMIT}")
+        self.check_batch_size(batch_size)
         if "email" in self.lead_fields.values():
             raise self.config_error("lead_fields writes email; it comes from email_field, remove it")
 
     def make_destination(self, inputs: SyncRunInputs) -> MarketoListDestination:
-        hook = MarketoHook(self.marketo_conn_id)
-        found = hook.resolve_list(str(self.static_list))
-        self.log.info(
-            "Exporting %s to Marketo static list %s (%s)",
-            inputs.audience.get("slug"),
-            found.get("id"),
-            found.get("name"),
-        )
-        return MarketoListDestination(
-            None if inputs.dry_run else hook,
-            str(found["id"]),
-            self.email_field,
+        return self.resolved_list_destination(
+            inputs,
+            MarketoListDestination,
+            MarketoHook(self.marketo_conn_id),
+            self.static_list,
             self.lead_fields,
-            on_exit=self.on_exit,
-            batch_size=self.batch_size,
             refs=RefStore(self.job_id),
         )

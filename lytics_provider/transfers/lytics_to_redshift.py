@@ -26,8 +26,7 @@ from typing import Any, Literal
 from airflow.sdk import BaseHook, Context
 
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.audience_export import AudienceExportOperator
-from lytics_provider.pipeline.object_files import join_key
+from lytics_provider.operators.s3_staging import S3StagedLoad
 from lytics_provider.pipeline.warehouse_types import (
     Column,
     create_table_sql,
@@ -60,7 +59,7 @@ def copy_from_stream(cur: Any, sql: str, stream: Any, chunk: int = 1 << 20) -> N
             copy.write(data)
 
 
-class LyticsToRedshiftOperator(AudienceExportOperator):
+class LyticsToRedshiftOperator(S3StagedLoad):
     """Replace the table named from the audience slug with the scanned audience.
 
     :param s3_bucket: S3 Bucket Name for staging.
@@ -112,35 +111,22 @@ class LyticsToRedshiftOperator(AudienceExportOperator):
             "table": table,
             "temp_table": f"{table}_{unix_stamp(self.stamp)}",
             "columns": {c.name: c.sql_type("redshift") for c in columns},
-            "staging": f"s3://{self.s3_bucket}/{self._staging_key(table)}",
+            "staging": self.staging_url(table),
         }
-
-    def _staging_key(self, table: str) -> str:
-        return join_key(self.directory, f"{self.job_id}/{table}_{self.stamp}.csv.gz")
 
     # -- delivery ------------------------------------------------------------------------------
     def deliver(self, context: Context) -> dict[str, Any]:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
         columns = plan_columns(self.schema_fields(), self.fields, "redshift")
         table = self.table_name()
         temp = f"{table}_{unix_stamp(self.stamp)}"
-        key = self._staging_key(table)
-        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
-        with self.rejects() as rejects:
-            staged = self.stage_warehouse_csv(columns, f"{table}_{self.stamp}.csv.gz", rejects)
-        s3.load_file(staged.path, key, self.s3_bucket, replace=True)
-        self.log.info(
-            "Staged %d rows (%d bytes) at s3://%s/%s", staged.rows, staged.bytes, self.s3_bucket, key
-        )
-        staged.path.unlink()
+        staged = self.stage_in_s3(columns, table)
         conn = BaseHook.get_connection(self.redshift_conn_id).get_hook().get_conn()
         try:
             conn.autocommit = False
             with conn.cursor() as cur:
                 cur.execute(f"DROP TABLE IF EXISTS {self.qualified(temp)}")
                 cur.execute(create_table_sql(self.qualified(temp), columns, "redshift"))
-                self._load_temp(cur, temp, columns, s3, key)
+                self._load_temp(cur, temp, columns, staged.s3, staged.key)
                 cur.execute(f"SELECT count(*) FROM {self.qualified(temp)}")
                 loaded = int(cur.fetchone()[0])
                 if loaded != staged.rows:
@@ -153,14 +139,13 @@ class LyticsToRedshiftOperator(AudienceExportOperator):
             self._swap(conn, temp, table)
         finally:
             conn.close()
-        if not self.keep_staged:
-            s3.delete_objects(self.s3_bucket, [key])
+        self.drop_staged(staged)
         return {
             "table": table,
             "rows": staged.rows,
             "rejected": staged.rejected,
             "columns": len(columns),
-            "staging": f"s3://{self.s3_bucket}/{key}",
+            "staging": staged.url,
         }
 
     def _load_temp(self, cur: Any, temp: str, columns: Sequence[Column], s3: Any, key: str) -> None:

@@ -16,15 +16,13 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from lytics_provider.files.export_events import download_events, read_jsonl
-from lytics_provider.files.export_layout import FileLayout
+from lytics_provider.files.export_events import download_events
 from lytics_provider.files.export_operator import DEFAULT_FILENAME, ObjectStoreExportOperator
-from lytics_provider.files.export_stage import encrypt_staged, render_records, write_pages
 from lytics_provider.files.transports import Transport
 from lytics_provider.files.transports.s3 import S3Transport
 from lytics_provider.hooks.lytics import LyticsHook
-from lytics_provider.operators.lytics import as_bool
-from lytics_provider.pipeline.compression import compressed_name
+from lytics_provider.operators.lytics import run_param
+from lytics_provider.operators.stream_file import StreamEventsFile
 from lytics_provider.pipeline.workarea import run_dir
 
 __all__ = ["DEFAULT_FILENAME", "LyticsStreamToS3Operator", "LyticsToS3Operator"]
@@ -50,7 +48,7 @@ class LyticsToS3Operator(ObjectStoreExportOperator):
         return self._transport or S3Transport(self.bucket, self.directory, self.aws_conn_id)
 
 
-class LyticsStreamToS3Operator(LyticsToS3Operator):
+class LyticsStreamToS3Operator(StreamEventsFile, LyticsToS3Operator):
     """Export Activity Data: every event of a Lytics stream to one S3 file (all stream fields).
 
     CSV columns are the union of the event keys, found in a first pass over a local JSON-lines
@@ -71,24 +69,12 @@ class LyticsStreamToS3Operator(LyticsToS3Operator):
     def execute(self, context: Context) -> dict[str, Any]:
         transport = self.transport()
         base, name = self.stream_file_name(self.stream, context)
-        if as_bool((context.get("params") or {}).get("dry_run")):
+        if run_param(context, "dry_run"):
             return {"dry_run": True, "stream": self.stream, "target": transport.describe(name)}
-        if self.pgp_conn_id:
-            from lytics_provider.hooks.pgp import PGPHook
-
-            PGPHook(self.pgp_conn_id).get_public_key()  # a missing key fails before any work
+        self.require_pgp_key()
         work = run_dir(self.job_id, context["run_id"])
         local, columns = download_events(LyticsHook(self.lytics_conn_id), self.stream, work)
-        layout = FileLayout(tuple(columns), file_format=self.file_format)
-        staged = write_pages(
-            render_records(read_jsonl(local), layout.renderer()),
-            work / "staged" / compressed_name(base, self.compression),
-            layout,
-            compression=self.compression,
-            inner_name=base,
-        )
-        if self.pgp_conn_id:
-            staged = encrypt_staged(staged, self.pgp_conn_id, name)
+        staged = self.stage_events(local, columns, work, base, name)
         result = transport.upload(staged.path, staged.name)
         local.unlink()
         staged.path.unlink()

@@ -85,17 +85,7 @@ class SalesforceObjectDestination(SyncDestination):
         poll_interval: float,
         job_timeout: float,
     ) -> None:
-        self.hook = hook
-        self.folder = folder
-        self.salesforce_object = salesforce_object
-        self.external_id_field = external_id_field
-        self.id_field = id_field
-        self.mapping = mapping
-        self.membership_field = membership_field
-        self.update_on_exit = update_on_exit
-        self.batch_bytes = batch_bytes
-        self.poll_interval = poll_interval
-        self.job_timeout = job_timeout
+        keep_arguments(self, locals())
         self.trigger_fields = sorted(mapping)
         self.value_columns = [c for c in dict.fromkeys(mapping.values()) if c != external_id_field]
         self.columns = [external_id_field, *self.value_columns]

@@ -53,6 +53,7 @@ class LyticsToSendGridOperator(AudienceSyncOperator):
     :param kwargs: :class:`~lytics_provider.sync.operator.AudienceSyncOperator`'s arguments.
     """
 
+    batch_limit = MAX_CONTACTS
     template_fields: Sequence[str] = ("sendgrid_list", "segment_name")
     sleep = staticmethod(time.sleep)
 
@@ -74,8 +75,7 @@ class LyticsToSendGridOperator(AudienceSyncOperator):
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
-        if not 1 <= batch_size <= MAX_CONTACTS:
-            raise ValueError(f"batch_size must be between 1 and {MAX_CONTACTS}")
+        self.check_batch_size(batch_size)
 
     def make_destination(self, inputs: SyncRunInputs) -> SendGridSegmentDestination:
         hook = SendGridHook(self.sendgrid_conn_id)

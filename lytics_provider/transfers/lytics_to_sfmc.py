@@ -53,6 +53,7 @@ class LyticsToSfmcDataExtensionOperator(AudienceSyncOperator):
     :param batch_size: rows per rowset call (1 to 50).
     """
 
+    batch_limit = ROWSET_LIMIT
     template_fields = ("data_extension_key", "data_extension_name")
 
     def __init__(
@@ -73,8 +74,7 @@ class LyticsToSfmcDataExtensionOperator(AudienceSyncOperator):
         keep_arguments(self, locals())
         self.field_mapping = dict(field_mapping or {})
         self.column_types = dict(column_types or {})
-        if not 1 <= batch_size <= ROWSET_LIMIT:
-            raise self.config_error(f"batch_size {batch_size!r} must be between 1 and {ROWSET_LIMIT}")
+        self.check_batch_size(batch_size)
         if subscriber_key_column in self.field_mapping.values():
             raise self.config_error(
                 f"field_mapping writes the subscriber key column {subscriber_key_column!r}; it is filled "

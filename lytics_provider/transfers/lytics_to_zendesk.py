@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from lytics_provider.hooks.zendesk import MAX_MANY, ZendeskApiHook
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
 from lytics_provider.sync.plan import Outcome, Work
@@ -125,10 +126,8 @@ class LyticsToZendeskUsersOperator(AudienceSyncOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.zendesk_conn_id = zendesk_conn_id
+        keep_arguments(self, locals())
         self.export_fields = list(export_fields or [])
-        self.requests_per_minute = requests_per_minute
-        self.poll_interval = poll_interval
 
     def make_destination(self, inputs: SyncRunInputs) -> ZendeskUsersDestination:
         audience = inputs.audience

@@ -16,10 +16,10 @@ campaign) is committed to the job state only after Lytics accepted everything be
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator, Context
 
@@ -27,7 +27,7 @@ from lytics_provider.files.ingest import FileCheckpoint, StateCheckpoint, Stream
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.mailchimp import MailchimpHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.workarea import JobState, run_dir
 
 SUBSCRIBERS_STREAM = "mailchimp_subscribers"
@@ -77,6 +77,17 @@ class Watermark:
             self.keys.add(key)
 
 
+@dataclass
+class NewRecords:
+    """What one pass of :meth:`_MailchimpImportBase.send_new` read and sent."""
+
+    writer: StreamWriter
+    dry_run: bool
+    newest: Watermark
+    read: int
+    sent: int
+
+
 def subscriber_record(member: dict[str, Any], list_id: str) -> dict[str, Any]:
     """One ``mailchimp_subscribers`` record (source names of the seed's default mapping)."""
     merge = member.get("merge_fields") or {}
@@ -124,20 +135,22 @@ class _MailchimpImportBase(BaseOperator):
 
     :param job_id: the job (run folder and committed state).
     :param mailchimp_list: the Mailchimp audience (list) id or exact name.
-    :param stream: the Lytics stream.
+    :param stream: the Lytics stream (default the task's ``default_stream``).
     :param mailchimp_conn_id: the ``mailchimp`` connection.
     :param lytics_conn_id: the Lytics connection.
     :param batch_size: records per Lytics request (also bounded by bytes).
     """
 
     template_fields = ("mailchimp_list", "stream")
+    #: the stream when none is given
+    default_stream: ClassVar[str]
 
     def __init__(
         self,
         *,
         job_id: str,
         mailchimp_list: str,
-        stream: str,
+        stream: str | None = None,
         mailchimp_conn_id: str = MailchimpHook.default_conn_name,
         lytics_conn_id: str = LyticsHook.default_conn_name,
         batch_size: int = 1000,
@@ -145,9 +158,15 @@ class _MailchimpImportBase(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
+        self.stream = stream or self.default_stream
+
+    def open_list(self) -> tuple[MailchimpHook, str]:
+        """The Mailchimp hook and the id of the audience ``mailchimp_list`` names."""
+        hook = MailchimpHook(self.mailchimp_conn_id)
+        return hook, str(hook.resolve_list(self.mailchimp_list)["id"])
 
     def writer(self, context: Context, checkpoint: FileCheckpoint) -> tuple[StreamWriter, bool]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         writer = StreamWriter(
             LyticsHook(self.lytics_conn_id),
             self.stream,
@@ -157,48 +176,71 @@ class _MailchimpImportBase(BaseOperator):
         )
         return writer, dry_run
 
+    def send_new(
+        self,
+        context: Context,
+        checkpoint: FileCheckpoint,
+        committed: Watermark,
+        items: Iterable[tuple[dict[str, Any], str, str]],
+    ) -> NewRecords:
+        """Post the records of ``items`` that are new since ``committed``, then flush.
+
+        The first records Lytics acknowledged in an earlier try of this run (``checkpoint``) are
+        skipped; the newest watermark is advanced over every record read.
+
+        :param context: the task's context (``dry_run``).
+        :param checkpoint: the run folder's position of the last acknowledged record.
+        :param committed: the watermark of the last committed run.
+        :param items: ``(record, timestamp, key)`` in the order Mailchimp answers them.
+        """
+        done = int((checkpoint.load() or {}).get("done") or 0)
+        writer, dry_run = self.writer(context, checkpoint)
+        if done:
+            self.log.info("Resuming after record %d (acknowledged by Lytics before)", done)
+        newest = Watermark(committed.at, set(committed.keys))
+        read = sent = 0
+        for read, (record, ts, key) in enumerate(items, start=1):
+            newest.advance(ts, key)
+            if read <= done or not committed.is_new(ts, key):
+                continue
+            sent += 1
+            writer.add(record, {"done": read})
+        writer.flush()
+        return NewRecords(writer, dry_run, newest, read, sent)
+
 
 class MailchimpSubscribersToLyticsOperator(_MailchimpImportBase):
     """Members changed since the last committed run → ``mailchimp_subscribers`` (module docstring)."""
 
-    def __init__(self, *, stream: str = SUBSCRIBERS_STREAM, **kwargs: Any) -> None:
-        super().__init__(stream=stream, **kwargs)
+    default_stream = SUBSCRIBERS_STREAM
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = MailchimpHook(self.mailchimp_conn_id)
-        list_id = str(hook.resolve_list(self.mailchimp_list)["id"])
+        hook, list_id = self.open_list()
         state = StateCheckpoint(self.job_id, f"mailchimp_subscribers_since:{list_id}")
         committed = Watermark.load(state.load())
-        newest = Watermark(committed.at, set(committed.keys))
         checkpoint = FileCheckpoint(run_dir(self.job_id, context["run_id"]) / f"subscribers_{list_id}.json")
-        done = int((checkpoint.load() or {}).get("done") or 0)
-        writer, dry_run = self.writer(context, checkpoint)
-        if done:
-            self.log.info("Resuming after member %d (acknowledged by Lytics before)", done)
-        read = 0
-        for read, member in enumerate(hook.iter_members(list_id, committed.query_since()), start=1):
-            changed, key = (
+        members = (
+            (
+                subscriber_record(member, list_id),
                 str(member.get("last_changed") or ""),
                 str(member.get("id") or member.get("email_address")),
             )
-            newest.advance(changed, key)
-            if read <= done or not committed.is_new(changed, key):
-                continue
-            writer.add(subscriber_record(member, list_id), {"done": read})
-        writer.flush()
+            for member in hook.iter_members(list_id, committed.query_since())
+        )
+        new = self.send_new(context, checkpoint, committed, members)
         report = {
             "stream": self.stream,
             "list": list_id,
             "since": committed.at,
-            "members": read,
-            "sent": writer.records,
-            "accepted": writer.accepted,
-            "rejected_by_lytics": writer.rejected,
-            "dry_run": dry_run,
+            "members": new.read,
+            "sent": new.writer.records,
+            "accepted": new.writer.accepted,
+            "rejected_by_lytics": new.writer.rejected,
+            "dry_run": new.dry_run,
             "mailchimp_calls": hook.calls,
         }
-        if not dry_run:
-            state.save(newest.as_state())
+        if not new.dry_run:
+            state.save(new.newest.as_state())
             checkpoint.clear()
         self.log.info("Mailchimp subscribers import: %s", report)
         return report
@@ -207,12 +249,10 @@ class MailchimpSubscribersToLyticsOperator(_MailchimpImportBase):
 class MailchimpActivityToLyticsOperator(_MailchimpImportBase):
     """Opens, clicks and bounces of the audience's campaigns → ``mailchimp_activity`` (module docstring)."""
 
-    def __init__(self, *, stream: str = ACTIVITY_STREAM, **kwargs: Any) -> None:
-        super().__init__(stream=stream, **kwargs)
+    default_stream = ACTIVITY_STREAM
 
     def execute(self, context: Context) -> dict[str, Any]:
-        hook = MailchimpHook(self.mailchimp_conn_id)
-        list_id = str(hook.resolve_list(self.mailchimp_list)["id"])
+        hook, list_id = self.open_list()
         state = JobState(self.job_id)
         key = f"mailchimp_activity_since:{list_id}"
         marks: dict[str, Any] = dict(state.get(key) or {})
@@ -222,28 +262,22 @@ class MailchimpActivityToLyticsOperator(_MailchimpImportBase):
         for campaign in hook.iter_campaigns(list_id):
             cid = str(campaign["id"])
             committed = Watermark.load(marks.get(cid))
-            newest = Watermark(committed.at, set(committed.keys))
             checkpoint = FileCheckpoint(folder / f"activity_{cid}.json")
-            done = int((checkpoint.load() or {}).get("done") or 0)
-            writer, dry_run = self.writer(context, checkpoint)
-            count = sent = 0
-            for row in hook.iter_email_activity(cid, committed.query_since()):
-                for record in activity_records({**row, "campaign_id": cid}, list_id):
-                    count += 1
-                    ts = str(record.get("timestamp") or "")
-                    key_of = "|".join(
-                        str(record.get(k) or "") for k in ("email", "action", "timestamp", "url")
-                    )
-                    newest.advance(ts, key_of)
-                    if count <= done or not committed.is_new(ts, key_of):
-                        continue
-                    sent += 1
-                    writer.add(record, {"done": count})
-            writer.flush()
+            actions = (
+                (
+                    record,
+                    str(record.get("timestamp") or ""),
+                    "|".join(str(record.get(k) or "") for k in ("email", "action", "timestamp", "url")),
+                )
+                for row in hook.iter_email_activity(cid, committed.query_since())
+                for record in activity_records({**row, "campaign_id": cid}, list_id)
+            )
+            new = self.send_new(context, checkpoint, committed, actions)
+            dry_run = new.dry_run
             report["campaigns"] += 1
-            report["actions"] += sent
+            report["actions"] += new.sent
             if not dry_run:
-                marks[cid] = newest.as_state()
+                marks[cid] = new.newest.as_state()
                 state.update(**{key: marks})
                 checkpoint.clear()
         report.update(dry_run=dry_run, mailchimp_calls=hook.calls)

@@ -37,7 +37,7 @@ from lytics_provider.files.readers import ReadOptions
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.salesforce import SalesforceBulkHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import JobState, atomic_write_text, run_dir
@@ -152,7 +152,7 @@ class SalesforceToLyticsOperator(BaseOperator):
         keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         hook = SalesforceBulkHook(self.salesforce_conn_id, self.daily_api_calls, "import")
         lytics = LyticsHook(self.lytics_conn_id)
         folder = run_dir(self.job_id, context["run_id"])

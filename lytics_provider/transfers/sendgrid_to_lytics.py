@@ -20,7 +20,7 @@ from lytics_provider.files.readers import ReadOptions
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.sendgrid import SendGridHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.workarea import run_dir
@@ -61,7 +61,7 @@ class SendGridUsersToLyticsOperator(BaseOperator):
         keep_arguments(self, locals())
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         hook = SendGridHook(self.sendgrid_conn_id)
         folder = run_dir(self.job_id, context["run_id"])
         started = FileCheckpoint(folder / "sendgrid_export.json")

@@ -37,7 +37,7 @@ from lytics_provider.files.listing import ObjectInfo, SFTPStore
 from lytics_provider.files.readers import FORMATS, FileImportError, ReadOptions
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.pgp import PGPError
 from lytics_provider.pipeline.rejects import RejectsWriter
 from lytics_provider.pipeline.retention import prune_job_runs
@@ -111,7 +111,7 @@ class SFTPToLyticsOperator(BaseOperator):
 
     # -- run -----------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         state = JobState(self.job_id)
         work = run_dir(self.job_id, context["run_id"]) / safe_name(self.task_id)
         work.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from airflow.sdk import BaseHook, BaseOperator, Context
 from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.jobs.operator_args import keep_arguments
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.snapshot import record_digest
@@ -219,7 +219,7 @@ class SqlTableToLyticsOperator(BaseOperator):
         saved = checkpoint.load() or {}
         since = datetime.fromisoformat(saved["ts"]) if saved.get("ts") else parse_rfc3339(self.events_since)
         seen: set[str] = set(saved.get("keys") or []) if saved.get("ts") else set()
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         missing = self._count_missing_timestamps()
         if missing:
             self.log.warning(

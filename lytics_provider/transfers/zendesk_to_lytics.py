@@ -19,7 +19,8 @@ from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.hooks.zendesk import ZendeskApiHook
-from lytics_provider.operators.lytics import as_bool
+from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.operators.lytics import run_param
 from lytics_provider.pipeline.timestamps import parse_rfc3339
 
 KINDS = ("users", "tickets")
@@ -54,20 +55,15 @@ class ZendeskToLyticsOperator(FailFastOnPermanentErrors, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         unknown = [k for k in kinds if k not in KINDS]
         if unknown:
             raise ValueError(f"kinds {unknown} are not Zendesk incremental exports; use users and/or tickets")
-        self.job_id = job_id
-        self.zendesk_conn_id = zendesk_conn_id
         self.kinds = list(kinds)
-        self.since = since
         self.per_page = min(int(per_page), 1000)
-        self.stream_prefix = stream_prefix
-        self.requests_per_minute = requests_per_minute
-        self.lytics_conn_id = lytics_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        dry_run = as_bool((context.get("params") or {}).get("dry_run"))
+        dry_run = run_param(context, "dry_run")
         start = parse_rfc3339(self.since)
         start_time = int(start.timestamp()) if start else 0
         zendesk = ZendeskApiHook(self.zendesk_conn_id, requests_per_minute=self.requests_per_minute)

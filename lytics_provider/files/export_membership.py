@@ -156,13 +156,8 @@ class LinePerAudience:
             held.add(self.always)
         value = record.get(self.id_field)
         identifiers = value if isinstance(value, (list, tuple)) else [value]
-        return [
-            [format_csv_value(identifier), label]
-            for identifier in identifiers
-            if format_csv_value(identifier) != ""
-            for slug, label in self.labels
-            if slug in held
-        ]
+        texts = [format_csv_value(identifier) for identifier in identifiers]
+        return [[text, label] for text in texts if text != "" for slug, label in self.labels if slug in held]
 
 
 @dataclass(frozen=True)

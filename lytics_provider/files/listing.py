@@ -19,8 +19,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, Literal, Protocol
 
+from lytics_provider.files.azure_container import container_must_exist
 from lytics_provider.pipeline.object_files import join_key
 
 _STAMP = r"(?P<ts>\d{8,17}|\d{4}-\d{2}-\d{2}T[\d:.]+Z?)"
@@ -68,7 +69,7 @@ class FileStore(Protocol):
     """Where an import's files are: list them, download one."""
 
     #: the URL scheme shown in logs (``s3``, ``gs``, ``sftp``).
-    scheme: ClassVar[str]
+    scheme: str
 
     def list_objects(self, prefix: str) -> Iterable[ObjectInfo]:
         """Every file whose key starts with ``prefix``."""
@@ -79,13 +80,14 @@ class FileStore(Protocol):
         ...
 
 
-@dataclass(frozen=True)
 class S3Store:
     """Files in an S3 bucket (official ``S3Hook``)."""
 
-    scheme: ClassVar[str] = "s3"
-    bucket: str
-    aws_conn_id: str | None = "aws_default"
+    scheme = "s3"
+
+    def __init__(self, bucket: str, aws_conn_id: str | None = "aws_default") -> None:
+        self.bucket = bucket
+        self.aws_conn_id = aws_conn_id
 
     def _client(self) -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -102,13 +104,14 @@ class S3Store:
         self._client().download_file(self.bucket, key, str(path))
 
 
-@dataclass(frozen=True)
 class GCSStore:
     """Objects in a Google Cloud Storage bucket (official ``GCSHook``)."""
 
-    scheme: ClassVar[str] = "gs"
-    bucket: str
-    gcp_conn_id: str = "google_cloud_default"
+    scheme = "gs"
+
+    def __init__(self, bucket: str, gcp_conn_id: str = "google_cloud_default") -> None:
+        self.bucket = bucket
+        self.gcp_conn_id = gcp_conn_id
 
     def _bucket(self) -> Any:
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
@@ -123,13 +126,14 @@ class GCSStore:
         self._bucket().blob(key).download_to_filename(str(path))
 
 
-@dataclass(frozen=True)
 class AzureBlobStore:
     """Blobs in an Azure Blob Storage container (official ``WasbHook``; a ``wasb`` connection)."""
 
-    scheme: ClassVar[str] = "wasb"
-    container: str
-    wasb_conn_id: str = "wasb_default"
+    scheme = "wasb"
+
+    def __init__(self, container: str, wasb_conn_id: str = "wasb_default") -> None:
+        self.container = container
+        self.wasb_conn_id = wasb_conn_id
 
     def _container(self) -> Any:
         from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
@@ -138,8 +142,6 @@ class AzureBlobStore:
         return client.get_container_client(self.container)
 
     def list_objects(self, prefix: str) -> Iterable[ObjectInfo]:
-        from lytics_provider.files.azure_container import container_must_exist
-
         with container_must_exist(self.container):
             for blob in self._container().list_blobs(name_starts_with=prefix or None):
                 yield ObjectInfo(blob.name, int(blob.size or 0), blob.last_modified)
@@ -151,7 +153,6 @@ class AzureBlobStore:
                 out.write(chunk)
 
 
-@dataclass(frozen=True)
 class SFTPStore:
     """Regular files of one SFTP folder (official ``SFTPHook``); keys are the file names.
 
@@ -159,9 +160,11 @@ class SFTPStore:
     session, so no session stays open while records are posted to Lytics.
     """
 
-    scheme: ClassVar[str] = "sftp"
-    sftp_conn_id: str
-    folder: str = ""
+    scheme = "sftp"
+
+    def __init__(self, sftp_conn_id: str, folder: str = "") -> None:
+        self.sftp_conn_id = sftp_conn_id
+        self.folder = folder
 
     def _hook(self) -> Any:
         from airflow.providers.sftp.hooks.sftp import SFTPHook

@@ -156,8 +156,13 @@ class LinePerAudience:
             held.add(self.always)
         value = record.get(self.id_field)
         identifiers = value if isinstance(value, (list, tuple)) else [value]
-        texts = [format_csv_value(identifier) for identifier in identifiers]
-        return [[text, label] for text in texts if text != "" for slug, label in self.labels if slug in held]
+        return [
+            [format_csv_value(identifier), label]
+            for identifier in identifiers
+            if format_csv_value(identifier) != ""
+            for slug, label in self.labels
+            if slug in held
+        ]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ fresh child process (``python -m bench.mapp_file_drop child <mode>``), whose pea
   scan fetches), counting the members in the task's process;
 * ``drop``: the ``scan`` → ``deliver`` → ``report`` tasks of the DAG the generator builds from
   ``include/jobs/mapp_high_value_daily.yaml``, executed in order with a minimal task context.
+
+``python -m bench.mapp_file_drop [--members N] [--repeat R] [--page-delay S]`` prints only the
+file-drop rows of ``python -m bench`` (reads and drops alternating in one command).
 """
 
 from __future__ import annotations
@@ -226,7 +229,25 @@ def child_main(argv: list[str]) -> int:
     return 0
 
 
+def main(argv: list[str]) -> int:
+    """The file-drop rows of ``python -m bench`` alone: alternating bare reads and file drops."""
+    from bench.__main__ import file_drop_runs, pair_rows
+
+    parser = argparse.ArgumentParser(prog="python -m bench.mapp_file_drop", description=main.__doc__)
+    parser.add_argument("--members", type=int, default=1_500_000, help="audience size")
+    parser.add_argument("--repeat", type=int, default=2, help="alternating read/drop rounds")
+    parser.add_argument("--page-delay", type=float, default=0.0, help="seconds of API latency per page")
+    args = parser.parse_args(argv)
+    latency = f"{args.page_delay * 1000:.0f} ms per page" if args.page_delay > 0 else "no API latency"
+    started = time.monotonic()
+    runs = file_drop_runs(args.members, args.repeat, args.page_delay)
+    print("| measure | value | notes |\n|---|---|---|")
+    print("\n".join(pair_rows(runs, latency)))
+    print(f"\n{args.repeat} alternating rounds; bench took {time.monotonic() - started:.0f} s.")
+    return 0
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         sys.exit(child_main(sys.argv[2:]))
-    sys.exit("use: python -m bench (this module's own entry point is the measured child)")
+    sys.exit(main(sys.argv[1:]))

@@ -45,8 +45,10 @@ class HashedMatchKeys:
 
     def normalized(self, record: Mapping[str, Any]) -> list[str | None]:
         """Each key of one member, normalised (None when it has no usable value)."""
+        profile = record if type(record) is dict else dict(record)
+        country = self.country
         return [
-            normalized_match_key(kind, _first(lookup_field(dict(record), field)), self.country)
+            normalized_match_key(kind, _first(lookup_field(profile, field)), country)
             for kind, field in self.keys
         ]
 

@@ -35,6 +35,7 @@ from lytics_provider.files.export_operator import FileDropExportOperator
 from lytics_provider.files.export_preset import FileDropPreset
 from lytics_provider.files.transports import Transport
 from lytics_provider.jobs.exit_guard import ALLOW_MASS_EXIT_PARAM
+from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
 from lytics_provider.pipeline.exit_guard import DEFAULT_MIN_EXITS, ExitGuardVerdict, check_exits, enforce
 
@@ -163,6 +164,7 @@ class PartnerDropOperator(FileDropExportOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        keep_arguments(self, locals())
         if self._transport is None and bool(sftp_conn_id) == bool(bucket):
             raise ValueError(
                 f"{type(self).__name__} {self.task_id!r}: give sftp_conn_id (SFTP) or bucket (S3), not "
@@ -170,19 +172,8 @@ class PartnerDropOperator(FileDropExportOperator):
             )
         if not custom_join:
             raise ValueError("custom_join must not be empty; the default is '&'")
-        self.identifier = identifier
         self.audience_membership = list(audience_membership)
-        self.append_segment_name = append_segment_name
-        self.additional_segments = additional_segments
-        self.custom_join = custom_join
-        self.sftp_conn_id = sftp_conn_id
-        self.folder = folder
-        self.bucket = bucket
-        self.directory = directory
-        self.aws_conn_id = aws_conn_id
         self.partner_options = dict(partner_options or {})
-        self.max_exit_fraction = max_exit_fraction
-        self.exit_guard_min_exits = exit_guard_min_exits
 
     def transport(self) -> Transport:
         if self._transport is not None:

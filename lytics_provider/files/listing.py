@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from lytics_provider.files.azure_container import container_must_exist
 from lytics_provider.pipeline.object_files import join_key
 
 _STAMP = r"(?P<ts>\d{8,17}|\d{4}-\d{2}-\d{2}T[\d:.]+Z?)"
@@ -141,18 +142,9 @@ class AzureBlobStore:
         return client.get_container_client(self.container)
 
     def list_objects(self, prefix: str) -> Iterable[ObjectInfo]:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
+        with container_must_exist(self.container):
             for blob in self._container().list_blobs(name_starts_with=prefix or None):
                 yield ObjectInfo(blob.name, int(blob.size or 0), blob.last_modified)
-        except ResourceNotFoundError as exc:
-            if "ContainerNotFound" in str(getattr(exc, "error_code", "") or exc):
-                raise FileNotFoundError(
-                    f"Azure container {self.container!r} does not exist; "
-                    "create it or fix the job's `container`"
-                ) from exc
-            raise
 
     def download(self, key: str, path: Path) -> None:
         """Stream the blob to ``path`` chunk by chunk (``WasbHook.get_file`` would read it whole)."""

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lytics_provider.files.azure_container import container_must_exist
 from lytics_provider.pipeline.object_files import join_key
 from lytics_provider.pipeline.sftp_upload import UploadResult
 
@@ -47,7 +48,6 @@ class AzureBlobTransport:
     def upload(self, local: Path, name: str) -> UploadResult:
         """Stage ``local`` block by block and commit the blocks as the blob ``name``."""
         from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
-        from azure.core.exceptions import ResourceNotFoundError
         from azure.storage.blob import BlobBlock
 
         started = time.monotonic()
@@ -57,7 +57,7 @@ class AzureBlobTransport:
         )
         blocks: list[BlobBlock] = []
         size = 0
-        try:
+        with container_must_exist(self.container):
             with open(local, "rb") as source:
                 while chunk := source.read(self.block_bytes):
                     ident = block_id(len(blocks))
@@ -65,13 +65,6 @@ class AzureBlobTransport:
                     blocks.append(BlobBlock(block_id=ident))
                     size += len(chunk)
             blob.commit_block_list(blocks)
-        except ResourceNotFoundError as exc:
-            if "ContainerNotFound" in str(getattr(exc, "error_code", "") or exc):
-                raise FileNotFoundError(
-                    f"Azure container {self.container!r} does not exist; "
-                    "create it or fix the job's `container`"
-                ) from exc
-            raise
         landed = blob.get_blob_properties().size
         if landed != size or size != local.stat().st_size:
             raise OSError(f"upload of {self.describe(name)} incomplete: {landed} of {size} bytes; retry")

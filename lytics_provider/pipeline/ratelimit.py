@@ -11,12 +11,18 @@ The server's own answers tighten the budget: :meth:`CallLedger.pause_until` bloc
 the ledger until a reset time (tiered 429 + ``X-RateLimit-Reset``, or a usage cap), and
 :meth:`CallLedger.observe_usage` adds calls the server counted but this ledger did not see (other
 clients of the same API user, from ``ApiCallsInLastHour``).
+
+Each process and thread keeps its connection to a ledger file open (WAL, ``synchronous=NORMAL``):
+opening and closing it around every call checkpointed the log each time and cost more than the
+budget check itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +55,29 @@ def reset_time(value: str, now: float) -> float | None:
     if number != number or number < 0:
         return None
     return now + number if number < EPOCH_FLOOR else number
+
+
+_OPEN: dict[tuple[str, int, int], tuple[sqlite3.Connection, int]] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def ledger_connection(path: Path) -> sqlite3.Connection:
+    """This process and thread's open connection to the ledger at ``path``.
+
+    A file replaced since it was opened (another inode) gets a new connection.
+    """
+    key = (str(path), os.getpid(), threading.get_ident())
+    inode = path.stat().st_ino if path.exists() else -1
+    with _OPEN_LOCK:
+        held = _OPEN.get(key)
+    if held is not None and held[1] == inode:
+        return held[0]
+    db = sqlite3.connect(path, timeout=60, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    with _OPEN_LOCK:
+        _OPEN[key] = (db, path.stat().st_ino)
+    return db
 
 
 class RateLimitWaitTooLong(Exception):
@@ -102,15 +131,10 @@ class CallLedger:
         self.waited = 0.0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = self._connect()
-        try:
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()
+        db.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return ledger_connection(self.path)
 
     def _try(self, db: sqlite3.Connection, now: float) -> float:
         """Record one call if the budget allows (0.0), else return the seconds to wait."""
@@ -145,21 +169,18 @@ class CallLedger:
         limit = self.max_wait if max_wait is None else max_wait
         waited = 0.0
         db = self._connect()
-        try:
-            while True:
-                wait = self._try(db, self.clock())
-                if wait <= 0:
-                    self.waited += waited
-                    return waited
-                if waited + wait > limit:
-                    raise RateLimitWaitTooLong(
-                        f"the call budget ({self.limit} calls per {self.window:.0f}s) frees up in "
-                        f"{wait:.0f}s, more than the {limit:.0f}s this call may wait"
-                    )
-                self.sleep(wait)
-                waited += wait
-        finally:
-            db.close()
+        while True:
+            wait = self._try(db, self.clock())
+            if wait <= 0:
+                self.waited += waited
+                return waited
+            if waited + wait > limit:
+                raise RateLimitWaitTooLong(
+                    f"the call budget ({self.limit} calls per {self.window:.0f}s) frees up in "
+                    f"{wait:.0f}s, more than the {limit:.0f}s this call may wait"
+                )
+            self.sleep(wait)
+            waited += wait
 
     def try_acquire(self) -> bool:
         """Take one call if the budget allows it right now."""
@@ -172,14 +193,11 @@ class CallLedger:
     def pause_until(self, when: float) -> None:
         """Block every user of this ledger until ``when`` (epoch seconds); never shortens a pause."""
         db = self._connect()
-        try:
-            db.execute(
-                "INSERT INTO meta VALUES ('paused_until', ?) ON CONFLICT(key) "
-                "DO UPDATE SET value = max(value, excluded.value)",
-                (float(when),),
-            )
-        finally:
-            db.close()
+        db.execute(
+            "INSERT INTO meta VALUES ('paused_until', ?) ON CONFLICT(key) "
+            "DO UPDATE SET value = max(value, excluded.value)",
+            (float(when),),
+        )
 
     def observe_usage(self, server_used: int) -> int:
         """Align with the server's count of calls in the window; return the calls added.
@@ -188,25 +206,19 @@ class CallLedger:
         conservative choice: they leave the window last).
         """
         db = self._connect()
-        try:
-            now = self.clock()
-            db.execute("BEGIN IMMEDIATE")
-            db.execute("DELETE FROM calls WHERE ts <= ?", (now - self.window,))
-            used = db.execute("SELECT count(*) FROM calls").fetchone()[0]
-            missing = max(0, min(int(server_used), self.limit) - used)
-            db.executemany("INSERT INTO calls VALUES (?)", [(now,)] * missing)
-            db.execute("COMMIT")
-            return missing
-        finally:
-            db.close()
+        now = self.clock()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("DELETE FROM calls WHERE ts <= ?", (now - self.window,))
+        used = db.execute("SELECT count(*) FROM calls").fetchone()[0]
+        missing = max(0, min(int(server_used), self.limit) - used)
+        db.executemany("INSERT INTO calls VALUES (?)", [(now,)] * missing)
+        db.execute("COMMIT")
+        return missing
 
     def usage(self) -> Usage:
         """Calls in the current window, the limit and any pause."""
         db = self._connect()
-        try:
-            now = self.clock()
-            used = db.execute("SELECT count(*) FROM calls WHERE ts > ?", (now - self.window,)).fetchone()[0]
-            row = db.execute("SELECT value FROM meta WHERE key = 'paused_until'").fetchone()
-            return Usage(used=int(used), limit=self.limit, paused_until=float(row[0]) if row else 0.0)
-        finally:
-            db.close()
+        now = self.clock()
+        used = db.execute("SELECT count(*) FROM calls WHERE ts > ?", (now - self.window,)).fetchone()[0]
+        row = db.execute("SELECT value FROM meta WHERE key = 'paused_until'").fetchone()
+        return Usage(used=int(used), limit=self.limit, paused_until=float(row[0]) if row else 0.0)

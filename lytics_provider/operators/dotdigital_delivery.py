@@ -53,8 +53,18 @@ class DotdigitalDestination(SyncDestination):
 
     def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
         opts = self.op.options
-        ref = scalar_text(lookup_field(record, opts.id_field)).strip() or None
+        ref = self.contact_id(lookup_field(record, opts.id_field))
         return normalize_email(lookup_field(record, opts.email_field)), ref
+
+    def contact_id(self, value: Any) -> str | None:
+        """The member's contact id in this connection's account: the ID Field's value, or, when
+        it is a map of one contact id per account (users imported from several accounts), the
+        entry of this account; ``None`` when there is none (the removal looks the email up)."""
+        if isinstance(value, dict):
+            value = value.get(self.op.account_id)
+        if isinstance(value, (list, dict, tuple, set)):
+            return None
+        return scalar_text(value).strip() or None
 
     def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
         if is_email(ident):
@@ -93,7 +103,8 @@ class _DotdigitalDeliveryOperator(
     :param dotdigital_conn_id: the Dotdigital connection (API user).
     :param lytics_conn_id: the Lytics connection (status sync).
     :param email_field: Lytics field with the email.
-    :param id_field: Lytics field with the Dotdigital contact id (bulk removal by id).
+    :param id_field: Lytics field with the Dotdigital contact id (bulk removal by id); a map of
+        one contact id per account is read at this connection's account id.
     :param map_fields: Lytics field -> Dotdigital data field; arrays and maps are dropped.
     :param opt_in_type: Opt-in Type of added contacts.
     :param email_type: Email Type of added contacts.

@@ -272,3 +272,50 @@ def test_usage_cap_fails_clearly_and_resumes(lytics, dd, monkeypatch) -> None:
     with pytest.raises(ApiUsageExceededError, match="resumes on retry"):
         run_job("r1", export(create_address_book=True))
     assert dd.rejected_for_usage >= 1
+
+
+def test_map_id_field_removes_by_this_accounts_contact_id(dd) -> None:
+    """ID Field "may be a map field if importing users from multiple accounts": exits are removed
+    by the contact id of this connection's account, never by another account's id, and a member
+    whose map has no entry for this account is looked up by email."""
+    from lytics_provider.pipeline.snapshot import Snapshot
+    from lytics_provider.pipeline.workarea import run_dir
+
+    acct = str(dd.account_id)
+    book = dd.add_address_book("Multi")
+    emails = [f"multi{i}@example.com" for i in range(4)]
+    ids = {email: dd.add_contact(email) for email in emails}
+    maps = [
+        {acct: ids[emails[0]], "999": ids[emails[2]]},
+        {acct: str(ids[emails[1]])},
+        {"999": ids[emails[0]]},
+        {acct: ids[emails[3]]},
+    ]
+    rows = [
+        {"_uid": f"u{i}", "email": e, "dm_ids": m} for i, (e, m) in enumerate(zip(emails, maps, strict=True))
+    ]
+
+    def run(run_id: str, members: list[dict]) -> dict:
+        path = run_dir("map_ids", run_id) / "snapshot.db"
+        with Snapshot(path) as snap:
+            snap.add_page(members, "")
+            snap.mark_complete()
+        context = make_context(run_id=run_id, xcoms={"scan": {"snapshot": str(path), "audience": {}}})
+        op = DotdigitalExportContactsOperator(
+            task_id="deliver", job_id="map_ids", address_book_name="Multi", id_field="dm_ids"
+        )
+        result = run_task(op, context)
+        run_task(LyticsCommitRunOperator(task_id="report", job_id="map_ids"), context)
+        return result
+
+    run("r1", rows)
+    assert set(dd.members(book)) == set(emails)
+    dd.reset_counters()
+    second = run("r2", rows[2:])
+    assert set(dd.members(book)) == set(emails[2:])
+    assert second["outcomes"]["remove:Removed"] == 2
+    assert dd.calls_to("GET /v2/address-books/{book}/contacts") == 0  # the ids came from the map
+    third = run("r3", rows[3:])
+    assert set(dd.members(book)) == {emails[3]}
+    assert third["outcomes"]["remove:Removed"] == 1
+    assert dd.calls_to("GET /v2/address-books/{book}/contacts") == 1  # no id for this account: lookup

@@ -65,7 +65,9 @@ class _DotdigitalExportFields(AudienceExportConfig, DeferrableWaitFields, _Dotdi
     id_field: str = Field(
         default="dm_contact_id",
         min_length=1,
-        description="ID Field: Lytics field with the Dotdigital contact id (removes contacts in bulk).",
+        description="ID Field: Lytics field with the Dotdigital contact id (removes contacts in bulk); "
+        'may be a map of one contact id per account ("<account id>": contact id) when users come '
+        "from several accounts.",
     )
     map_fields: dict[str, str] = Field(
         default_factory=dict,
@@ -153,7 +155,10 @@ class DotdigitalExportMultipleAudiencesJob(
     )
     email_field: str = Field(default="email", min_length=1, description="Email Field.")
     id_field: str = Field(
-        default="dm_contact_id", min_length=1, description="ID Field (Dotdigital contact id)."
+        default="dm_contact_id",
+        min_length=1,
+        description='ID Field (Dotdigital contact id); "This may be a map field if importing users from '
+        'multiple accounts": a map ("<account id>": contact id) is read at this connection\'s account.',
     )
     one_time: bool = Field(default=False, description="One Time: export once (same as keep_updated: false).")
     create_address_book: bool = Field(

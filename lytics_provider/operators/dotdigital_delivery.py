@@ -166,6 +166,9 @@ class _DotdigitalDeliveryOperator(
     def exit_action(self) -> str:
         return "ignore"
 
+    def release(self) -> None:
+        """Close what planning opened (called once the run's plan is closed)."""
+
     # -- execution ------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         return self._deliver(context)
@@ -202,7 +205,7 @@ class _DotdigitalDeliveryOperator(
                     getattr(self, f"_{kind}s")(hook, plan, book)
             report.rejected = write_rejects(plan, folder / "rejects.csv", REJECT_COLUMNS)
             self.record_ledger(plan, dest, inputs)
-            if self.options.sync_status and plan.step("status_synced") is None:
+            if self._writes_status() and plan.step("status_synced") is None:
                 plan.set_step("status_synced", self._sync_status(plan))
             report.outcomes = plan.counts()
             report.rejects_file = str(folder / "rejects.csv")
@@ -213,6 +216,7 @@ class _DotdigitalDeliveryOperator(
             )
         finally:
             plan.close()
+            self.release()
         if report.rejected:
             self.log.warning("%d contacts were rejected; reasons in %s", report.rejected, report.rejects_file)
         self.log.info("Delivered to Dotdigital: %s", report.as_dict())

@@ -122,7 +122,9 @@ class DotdigitalExportContactsJob(ExitGuardFields, _DotdigitalExportFields):
     address_book_status_field: str | None = Field(
         default=None,
         description='Address Book Status Field: a map keyed "<account id>_<address book id>"; books whose '
-        'value is "syncing" are updated. When set, Address Book Name and Create Address Book are ignored.',
+        'value is "syncing" are updated, and each entry is then written back with the contact\'s status '
+        "(an entry this job wrote keeps its book until it is taken out of the map). When set, Address "
+        "Book Name and Create Address Book are ignored.",
     )
     on_exit: Literal["remove", "unsubscribe", "ignore"] = Field(
         default="remove",

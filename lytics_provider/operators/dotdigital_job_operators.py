@@ -10,8 +10,9 @@ from lytics_provider.hooks.dotdigital import DotdigitalHook
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.dotdigital_delivery import _DotdigitalDeliveryOperator
 from lytics_provider.operators.dotdigital_options import DotdigitalConfigError
-from lytics_provider.operators.dotdigital_status import StatusFieldEntries
+from lytics_provider.operators.dotdigital_status import status_field_entries
 from lytics_provider.sync.identifiers import lookup_field, normalize_email
+from lytics_provider.sync.refs import RefStore
 
 
 def _named_books(
@@ -73,7 +74,7 @@ class DotdigitalExportContactsOperator(_DotdigitalDeliveryOperator):
         if on_exit not in ("remove", "unsubscribe", "ignore"):
             raise DotdigitalConfigError(f"on_exit {on_exit!r} is not one of remove, unsubscribe, ignore")
         keep_arguments(self, locals())
-        self._status_entries: StatusFieldEntries | None = None
+        self._status_entries: RefStore | None = None
 
     def exit_action(self) -> str:
         return self.on_exit
@@ -97,13 +98,13 @@ class DotdigitalExportContactsOperator(_DotdigitalDeliveryOperator):
             account, _, book = str(key).partition("_")
             if account != self.account_id or book not in books:
                 continue
-            if str(value).lower() == "syncing" or self._entries().written(email, book):
+            if str(value).lower() == "syncing" or self._entries().find(book, [email]):
                 found.append(book)
         return sorted(found)
 
-    def _entries(self) -> StatusFieldEntries:
+    def _entries(self) -> RefStore:
         if self._status_entries is None:
-            self._status_entries = StatusFieldEntries(self.job_id)
+            self._status_entries = status_field_entries(self.job_id)
         return self._status_entries
 
     def release(self) -> None:

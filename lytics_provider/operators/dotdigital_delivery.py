@@ -53,8 +53,18 @@ class DotdigitalDestination(SyncDestination):
 
     def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
         opts = self.op.options
-        ref = scalar_text(lookup_field(record, opts.id_field)).strip() or None
+        ref = self.contact_id(lookup_field(record, opts.id_field))
         return normalize_email(lookup_field(record, opts.email_field)), ref
+
+    def contact_id(self, value: Any) -> str | None:
+        """The member's contact id in this connection's account: the ID Field's value, or, when
+        it is a map of one contact id per account (users imported from several accounts), the
+        entry of this account; ``None`` when there is none (the removal looks the email up)."""
+        if isinstance(value, dict):
+            value = value.get(self.op.account_id)
+        if isinstance(value, (list, dict, tuple, set)):
+            return None
+        return scalar_text(value).strip() or None
 
     def invalid_reason(self, ident: str, record: dict[str, Any]) -> str | None:
         if is_email(ident):
@@ -93,7 +103,8 @@ class _DotdigitalDeliveryOperator(
     :param dotdigital_conn_id: the Dotdigital connection (API user).
     :param lytics_conn_id: the Lytics connection (status sync).
     :param email_field: Lytics field with the email.
-    :param id_field: Lytics field with the Dotdigital contact id (bulk removal by id).
+    :param id_field: Lytics field with the Dotdigital contact id (bulk removal by id); a map of
+        one contact id per account is read at this connection's account id.
     :param map_fields: Lytics field -> Dotdigital data field; arrays and maps are dropped.
     :param opt_in_type: Opt-in Type of added contacts.
     :param email_type: Email Type of added contacts.
@@ -155,6 +166,9 @@ class _DotdigitalDeliveryOperator(
     def exit_action(self) -> str:
         return "ignore"
 
+    def release(self) -> None:
+        """Close what planning opened (called once the run's plan is closed)."""
+
     # -- execution ------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         return self._deliver(context)
@@ -191,7 +205,7 @@ class _DotdigitalDeliveryOperator(
                     getattr(self, f"_{kind}s")(hook, plan, book)
             report.rejected = write_rejects(plan, folder / "rejects.csv", REJECT_COLUMNS)
             self.record_ledger(plan, dest, inputs)
-            if self.options.sync_status and plan.step("status_synced") is None:
+            if self._writes_status() and plan.step("status_synced") is None:
                 plan.set_step("status_synced", self._sync_status(plan))
             report.outcomes = plan.counts()
             report.rejects_file = str(folder / "rejects.csv")
@@ -202,6 +216,7 @@ class _DotdigitalDeliveryOperator(
             )
         finally:
             plan.close()
+            self.release()
         if report.rejected:
             self.log.warning("%d contacts were rejected; reasons in %s", report.rejected, report.rejects_file)
         self.log.info("Delivered to Dotdigital: %s", report.as_dict())

@@ -10,7 +10,9 @@ from lytics_provider.hooks.dotdigital import DotdigitalHook
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.dotdigital_delivery import _DotdigitalDeliveryOperator
 from lytics_provider.operators.dotdigital_options import DotdigitalConfigError
-from lytics_provider.sync.identifiers import lookup_field
+from lytics_provider.operators.dotdigital_status import status_field_entries
+from lytics_provider.sync.identifiers import lookup_field, normalize_email
+from lytics_provider.sync.refs import RefStore
 
 
 def _named_books(
@@ -46,7 +48,15 @@ class DotdigitalExportContactsOperator(_DotdigitalDeliveryOperator):
     Entering members are added (one bulk import per book, or one call each with
     ``trigger_join_actions``); on exit they are removed (default), unsubscribed or ignored. With
     ``address_book_status_field`` each member's own map (``"{account}_{book}": "syncing"``) names
-    its books and ``address_book_name`` / ``create_address_book`` are ignored.
+    its books and ``address_book_name`` / ``create_address_book`` are ignored; after the run each
+    such entry holds the contact's status (written to ``dotmailer_export_status``), and an entry
+    this job wrote keeps its book a target until it is taken out of the map.
+
+    :param address_book_name: Address Book Name (or id); default "Lytics " + audience name.
+    :param create_address_book: create the address book when it does not exist.
+    :param address_book_status_field: Address Book Status Field, a map field keyed
+        ``"{account}_{book}"``.
+    :param on_exit: ``remove`` (default), ``unsubscribe`` or ``ignore``.
     """
 
     template_fields: Sequence[str] = ("address_book_name",)
@@ -64,6 +74,7 @@ class DotdigitalExportContactsOperator(_DotdigitalDeliveryOperator):
         if on_exit not in ("remove", "unsubscribe", "ignore"):
             raise DotdigitalConfigError(f"on_exit {on_exit!r} is not one of remove, unsubscribe, ignore")
         keep_arguments(self, locals())
+        self._status_entries: RefStore | None = None
 
     def exit_action(self) -> str:
         return self.on_exit
@@ -81,12 +92,25 @@ class DotdigitalExportContactsOperator(_DotdigitalDeliveryOperator):
         status = lookup_field(record, self.address_book_status_field)
         if not isinstance(status, dict):
             return []
+        email = normalize_email(lookup_field(record, self.options.email_field))
         found = []
         for key, value in status.items():
             account, _, book = str(key).partition("_")
-            if account == self.account_id and str(value).lower() == "syncing" and book in books:
+            if account != self.account_id or book not in books:
+                continue
+            if str(value).lower() == "syncing" or self._entries().find(book, [email]):
                 found.append(book)
         return sorted(found)
+
+    def _entries(self) -> RefStore:
+        if self._status_entries is None:
+            self._status_entries = status_field_entries(self.job_id)
+        return self._status_entries
+
+    def release(self) -> None:
+        if self._status_entries is not None:
+            self._status_entries.close()
+            self._status_entries = None
 
 
 class DotdigitalExportModifiedContactsOperator(_DotdigitalDeliveryOperator):

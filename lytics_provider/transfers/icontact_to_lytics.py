@@ -13,6 +13,9 @@ retried task resumes instead of starting over:
 What is "new":
 
 * contacts: those whose mapped record differs from the one last sent (a digest per contact);
+  with Filter by AID, only contacts tagged with the AID: those named in the bounces, opens,
+  clicks or unsubscribes of a message whose HTML body carries ``<!-- lytics-aid:AID -->`` (the
+  iContact API links a contact to a message through these collections only);
 * activity: per message and kind, events later than the newest one already imported, and
   events inside the ``lookback_minutes`` before it that were not imported yet (their ids are
   kept for that window), so late-arriving events are caught and nothing is sent twice.
@@ -132,7 +135,13 @@ def _digest(record: dict[str, Any]) -> str:
 
 
 class _IContactImportBase(BaseOperator):
-    """Shared options of the two import tasks."""
+    """Shared options of the two import tasks.
+
+    :param job_id: the job whose state and run directories the task uses.
+    :param aid: Filter by AID: only messages tagged ``<!-- lytics-aid:AID -->``, and only the
+        contacts named in their activity, are imported; ``None`` imports everything.
+    :param collections: the activity collections read per message.
+    """
 
     def __init__(
         self,
@@ -145,13 +154,29 @@ class _IContactImportBase(BaseOperator):
         source_timezone: str = DEFAULT_SOURCE_TIMEZONE,
         page_size: int = 500,
         send_batch: int = SEND_BATCH,
+        aid: int | None = None,
+        collections: Sequence[str] = ACTIVITY_COLLECTIONS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
+        self.collections = list(collections)
 
     def _folder(self, hook: IContactHook) -> Folder:
         return hook.resolve_folder(self.source_account, self.source_client_folder)
+
+    def _messages(self, hook: IContactHook, folder: Folder, stage: sqlite3.Connection) -> Iterator[str]:
+        """Ids of the folder's messages; with ``aid`` set, only those tagged with it (Filter by AID).
+        Records how many were read and skipped in the stage's meta."""
+        tag = AID_TAG.format(aid=self.aid) if self.aid is not None else None
+        read = skipped = 0
+        for message in hook.iter_messages(folder):
+            if tag is not None and tag not in str(message.get("htmlBody") or ""):
+                skipped += 1
+                continue
+            read += 1
+            yield str(message["messageId"])
+        _set_meta(stage, messages=read, skipped=skipped)
 
     def _stage(
         self, hook: IContactHook, stage: sqlite3.Connection, state: sqlite3.Connection, workdir: Path
@@ -203,8 +228,11 @@ class _IContactImportBase(BaseOperator):
 class IContactUsersToLyticsOperator(_IContactImportBase):
     """Import the folder's contacts into ``icontact_users`` with the seed's default mapping.
 
-    Sends only contacts whose mapped record changed since the last committed run. Returns a
-    report: contacts read, sent, unchanged, rejected (with the rejects file), API calls.
+    Sends only contacts whose mapped record changed since the last committed run. With ``aid``
+    set (Filter by AID) only contacts tagged with the AID are sent: those named in the activity
+    (bounces, opens, clicks, unsubscribes) of a message whose HTML body carries
+    ``<!-- lytics-aid:AID -->``. Returns a report: contacts read, sent, unchanged, skipped by the
+    AID filter, rejected (with the rejects file), API calls.
     """
 
     def __init__(self, *, stream: str = USERS_STREAM, **kwargs: Any) -> None:
@@ -220,6 +248,7 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
                 "read": int(_meta(stage, "read", "0") or 0),
                 "to_send": stage.execute("SELECT count(*) FROM users").fetchone()[0],
                 "unchanged": int(_meta(stage, "unchanged", "0") or 0),
+                "skipped_by_aid": int(_meta(stage, "skipped_by_aid", "0") or 0),
                 "rejected": int(_meta(stage, "rejected", "0") or 0),
                 "invalid_emails": int(_meta(stage, "invalid_emails", "0") or 0),
                 "rejects_file": _meta(stage, "rejects_file") or None,
@@ -242,16 +271,20 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
         self, hook: IContactHook, stage: sqlite3.Connection, state: sqlite3.Connection, workdir: Path
     ) -> None:
         folder = self._folder(hook)
+        tagged = self._tagged_contacts(hook, folder, stage) if self.aid is not None else None
         mapper = ContactMapper(self.source_timezone)
         rejects = RejectsWriter(workdir / "users_rejects.jsonl", preview_lines=0, logger=self.log)
         stage.execute("DELETE FROM users")
-        read = unchanged = invalid = rejected = 0
+        read = unchanged = invalid = rejected = skipped = 0
         progress = Progress(self.log, "iContact contacts read")
         try:
             batch: list[tuple[str, str, str]] = []
             for contact in hook.iter_contacts(folder, status="total"):
                 read += 1
                 progress.advance(1)
+                if tagged is not None and str(contact.get("contactId")) not in tagged:
+                    skipped += 1
+                    continue
                 result = mapper.map(contact)
                 if result.record is None:
                     rejected += 1
@@ -282,12 +315,24 @@ class IContactUsersToLyticsOperator(_IContactImportBase):
             stage,
             read=read,
             unchanged=unchanged,
+            skipped_by_aid=skipped,
             rejected=rejected,
             invalid_emails=invalid,
             rejects_file=str(rejects.path) if rejects.count else "",
             icontact_calls=hook.calls,
             staged=1,
         )
+
+    def _tagged_contacts(self, hook: IContactHook, folder: Folder, stage: sqlite3.Connection) -> set[str]:
+        """Ids of the contacts named in any activity collection of the messages tagged with the AID."""
+        tagged: set[str] = set()
+        for message_id in self._messages(hook, folder, stage):
+            for collection in self.collections:
+                for row in hook.iter_activity(folder, message_id, collection):
+                    if row.get("contactId") not in (None, ""):
+                        tagged.add(str(row["contactId"]))
+        self.log.info("Filter by AID %s: %d contacts are tagged", self.aid, len(tagged))
+        return tagged
 
     def _commit(self, stage: sqlite3.Connection, state: sqlite3.Connection, run_id: str) -> None:
         with _commit_once(state, run_id, "users") as fresh:
@@ -306,18 +351,9 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
     events per type, profiles sent, rejects, API calls.
     """
 
-    def __init__(
-        self,
-        *,
-        stream: str = ACTIVITY_STREAM,
-        aid: int | None = None,
-        lookback_minutes: int = 1440,
-        collections: Sequence[str] = ACTIVITY_COLLECTIONS,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, stream: str = ACTIVITY_STREAM, lookback_minutes: int = 1440, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
-        self.collections = list(collections)
 
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = run_param(context, "dry_run")
@@ -359,17 +395,6 @@ class IContactActivityToLyticsOperator(_IContactImportBase):
             return False
         seen = state.execute("SELECT 1 FROM seen WHERE key = ? AND event_id = ?", (key, event_id)).fetchone()
         return seen is None
-
-    def _messages(self, hook: IContactHook, folder: Folder, stage: sqlite3.Connection) -> Iterator[str]:
-        tag = AID_TAG.format(aid=self.aid) if self.aid is not None else None
-        read = skipped = 0
-        for message in hook.iter_messages(folder):
-            if tag is not None and tag not in str(message.get("htmlBody") or ""):
-                skipped += 1
-                continue
-            read += 1
-            yield str(message["messageId"])
-        _set_meta(stage, messages=read, skipped=skipped)
 
     def _stage(
         self, hook: IContactHook, stage: sqlite3.Connection, state: sqlite3.Connection, workdir: Path

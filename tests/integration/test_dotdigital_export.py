@@ -172,7 +172,7 @@ def test_bulk_resubscribes_account_suppressions_with_challenge(lytics, dd) -> No
     assert "challenge" in rejects[suppressed]["reason"]
 
 
-def test_address_book_status_field_targets_each_members_books(dd, monkeypatch) -> None:
+def test_address_book_status_field_targets_each_members_books(lytics, dd, monkeypatch) -> None:
     first, second = dd.add_address_book("A"), dd.add_address_book("B")
     acct = str(dd.account_id)
     rows = [
@@ -272,3 +272,93 @@ def test_usage_cap_fails_clearly_and_resumes(lytics, dd, monkeypatch) -> None:
     with pytest.raises(ApiUsageExceededError, match="resumes on retry"):
         run_job("r1", export(create_address_book=True))
     assert dd.rejected_for_usage >= 1
+
+
+def deliver_rows(job_id: str, run_id: str, rows: list[dict], **options) -> dict:
+    """deliver -> report of a scan of ``rows`` (written straight to the run's snapshot)."""
+    from lytics_provider.pipeline.snapshot import Snapshot
+    from lytics_provider.pipeline.workarea import run_dir
+
+    path = run_dir(job_id, run_id) / "snapshot.db"
+    with Snapshot(path) as snap:
+        snap.add_page(rows, "")
+        snap.mark_complete()
+    context = make_context(run_id=run_id, xcoms={"scan": {"snapshot": str(path), "audience": {}}})
+    op = DotdigitalExportContactsOperator(task_id="deliver", job_id=job_id, **options)
+    result = run_task(op, context)
+    run_task(LyticsCommitRunOperator(task_id="report", job_id=job_id), context)
+    return result
+
+
+def test_map_id_field_removes_by_this_accounts_contact_id(dd) -> None:
+    """ID Field "may be a map field if importing users from multiple accounts": exits are removed
+    by the contact id of this connection's account, never by another account's id, and a member
+    whose map has no entry for this account is looked up by email."""
+    acct = str(dd.account_id)
+    book = dd.add_address_book("Multi")
+    emails = [f"multi{i}@example.com" for i in range(4)]
+    ids = {email: dd.add_contact(email) for email in emails}
+    maps = [
+        {acct: ids[emails[0]], "999": ids[emails[2]]},
+        {acct: str(ids[emails[1]])},
+        {"999": ids[emails[0]]},
+        {acct: ids[emails[3]]},
+    ]
+    options = {"address_book_name": "Multi", "id_field": "dm_ids"}
+    rows = [
+        {"_uid": f"u{i}", "email": e, "dm_ids": m} for i, (e, m) in enumerate(zip(emails, maps, strict=True))
+    ]
+
+    deliver_rows("map_ids", "r1", rows, **options)
+    assert set(dd.members(book)) == set(emails)
+    dd.reset_counters()
+    second = deliver_rows("map_ids", "r2", rows[2:], **options)
+    assert set(dd.members(book)) == set(emails[2:])
+    assert second["outcomes"]["remove:Removed"] == 2
+    assert dd.calls_to("GET /v2/address-books/{book}/contacts") == 0  # the ids came from the map
+    third = deliver_rows("map_ids", "r3", rows[3:], **options)
+    assert set(dd.members(book)) == {emails[3]}
+    assert third["outcomes"]["remove:Removed"] == 1
+    assert dd.calls_to("GET /v2/address-books/{book}/contacts") == 1  # no id for this account: lookup
+
+
+def test_address_book_status_field_gets_the_contacts_status_and_keeps_the_book(lytics, dd) -> None:
+    """ "The status will be updated to reflect the contact's status": each "syncing" entry is
+    written back with the contact's status, the entry keeps its book (no exit), and taking the
+    entry out of the map removes the contact from that book only."""
+    first, second = dd.add_address_book("A"), dd.add_address_book("B")
+    acct = str(dd.account_id)
+    a, b = f"{acct}_{first}", f"{acct}_{second}"
+    dd.add_contact("four@example.com", books=[second])
+    options = {"address_book_status_field": "dm_status"}
+    rows = [
+        {"_uid": "u1", "email": "one@example.com", "dm_status": {a: "syncing"}},
+        {"_uid": "u2", "email": "two@example.com", "dm_status": {a: "syncing", b: "syncing"}},
+        {"_uid": "u4", "email": "four@example.com", "dm_status": {b: "subscribed"}},
+    ]
+    deliver_rows("status_back", "r1", rows, **options)
+    written = lytics.collected("dotmailer_export_status")
+    assert sorted((r["email"], *r["dm_status"].items()) for r in written) == [
+        ("one@example.com", (a, "subscribed")),
+        ("two@example.com", (a, "subscribed")),
+        ("two@example.com", (b, "subscribed")),
+    ]
+    assert all(set(r) == {"email", "dm_status"} for r in written)  # Sync Status is off
+
+    # Lytics now holds the statuses; the next run sees them and keeps every book.
+    rows[0]["dm_status"] = {a: "subscribed"}
+    rows[1]["dm_status"] = {a: "subscribed", b: "subscribed"}
+    dd.reset_counters()
+    second_run = deliver_rows("status_back", "r2", rows, **options)
+    assert not any(key.startswith("remove") for key in second_run["outcomes"])
+    assert dd.calls_to("POST /v2/address-books/{book}/contacts/delete") == 0
+    assert set(dd.members(first)) == {"one@example.com", "two@example.com"}
+    assert set(dd.members(second)) == {"two@example.com", "four@example.com"}
+
+    # Taking an entry out of the map removes the contact from that book; u4 is not this job's.
+    rows[1]["dm_status"] = {a: "subscribed"}
+    rows[2]["dm_status"] = {}
+    third = deliver_rows("status_back", "r3", rows, **options)
+    assert third["outcomes"]["remove:Removed"] == 1
+    assert set(dd.members(first)) == {"one@example.com", "two@example.com"}
+    assert set(dd.members(second)) == {"four@example.com"}

@@ -256,6 +256,56 @@ def test_rerun_after_new_activity_sends_only_the_new_events(env: Env) -> None:
     assert len(env.records("event")) == len(all_ids)
 
 
+def _tagged_contacts(data: IContactData) -> set[str]:
+    """Contacts named in the activity of the messages tagged with AID."""
+    return {
+        str(row["contactId"])
+        for mid in data.tagged_messages(AID)
+        for collection in COLLECTIONS
+        for row in data.activity[(mid, collection)]
+    }
+
+
+def test_filter_by_aid_imports_only_the_users_tagged_with_the_aid(env: Env) -> None:
+    data = env.icontact.data
+    untagged = next(m for m in data.messages if m not in data.tagged_messages(AID))
+    other = data.add_contact(email="other.aid@example.com", firstName="Other")["contactId"]
+    data.add_activity(untagged, "opens", other, datetime(2026, 6, 2, 9, tzinfo=UTC))
+    silent = data.add_contact(email="silent@example.com", firstName="Silent")["contactId"]
+    tagged = _tagged_contacts(data)
+    assert other not in tagged and silent not in tagged and 0 < len(tagged) < len(data.contacts)
+
+    opts = {"job_id": "ic_aid", "page_size": 7, "send_batch": 10, "aid": AID}
+    report = run_task(IContactUsersToLyticsOperator(task_id="users", **opts), make_context(run_id="r1"))
+    sent = [r["ic_contact_id"] for r in env.lytics.collected("icontact_users")]
+    assert sorted(sent) == sorted(tagged)
+    assert report["sent"] == len(tagged) and report["skipped_by_aid"] == len(data.contacts) - len(tagged)
+
+    # The silent contact opens a tagged message: the next run sends it, and only it.
+    data.add_activity(data.tagged_messages(AID)[0], "opens", silent, datetime(2026, 7, 1, 9, tzinfo=UTC))
+    second = run_task(IContactUsersToLyticsOperator(task_id="users", **opts), make_context(run_id="r2"))
+    assert [r["ic_contact_id"] for r in env.lytics.collected("icontact_users")][len(sent) :] == [silent]
+    assert second["sent"] == 1 and second["unchanged"] == len(tagged)
+
+
+def test_filtered_users_task_retried_sends_each_tagged_contact_once(env: Env) -> None:
+    data = env.icontact.data
+    tagged = _tagged_contacts(data)
+    context = make_context(run_id="manual__aid_retry")
+    opts = {"job_id": "ic_aid_retry", "page_size": 50, "send_batch": 10, "aid": AID}
+    env.lytics.faults.add(FaultRule("5xx", path_regex=r"/collect/json/icontact_users", after=2, times=20))
+    with pytest.raises(ServiceError):
+        IContactUsersToLyticsOperator(task_id="users", **opts).execute(context)
+    assert len(env.lytics.collected("icontact_users")) == 20  # two acknowledged batches
+    env.lytics.faults.clear()
+    # The retry resumes the run's staged contacts; a contact tagged meanwhile waits for the next run.
+    late = data.add_contact(email="late@example.com")["contactId"]
+    data.add_activity(data.tagged_messages(AID)[0], "opens", late, datetime(2026, 7, 1, tzinfo=UTC))
+    report = IContactUsersToLyticsOperator(task_id="users", **opts).execute(context)
+    sent = [r["ic_contact_id"] for r in env.lytics.collected("icontact_users")]
+    assert len(sent) == len(set(sent)) == report["sent"] and set(sent) == tagged
+
+
 def test_retried_task_resumes_without_duplicates(env: Env) -> None:
     context = make_context(run_id="manual__retry")
     opts = {"job_id": "ic_retry", "page_size": 50, "send_batch": 40, "aid": AID}

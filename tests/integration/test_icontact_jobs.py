@@ -33,6 +33,13 @@ def test_import_example_builds_users_activity_report() -> None:
     assert dag.task_dict["users"].downstream_task_ids == {"activity"}
     assert dag.task_dict["activity"].downstream_task_ids == {"report"}
     assert dag.task_dict["activity"].aid == 4242
+    assert dag.task_dict["users"].aid == 4242
+
+
+def test_without_filter_by_aid_no_task_filters() -> None:
+    job = IContactImportJob(type="icontact_import", filter_by_aid=False, aid=4242)
+    dag = _dag(job)
+    assert dag.task_dict["users"].aid is None and dag.task_dict["activity"].aid is None
 
 
 def test_keep_updated_import_defaults_to_hourly() -> None:

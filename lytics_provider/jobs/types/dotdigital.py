@@ -65,7 +65,9 @@ class _DotdigitalExportFields(AudienceExportConfig, DeferrableWaitFields, _Dotdi
     id_field: str = Field(
         default="dm_contact_id",
         min_length=1,
-        description="ID Field: Lytics field with the Dotdigital contact id (removes contacts in bulk).",
+        description="ID Field: Lytics field with the Dotdigital contact id (removes contacts in bulk); "
+        'may be a map of one contact id per account ("<account id>": contact id) when users come '
+        "from several accounts.",
     )
     map_fields: dict[str, str] = Field(
         default_factory=dict,
@@ -120,7 +122,9 @@ class DotdigitalExportContactsJob(ExitGuardFields, _DotdigitalExportFields):
     address_book_status_field: str | None = Field(
         default=None,
         description='Address Book Status Field: a map keyed "<account id>_<address book id>"; books whose '
-        'value is "syncing" are updated. When set, Address Book Name and Create Address Book are ignored.',
+        'value is "syncing" are updated, and each entry is then written back with the contact\'s status '
+        "(an entry this job wrote keeps its book until it is taken out of the map). When set, Address "
+        "Book Name and Create Address Book are ignored.",
     )
     on_exit: Literal["remove", "unsubscribe", "ignore"] = Field(
         default="remove",
@@ -153,7 +157,10 @@ class DotdigitalExportMultipleAudiencesJob(
     )
     email_field: str = Field(default="email", min_length=1, description="Email Field.")
     id_field: str = Field(
-        default="dm_contact_id", min_length=1, description="ID Field (Dotdigital contact id)."
+        default="dm_contact_id",
+        min_length=1,
+        description='ID Field (Dotdigital contact id); "This may be a map field if importing users from '
+        'multiple accounts": a map ("<account id>": contact id) is read at this connection\'s account.',
     )
     one_time: bool = Field(default=False, description="One Time: export once (same as keep_updated: false).")
     create_address_book: bool = Field(

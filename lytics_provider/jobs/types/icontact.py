@@ -48,7 +48,9 @@ class IContactImportJob(JobConfig):
     )
     filter_by_aid: bool = Field(
         default=False,
-        description="Only process messages whose HTML body carries <!-- lytics-aid:AID --> (needs aid).",
+        description='"Filter by AID": only process messages whose HTML body carries '
+        "<!-- lytics-aid:AID --> and the users tagged by them (named in their bounces, opens, clicks "
+        "or unsubscribes); needs aid.",
     )
     aid: int | None = Field(default=None, ge=0, description="Your Lytics account AID, for filter_by_aid.")
     source_timezone: str = Field(
@@ -85,18 +87,16 @@ class IContactImportJob(JobConfig):
             IContactUsersToLyticsOperator,
         )
 
-        common: dict[str, Any] = {"job_id": job.job_id, "dag": job.dag}
+        common: dict[str, Any] = {
+            "job_id": job.job_id,
+            "dag": job.dag,
+            "aid": self.aid if self.filter_by_aid else None,
+        }
         users = IContactUsersToLyticsOperator(
             **operator_kwargs(self, IContactUsersToLyticsOperator, task_id="users", **common)
         )
         activity = IContactActivityToLyticsOperator(
-            **operator_kwargs(
-                self,
-                IContactActivityToLyticsOperator,
-                task_id="activity",
-                aid=self.aid if self.filter_by_aid else None,
-                **common,
-            )
+            **operator_kwargs(self, IContactActivityToLyticsOperator, task_id="activity", **common)
         )
         report = IContactImportReportOperator(task_id="report", job_id=job.job_id, dag=job.dag)
         users >> activity >> report

@@ -204,7 +204,44 @@ class _TableImport(OneTaskJob, JobConfig):
         return {"conn_id": getattr(self, self.conn_id_field), "dialect": self.dialect}
 
 
-class RedshiftImportJob(_TableImport):
+class _ReloadableTableImport(_TableImport):
+    """A table import that may, for a table without a modified-timestamp column, reload it whole and
+    send only new or changed rows (``full_reload``)."""
+
+    modified_timestamp_field: str | None = Field(
+        default=None,
+        min_length=1,
+        pattern=_FIELD,
+        description="Modified Timestamp Field: orders rows; saved as the watermark. Omit with full_reload.",
+    )
+    full_reload: bool = Field(
+        default=False,
+        description=(
+            "For a table without a modified-timestamp column: read the whole table each run and send "
+            "only rows new or changed since the last run (a digest per row, keyed by key_fields)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_reload(self) -> _ReloadableTableImport:
+        if self.full_reload and self.modified_timestamp_field:
+            raise ValueError(
+                "full_reload reads the whole table and keeps no watermark: remove "
+                "modified_timestamp_field, or set full_reload: false to import by the watermark"
+            )
+        if self.full_reload and self.events_since:
+            raise ValueError(
+                "events_since needs a modified_timestamp_field: remove it with full_reload: true"
+            )
+        if not self.full_reload and not self.modified_timestamp_field:
+            raise ValueError(
+                "modified_timestamp_field is missing: name the table's modified-timestamp column, "
+                "or set full_reload: true for a table without one"
+            )
+        return self
+
+
+class RedshiftImportJob(_ReloadableTableImport):
     """Amazon Redshift Import Table over its PostgreSQL connection; default stream redshift_{table}."""
 
     type: Literal["redshift_import"]
@@ -217,7 +254,7 @@ class RedshiftImportJob(_TableImport):
     dialect: ClassVar[str] = "postgres"
 
 
-class SnowflakeImportJob(_TableImport):
+class SnowflakeImportJob(_ReloadableTableImport):
     """Snowflake Import Audiences and Activity Data from a table or view."""
 
     type: Literal["snowflake_import"]
@@ -230,7 +267,7 @@ class SnowflakeImportJob(_TableImport):
     dialect: ClassVar[str] = "snowflake"
 
 
-class BigQueryImportJob(_TableImport):
+class BigQueryImportJob(_ReloadableTableImport):
     """Google BigQuery Import Activity Data from a table or view (``dataset.table``)."""
 
     type: Literal["bigquery_import"]

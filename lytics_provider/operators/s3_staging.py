@@ -2,17 +2,21 @@
 
 :class:`S3StagedLoad` stages the scanned audience as a typed gzip CSV under
 ``<directory>/<job_id>/<table>_<run stamp>.csv.gz`` of ``s3_bucket`` with the official ``S3Hook``
-and, after the warehouse loaded it, deletes it unless ``keep_staged``.
+and, after the warehouse loaded it, deletes it unless ``keep_staged``. An operator whose kept
+files expire by themselves (``kept_expiry_days``, Redshift's 72 hours) uploads them with the
+expiry tag of :mod:`lytics_provider.pipeline.s3_expiry` and makes sure the bucket's lifecycle
+rule for that tag exists before staging.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.pipeline.object_files import join_key
+from lytics_provider.pipeline.s3_expiry import ensure_expiry_rule, expiry_tagging
 from lytics_provider.pipeline.warehouse_types import Column
 
 
@@ -34,8 +38,11 @@ class S3Staged:
 class S3StagedLoad(AudienceExportOperator):
     """An audience export whose warehouse loads a CSV staged in S3.
 
-    Subclasses keep ``s3_bucket``, ``directory``, ``aws_conn_id`` and ``keep_staged`` as attributes.
+    Subclasses keep ``s3_bucket``, ``directory``, ``aws_conn_id`` and ``keep_staged`` as attributes;
+    ``kept_expiry_days`` set, kept files expire that many days after upload (an S3 lifecycle rule).
     """
+
+    kept_expiry_days: ClassVar[int | None] = None
 
     s3_bucket: str
     directory: str
@@ -55,7 +62,15 @@ class S3StagedLoad(AudienceExportOperator):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         key = self.staging_key(table)
-        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
+        expires = self.keep_staged and self.kept_expiry_days is not None
+        tagging = {"Tagging": expiry_tagging()} if expires else None
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id, extra_args=tagging)
+        if expires and ensure_expiry_rule(s3.get_conn(), self.s3_bucket, self.kept_expiry_days):
+            self.log.info(
+                "Bucket %s now expires kept staged files %d days after upload",
+                self.s3_bucket,
+                self.kept_expiry_days,
+            )
         with self.rejects() as rejects:
             staged = self.stage_warehouse_csv(columns, f"{table}_{self.stamp}.csv.gz", rejects)
         s3.load_file(staged.path, key, self.s3_bucket, replace=True)

@@ -38,12 +38,13 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Literal
 
-from airflow.sdk import BaseHook, BaseOperator, Context
+from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import run_param
+from lytics_provider.pipeline.db_url import parse_db_url, sql_connection
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.retention import prune_job_runs
 from lytics_provider.pipeline.row_digests import RowDigestStore
@@ -100,6 +101,8 @@ class SqlTableToLyticsOperator(BaseOperator):
     :param events_since: Events Since (RFC 3339), the earliest timestamp of the first run.
     :param key_fields: fields identifying a row, for the equal-timestamp tiebreak (default: whole row).
     :param dialect: ``postgres`` (Redshift too), ``snowflake``, ``bigquery`` or ``databricks``.
+    :param db_url: DB URL ``host[:port][/database]`` replacing the connection's (``postgres`` only);
+        the user and password stay on the connection.
     """
 
     template_fields: Sequence[str] = ("source", "stream", "events_since")
@@ -120,6 +123,7 @@ class SqlTableToLyticsOperator(BaseOperator):
         batch_size: int = 5000,
         lytics_conn_id: str = LyticsHook.default_conn_name,
         location: str | None = None,
+        db_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,6 +140,10 @@ class SqlTableToLyticsOperator(BaseOperator):
                 else "modified_timestamp_field is missing: name the table's modified-timestamp column, "
                 "or set full_reload=True for a table without one"
             )
+        if db_url is not None:
+            if dialect != "postgres":
+                raise ValueError(f"db_url is for Redshift/PostgreSQL connections, not {dialect}; remove it")
+            parse_db_url(db_url)
         if modified_timestamp_field:
             check_name(modified_timestamp_field, "modified_timestamp_field", _FIELD)
         table = source.rsplit(".", 1)[-1].lower()
@@ -173,7 +181,7 @@ class SqlTableToLyticsOperator(BaseOperator):
         if self.dialect == "databricks":
             yield from self._databricks_rows(sql, since)
             return
-        conn = BaseHook.get_connection(self.conn_id).get_hook().get_conn()
+        conn = sql_connection(self.conn_id, self.db_url)
         try:
             if self.dialect == "postgres":
                 conn.autocommit = False
@@ -221,7 +229,7 @@ class SqlTableToLyticsOperator(BaseOperator):
             field = self.modified_timestamp_field
             sql = f"SELECT count(*) FROM {self._table_ref()} WHERE {field} IS NULL"
             return int(DatabricksStatementHook(self.conn_id).scalar(sql) or 0)
-        conn = BaseHook.get_connection(self.conn_id).get_hook().get_conn()
+        conn = sql_connection(self.conn_id, self.db_url)
         try:
             cur = conn.cursor()
             field = self.modified_timestamp_field

@@ -193,3 +193,35 @@ def test_full_reload_and_a_watermark_are_exclusive() -> None:
         SqlTableToLyticsOperator(
             task_id="i", job_id="j", source="t", conn_id="c", modified_timestamp_field="m", full_reload=True
         )
+
+
+def test_db_url_in_the_job_replaces_the_connection_endpoint(lytics_env, pg_schema, monkeypatch, tmp_path):
+    import os
+
+    from lytics_provider.jobs.dag_builder import build_dag
+    from lytics_provider.jobs.loader import load_job_files
+
+    spec = json.loads(os.environ["AIRFLOW_CONN_REDSHIFT_DEFAULT"])
+    db_url = f"{spec['host']}:{spec['port']}/{spec['schema']}"
+    spec.update(host="no-such-cluster.invalid", schema="nodb")  # the authorization left blank-ish
+    monkeypatch.setenv("AIRFLOW_CONN_REDSHIFT_DEFAULT", json.dumps(spec))
+    path = tmp_path / "redshift_import_contacts.yaml"
+    path.write_text(f"type: redshift_import\nsource: contacts\nfull_reload: true\ndb_url: {db_url}\n")
+    loaded, errors = load_job_files([path])
+    assert errors == []
+    op = build_dag(loaded[0]).get_task("import")
+    assert op.db_url == db_url and op.conn_id == "redshift_default"
+    _contacts(pg_schema, "INSERT INTO contacts VALUES (%s, %s, %s)", [(1, "a@example.com", 1)])
+    run_task(op, make_context())
+    assert _sent(lytics_env) == [(1, 1)]
+    with pytest.raises(ValueError, match="db_url is for Redshift/PostgreSQL connections"):
+        SqlTableToLyticsOperator(
+            task_id="i",
+            job_id="j",
+            source="t",
+            conn_id="c",
+            full_reload=True,
+            dialect="snowflake",
+            stream="s",
+            db_url=db_url,
+        )

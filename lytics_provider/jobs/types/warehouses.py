@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, StrictModel
 from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields
 from lytics_provider.jobs.fields import check_listing_since, check_rfc3339
 from lytics_provider.jobs.file_name import FileNameTemplate
 from lytics_provider.jobs.one_task import OneTaskJob, build_task
+from lytics_provider.pipeline.db_url import check_db_url
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -24,6 +25,21 @@ if TYPE_CHECKING:
 _NAME = r"^[A-Za-z_][A-Za-z0-9_$-]*(\.[A-Za-z_][A-Za-z0-9_$-]*){0,2}$"
 _FIELD = r"^[A-Za-z_][A-Za-z0-9_$]*$"
 _STREAM = r"^[A-Za-z0-9_.-]+$"
+
+
+class _RedshiftEndpoint(StrictModel):
+    """The Redshift jobs' ``db_url``: the seed's DB URL, set in the job instead of the authorization."""
+
+    db_url: str | None = Field(
+        default=None,
+        description=(
+            "DB URL: the Redshift endpoint, host:port/database (e.g. cluster.abc123.us-east-2.redshift"
+            ".amazonaws.com:5439/dev), replacing the connection's host, port and database; the user "
+            "and password stay on the connection."
+        ),
+    )
+
+    _check_db_url = field_validator("db_url")(check_db_url)
 
 
 class _AudienceExport(AudienceExportConfig):
@@ -63,7 +79,7 @@ class GCSExportJob(_FileExport):
     deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_gcs.LyticsToGCSOperator"
 
 
-class RedshiftExportJob(_AudienceExport):
+class RedshiftExportJob(_AudienceExport, _RedshiftEndpoint):
     """Amazon Redshift Export Audience: S3 staging, COPY into a full temporary table, swap by rename."""
 
     type: Literal["redshift_export"]
@@ -83,6 +99,13 @@ class RedshiftExportJob(_AudienceExport):
     iam_role: str | None = Field(default=None, description="IAM role ARN for COPY instead of the AWS keys.")
     copy_method: Literal["s3", "stdin"] = Field(
         default="s3", description="s3: Redshift COPY from S3; stdin: COPY FROM STDIN (PostgreSQL targets)."
+    )
+    keep_staged: bool = Field(
+        default=False,
+        description=(
+            "Keep the staged files in S3 after the COPY; they are tagged to expire after 72 hours by a "
+            "lifecycle rule set on the bucket (needs s3:PutLifecycleConfiguration). Default: deleted."
+        ),
     )
 
     deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_redshift.LyticsToRedshiftOperator"
@@ -241,7 +264,7 @@ class _ReloadableTableImport(_TableImport):
         return self
 
 
-class RedshiftImportJob(_ReloadableTableImport):
+class RedshiftImportJob(_ReloadableTableImport, _RedshiftEndpoint):
     """Amazon Redshift Import Table over its PostgreSQL connection; default stream redshift_{table}."""
 
     type: Literal["redshift_import"]
@@ -249,7 +272,6 @@ class RedshiftImportJob(_ReloadableTableImport):
     redshift_conn_id: str = Field(
         default="redshift_default", description="Redshift or PostgreSQL connection."
     )
-
     conn_id_field: ClassVar[str] = "redshift_conn_id"
     dialect: ClassVar[str] = "postgres"
 

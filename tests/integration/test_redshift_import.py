@@ -215,13 +215,4 @@ def test_db_url_in_the_job_replaces_the_connection_endpoint(lytics_env, pg_schem
     run_task(op, make_context())
     assert _sent(lytics_env) == [(1, 1)]
     with pytest.raises(ValueError, match="db_url is for Redshift/PostgreSQL connections"):
-        SqlTableToLyticsOperator(
-            task_id="i",
-            job_id="j",
-            source="t",
-            conn_id="c",
-            full_reload=True,
-            dialect="snowflake",
-            stream="s",
-            db_url=db_url,
-        )
+        _reload_op(dialect="snowflake", stream="s", db_url=db_url)

@@ -65,7 +65,8 @@ def copy_from_stream(cur: Any, sql: str, stream: Any, chunk: int = 1 << 20) -> N
 class LyticsToRedshiftOperator(S3StagedLoad):
     """Replace the table named from the audience slug with the scanned audience.
 
-    :param s3_bucket: S3 Bucket Name for staging.
+    :param s3_bucket: S3 Bucket Name for staging; default the AWS connection's bucket
+        (``service_config.s3.bucket_name`` in its extra).
     :param directory: Directory (key prefix) for staging.
     :param table: table name; default the audience slug with ``table_prefix`` (sanitised).
     :param schema_name: database schema of the table (default: the connection's search path).
@@ -82,7 +83,7 @@ class LyticsToRedshiftOperator(S3StagedLoad):
     def __init__(
         self,
         *,
-        s3_bucket: str,
+        s3_bucket: str | None = None,
         directory: str = "lytics",
         table: str | None = None,
         table_prefix: str = "",

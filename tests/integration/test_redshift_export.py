@@ -252,3 +252,19 @@ def test_db_url_replaces_the_connection_host_and_database(lytics_env, s3_bucket,
     monkeypatch.setenv("AIRFLOW_CONN_REDSHIFT_DEFAULT", json.dumps(spec))
     report = run_task(_op(s3_bucket, db_url=db_url), scanned_context("high_value"))
     assert report["rows"] == 500 and len(_table(pg_schema)) == 500
+
+
+def test_without_s3_bucket_the_aws_connection_bucket_stages(lytics_env, s3_bucket, pg_schema, monkeypatch):
+    import os
+
+    op = _op(None)
+    with pytest.raises(
+        ValueError, match="s3_bucket is not set in job 'job' and the AWS connection 'aws_default'"
+    ):
+        run_task(op, scanned_context("high_value"))
+    spec = json.loads(os.environ["AIRFLOW_CONN_AWS_DEFAULT"])
+    spec["extra"]["service_config"] = {"s3": {"bucket_name": s3_bucket}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(spec))
+    report = run_task(_op(None), scanned_context("high_value"))
+    assert report["staging"] == f"s3://{s3_bucket}/lytics/job/high_value_20261123T000000Z.csv.gz"
+    assert report["rows"] == 500 and len(_table(pg_schema)) == 500

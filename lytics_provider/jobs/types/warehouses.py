@@ -83,7 +83,14 @@ class RedshiftExportJob(_AudienceExport, _RedshiftEndpoint):
     """Amazon Redshift Export Audience: S3 staging, COPY into a full temporary table, swap by rename."""
 
     type: Literal["redshift_export"]
-    s3_bucket: str = Field(min_length=1, description="S3 Bucket Name used for staging.")
+    s3_bucket: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "S3 Bucket Name used for staging; default the bucket named in the AWS connection's extra "
+            '({"service_config": {"s3": {"bucket_name": ...}}}).'
+        ),
+    )
     directory: str = Field(default="lytics", description="Directory (key prefix) for the staged files.")
     region: str | None = Field(default=None, description="Region of the bucket, e.g. us-east-2.")
     table: str | None = Field(

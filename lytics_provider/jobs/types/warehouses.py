@@ -244,6 +244,13 @@ class _ReloadableTableImport(_TableImport):
         pattern=_FIELD,
         description="Modified Timestamp Field: orders rows; saved as the watermark. Omit with full_reload.",
     )
+    key_fields: list[str] | None = Field(
+        default=None,
+        description=(
+            "Fields identifying a row: the tiebreak for equal timestamps, and with full_reload the row "
+            "a changed version replaces (default: the whole row)."
+        ),
+    )
     full_reload: bool = Field(
         default=False,
         description=(

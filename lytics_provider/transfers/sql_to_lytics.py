@@ -353,6 +353,8 @@ class SqlTableToLyticsOperator(BaseOperator):
                 if not dry_run:
                     store.touch(same)
                 writer.flush()
+                if dry_run:
+                    pending.clear()  # nothing was sent, nothing is acknowledged
                 progress.advance(writer.records - queued)
             progress.finish()
             forgotten = 0 if dry_run else store.prune()

@@ -9,7 +9,9 @@ Steps (each safe to retry; every name depends only on the job, audience and run)
    staged file into it; the row count is checked against the staged file before going on;
 3. swap in one transaction: ``DROP TABLE IF EXISTS {table}`` then ``ALTER TABLE {table}_{unix_ts}
    RENAME TO {table}``. Readers see the old table until the commit and the new one after it;
-4. delete the staged object (``keep_staged=True`` keeps it; the seed's S3 files expire after 72h).
+4. delete the staged object. ``keep_staged=True`` keeps it, tagged to expire: the bucket gets a
+   lifecycle rule removing tagged staged files after 3 days (72 hours, rounded up by S3 to the
+   next midnight UTC; :mod:`lytics_provider.pipeline.s3_expiry`), so no manual clean-up is needed.
 
 The SQL connection may be a ``redshift`` connection (``RedshiftSQLHook``) or a ``postgres`` one
 (``PostgresHook``, Redshift speaks the PostgreSQL protocol). ``copy_method="s3"`` runs Redshift's
@@ -23,10 +25,11 @@ import gzip
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from airflow.sdk import BaseHook, Context
+from airflow.sdk import Context
 
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.s3_staging import S3StagedLoad
+from lytics_provider.pipeline.db_url import parse_db_url, sql_connection
 from lytics_provider.pipeline.warehouse_types import (
     Column,
     create_table_sql,
@@ -62,20 +65,25 @@ def copy_from_stream(cur: Any, sql: str, stream: Any, chunk: int = 1 << 20) -> N
 class LyticsToRedshiftOperator(S3StagedLoad):
     """Replace the table named from the audience slug with the scanned audience.
 
-    :param s3_bucket: S3 Bucket Name for staging.
+    :param s3_bucket: S3 Bucket Name for staging; default the AWS connection's bucket
+        (``service_config.s3.bucket_name`` in its extra).
     :param directory: Directory (key prefix) for staging.
     :param table: table name; default the audience slug with ``table_prefix`` (sanitised).
     :param schema_name: database schema of the table (default: the connection's search path).
     :param iam_role: IAM role ARN for ``COPY``; without it, the AWS connection's keys are used.
     :param region: Region of the bucket, when it differs from the cluster's.
+    :param keep_staged: keep the staged file, expiring 72 hours after upload (an S3 lifecycle rule).
+    :param db_url: DB URL ``host[:port][/database]`` replacing the connection's; the user and
+        password stay on the connection.
     """
 
     template_fields: Sequence[str] = ("fields", "s3_bucket", "directory", "table", "schema_name")
+    kept_expiry_days = 3
 
     def __init__(
         self,
         *,
-        s3_bucket: str,
+        s3_bucket: str | None = None,
         directory: str = "lytics",
         table: str | None = None,
         table_prefix: str = "",
@@ -86,10 +94,13 @@ class LyticsToRedshiftOperator(S3StagedLoad):
         region: str | None = None,
         copy_method: CopyMethod = "s3",
         keep_staged: bool = False,
+        db_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
+        if db_url:
+            parse_db_url(db_url)
         if copy_method not in ("s3", "stdin"):
             raise ValueError(f"copy_method {copy_method!r} is not supported; use 's3' (Redshift) or 'stdin'")
 
@@ -120,7 +131,7 @@ class LyticsToRedshiftOperator(S3StagedLoad):
         table = self.table_name()
         temp = f"{table}_{unix_stamp(self.stamp)}"
         staged = self.stage_in_s3(columns, table)
-        conn = BaseHook.get_connection(self.redshift_conn_id).get_hook().get_conn()
+        conn = sql_connection(self.redshift_conn_id, self.db_url)
         try:
             conn.autocommit = False
             with conn.cursor() as cur:

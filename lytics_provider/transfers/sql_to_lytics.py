@@ -18,25 +18,36 @@ saved with it. So a row that arrives later with the same timestamp is still impo
 retried batch is not sent twice. The key is ``key_fields`` when given, else a digest of the
 whole row. Rows without a modified timestamp cannot be ordered; they are counted and reported
 (never silently dropped), and not imported.
+
+A table without a modified-timestamp column is imported with ``full_reload``: each run reads the
+whole table (ordered by ``key_fields`` when given) and sends only the rows that are new or changed
+since the last delivery, by a digest per row kept in the job's
+:class:`~lytics_provider.pipeline.row_digests.RowDigestStore`. A row's key is a digest of its
+``key_fields`` (a changed row replaces its earlier version), else of the whole row. Digests are
+saved per batch after Lytics acknowledged it; keys of rows no longer in the table are forgotten
+once a run has read the whole table.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Literal
 
-from airflow.sdk import BaseHook, BaseOperator, Context
+from airflow.sdk import BaseOperator, Context
 
 from lytics_provider.files.ingest import StateCheckpoint, StreamWriter
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import run_param
+from lytics_provider.pipeline.db_url import parse_db_url, sql_connection
 from lytics_provider.pipeline.progress import Progress
 from lytics_provider.pipeline.retention import prune_job_runs
+from lytics_provider.pipeline.row_digests import RowDigestStore
 from lytics_provider.pipeline.snapshot import record_digest
 from lytics_provider.pipeline.timestamps import parse_rfc3339
 
@@ -81,12 +92,17 @@ class SqlTableToLyticsOperator(BaseOperator):
     """Import Table / Import Audiences and Activity Data from a warehouse table or view.
 
     :param source: table or view (``schema.table`` or ``database.schema.table`` allowed).
-    :param modified_timestamp_field: Modified Timestamp Field (ordering and watermark).
+    :param modified_timestamp_field: Modified Timestamp Field (ordering and watermark); not with
+        ``full_reload``.
+    :param full_reload: read the whole table each run and send only new or changed rows (for a
+        table without a modified-timestamp column).
     :param stream: Lytics stream; default ``redshift_{table}`` for PostgreSQL/Redshift.
     :param event_timestamp_field: Event Timestamp Field; default the modified field.
     :param events_since: Events Since (RFC 3339), the earliest timestamp of the first run.
     :param key_fields: fields identifying a row, for the equal-timestamp tiebreak (default: whole row).
     :param dialect: ``postgres`` (Redshift too), ``snowflake``, ``bigquery`` or ``databricks``.
+    :param db_url: DB URL ``host[:port][/database]`` replacing the connection's (``postgres`` only);
+        the user and password stay on the connection.
     """
 
     template_fields: Sequence[str] = ("source", "stream", "events_since")
@@ -96,8 +112,9 @@ class SqlTableToLyticsOperator(BaseOperator):
         *,
         job_id: str,
         source: str,
-        modified_timestamp_field: str,
         conn_id: str,
+        modified_timestamp_field: str | None = None,
+        full_reload: bool = False,
         dialect: Dialect = "postgres",
         stream: str | None = None,
         event_timestamp_field: str | None = None,
@@ -106,6 +123,7 @@ class SqlTableToLyticsOperator(BaseOperator):
         batch_size: int = 5000,
         lytics_conn_id: str = LyticsHook.default_conn_name,
         location: str | None = None,
+        db_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -114,9 +132,20 @@ class SqlTableToLyticsOperator(BaseOperator):
             raise ValueError(
                 f"dialect {dialect!r} is not supported; use postgres, snowflake, bigquery or databricks"
             )
-        self.modified_timestamp_field = check_name(
-            modified_timestamp_field, "modified_timestamp_field", _FIELD
-        )
+        if full_reload == bool(modified_timestamp_field):
+            raise ValueError(
+                "set either modified_timestamp_field (a watermark import) or full_reload=True "
+                "(for a table without a modified-timestamp column), not both"
+                if full_reload
+                else "modified_timestamp_field is missing: name the table's modified-timestamp column, "
+                "or set full_reload=True for a table without one"
+            )
+        if db_url is not None:
+            if dialect != "postgres":
+                raise ValueError(f"db_url is for Redshift/PostgreSQL connections, not {dialect}; remove it")
+            parse_db_url(db_url)
+        if modified_timestamp_field:
+            check_name(modified_timestamp_field, "modified_timestamp_field", _FIELD)
         table = source.rsplit(".", 1)[-1].lower()
         if stream is None and dialect != "postgres":
             raise ValueError("stream is required: name the Lytics stream to import into")
@@ -130,13 +159,17 @@ class SqlTableToLyticsOperator(BaseOperator):
         return f"`{self.source}`" if self.dialect == "bigquery" else self.source
 
     def select_sql(self, since: datetime | None) -> str:
-        """The ordered query (``%s``/``@since`` placeholder for the lower bound)."""
+        """The ordered query (``%s``/``@since`` placeholder for the lower bound); with
+        ``full_reload`` the whole table, ordered by ``key_fields`` when given."""
+        keys = [check_name(k, "key_fields", _FIELD) for k in self.key_fields or ()]
+        if self.full_reload:
+            return f"SELECT * FROM {self._table_ref()}" + (f" ORDER BY {', '.join(keys)}" if keys else "")
         field = self.modified_timestamp_field
         where = f"{field} IS NOT NULL"
         if since is not None:
             marker = {"bigquery": "@since", "databricks": ":since"}.get(self.dialect, "%s")
             where = f"{field} >= {marker}"
-        order = ", ".join([field, *(check_name(k, "key_fields", _FIELD) for k in self.key_fields or ())])
+        order = ", ".join([field, *keys])
         return f"SELECT * FROM {self._table_ref()} WHERE {where} ORDER BY {order}"
 
     def _rows(self, since: datetime | None) -> Iterator[list[dict[str, Any]]]:
@@ -148,7 +181,7 @@ class SqlTableToLyticsOperator(BaseOperator):
         if self.dialect == "databricks":
             yield from self._databricks_rows(sql, since)
             return
-        conn = BaseHook.get_connection(self.conn_id).get_hook().get_conn()
+        conn = sql_connection(self.conn_id, self.db_url)
         try:
             if self.dialect == "postgres":
                 conn.autocommit = False
@@ -196,7 +229,7 @@ class SqlTableToLyticsOperator(BaseOperator):
             field = self.modified_timestamp_field
             sql = f"SELECT count(*) FROM {self._table_ref()} WHERE {field} IS NULL"
             return int(DatabricksStatementHook(self.conn_id).scalar(sql) or 0)
-        conn = BaseHook.get_connection(self.conn_id).get_hook().get_conn()
+        conn = sql_connection(self.conn_id, self.db_url)
         try:
             cur = conn.cursor()
             field = self.modified_timestamp_field
@@ -211,10 +244,29 @@ class SqlTableToLyticsOperator(BaseOperator):
         return name.lower() if self.dialect == "snowflake" and name.isupper() else name
 
     def key_of(self, row: dict[str, Any]) -> str:
-        """The tiebreak key of a row (hex)."""
+        """The key of a row (hex): a digest of ``key_fields``, else of the whole row."""
         return record_digest(row, self.key_fields).hex()
 
+    def _writer(self, hook: LyticsHook, on_ack: Any, dry_run: bool) -> StreamWriter:
+        timestamp_field = self.event_timestamp_field
+        return StreamWriter(
+            hook,
+            self.stream,
+            timestamp_field=self.out_name(timestamp_field) if timestamp_field else None,
+            on_ack=on_ack,
+            send=not dry_run,
+        )
+
+    def _finish(self, report: dict[str, Any], hook: LyticsHook, context: Context) -> dict[str, Any]:
+        report["api_calls"] = hook.calls
+        self.log.info("Import done: %s", report)
+        if not report["dry_run"]:
+            prune_job_runs(self.job_id, context["run_id"])
+        return report
+
     def execute(self, context: Context) -> dict[str, Any]:
+        if self.full_reload:
+            return self._execute_full_reload(context)
         checkpoint = StateCheckpoint(self.job_id, WATERMARK_KEY)
         saved = checkpoint.load() or {}
         since = datetime.fromisoformat(saved["ts"]) if saved.get("ts") else parse_rfc3339(self.events_since)
@@ -232,13 +284,7 @@ class SqlTableToLyticsOperator(BaseOperator):
             "Importing %s into stream %r from %s", self.source, self.stream, since or "the beginning"
         )
         hook = LyticsHook(self.lytics_conn_id)
-        writer = StreamWriter(
-            hook,
-            self.stream,
-            timestamp_field=self.out_name(self.event_timestamp_field),
-            on_ack=checkpoint.save,
-            send=not dry_run,
-        )
+        writer = self._writer(hook, checkpoint.save, dry_run)
         progress = Progress(self.log, f"rows imported from {self.source}")
         skipped = 0
         mark_ts: Any = since
@@ -271,9 +317,60 @@ class SqlTableToLyticsOperator(BaseOperator):
             "missing_timestamp": missing,
             "watermark": _ts_text(mark_ts) if mark_ts is not None else None,
             "dry_run": dry_run,
-            "api_calls": hook.calls,
         }
-        self.log.info("Import done: %s", report)
-        if not dry_run:
-            prune_job_runs(self.job_id, context["run_id"])
-        return report
+        return self._finish(report, hook, context)
+
+    def _execute_full_reload(self, context: Context) -> dict[str, Any]:
+        """Read the whole table; send the rows new or changed since the last delivery."""
+        dry_run = run_param(context, "dry_run")
+        store = RowDigestStore(self.job_id, context["run_id"])
+        pending: list[tuple[int, str, bytes]] = []  # (position, key, digest) sent, not acknowledged
+
+        def acknowledged(position: int) -> None:
+            done = [(key, digest) for seq, key, digest in pending if seq <= position]
+            store.commit(done)
+            del pending[: len(done)]
+
+        self.log.info("Importing all of %s into stream %r (new and changed rows)", self.source, self.stream)
+        hook = LyticsHook(self.lytics_conn_id)
+        writer = self._writer(hook, acknowledged, dry_run)
+        progress = Progress(self.log, f"rows imported from {self.source}")
+        read = unchanged = 0
+        positions = itertools.count()
+        try:
+            for batch in self._rows(None):
+                queued = writer.records
+                pairs = [(self.key_of(row), record_digest(row)) for row in batch]
+                read += len(batch)
+                same: list[str] = []
+                for row, (key, digest), new in zip(batch, pairs, store.changed(pairs), strict=True):
+                    if not new:
+                        same.append(key)
+                        continue
+                    pending.append((next(positions), key, digest))
+                    writer.add({self.out_name(k): jsonable(v) for k, v in row.items()}, pending[-1][0])
+                unchanged += len(same)
+                if not dry_run:
+                    store.touch(same)
+                writer.flush()
+                if dry_run:
+                    pending.clear()  # nothing was sent, nothing is acknowledged
+                progress.advance(writer.records - queued)
+            progress.finish()
+            forgotten = 0 if dry_run else store.prune()
+            delivered = store.count()
+        finally:
+            store.close()
+        report = {
+            "source": self.source,
+            "stream": self.stream,
+            "mode": "full_reload",
+            "rows_read": read,
+            "rows": writer.records,
+            "unchanged": unchanged,
+            "rejected_by_lytics": writer.rejected,
+            "rows_gone": forgotten,
+            "rows_known": delivered,
+            "dry_run": dry_run,
+        }
+        return self._finish(report, hook, context)

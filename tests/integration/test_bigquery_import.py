@@ -255,3 +255,37 @@ def test_bigquery_import_round_trips_through_a_failed_run_and_a_late_row(
     again = run_task(op, make_context(run_id="scheduled__3"))
     assert again["rows"] == 0 and again["already_imported"] == 1
     assert len(_ids(lytics_env)) == 42
+
+
+RELOAD_YAML = """\
+type: bigquery_import
+source: analytics.app_events
+full_reload: true
+stream: app_events
+key_fields: [event_id]
+batch_size: 5
+"""
+
+
+def test_bigquery_full_reload_sends_new_and_changed_rows_once(lytics_env, bigquery, tmp_path):
+    path = tmp_path / "bigquery_import_reload.yaml"
+    path.write_text(RELOAD_YAML)
+    loaded, errors = load_job_files([path])
+    assert errors == []
+    op = build_dag(loaded[0]).get_task("import")
+    assert op.full_reload and op.modified_timestamp_field is None
+    bigquery.insert([(i, f"u{i}@example.com", None) for i in range(12)])
+    lytics_env.faults.add(FaultRule("5xx", path_regex=f"/collect/json/{STREAM}", after=1, times=None))
+    with pytest.raises(ServiceError):
+        run_task(op, make_context())
+    lytics_env.faults.clear()
+    assert bigquery.queries[0] == ("SELECT * FROM `analytics.app_events` ORDER BY event_id", {})
+    run_task(op, make_context())  # the retry sends the rest
+    assert _ids(lytics_env) == list(range(12))
+    assert "timestamp_field" not in lytics_env.collect_requests[-1]["query"]
+
+    bigquery.db.execute("UPDATE analytics.app_events SET email = 'moved@example.com' WHERE event_id = 4")
+    bigquery.insert([(20, "new@example.com", None)])
+    report = run_task(op, make_context(run_id="scheduled__2"))
+    assert _ids(lytics_env)[12:] == [4, 20] and report["unchanged"] == 11
+    assert lytics_env.collected(STREAM)[12]["email"] == "moved@example.com"

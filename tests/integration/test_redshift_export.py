@@ -210,3 +210,61 @@ def test_redshift_copy_statement_reads_the_staged_object() -> None:
         "IAM_ROLE 'arn:aws:iam::1:role/copy' FORMAT AS CSV IGNOREHEADER 1 GZIP TIMEFORMAT 'auto' "
         "EMPTYASNULL ACCEPTINVCHARS COMPUPDATE OFF STATUPDATE OFF REGION 'us-east-2'"
     ]
+
+
+def test_kept_staged_files_are_tagged_to_expire_by_a_bucket_lifecycle_rule(
+    lytics_env, s3_bucket, pg_schema, moto_endpoint
+):
+    client = s3_client(moto_endpoint)
+    other = {"ID": "archive", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 30}}
+    client.put_bucket_lifecycle_configuration(Bucket=s3_bucket, LifecycleConfiguration={"Rules": [other]})
+    run_task(_op(s3_bucket, keep_staged=True), scanned_context("high_value"))
+    key = "lytics/job/high_value_20261123T000000Z.csv.gz"
+    tags = client.get_object_tagging(Bucket=s3_bucket, Key=key)["TagSet"]
+    assert tags == [{"Key": "lytics-staged", "Value": "expire"}]
+    rules = {r["ID"]: r for r in client.get_bucket_lifecycle_configuration(Bucket=s3_bucket)["Rules"]}
+    assert rules["archive"]["Expiration"] == {"Days": 30}  # the bucket's own rule is kept
+    assert rules["lytics-staged-expiry"]["Expiration"] == {"Days": 3}  # 72 hours
+    assert rules["lytics-staged-expiry"]["Filter"] == {"Tag": {"Key": "lytics-staged", "Value": "expire"}}
+
+    run_task(_op(s3_bucket, keep_staged=True), scanned_context("high_value", day=24))
+    assert len(client.get_bucket_lifecycle_configuration(Bucket=s3_bucket)["Rules"]) == 2  # not repeated
+
+
+def test_staged_files_not_kept_are_deleted_and_the_bucket_left_alone(
+    lytics_env, s3_bucket, pg_schema, moto_endpoint
+):
+    from botocore.exceptions import ClientError
+
+    run_task(_op(s3_bucket), scanned_context("high_value"))
+    client = s3_client(moto_endpoint)
+    assert client.list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
+    with pytest.raises(ClientError, match="NoSuchLifecycleConfiguration"):
+        client.get_bucket_lifecycle_configuration(Bucket=s3_bucket)
+
+
+def test_db_url_replaces_the_connection_host_and_database(lytics_env, s3_bucket, pg_schema, monkeypatch):
+    import os
+
+    spec = json.loads(os.environ["AIRFLOW_CONN_REDSHIFT_DEFAULT"])
+    db_url = f"{spec['host']}:{spec['port']}/{spec['schema']}"
+    spec.update(host="no-such-cluster.invalid", port=5439, schema="nodb")
+    monkeypatch.setenv("AIRFLOW_CONN_REDSHIFT_DEFAULT", json.dumps(spec))
+    report = run_task(_op(s3_bucket, db_url=db_url), scanned_context("high_value"))
+    assert report["rows"] == 500 and len(_table(pg_schema)) == 500
+
+
+def test_without_s3_bucket_the_aws_connection_bucket_stages(lytics_env, s3_bucket, pg_schema, monkeypatch):
+    import os
+
+    op = _op(None)
+    with pytest.raises(
+        ValueError, match="s3_bucket is not set in job 'job' and the AWS connection 'aws_default'"
+    ):
+        run_task(op, scanned_context("high_value"))
+    spec = json.loads(os.environ["AIRFLOW_CONN_AWS_DEFAULT"])
+    spec["extra"]["service_config"] = {"s3": {"bucket_name": s3_bucket}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(spec))
+    report = run_task(_op(None), scanned_context("high_value"))
+    assert report["staging"] == f"s3://{s3_bucket}/lytics/job/high_value_20261123T000000Z.csv.gz"
+    assert report["rows"] == 500 and len(_table(pg_schema)) == 500

@@ -49,17 +49,20 @@ def _insert(conn, rows) -> None:
 
 
 def _op(**kwargs) -> SqlTableToLyticsOperator:
+    options = {
+        "job_id": "sf_import",
+        "modified_timestamp_field": "MODIFIED",
+        "key_fields": ["ORDER_ID"],
+        "batch_size": 4,
+        **kwargs,
+    }
     return SqlTableToLyticsOperator(
         task_id="import",
-        job_id="sf_import",
         source="CRM.SALES.ORDERS",
-        modified_timestamp_field="MODIFIED",
         conn_id="snowflake_default",
         dialect="snowflake",
         stream="snowflake_orders",
-        key_fields=["ORDER_ID"],
-        batch_size=4,
-        **kwargs,
+        **options,
     )
 
 
@@ -82,3 +85,28 @@ def test_snowflake_import_resumes_after_a_failure_without_loss_or_duplicates(lyt
     run_task(_op(), make_context(run_id="scheduled__2"))
     got = [r["order_id"] for r in lytics_env.collected("snowflake_orders")]
     assert got == [*range(30), 99, 100]
+
+
+def test_snowflake_full_reload_sends_only_new_and_changed_rows(lytics_env, snowflake):
+    _insert(snowflake, [(i, f"o{i}@example.com", None) for i in range(10)])
+
+    def reload_op() -> SqlTableToLyticsOperator:
+        return _op(job_id="sf_reload", modified_timestamp_field=None, full_reload=True)
+
+    lytics_env.faults.add(FaultRule("5xx", path_regex="/collect/json/snowflake_orders", after=1, times=None))
+    with pytest.raises(ServiceError):
+        run_task(reload_op(), make_context())
+    lytics_env.faults.clear()
+    run_task(reload_op(), make_context())
+    got = [r["order_id"] for r in lytics_env.collected("snowflake_orders")]
+    assert got == list(range(10))  # ordered by ORDER_ID, each once through the failed run
+
+    snowflake.cursor().execute("UPDATE CRM.SALES.ORDERS SET EMAIL = 'new@example.com' WHERE ORDER_ID = 7")
+    snowflake.cursor().execute("DELETE FROM CRM.SALES.ORDERS WHERE ORDER_ID = 2")
+    report = run_task(reload_op(), make_context(run_id="scheduled__2"))
+    assert lytics_env.collected("snowflake_orders")[10] == {
+        "order_id": 7,
+        "email": "new@example.com",
+        "modified": None,
+    }
+    assert report["rows"] == 1 and report["rows_gone"] == 1 and report["rows_known"] == 9

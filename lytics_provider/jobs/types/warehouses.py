@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, StrictModel
 from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields
 from lytics_provider.jobs.fields import check_listing_since, check_rfc3339
 from lytics_provider.jobs.file_name import FileNameTemplate
 from lytics_provider.jobs.one_task import OneTaskJob, build_task
+from lytics_provider.pipeline.db_url import check_db_url
 
 if TYPE_CHECKING:
     from lytics_provider.jobs.context import JobContext
@@ -24,6 +25,21 @@ if TYPE_CHECKING:
 _NAME = r"^[A-Za-z_][A-Za-z0-9_$-]*(\.[A-Za-z_][A-Za-z0-9_$-]*){0,2}$"
 _FIELD = r"^[A-Za-z_][A-Za-z0-9_$]*$"
 _STREAM = r"^[A-Za-z0-9_.-]+$"
+
+
+class _RedshiftEndpoint(StrictModel):
+    """The Redshift jobs' ``db_url``: the seed's DB URL, set in the job instead of the authorization."""
+
+    db_url: str | None = Field(
+        default=None,
+        description=(
+            "DB URL: the Redshift endpoint, host:port/database (e.g. cluster.abc123.us-east-2.redshift"
+            ".amazonaws.com:5439/dev), replacing the connection's host, port and database; the user "
+            "and password stay on the connection."
+        ),
+    )
+
+    _check_db_url = field_validator("db_url")(check_db_url)
 
 
 class _AudienceExport(AudienceExportConfig):
@@ -63,11 +79,18 @@ class GCSExportJob(_FileExport):
     deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_gcs.LyticsToGCSOperator"
 
 
-class RedshiftExportJob(_AudienceExport):
+class RedshiftExportJob(_AudienceExport, _RedshiftEndpoint):
     """Amazon Redshift Export Audience: S3 staging, COPY into a full temporary table, swap by rename."""
 
     type: Literal["redshift_export"]
-    s3_bucket: str = Field(min_length=1, description="S3 Bucket Name used for staging.")
+    s3_bucket: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "S3 Bucket Name used for staging; default the bucket named in the AWS connection's extra "
+            '({"service_config": {"s3": {"bucket_name": ...}}}).'
+        ),
+    )
     directory: str = Field(default="lytics", description="Directory (key prefix) for the staged files.")
     region: str | None = Field(default=None, description="Region of the bucket, e.g. us-east-2.")
     table: str | None = Field(
@@ -83,6 +106,13 @@ class RedshiftExportJob(_AudienceExport):
     iam_role: str | None = Field(default=None, description="IAM role ARN for COPY instead of the AWS keys.")
     copy_method: Literal["s3", "stdin"] = Field(
         default="s3", description="s3: Redshift COPY from S3; stdin: COPY FROM STDIN (PostgreSQL targets)."
+    )
+    keep_staged: bool = Field(
+        default=False,
+        description=(
+            "Keep the staged files in S3 after the COPY; they are tagged to expire after 72 hours by a "
+            "lifecycle rule set on the bucket (needs s3:PutLifecycleConfiguration). Default: deleted."
+        ),
     )
 
     deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_redshift.LyticsToRedshiftOperator"
@@ -204,7 +234,51 @@ class _TableImport(OneTaskJob, JobConfig):
         return {"conn_id": getattr(self, self.conn_id_field), "dialect": self.dialect}
 
 
-class RedshiftImportJob(_TableImport):
+class _ReloadableTableImport(_TableImport):
+    """A table import that may, for a table without a modified-timestamp column, reload it whole and
+    send only new or changed rows (``full_reload``)."""
+
+    modified_timestamp_field: str | None = Field(
+        default=None,
+        min_length=1,
+        pattern=_FIELD,
+        description="Modified Timestamp Field: orders rows; saved as the watermark. Omit with full_reload.",
+    )
+    key_fields: list[str] | None = Field(
+        default=None,
+        description=(
+            "Fields identifying a row: the tiebreak for equal timestamps, and with full_reload the row "
+            "a changed version replaces (default: the whole row)."
+        ),
+    )
+    full_reload: bool = Field(
+        default=False,
+        description=(
+            "For a table without a modified-timestamp column: read the whole table each run and send "
+            "only rows new or changed since the last run (a digest per row, keyed by key_fields)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _check_reload(self) -> _ReloadableTableImport:
+        if self.full_reload and self.modified_timestamp_field:
+            raise ValueError(
+                "full_reload reads the whole table and keeps no watermark: remove "
+                "modified_timestamp_field, or set full_reload: false to import by the watermark"
+            )
+        if self.full_reload and self.events_since:
+            raise ValueError(
+                "events_since needs a modified_timestamp_field: remove it with full_reload: true"
+            )
+        if not self.full_reload and not self.modified_timestamp_field:
+            raise ValueError(
+                "modified_timestamp_field is missing: name the table's modified-timestamp column, "
+                "or set full_reload: true for a table without one"
+            )
+        return self
+
+
+class RedshiftImportJob(_ReloadableTableImport, _RedshiftEndpoint):
     """Amazon Redshift Import Table over its PostgreSQL connection; default stream redshift_{table}."""
 
     type: Literal["redshift_import"]
@@ -212,12 +286,11 @@ class RedshiftImportJob(_TableImport):
     redshift_conn_id: str = Field(
         default="redshift_default", description="Redshift or PostgreSQL connection."
     )
-
     conn_id_field: ClassVar[str] = "redshift_conn_id"
     dialect: ClassVar[str] = "postgres"
 
 
-class SnowflakeImportJob(_TableImport):
+class SnowflakeImportJob(_ReloadableTableImport):
     """Snowflake Import Audiences and Activity Data from a table or view."""
 
     type: Literal["snowflake_import"]
@@ -230,7 +303,7 @@ class SnowflakeImportJob(_TableImport):
     dialect: ClassVar[str] = "snowflake"
 
 
-class BigQueryImportJob(_TableImport):
+class BigQueryImportJob(_ReloadableTableImport):
     """Google BigQuery Import Activity Data from a table or view (``dataset.table``)."""
 
     type: Literal["bigquery_import"]

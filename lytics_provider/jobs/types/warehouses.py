@@ -140,7 +140,7 @@ class _ActivityExport(OneTaskJob, JobConfig):
 
 
 class S3ActivityExportJob(_ActivityExport):
-    """Amazon S3 Export Activity Data: every event of a stream (all fields) as one CSV per run."""
+    """Amazon S3 Export Activity Data: a stream's events (all fields) not yet delivered, one file a run."""
 
     type: Literal["s3_activity_export"]
     bucket: str = Field(min_length=1, description="S3 Bucket Name.")
@@ -153,7 +153,7 @@ class S3ActivityExportJob(_ActivityExport):
 
 
 class BigQueryActivityExportJob(_ActivityExport, DeferrableWaitFields):
-    """Google BigQuery Export Activity Data: a stream's events into events_{stream} (replaced per run)."""
+    """Google BigQuery Export Activity Data: a stream's events appended to events_{stream}, each once."""
 
     type: Literal["bigquery_activity_export"]
     project: str | None = Field(default=None, description="BigQuery Project.")

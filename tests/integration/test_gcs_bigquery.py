@@ -117,9 +117,8 @@ class FakeBigQuery:
                 else:
                     rows += [json.loads(line) for line in text.splitlines()]
             name = f"{dest['datasetId']}.{dest['tableId']}"
-            if load["writeDisposition"] == "WRITE_APPEND":
-                assert name in fake.tables, f"WRITE_APPEND into {name}, which no load created"
-                rows = fake.tables[name] + rows
+            if load["writeDisposition"] == "WRITE_APPEND":  # CREATE_IF_NEEDED: a new table starts empty
+                rows = fake.tables.get(name, []) + rows
             fake.tables[name] = rows
             fake.jobs[job_id] = FakeJob(job_id)
             if nowait and fake.running_polls:

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
 from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields
+from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.fields import check_listing_since, check_rfc3339
 from lytics_provider.jobs.file_name import FileNameTemplate
 from lytics_provider.jobs.one_task import OneTaskJob, build_task
@@ -105,6 +106,39 @@ class BigQueryExportJob(_AudienceExport, DeferrableWaitFields):
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
 
     deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_bigquery.LyticsToBigQueryOperator"
+
+
+class BigQueryAudienceChangesJob(ExitGuardFields, AudienceExportConfig):
+    """Google BigQuery Export Audience Changes: an audience's enters and exits appended to a table."""
+
+    type: Literal["bigquery_export_audience_changes"]
+    project: str | None = Field(default=None, description="BigQuery Project (default: the connection's).")
+    dataset: str = Field(min_length=1, pattern=_FIELD, description="BigQuery Dataset (created if missing).")
+    table: str = Field(
+        default="audience_changes",
+        pattern=_FIELD,
+        description="Table the rows are appended to (created if missing).",
+    )
+    id_field: str = Field(
+        default="email", min_length=1, description="ID Field: the user field written in the email column."
+    )
+    gcs_bucket: str = Field(min_length=1, description="GCS bucket for the staged CSV files.")
+    gcs_directory: str = Field(default="lytics", description="Prefix of the staged files.")
+    location: str | None = Field(default=None, description="BigQuery location, e.g. US or EU.")
+    gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
+    batch_size: int = Field(
+        default=10_000, ge=1, le=100_000, description="Rows per load job (one checkpoint each)."
+    )
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` (of the ID Field) -> ``deliver`` -> ``report``."""
+        from lytics_provider.jobs.sync_tasks import add_deliver_tasks, field_roots
+        from lytics_provider.transfers.lytics_to_bigquery_changes import (
+            LyticsToBigQueryAudienceChangesOperator,
+        )
+
+        scanned = field_roots([self.id_field])
+        add_deliver_tasks(self, job, LyticsToBigQueryAudienceChangesOperator, scanned, scanned)
 
 
 class SnowflakeExportJob(_AudienceExport):

@@ -101,6 +101,12 @@ class BigQueryLoadJobs:
 
         return BigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location, use_legacy_sql=False)
 
+    def ensure_dataset(self, hook: BigQueryHook) -> None:
+        """Create the operator's dataset when it does not exist."""
+        hook.create_empty_dataset(
+            dataset_id=self.dataset, project_id=self._project(hook), location=self.location, exists_ok=True
+        )
+
     def existing_load(self, hook: BigQueryHook, spec: LoadSpec, try_number: int) -> tuple[str, Any]:
         """``(job id to use, the earlier try's job or None)`` for ``spec``.
 

@@ -231,10 +231,7 @@ class LyticsToBigQueryOperator(BigQueryLoadJobs, AudienceExportOperator):
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
         hook = self.bigquery_hook()
-        project = self.project or hook.project_id
-        hook.create_empty_dataset(
-            dataset_id=self.dataset, project_id=project, location=self.location, exists_ok=True
-        )
+        self.ensure_dataset(hook)
         gcs = GCSHook(gcp_conn_id=self.gcp_conn_id)
         try_number = int(getattr(context.get("ti"), "try_number", 1) or 1)
         loads: list[dict[str, Any]] = []
@@ -344,10 +341,7 @@ class LyticsStreamToBigQueryOperator(
         spec = replace(
             spec, source_uris=[uri], write_disposition="WRITE_APPEND" if after else "WRITE_TRUNCATE"
         )
-        project = self.project or hook.project_id
-        hook.create_empty_dataset(
-            dataset_id=self.dataset, project_id=project, location=self.location, exists_ok=True
-        )
+        self.ensure_dataset(hook)
         GCSHook(gcp_conn_id=self.gcp_conn_id).upload(
             self.gcs_bucket, key, filename=str(new.path), chunk_size=16 * 1024 * 1024
         )

@@ -150,12 +150,7 @@ class LyticsToBigQueryAudienceChangesOperator(BigQueryLoadJobs, FailFastEventOpe
     def make_destination(self, inputs: SyncRunInputs) -> BigQueryChangesDestination:
         hook = self.bigquery_hook()
         if not inputs.dry_run:
-            hook.create_empty_dataset(
-                dataset_id=self.dataset,
-                project_id=self._project(hook),
-                location=self.location,
-                exists_ok=True,
-            )
+            self.ensure_dataset(hook)
         return BigQueryChangesDestination(
             operator=self,
             hook=hook,

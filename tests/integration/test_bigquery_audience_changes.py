@@ -105,3 +105,11 @@ def test_bad_options_name_the_field_and_the_fix() -> None:
         BigQueryAudienceChangesJob(**changes("b", dataset="not a dataset"))
     with pytest.raises(ValidationError, match="batch_size"):
         BigQueryAudienceChangesJob(**changes("b", batch_size=0))
+
+
+def test_a_dry_run_loads_nothing_and_creates_nothing(lytics_env, google, monkeypatch) -> None:
+    bq = FakeBigQuery()
+    bq.install(monkeypatch)
+    report = JobRun(changes(google), job_id="bq_dry", dry_run=True).run()["deliver"]
+    assert report["dry_run"] is True and bq.loads == [] and bq.datasets == set()
+    assert _blobs(google) == {}

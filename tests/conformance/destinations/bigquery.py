@@ -3,20 +3,52 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tests.conformance.destinations import AUDIENCE, Destination, Stands, Target, failing, uid
 from tests.conformance.destinations.gcs import gcs
 
 
-def bigquery(stands: Stands) -> Target:
-    """BigQuery: files staged on the GCS emulator, the load jobs on ``FakeBigQuery`` (no emulator
-    installs from PyPI), which loads what the job stages, as WRITE_TRUNCATE."""
+def fake_bigquery(stands: Stands) -> tuple[Any, Target]:
+    """``FakeBigQuery`` installed for the test (no emulator installs from PyPI), and the GCS
+    emulator bucket the job stages its files in."""
     from tests.integration.test_gcs_bigquery import FakeBigQuery
 
     staging = gcs(stands)
     fake = FakeBigQuery()
     fake.install(stands.monkeypatch)
+    return fake, staging
+
+
+def bigquery_target(
+    stands: Stands,
+    fake: Any,
+    staging: Target,
+    config: dict[str, Any],
+    held: Callable[[], set[str]],
+    received: Callable[[], int],
+) -> Target:
+    """A BigQuery job's target: every table as its state; a lost load job interrupts; a missing
+    staging bucket breaks it."""
+
+    def state() -> dict[str, bytes]:
+        return {name: json.dumps(rows, sort_keys=True).encode() for name, rows in fake.tables.items()}
+
+    def interrupt() -> Any:  # the files are staged, the load job is lost
+        from lytics_provider.pipeline.bigquery_loads import BigQueryLoadJobs
+
+        return failing(stands.monkeypatch, BigQueryLoadJobs, "start_load")
+
+    def break_credentials() -> None:
+        config["gcs_bucket"] = f"{staging.config['bucket']}-missing"
+
+    return Target(config, staging.secret, held, received, state, break_credentials, interrupt)
+
+
+def bigquery(stands: Stands) -> Target:
+    """BigQuery: the load jobs replace the user table (WRITE_TRUNCATE)."""
+    fake, staging = fake_bigquery(stands)
     config = {
         "type": "bigquery_export",
         "audience": AUDIENCE,
@@ -32,26 +64,10 @@ def bigquery(stands: Stands) -> Target:
     def held() -> set[str]:
         return {row["_uid"] for row in fake.tables.get(users, [])}
 
-    def state() -> dict[str, bytes]:
-        return {name: json.dumps(rows, sort_keys=True).encode() for name, rows in fake.tables.items()}
+    def received() -> int:
+        return sum(len(rows) for rows in fake.tables.values())
 
-    def interrupt() -> Any:  # the files are staged, the load job is lost
-        from lytics_provider.pipeline.bigquery_loads import BigQueryLoadJobs
-
-        return failing(stands.monkeypatch, BigQueryLoadJobs, "start_load")
-
-    def break_credentials() -> None:
-        config["gcs_bucket"] = f"{staging.config['bucket']}-missing"
-
-    return Target(
-        config,
-        staging.secret,
-        held,
-        lambda: sum(len(rows) for rows in fake.tables.values()),
-        state,
-        break_credentials,
-        interrupt,
-    )
+    return bigquery_target(stands, fake, staging, config, held, received)
 
 
 DESTINATION = Destination(

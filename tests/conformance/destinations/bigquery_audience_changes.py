@@ -4,12 +4,11 @@ as received)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from tests.conformance.destinations import AUDIENCE, Destination, Stands, Target, failing
+from tests.conformance.destinations import AUDIENCE, Destination, Stands, Target
 from tests.conformance.destinations._event_readback import held_members
-from tests.conformance.destinations.gcs import gcs
+from tests.conformance.destinations.bigquery import bigquery_target, fake_bigquery
 
 TABLE = "lytics.audience_changes"
 
@@ -20,11 +19,7 @@ def email(member: dict[str, Any]) -> str | None:
 
 
 def bigquery_audience_changes(stands: Stands) -> Target:
-    from tests.integration.test_gcs_bigquery import FakeBigQuery
-
-    staging = gcs(stands)
-    fake = FakeBigQuery()
-    fake.install(stands.monkeypatch)
+    fake, staging = fake_bigquery(stands)
     config = {
         "type": "bigquery_export_audience_changes",
         "audience": AUDIENCE,
@@ -41,18 +36,7 @@ def bigquery_audience_changes(stands: Stands) -> Target:
     def held() -> set[str]:
         return held_members((r["email"], "exit" if r["exit"] == "true" else "enter") for r in rows())
 
-    def state() -> dict[str, bytes]:
-        return {name: json.dumps(table, sort_keys=True).encode() for name, table in fake.tables.items()}
-
-    def interrupt() -> Any:  # the batch is staged, its load job is lost
-        from lytics_provider.pipeline.bigquery_loads import BigQueryLoadJobs
-
-        return failing(stands.monkeypatch, BigQueryLoadJobs, "start_load")
-
-    def break_credentials() -> None:
-        config["gcs_bucket"] = f"{staging.config['bucket']}-missing"
-
-    return Target(config, staging.secret, held, lambda: len(rows()), state, break_credentials, interrupt)
+    return bigquery_target(stands, fake, staging, config, held, lambda: len(rows()))
 
 
 DESTINATION = Destination(

@@ -49,7 +49,6 @@ class BigQueryChangesDestination(EventDestination):
     :param operator: the ``deliver`` operator (its BigQuery load jobs and options).
     :param hook: the BigQuery hook.
     :param folder: the run folder (batches are staged under ``changes/``).
-    :param try_number: the task's try (names the load job that replaces a failed one).
     :param kwargs: :class:`~lytics_provider.sync.events.EventDestination`'s arguments.
     """
 
@@ -59,15 +58,10 @@ class BigQueryChangesDestination(EventDestination):
         operator: LyticsToBigQueryAudienceChangesOperator,
         hook: BigQueryHook,
         folder: Path,
-        try_number: int,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.operator = operator
-        self.hook = hook
-        self.folder = folder
-        self.try_number = try_number
-        self.rows_loaded = 0
+        self.operator, self.hook, self.folder = operator, hook, folder
 
     def identify(self, record: dict[str, Any]) -> tuple[str, str | None]:
         return scalar_text(lookup_field(record, self.operator.id_field)).strip(), None
@@ -88,7 +82,7 @@ class BigQueryChangesDestination(EventDestination):
         uri = f"gs://{op.gcs_bucket}/{key}"
         table = op.table_name()
         spec = LoadSpec(table, [uri], "CSV", CHANGES_SCHEMA, f"{op.job_id}_{table}_{digest}", "WRITE_APPEND")
-        job_id, earlier = op.existing_load(self.hook, spec, self.try_number)
+        job_id, earlier = op.existing_load(self.hook, spec, op.try_number)
         if earlier is None:
             from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
@@ -96,7 +90,6 @@ class BigQueryChangesDestination(EventDestination):
             op.start_load(self.hook, spec, job_id)
         staged.unlink()
         op.wait_for_loads({}, [{"job_id": job_id, "table": table, "staged": [uri]}], {})
-        self.rows_loaded += len(events)
         return None
 
 
@@ -155,6 +148,5 @@ class LyticsToBigQueryAudienceChangesOperator(BigQueryLoadJobs, FailFastEventOpe
             operator=self,
             hook=hook,
             folder=inputs.folder,
-            try_number=self.try_number,
             **self.event_arguments(inputs),
         )

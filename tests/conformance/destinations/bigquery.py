@@ -10,15 +10,24 @@ from tests.conformance.destinations import AUDIENCE, Destination, Stands, Target
 from tests.conformance.destinations.gcs import gcs
 
 
-def fake_bigquery(stands: Stands) -> tuple[Any, Target]:
-    """``FakeBigQuery`` installed for the test (no emulator installs from PyPI), and the GCS
-    emulator bucket the job stages its files in."""
+def fake_bigquery(stands: Stands, job_type: str, **options: Any) -> tuple[Any, Target, dict[str, Any]]:
+    """``FakeBigQuery`` installed for the test (no emulator installs from PyPI), the GCS emulator
+    bucket the job stages its files in, and the job config (dataset ``lytics``, plus ``options``)."""
     from tests.integration.test_gcs_bigquery import FakeBigQuery
 
     staging = gcs(stands)
     fake = FakeBigQuery()
     fake.install(stands.monkeypatch)
-    return fake, staging
+    config = {
+        "type": job_type,
+        "audience": AUDIENCE,
+        "gcp_conn_id": "gcp_conformance",
+        "project": "test-project",
+        "dataset": "lytics",
+        "gcs_bucket": staging.config["bucket"],
+        **options,
+    }
+    return fake, staging, config
 
 
 def bigquery_target(
@@ -48,17 +57,9 @@ def bigquery_target(
 
 def bigquery(stands: Stands) -> Target:
     """BigQuery: the load jobs replace the user table (WRITE_TRUNCATE)."""
-    fake, staging = fake_bigquery(stands)
-    config = {
-        "type": "bigquery_export",
-        "audience": AUDIENCE,
-        "gcp_conn_id": "gcp_conformance",
-        "project": "test-project",
-        "dataset": "lytics",
-        "gcs_bucket": staging.config["bucket"],
-        "fields": ["_uid", "email", "first_name"],
-        "export_non_scalar_fields": False,
-    }
+    fake, staging, config = fake_bigquery(
+        stands, "bigquery_export", fields=["_uid", "email", "first_name"], export_non_scalar_fields=False
+    )
     users = "lytics.users_conformance"
 
     def held() -> set[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conformance.destinations import AUDIENCE, Destination, Stands, Target
+from tests.conformance.destinations import Destination, Stands, Target
 from tests.conformance.destinations._event_readback import held_members
 from tests.conformance.destinations.bigquery import bigquery_target, fake_bigquery
 
@@ -19,16 +19,7 @@ def email(member: dict[str, Any]) -> str | None:
 
 
 def bigquery_audience_changes(stands: Stands) -> Target:
-    fake, staging = fake_bigquery(stands)
-    config = {
-        "type": "bigquery_export_audience_changes",
-        "audience": AUDIENCE,
-        "gcp_conn_id": "gcp_conformance",
-        "project": "test-project",
-        "dataset": "lytics",
-        "gcs_bucket": staging.config["bucket"],
-        "batch_size": 50,
-    }
+    fake, staging, config = fake_bigquery(stands, "bigquery_export_audience_changes", batch_size=50)
 
     def rows() -> list[dict[str, Any]]:
         return fake.tables.get(TABLE, [])

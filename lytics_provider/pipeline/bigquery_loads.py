@@ -1,4 +1,5 @@
-"""BigQuery load jobs that replace a table with staged GCS files, waited for in the worker or the triggerer.
+"""BigQuery load jobs that replace (or append to) a table from staged GCS files, waited for in the
+worker or the triggerer.
 
 Every load job has a deterministic id, ``lytics_<job>_<table>_<run stamp>``, and ``..._try<n>``
 when try ``n`` replaces a failed one. Before staging a load, the operator looks those ids up: a
@@ -40,6 +41,8 @@ class LoadSpec:
     :param source_format: ``CSV`` or ``NEWLINE_DELIMITED_JSON``.
     :param schema: BigQuery schema fields; ``None`` auto-detects (JSON only).
     :param job_key: the run-stable part of the job id (job, table, run stamp).
+    :param write_disposition: ``WRITE_TRUNCATE`` (replace the table) or ``WRITE_APPEND`` (add the
+        rows; an auto-detected schema may gain columns).
     """
 
     table: str
@@ -47,15 +50,16 @@ class LoadSpec:
     source_format: str
     schema: Sequence[dict[str, str]] | None
     job_key: str
+    write_disposition: str = "WRITE_TRUNCATE"
 
 
 def load_configuration(project: str, dataset: str, spec: LoadSpec) -> dict[str, Any]:
-    """The ``load`` job configuration: replace (WRITE_TRUNCATE) ``project.dataset.table``."""
+    """The ``load`` job configuration: replace (or append to) ``project.dataset.table``."""
     load: dict[str, Any] = {
         "sourceUris": list(spec.source_uris),
         "destinationTable": {"projectId": project, "datasetId": dataset, "tableId": spec.table},
         "sourceFormat": spec.source_format,
-        "writeDisposition": "WRITE_TRUNCATE",
+        "writeDisposition": spec.write_disposition,
         "createDisposition": "CREATE_IF_NEEDED",
     }
     if spec.source_format == "CSV":
@@ -64,6 +68,8 @@ def load_configuration(project: str, dataset: str, spec: LoadSpec) -> dict[str, 
         load["schema"] = {"fields": list(spec.schema)}
     else:
         load["autodetect"] = True
+    if spec.write_disposition == "WRITE_APPEND":
+        load["schemaUpdateOptions"] = ["ALLOW_FIELD_ADDITION"]
     return {"load": load}
 
 
@@ -94,6 +100,12 @@ class BigQueryLoadJobs:
         from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
         return BigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location, use_legacy_sql=False)
+
+    def ensure_dataset(self, hook: BigQueryHook) -> None:
+        """Create the operator's dataset when it does not exist."""
+        hook.create_empty_dataset(
+            dataset_id=self.dataset, project_id=self._project(hook), location=self.location, exists_ok=True
+        )
 
     def existing_load(self, hook: BigQueryHook, spec: LoadSpec, try_number: int) -> tuple[str, Any]:
         """``(job id to use, the earlier try's job or None)`` for ``spec``.
@@ -158,9 +170,7 @@ class BigQueryLoadJobs:
                 job.result()
             if job.error_result:
                 raise BigQueryLoadError(self._failure(load, job.error_result))
-            self.log.info(
-                "Loaded %s.%s (WRITE_TRUNCATE, job %s)", self.dataset, load["table"], load["job_id"]
-            )
+            self.log.info("Loaded %s.%s (job %s)", self.dataset, load["table"], load["job_id"])
         self._remove_staged(loads)
         return result
 

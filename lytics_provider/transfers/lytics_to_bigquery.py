@@ -1,4 +1,4 @@
-"""Export Audiences (users) and Activity Data to BigQuery: stage on GCS, load with WRITE_TRUNCATE.
+"""Export Audiences (users) and Activity Data to BigQuery: stage on GCS, load with a load job.
 
 Audience export (one pass over the snapshot, bounded memory):
 
@@ -14,6 +14,10 @@ table is loaded from its staged CSV on GCS by a load job with ``WRITE_TRUNCATE``
 the table atomically: readers see the previous export until the job commits. Job ids depend only
 on the job, table and run, so a retried task reattaches to its load job instead of loading twice;
 with ``deferrable`` the wait for the load jobs runs in the triggerer (see ``pipeline.bigquery_loads``).
+
+Activity Data: the events of a stream that earlier runs did not load, appended to
+``events_{stream}`` (the first run loads them all, replacing the table); the stream position is
+committed once the load job succeeded (see :class:`LyticsStreamToBigQueryOperator`).
 """
 
 from __future__ import annotations
@@ -22,19 +26,20 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
 from airflow.sdk import BaseOperator, Context
 
-from lytics_provider.files.export_events import download_events
 from lytics_provider.files.export_naming import run_stamp
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.hooks.permanent_errors import FailFastOnPermanentErrors
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.audience_export import AudienceExportOperator
 from lytics_provider.operators.lytics import run_param
+from lytics_provider.operators.stream_position import NewStreamEvents
 from lytics_provider.pipeline.bigquery_loads import DEFAULT_POLL_INTERVAL, BigQueryLoadJobs, LoadSpec
 from lytics_provider.pipeline.compression import compress_to
 from lytics_provider.pipeline.object_files import join_key
@@ -47,8 +52,11 @@ from lytics_provider.pipeline.warehouse_types import (
     to_cell,
     unique_names,
 )
-from lytics_provider.pipeline.workarea import run_dir
 from lytics_provider.pipeline.writers import CsvWriter
+
+PENDING_LOAD_KEY = "pending_load"
+if TYPE_CHECKING:
+    from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
 BQ_TYPES = {"string": "STRING", "int": "INT64", "number": "FLOAT64", "bool": "BOOL", "timestamp": "TIMESTAMP"}
 
@@ -223,10 +231,7 @@ class LyticsToBigQueryOperator(BigQueryLoadJobs, AudienceExportOperator):
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
         hook = self.bigquery_hook()
-        project = self.project or hook.project_id
-        hook.create_empty_dataset(
-            dataset_id=self.dataset, project_id=project, location=self.location, exists_ok=True
-        )
+        self.ensure_dataset(hook)
         gcs = GCSHook(gcp_conn_id=self.gcp_conn_id)
         try_number = int(getattr(context.get("ti"), "try_number", 1) or 1)
         loads: list[dict[str, Any]] = []
@@ -245,12 +250,21 @@ class LyticsToBigQueryOperator(BigQueryLoadJobs, AudienceExportOperator):
         return loads
 
 
-class LyticsStreamToBigQueryOperator(BigQueryLoadJobs, FailFastOnPermanentErrors, BaseOperator):
-    """Export Activity Data: every event of a Lytics stream to ``{dataset}.{table}`` (replaced each run).
+class LyticsStreamToBigQueryOperator(
+    NewStreamEvents, BigQueryLoadJobs, FailFastOnPermanentErrors, BaseOperator
+):
+    """Export Activity Data: the events of a Lytics stream that earlier runs did not load, appended to
+    ``{dataset}.{table}``.
 
-    Events are staged as JSON lines on GCS and loaded with schema auto-detection.
+    Events are staged as JSON lines on GCS and loaded with schema auto-detection (new fields add
+    columns). The first run loads every event with ``WRITE_TRUNCATE`` (the table holds exactly what
+    was exported); later runs append the new events with ``WRITE_APPEND``. The load job's id depends
+    on the job, table and run, and the window it loads is saved in the job state before the job
+    starts: a retry, or the next run, finishes that load (reattaching to it) instead of appending
+    the window again, and the stream position is committed only once the load job succeeded. A run
+    without new events loads nothing.
 
-    :param job_id: the job (names the run directory and the load job).
+    :param job_id: the job (names the run directory, the job state and the load job).
     :param stream: the Lytics stream.
     :param dataset: BigQuery dataset (created if missing).
     :param gcs_bucket: bucket for the staged file.
@@ -291,29 +305,79 @@ class LyticsStreamToBigQueryOperator(BigQueryLoadJobs, FailFastOnPermanentErrors
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
         table = sanitize_name(self.table or f"events_{self.stream}", "bigquery")
-        if run_param(context, "dry_run"):
-            return {"dry_run": True, "stream": self.stream, "table": f"{self.dataset}.{table}"}
-        stamp = run_stamp(context)
-        work = run_dir(self.job_id, context["run_id"])
-        local, _ = download_events(LyticsHook(self.lytics_conn_id), self.stream, work)
-        with open(local, "rb") as handle:
-            rows = sum(1 for _ in handle)
-        key = join_key(self.gcs_directory, f"{self.job_id}/{stamp}/{local.name}")
-        uri = f"gs://{self.gcs_bucket}/{key}"
+        after = self.committed_position()
+        report: dict[str, Any] = {
+            "stream": self.stream,
+            "table": f"{self.dataset}.{table}",
+            "since_position": after.as_state() if after else None,
+            "dry_run": run_param(context, "dry_run"),
+        }
+        if report["dry_run"]:
+            new = self.download_new(context, after)
+            new.path.unlink()
+            return {**report, "rows": new.count}
         hook = self.bigquery_hook()
-        project = self.project or hook.project_id
-        hook.create_empty_dataset(
-            dataset_id=self.dataset, project_id=project, location=self.location, exists_ok=True
-        )
-        spec = LoadSpec(table, [uri], "NEWLINE_DELIMITED_JSON", None, f"{self.job_id}_{table}_{stamp}")
+        pending = self.events_state().get(PENDING_LOAD_KEY)
+        if pending and self._load_alive(hook, pending["load"]):
+            self.log.info(
+                "Finishing load job %s, started by an earlier try or run", pending["load"]["job_id"]
+            )
+            resumed = {**report, "rows": pending["rows"], "position": pending["position"]}
+            return self.wait_for_loads(context, [pending["load"]], resumed)
+        stamp = run_stamp(context)
+        spec = LoadSpec(table, [], "NEWLINE_DELIMITED_JSON", None, f"{self.job_id}_{table}_{stamp}")
         try_number = int(getattr(context.get("ti"), "try_number", 1) or 1)
         job_id, earlier = self.existing_load(hook, spec, try_number)
-        if earlier is None:
-            GCSHook(gcp_conn_id=self.gcp_conn_id).upload(
-                self.gcs_bucket, key, filename=str(local), chunk_size=16 * 1024 * 1024
-            )
-            self.start_load(hook, spec, job_id)
-        local.unlink()
-        loads = [{"job_id": job_id, "table": table, "staged": [uri]}]
-        report = {"stream": self.stream, "table": f"{self.dataset}.{table}", "rows": rows}
-        return self.wait_for_loads(context, loads, report)
+        if earlier is not None:
+            self.log.info("Load job %s of this run succeeded and was committed: nothing to load", job_id)
+            return {**report, "rows": 0}
+        new = self.download_new(context, after)
+        if not new.count or new.position is None:
+            new.path.unlink()
+            self.log.info("No new events in stream %r: nothing to load", self.stream)
+            return {**report, "rows": 0}
+        key = join_key(self.gcs_directory, f"{self.job_id}/{stamp}/{new.path.name}")
+        uri = f"gs://{self.gcs_bucket}/{key}"
+        spec = replace(
+            spec, source_uris=[uri], write_disposition="WRITE_APPEND" if after else "WRITE_TRUNCATE"
+        )
+        self.ensure_dataset(hook)
+        GCSHook(gcp_conn_id=self.gcp_conn_id).upload(
+            self.gcs_bucket, key, filename=str(new.path), chunk_size=16 * 1024 * 1024
+        )
+        new.path.unlink()
+        load = {"job_id": job_id, "table": table, "staged": [uri]}
+        report.update(rows=new.count, position=new.position.as_state())
+        self.events_state().update(
+            **{PENDING_LOAD_KEY: {"load": load, "rows": new.count, "position": report["position"]}}
+        )
+        self.start_load(hook, spec, job_id)
+        return self.wait_for_loads(context, [load], report)
+
+    def wait_for_loads(
+        self, context: Context, loads: list[dict[str, Any]], result: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Wait for the load job, then commit the stream position it loaded up to."""
+        done = super().wait_for_loads(context, loads, result)
+        if done.get("position"):
+            self.commit_position(done["position"], **{PENDING_LOAD_KEY: None})
+        return done
+
+    def _load_alive(self, hook: BigQueryHook, load: dict[str, Any]) -> bool:
+        """Whether the pending load job is running or succeeded; a lost or failed one is forgotten."""
+        from google.api_core.exceptions import NotFound
+
+        try:
+            job = hook.get_job(job_id=load["job_id"], project_id=self._project(hook), location=self.location)
+        except NotFound:
+            job = None
+        if job is not None and not (job.state == "DONE" and job.error_result):
+            return True
+        self.log.info(
+            "Load job %s loaded nothing (%s): the events are loaded again",
+            load["job_id"],
+            job.error_result if job is not None else "not found",
+        )
+        self._remove_staged([load])
+        self.events_state().update(**{PENDING_LOAD_KEY: None})
+        return False

@@ -19,8 +19,11 @@ from airflow.providers.google.cloud.triggers.bigquery import BigQueryInsertJobTr
 from airflow.sdk.exceptions import TaskDeferred
 
 from lytics_provider.jobs.dag_builder import build_dags
+from lytics_provider.operators.stream_position import EVENTS_POSITION_KEY
 from lytics_provider.pipeline.bigquery_loads import BigQueryLoadError
+from lytics_provider.pipeline.workarea import JobState
 from lytics_provider.transfers.lytics_to_bigquery import (
+    PENDING_LOAD_KEY,
     LyticsStreamToBigQueryOperator,
     LyticsToBigQueryOperator,
 )
@@ -147,7 +150,7 @@ def test_an_error_event_fails_the_task_naming_the_job() -> None:
 
 
 def test_activity_export_defers_on_its_load_job(lytics_env, google, monkeypatch) -> None:
-    bq = FakeBigQuery(running_polls=2)
+    bq = FakeBigQuery(running_polls=3)
     bq.install(monkeypatch)
     events = [{"email": f"u{i}@example.com", "n": i} for i in range(50)]
     install_stream_events(lytics_env, {"email_events": events})
@@ -160,9 +163,21 @@ def test_activity_export_defers_on_its_load_job(lytics_env, google, monkeypatch)
         deferrable=True,
         poll_interval=0.01,
     )
-    report, deferrals = run_deferring(op, make_context())
-    assert len(deferrals) == 1 and bq.tables["activity.events_email_events"] == events
-    assert report == {"stream": "email_events", "table": "activity.events_email_events", "rows": 50}
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert JobState("job").get(EVENTS_POSITION_KEY) is None  # not committed while the job runs
+    assert JobState("job").get(PENDING_LOAD_KEY)["load"]["job_id"] == deferred.value.trigger.job_id
+    report, deferrals = run_deferring(op, context)  # the task retried: it waits for the same job
+    assert len(deferrals) == 1 and len(bq.loads) == 1 and bq.tables["activity.events_email_events"] == events
+    assert {k: report[k] for k in ("stream", "table", "rows")} == {
+        "stream": "email_events",
+        "table": "activity.events_email_events",
+        "rows": 50,
+    }
+    # the position is committed when the task resumes after the load job, not before
+    assert JobState("job").get(EVENTS_POSITION_KEY) == report["position"]
+    assert JobState("job").get(PENDING_LOAD_KEY) is None
     assert _blobs(google) == {}
 
 

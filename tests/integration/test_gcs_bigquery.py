@@ -6,7 +6,8 @@ loopback through the official ``GCSHook``. Stand-ins: Google auth (anonymous cre
 emulator needs none) and BigQuery — no BigQuery emulator installs from PyPI, so ``BigQueryHook``'s
 ``insert_job`` / ``get_job`` / ``create_empty_dataset`` are replaced by :class:`FakeBigQuery`,
 which checks the load configuration the operator sends (WRITE_TRUNCATE, schema, formats, job id
-reuse) and loads the staged objects it reads back from the GCS emulator.
+reuse) and loads the staged objects it reads back from the GCS emulator (replacing the table, or
+appending to it).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ class FakeBigQuery:
                 raise Conflict(f"Already Exists: Job {project_id}:{job_id}")
             load = configuration["load"]
             fake.loads.append(load)
-            assert load["writeDisposition"] == "WRITE_TRUNCATE"
+            assert load["writeDisposition"] in ("WRITE_TRUNCATE", "WRITE_APPEND")
             dest = load["destinationTable"]
             if dest["tableId"] in fake.fail:
                 fake.jobs[job_id] = FakeJob(job_id, {"reason": "invalid", "message": "Bad value in row 1"})
@@ -115,7 +116,10 @@ class FakeBigQuery:
                     rows += [dict(zip(header, r, strict=True)) for r in reader]
                 else:
                     rows += [json.loads(line) for line in text.splitlines()]
-            fake.tables[f"{dest['datasetId']}.{dest['tableId']}"] = rows  # WRITE_TRUNCATE
+            name = f"{dest['datasetId']}.{dest['tableId']}"
+            if load["writeDisposition"] == "WRITE_APPEND":  # CREATE_IF_NEEDED: a new table starts empty
+                rows = fake.tables.get(name, []) + rows
+            fake.tables[name] = rows
             fake.jobs[job_id] = FakeJob(job_id)
             if nowait and fake.running_polls:
                 fake.polls_left[job_id] = fake.running_polls
@@ -219,14 +223,88 @@ def test_bigquery_export_scalar_and_non_scalar_tables(lytics_env, google, monkey
     assert len(bq.loads) == 3 and bq.tables["lytics.users_high_value"] == users
 
 
-def test_bigquery_activity_export(lytics_env, google, monkeypatch) -> None:
+def _day(day: int) -> dict[str, Any]:
+    import pendulum
+
+    logical = pendulum.datetime(2026, 11, day, tz="UTC")
+    return make_context(run_id=f"scheduled__{logical.isoformat()}", logical_date=logical)
+
+
+def _activity(bucket: str) -> LyticsStreamToBigQueryOperator:
+    return LyticsStreamToBigQueryOperator(
+        task_id="export", job_id="job", stream="email_events", dataset="activity", gcs_bucket=bucket
+    )
+
+
+def _ns(bq: FakeBigQuery) -> list[int]:
+    return [row["n"] for row in bq.tables["activity.events_email_events"]]
+
+
+def test_bigquery_activity_export_loads_every_event_then_appends_new_ones(
+    lytics_env, google, monkeypatch
+) -> None:
     bq = FakeBigQuery()
     bq.install(monkeypatch)
     events = [{"email": f"u{i}@example.com", "event": "open", "n": i} for i in range(1500)]
     install_stream_events(lytics_env, {"email_events": events})
-    op = LyticsStreamToBigQueryOperator(
-        task_id="deliver", job_id="job", stream="email_events", dataset="activity", gcs_bucket=google
-    )
-    report = run_task(op, make_context())
+    op = _activity(google)
+    report = run_task(op, _day(23))
     assert bq.tables["activity.events_email_events"] == events
     assert report["rows"] == 1500 and bq.loads[0]["autodetect"] is True
+    assert bq.loads[0]["writeDisposition"] == "WRITE_TRUNCATE" and report["since_position"] is None
+
+    later = [{"email": f"u{i}@example.com", "event": "click", "n": i, "url": "/x"} for i in range(1500, 1520)]
+    install_stream_events(lytics_env, {"email_events": later})
+    second = run_task(op, _day(24))
+    assert bq.tables["activity.events_email_events"] == events + later
+    assert bq.loads[1]["writeDisposition"] == "WRITE_APPEND"
+    assert bq.loads[1]["schemaUpdateOptions"] == ["ALLOW_FIELD_ADDITION"]  # the new url column
+    assert second["rows"] == 20 and second["since_position"] == report["position"]
+
+    third = run_task(op, _day(25))  # nothing new: no load
+    assert third["rows"] == 0 and len(bq.loads) == 2 and _blobs(google) == {}
+
+
+def test_bigquery_activity_retries_load_each_event_once(lytics_env, google, monkeypatch) -> None:
+    from lytics_provider.pipeline.bigquery_loads import BigQueryLoadError, BigQueryLoadJobs
+
+    bq = FakeBigQuery()
+    bq.install(monkeypatch)
+    install_stream_events(lytics_env, {"email_events": [{"n": i} for i in range(100)]})
+    op = _activity(google)
+    run_task(op, _day(23))
+
+    # run 2: its load job fails; the retry loads the window (and what arrived since) once
+    install_stream_events(lytics_env, {"email_events": [{"n": i} for i in range(100, 130)]})
+    bq.fail = ("events_email_events",)
+    context = _day(24)
+    with pytest.raises(BigQueryLoadError, match="a retry loads again"):
+        run_task(op, context)
+    bq.fail = ()
+    install_stream_events(lytics_env, {"email_events": [{"n": i} for i in range(130, 140)]})
+    context["ti"].try_number = 2
+    assert run_task(op, context)["rows"] == 40
+    assert _ns(bq) == list(range(140))
+    assert sorted(bq.jobs)[-1].endswith("20261124t000000z_try2")
+
+    # run 3: the worker dies after the load job started; the retry reattaches to it
+    install_stream_events(lytics_env, {"email_events": [{"n": i} for i in range(140, 150)]})
+    real_wait = BigQueryLoadJobs.wait_for_loads
+
+    def killed(self: Any, *args: Any) -> Any:
+        raise ConnectionResetError("worker lost while the load job ran")
+
+    monkeypatch.setattr(BigQueryLoadJobs, "wait_for_loads", killed)
+    context = _day(25)
+    with pytest.raises(ConnectionResetError):
+        run_task(op, context)
+    monkeypatch.setattr(BigQueryLoadJobs, "wait_for_loads", real_wait)
+    install_stream_events(lytics_env, {"email_events": [{"n": i} for i in range(150, 155)]})
+    context["ti"].try_number = 2
+    retried = run_task(op, context)
+    assert retried["rows"] == 10 and len(bq.loads) == 4  # no second load of 140..149
+    assert run_task(op, context)["rows"] == 0  # a further retry: loaded and committed already
+
+    # run 4 loads what arrived while run 3 was retried
+    assert run_task(op, _day(26))["rows"] == 5
+    assert _ns(bq) == list(range(155)) and _blobs(google) == {}

@@ -10,10 +10,12 @@ import json
 
 import pytest
 
+from lytics_provider.operators.stream_position import EVENTS_POSITION_KEY
 from lytics_provider.pipeline.pgp import decrypt_file
+from lytics_provider.pipeline.workarea import JobState
 from lytics_provider.pipeline.writers import format_csv_value
 from lytics_provider.transfers.lytics_to_s3 import LyticsStreamToS3Operator, LyticsToS3Operator
-from tests.helpers import run_task
+from tests.helpers import make_context, run_task
 from tests.integration.conftest_warehouse import (  # noqa: F401 - fixtures
     gcs_bucket,
     gcs_emulator,
@@ -100,19 +102,58 @@ def test_bad_options_name_the_fix() -> None:
         LyticsToS3Operator(task_id="d", job_id="j", bucket="b", file_format="xml")
 
 
-def test_activity_export_writes_every_event_of_the_stream(lytics_env, s3_bucket, moto_endpoint) -> None:
+def _day(day: int) -> dict:
+    import pendulum
+
+    logical = pendulum.datetime(2026, 11, day, tz="UTC")
+    return make_context(run_id=f"scheduled__{logical.isoformat()}", logical_date=logical)
+
+
+def _event_numbers(body: bytes) -> list[int]:
+    return [int(r["n"]) for r in csv.DictReader(io.StringIO(gzip.decompress(body).decode()))]
+
+
+def test_activity_export_sends_every_event_once_then_only_new_ones(
+    lytics_env, s3_bucket, moto_endpoint, monkeypatch
+) -> None:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
     from tests.integration.conftest_warehouse import install_stream_events
 
     events = [{"email": f"u{i}@example.com", "event": "click", "n": i} for i in range(2345)]
     events[5]["extra"] = "only here"
     install_stream_events(lytics_env, {"web_events": events})
     op = LyticsStreamToS3Operator(task_id="deliver", job_id="job", stream="web_events", bucket=s3_bucket)
-    report = run_task(op, scanned_context("high_value"))
+    report = run_task(op, _day(23))
     body = _objects(moto_endpoint, s3_bucket)["lytics_web_events_events_20261123T000000Z.csv.gz"]
     rows = list(csv.DictReader(io.StringIO(gzip.decompress(body).decode())))
-    assert report["rows"] == len(rows) == 2345
+    assert report["rows"] == len(rows) == 2345 and report["since_position"] is None
     assert [int(r["n"]) for r in rows] == list(range(2345))
     assert rows[5]["extra"] == "only here" and rows[6]["extra"] == ""
+
+    # run 2: the upload fails, the position stays; more events arrive before the retry
+    install_stream_events(lytics_env, {"web_events": [{"n": i, "event": "view"} for i in range(2345, 2400)]})
+    real_load = S3Hook.load_file
+
+    def lost(self: S3Hook, *args: object, **kwargs: object) -> None:
+        raise ConnectionResetError("connection lost during the upload")
+
+    monkeypatch.setattr(S3Hook, "load_file", lost)
+    with pytest.raises(ConnectionResetError):
+        run_task(op, _day(24))
+    assert JobState("job").get(EVENTS_POSITION_KEY) == report["position"]
+    install_stream_events(lytics_env, {"web_events": [{"n": i, "event": "view"} for i in range(2400, 2410)]})
+    monkeypatch.setattr(S3Hook, "load_file", real_load)
+    second = run_task(op, _day(24))  # the retry
+    objects = _objects(moto_endpoint, s3_bucket)
+    assert _event_numbers(objects["lytics_web_events_events_20261124T000000Z.csv.gz"]) == list(
+        range(2345, 2410)
+    )
+    assert second["rows"] == 65 and second["since_position"] == report["position"]
+
+    third = run_task(op, _day(25))  # nothing new: nothing uploaded, the position kept
+    assert third["rows"] == 0 and _objects(moto_endpoint, s3_bucket) == objects
+    assert JobState("job").get(EVENTS_POSITION_KEY) == second["position"]
 
 
 def test_a_task_killed_mid_file_leaves_no_object_and_the_retry_is_complete(

@@ -15,7 +15,14 @@ from lytics_provider.jobs.types.warehouses import S3ImportJob, SnowflakeImportJo
 
 JOBS = Path(__file__).resolve().parents[2] / "include" / "jobs"
 TYPES = {name for name, cls in job_types().items() if cls.__module__ == warehouses.__name__}
-EXPORTS = {"s3_export", "gcs_export", "redshift_export", "bigquery_export", "snowflake_export"}
+EXPORTS = {
+    "s3_export",
+    "gcs_export",
+    "redshift_export",
+    "bigquery_export",
+    "bigquery_export_audience_changes",
+    "snowflake_export",
+}
 
 
 def _examples() -> list[Path]:

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig, StrictModel
 from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields
+from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.fields import check_listing_since, check_rfc3339
 from lytics_provider.jobs.file_name import FileNameTemplate
 from lytics_provider.jobs.one_task import OneTaskJob, build_task
@@ -137,6 +138,39 @@ class BigQueryExportJob(_AudienceExport, DeferrableWaitFields):
     deliver_operator: ClassVar[str] = "lytics_provider.transfers.lytics_to_bigquery.LyticsToBigQueryOperator"
 
 
+class BigQueryAudienceChangesJob(ExitGuardFields, AudienceExportConfig):
+    """Google BigQuery Export Audience Changes: an audience's enters and exits appended to a table."""
+
+    type: Literal["bigquery_export_audience_changes"]
+    project: str | None = Field(default=None, description="BigQuery Project (default: the connection's).")
+    dataset: str = Field(min_length=1, pattern=_FIELD, description="BigQuery Dataset (created if missing).")
+    table: str = Field(
+        default="audience_changes",
+        pattern=_FIELD,
+        description="Table the rows are appended to (created if missing).",
+    )
+    id_field: str = Field(
+        default="email", min_length=1, description="ID Field: the user field written in the email column."
+    )
+    gcs_bucket: str = Field(min_length=1, description="GCS bucket for the staged CSV files.")
+    gcs_directory: str = Field(default="lytics", description="Prefix of the staged files.")
+    location: str | None = Field(default=None, description="BigQuery location, e.g. US or EU.")
+    gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
+    batch_size: int = Field(
+        default=10_000, ge=1, le=100_000, description="Rows per load job (one checkpoint each)."
+    )
+
+    def add_tasks(self, job: JobContext) -> None:
+        """``scan`` (of the ID Field) -> ``deliver`` -> ``report``."""
+        from lytics_provider.jobs.sync_tasks import add_deliver_tasks, field_roots
+        from lytics_provider.transfers.lytics_to_bigquery_changes import (
+            LyticsToBigQueryAudienceChangesOperator,
+        )
+
+        scanned = field_roots([self.id_field])
+        add_deliver_tasks(self, job, LyticsToBigQueryAudienceChangesOperator, scanned, scanned)
+
+
 class SnowflakeExportJob(_AudienceExport):
     """Snowflake Bulk Export: stage, COPY INTO USERS_{slug}_{ts}, swap into USERS_{slug}."""
 
@@ -170,7 +204,7 @@ class _ActivityExport(OneTaskJob, JobConfig):
 
 
 class S3ActivityExportJob(_ActivityExport):
-    """Amazon S3 Export Activity Data: every event of a stream (all fields) as one CSV per run."""
+    """Amazon S3 Export Activity Data: a stream's events (all fields) not yet delivered, one file a run."""
 
     type: Literal["s3_activity_export"]
     bucket: str = Field(min_length=1, description="S3 Bucket Name.")
@@ -183,7 +217,7 @@ class S3ActivityExportJob(_ActivityExport):
 
 
 class BigQueryActivityExportJob(_ActivityExport, DeferrableWaitFields):
-    """Google BigQuery Export Activity Data: a stream's events into events_{stream} (replaced per run)."""
+    """Google BigQuery Export Activity Data: a stream's events appended to events_{stream}, each once."""
 
     type: Literal["bigquery_activity_export"]
     project: str | None = Field(default=None, description="BigQuery Project.")

@@ -3,34 +3,43 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tests.conformance.destinations import AUDIENCE, Destination, Stands, Target, failing, uid
 from tests.conformance.destinations.gcs import gcs
 
 
-def bigquery(stands: Stands) -> Target:
-    """BigQuery: files staged on the GCS emulator, the load jobs on ``FakeBigQuery`` (no emulator
-    installs from PyPI), which loads what the job stages, as WRITE_TRUNCATE."""
+def fake_bigquery(stands: Stands, job_type: str, **options: Any) -> tuple[Any, Target, dict[str, Any]]:
+    """``FakeBigQuery`` installed for the test (no emulator installs from PyPI), the GCS emulator
+    bucket the job stages its files in, and the job config (dataset ``lytics``, plus ``options``)."""
     from tests.integration.test_gcs_bigquery import FakeBigQuery
 
     staging = gcs(stands)
     fake = FakeBigQuery()
     fake.install(stands.monkeypatch)
     config = {
-        "type": "bigquery_export",
+        "type": job_type,
         "audience": AUDIENCE,
         "gcp_conn_id": "gcp_conformance",
         "project": "test-project",
         "dataset": "lytics",
         "gcs_bucket": staging.config["bucket"],
-        "fields": ["_uid", "email", "first_name"],
-        "export_non_scalar_fields": False,
+        **options,
     }
-    users = "lytics.users_conformance"
+    return fake, staging, config
 
-    def held() -> set[str]:
-        return {row["_uid"] for row in fake.tables.get(users, [])}
+
+def bigquery_target(
+    stands: Stands,
+    fake: Any,
+    staging: Target,
+    config: dict[str, Any],
+    held: Callable[[], set[str]],
+    received: Callable[[], int],
+) -> Target:
+    """A BigQuery job's target: every table as its state; a lost load job interrupts; a missing
+    staging bucket breaks it."""
 
     def state() -> dict[str, bytes]:
         return {name: json.dumps(rows, sort_keys=True).encode() for name, rows in fake.tables.items()}
@@ -43,15 +52,23 @@ def bigquery(stands: Stands) -> Target:
     def break_credentials() -> None:
         config["gcs_bucket"] = f"{staging.config['bucket']}-missing"
 
-    return Target(
-        config,
-        staging.secret,
-        held,
-        lambda: sum(len(rows) for rows in fake.tables.values()),
-        state,
-        break_credentials,
-        interrupt,
+    return Target(config, staging.secret, held, received, state, break_credentials, interrupt)
+
+
+def bigquery(stands: Stands) -> Target:
+    """BigQuery: the load jobs replace the user table (WRITE_TRUNCATE)."""
+    fake, staging, config = fake_bigquery(
+        stands, "bigquery_export", fields=["_uid", "email", "first_name"], export_non_scalar_fields=False
     )
+    users = "lytics.users_conformance"
+
+    def held() -> set[str]:
+        return {row["_uid"] for row in fake.tables.get(users, [])}
+
+    def received() -> int:
+        return sum(len(rows) for rows in fake.tables.values())
+
+    return bigquery_target(stands, fake, staging, config, held, received)
 
 
 DESTINATION = Destination(

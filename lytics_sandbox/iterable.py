@@ -12,8 +12,10 @@ document is mirrored in ``api-evangelist/iterable``, ``openapi/_original/iterabl
   ``failCount`` and the subscribers not taken in ``invalidEmails`` (not an email address),
   ``invalidUserIds`` (a userId-only subscriber to a new user without ``preferUserId``),
   ``notFoundEmails`` / ``notFoundUserIds`` (unsubscribing a user the project does not have).
-* ``GET /api/export/data.json`` (Iterable's Export API, the ``Export`` tag of the same document;
-  mirrored split out as ``openapi/iterable-export-api-openapi.yml`` there): ``dataTypeName``
+* ``GET /api/export/data.json`` (Iterable's Export API: the ``Export`` tag of the same document,
+  also mirrored on its own as ``openapi/iterable-export-api-openapi.yml`` there; Iterable's page
+  https://support.iterable.com/hc/en-us/articles/204780579-Iterable-API-Endpoints-and-Sample-Payloads
+  lists the endpoints): ``dataTypeName``
   required (one of the documented data types, else ``400 BadParams``), and either ``range``
   (``Today``, ``Yesterday``, ``BeforeToday``, ``All``; UTC days) or ``startDateTime`` (inclusive)
   and ``endDateTime`` (exclusive) as ``yyyy-MM-dd HH:mm:ss [ZZ]``; ``onlyFields`` / ``omitFields``

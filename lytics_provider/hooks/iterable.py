@@ -1,5 +1,5 @@
 """Hook and destination adapter for Iterable's list API (``/api/lists``, ``/api/lists/subscribe``,
-``/api/lists/unsubscribe``).
+``/api/lists/unsubscribe``), and the hook's reads of the Export API (``/api/export/data.json``).
 
 Contract (Iterable's published API reference, https://api.iterable.com/api/docs; the OpenAPI
 document it serves is mirrored in ``api-evangelist/iterable``,
@@ -14,6 +14,11 @@ document it serves is mirrored in ``api-evangelist/iterable``,
   "channelUnsubscribe": false}`` answer ``{"successCount", "failCount", "invalidEmails",
   "invalidUserIds", "notFoundEmails", "notFoundUserIds"}``: the request succeeds and the
   subscribers named in those arrays are the ones Iterable did not take.
+* ``GET /api/export/data.json?dataTypeName=<type>&startDateTime=<from>&endDateTime=<to>``
+  (``yyyy-MM-dd HH:mm:ss [ZZ]``; from inclusive, to exclusive; ``onlyFields`` comma separated)
+  answers every record of the type in the window as JSON lines (``application/x-json-stream``), in
+  one response with no paging; "4 requests/minute, per project" (the Export API's own limit, held by
+  a budget of the connection that every task shares).
 * Errors: ``{"msg": ..., "code": "InvalidApiKey" | "BadParams" | ..., "params": ...}`` with 400 / 401;
   ``429`` when over the project's rate limit (``Retry-After`` is honoured when sent).
 """
@@ -22,7 +27,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
+
+import requests
 
 from lytics_provider.hooks.rest import RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
@@ -34,6 +42,11 @@ DATA_CENTERS = {"US": "https://api.iterable.com", "EU": "https://api.eu.iterable
 DEFAULT_BATCH_SIZE = 1000
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 FAILURE_KEYS = ("invalidEmails", "invalidUserIds", "notFoundEmails", "notFoundUserIds")
+EXPORT_PATH = "/api/export/data.json"
+EXPORT_CALLS_PER_MINUTE = 4
+EXPORT_WINDOW = 61.0
+"""Seconds of the export budget's window: Iterable's minute and a second of margin (a call is
+counted when it leaves, Iterable counts it when it arrives)."""
 
 
 iterable_error = code_and_message("code", "msg")
@@ -43,8 +56,9 @@ iterable_error = code_and_message("code", "msg")
 class IterableHook(RestHook):
     """Call Iterable's API with the API key of an ``iterable`` connection.
 
-    Connection: Password = Iterable API Key (server-side key with list permissions), extra
-    ``data_center`` = ``US`` (default) or ``EU``; Host overrides the data center's API host.
+    Connection: Password = Iterable API Key (server-side key with list and export permissions),
+    extra ``data_center`` = ``US`` (default) or ``EU``; Host overrides the data center's API host;
+    extra ``export_calls_per_minute`` lowers (or, for a stand-in, raises) the Export API budget of 4.
 
     :param iterable_conn_id: the ``iterable`` connection (default ``iterable_default``).
     :param kwargs: :class:`~lytics_provider.hooks.rest.RestHook`'s arguments.
@@ -96,6 +110,43 @@ class IterableHook(RestHook):
     def unsubscribe(self, list_id: int, subscribers: list[dict[str, Any]]) -> dict[str, Any]:
         body = {"listId": list_id, "subscribers": subscribers, "channelUnsubscribe": False}
         return dict(self.call("POST", "/api/lists/unsubscribe", json=body))
+
+    def export_to_file(
+        self, data_type: str, start: str, end: str, target: Path, only_fields: Sequence[str] = ()
+    ) -> int:
+        """Save the Export API's records of ``data_type`` in ``[start, end)`` to ``target`` (JSON
+        lines, written whole or not at all); the number of records.
+
+        :param data_type: the export's ``dataTypeName`` (``user``, ``emailOpen``, ...).
+        :param start: the window's start, ``yyyy-MM-dd HH:mm:ss +00:00`` (inclusive).
+        :param end: the window's end, same format (exclusive).
+        :param target: the file written.
+        :param only_fields: the fields exported (``onlyFields``; empty: every field).
+        """
+        client = self.get_conn()
+        limit = int(self.extra.get("export_calls_per_minute") or EXPORT_CALLS_PER_MINUTE)
+        self.side_budget("export", "key", limit, EXPORT_WINDOW)
+        params = {"dataTypeName": data_type, "startDateTime": start, "endDateTime": end}
+        if only_fields:
+            params["onlyFields"] = ",".join(only_fields)
+        partial = target.with_name(f"{target.name}.part")
+        count = client.fetch(
+            "GET", EXPORT_PATH, lambda response: _save_lines(response, partial), params=params, stream=True
+        )
+        partial.replace(target)
+        return count
+
+
+def _save_lines(response: requests.Response, target: Path) -> int:
+    """Write the non-blank lines of a JSON lines answer to ``target``; how many."""
+    count = 0
+    with target.open("w", encoding="utf-8") as out:
+        for raw in response.iter_lines():
+            line = raw.decode("utf-8").strip()
+            if line:
+                out.write(line + "\n")
+                count += 1
+    return count
 
 
 def failed_identifiers(answer: dict[str, Any]) -> dict[str, str]:

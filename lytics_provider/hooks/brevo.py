@@ -9,7 +9,8 @@ Reads (Import Users & Activity) are ``limit``/``offset`` pages that end at a pag
 asked: a list's contacts modified since a date-time (``GET /v3/contacts/lists/{id}/contacts``,
 ``modifiedSince``, 500 a page, oldest first), and the transactional email and SMS events of a date
 range of at most 90 days (``GET /v3/smtp/statistics/events``, 5,000 a page;
-``GET /v3/transactionalSMS/statistics/events``, 100 a page).
+``GET /v3/transactionalSMS/statistics/events``, 100 a page); Brevo allows these statistics
+endpoints 300 (``/v3/smtp``) and 100 calls an hour, and a 429 waits for the reset as below.
 
 Rate limits: the ``/v3/contacts`` endpoints allow 10 requests a second. Every task of one
 connection draws on one client-side budget of that many calls per second (widened by 5% for clock

@@ -19,6 +19,7 @@ from lytics_provider.hooks.brevo import BrevoHook
 from lytics_provider.integrations.catalog import read_integration, todo_entries
 from lytics_provider.jobs.loader import load_job_files
 from lytics_provider.pipeline import http
+from lytics_provider.transfers.brevo_to_lytics import date_ranges
 from lytics_sandbox.brevo import BrevoData, BrevoSandbox
 from lytics_sandbox.lytics import LyticsSandbox
 from lytics_sandbox.synth import SyntheticAccount
@@ -132,7 +133,7 @@ def seeded(brevo: BrevoSandbox, lytics: LyticsSandbox, monkeypatch: pytest.Monke
     for i in range(700, 800):
         data.upsert(f"c{i}@example.com", {customers}, at=T0 + i)
     data.upsert("elsewhere@example.com", {data.add_list("Unchosen")}, at=T0)
-    for i in range(6000):  # two pages of 5,000 in the second of the first run's two date ranges
+    for i in range(6000):  # two pages of 5,000
         data.add_event(
             "email", T0 - 45 * DAY + i * 1000, email=f"c{i % 800}@example.com", event="delivered",
             messageId=f"<m{i}@brevo>", subject="Hello", tag="welcome",
@@ -141,6 +142,10 @@ def seeded(brevo: BrevoSandbox, lytics: LyticsSandbox, monkeypatch: pytest.Monke
         data.add_event("sms", T0 + i, phoneNumber=f"+331000{i:05d}", event="delivered", messageId=f"s{i}")
     monkeypatch.setattr("time.time", lambda: NOW)
     return data
+
+
+def test_a_watermark_older_than_90_days_is_read_in_date_ranges_of_90_days() -> None:
+    assert date_ranges(T0 - 120 * DAY, T0) == [("2026-09-17", "2026-12-15"), ("2026-12-16", "2027-01-15")]
 
 
 def test_example_config_validates_and_builds_its_dag() -> None:
@@ -163,9 +168,12 @@ def test_first_run_sends_every_record_then_only_changes(
     activity = lytics.collected("brevo_activity")
     assert len(activity) == 6000 and len({e["event_id"] for e in activity}) == 6000
     assert activity[0]["email"] == "c0@example.com" and activity[0]["event"] == "delivered"
-    assert brevo.calls_to("email_events") == 3  # an empty range, then two pages
+    assert brevo.calls_to("email_events") == 2  # the last 90 days only: one date range
+    assert (
+        report["activity"]["since_ms"] == report["sms_activity"]["since_ms"] == 1_792_368_000_000
+    )  # 2026-10-19
     sms = lytics.collected("brevo_sms_activity")
-    assert len(sms) == 150 and sms[0]["phone"] == "+33100000000" and brevo.calls_to("sms_events") == 3
+    assert len(sms) == 150 and sms[0]["phone"] == "+33100000000" and brevo.calls_to("sms_events") == 2
 
     lytics.clear_collected()
     now = NOW + 100

@@ -112,7 +112,14 @@ class BrevoHook(RestHook):
         self, path: str, params: Mapping[str, Any], items_key: str, page_size: int, offset: int = 0
     ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
         """Pages of ``path`` from ``offset``: ``(items, next offset)``, the next offset None after the
-        last page (one shorter than ``page_size``)."""
+        last page (one shorter than ``page_size``).
+
+        :param path: the collection's path.
+        :param params: its filters.
+        :param items_key: the body's key of the page's items.
+        :param page_size: the ``limit`` asked (the endpoint's largest page).
+        :param offset: where to start (a saved next offset resumes a read).
+        """
         while True:
             body = self.call("GET", path, params={**params, "limit": page_size, "offset": offset})
             items = items_of(body, items_key)
@@ -125,8 +132,12 @@ class BrevoHook(RestHook):
     def list_contact_pages(
         self, list_id: int, modified_since: str, offset: int = 0
     ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
-        """Pages of a list's contacts modified after ``modified_since`` (ISO date-time), oldest
-        first; see :meth:`iter_offset_pages`."""
+        """Pages of a list's contacts modified after a date-time, oldest first.
+
+        :param list_id: the list's id.
+        :param modified_since: the ISO date-time (UTC) the contacts were modified after.
+        :param offset: where to start; see :meth:`iter_offset_pages`.
+        """
         params = {"modifiedSince": modified_since, "sort": "asc"}
         path = f"/v3/contacts/lists/{int(list_id)}/contacts"
         return self.iter_offset_pages(path, params, "contacts", CONTACTS_PAGE, offset)
@@ -134,8 +145,13 @@ class BrevoHook(RestHook):
     def event_pages(
         self, path: str, start: str, end: str, offset: int = 0
     ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
-        """Pages of the events of ``path`` (:data:`EMAIL_EVENTS`, :data:`SMS_EVENTS`) dated ``start``
-        to ``end`` (YYYY-MM-DD, both included, at most 90 days), oldest first."""
+        """Pages of transactional events of a date range, oldest first.
+
+        :param path: :data:`EMAIL_EVENTS` or :data:`SMS_EVENTS`.
+        :param start: the first day (YYYY-MM-DD).
+        :param end: the last day, included (at most 90 days after ``start``).
+        :param offset: where to start; see :meth:`iter_offset_pages`.
+        """
         size = EMAIL_EVENTS_PAGE if path == EMAIL_EVENTS else SMS_EVENTS_PAGE
         params = {"startDate": start, "endDate": end, "sort": "asc"}
         return self.iter_offset_pages(path, params, "events", size, offset)

@@ -5,6 +5,13 @@ with ``POST /v3/contacts/import`` (``jsonBody`` with the mapped attributes, ``li
 contacts updated and never blanked; the body at most 10 MB, so at most 5,000 contacts a call here)
 and removed from a list with ``POST /v3/contacts/lists/{id}/contacts/remove`` (150 emails a call).
 
+Reads (Import Users & Activity) are ``limit``/``offset`` pages that end at a page shorter than
+asked: a list's contacts modified since a date-time (``GET /v3/contacts/lists/{id}/contacts``,
+``modifiedSince``, 500 a page, oldest first), and the transactional email and SMS events of a date
+range of at most 90 days (``GET /v3/smtp/statistics/events``, 5,000 a page;
+``GET /v3/transactionalSMS/statistics/events``, 100 a page); Brevo allows these statistics
+endpoints 300 (``/v3/smtp``) and 100 calls an hour, and a 429 waits for the reset as below.
+
 Rate limits: the ``/v3/contacts`` endpoints allow 10 requests a second. Every task of one
 connection draws on one client-side budget of that many calls per second (widened by 5% for clock
 skew; extra ``calls_per_second``); a 429 pauses every task of the connection until
@@ -14,7 +21,7 @@ skew; extra ``calls_per_second``); a 429 pauses every task of the connection unt
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import requests
@@ -24,7 +31,7 @@ from lytics_provider.hooks.email_lists import EmailListDestination
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import HeaderToken
 from lytics_provider.hooks.rest_errors import error_reader
-from lytics_provider.hooks.rest_paging import OffsetPaging
+from lytics_provider.hooks.rest_paging import OffsetPaging, items_of
 from lytics_provider.sync.identifiers import normalize_email
 from lytics_provider.sync.plan import Outcome, Work
 
@@ -34,6 +41,12 @@ DEFAULT_API_URL = "https://api.brevo.com"
 IMPORT_LIMIT = 5000
 REMOVE_LIMIT = 150
 CALLS_PER_SECOND = 10
+CONTACTS_PAGE = 500
+EMAIL_EVENTS_PAGE = 5000
+SMS_EVENTS_PAGE = 100
+EVENT_RANGE_DAYS = 90
+EMAIL_EVENTS = "/v3/smtp/statistics/events"
+SMS_EVENTS = "/v3/transactionalSMS/statistics/events"
 IMPORTED, REMOVED, NOT_IN_LIST, REJECTED = "imported", "removed", "not_in_list", "Rejected"
 
 
@@ -94,6 +107,54 @@ class BrevoHook(RestHook):
                 return item
         shown = ", ".join(f"{i.get('id')} ({i.get('name')})" for i in lists[:20]) or "none"
         raise ValueError(f"Brevo list {ref!r} not found; lists: {shown}")
+
+    def iter_offset_pages(
+        self, path: str, params: Mapping[str, Any], items_key: str, page_size: int, offset: int = 0
+    ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+        """Pages of ``path`` from ``offset``: ``(items, next offset)``, the next offset None after the
+        last page (one shorter than ``page_size``).
+
+        :param path: the collection's path.
+        :param params: its filters.
+        :param items_key: the body's key of the page's items.
+        :param page_size: the ``limit`` asked (the endpoint's largest page).
+        :param offset: where to start (a saved next offset resumes a read).
+        """
+        while True:
+            body = self.call("GET", path, params={**params, "limit": page_size, "offset": offset})
+            items = items_of(body, items_key)
+            following = offset + len(items) if len(items) >= page_size else None
+            yield items, following
+            if following is None:
+                return
+            offset = following
+
+    def list_contact_pages(
+        self, list_id: int, modified_since: str, offset: int = 0
+    ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+        """Pages of a list's contacts modified after a date-time, oldest first.
+
+        :param list_id: the list's id.
+        :param modified_since: the ISO date-time (UTC) the contacts were modified after.
+        :param offset: where to start; see :meth:`iter_offset_pages`.
+        """
+        params = {"modifiedSince": modified_since, "sort": "asc"}
+        path = f"/v3/contacts/lists/{int(list_id)}/contacts"
+        return self.iter_offset_pages(path, params, "contacts", CONTACTS_PAGE, offset)
+
+    def event_pages(
+        self, path: str, start: str, end: str, offset: int = 0
+    ) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+        """Pages of transactional events of a date range, oldest first.
+
+        :param path: :data:`EMAIL_EVENTS` or :data:`SMS_EVENTS`.
+        :param start: the first day (YYYY-MM-DD).
+        :param end: the last day, included (at most 90 days after ``start``).
+        :param offset: where to start; see :meth:`iter_offset_pages`.
+        """
+        size = EMAIL_EVENTS_PAGE if path == EMAIL_EVENTS else SMS_EVENTS_PAGE
+        params = {"startDate": start, "endDate": end, "sort": "asc"}
+        return self.iter_offset_pages(path, params, "events", size, offset)
 
     def import_contacts(self, list_id: int, contacts: Sequence[Mapping[str, Any]]) -> int:
         """Import up to 5,000 contacts into a list (existing ones updated, empty values ignored)."""

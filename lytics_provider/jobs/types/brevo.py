@@ -1,6 +1,7 @@
-"""Brevo job type: Export Users (the seed's **List**, **Email** field and field mapping; the
+"""Brevo job types: Export Users (the seed's **List**, **Email** field and field mapping; the
 advanced defaults "continuously import" and "add users who already exist in the selected segment"
-are Keep Updated and the first run sending every member)."""
+are Keep Updated and the first run sending every member) and Import Users & Activity (the seed's
+List(s); activity synced by default; Time of Day and Timezone are the schedule's)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from lytics_provider.jobs.api_import import ChangesImportJob
 from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.mapped_export import MappedFieldsExport
+
+_CONN = connection_field("brevo_default", "Brevo connection (API key).")
 
 
 class BrevoExportJob(ExitGuardFields, MappedFieldsExport):
@@ -21,7 +25,7 @@ class BrevoExportJob(ExitGuardFields, MappedFieldsExport):
     key_field_option: ClassVar[str] = "email_field"
     mapping_option: ClassVar[str] = "field_mapping"
     keep_updated: bool = Field(default=True, description="Continuously import (the seed's default).")
-    brevo_conn_id: str = connection_field("brevo_default", "Brevo connection (API key).")
+    brevo_conn_id: str = _CONN
     list: str = Field(min_length=1, description="List: the Brevo list id or exact name.")
     email_field: str = Field(
         default="email", min_length=1, description="Email: the Lytics field with the email."
@@ -38,4 +42,24 @@ class BrevoExportJob(ExitGuardFields, MappedFieldsExport):
     )
     batch_size: int = Field(
         default=1000, ge=1, le=5000, description="Contacts per import call (at most 5,000)."
+    )
+
+
+class BrevoImportJob(ChangesImportJob):
+    """Import Users & Activity: contacts of lists into ``brevo_users``, transactional email events
+    into ``brevo_activity`` and transactional SMS events into ``brevo_sms_activity``."""
+
+    type: Literal["brevo_import"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.brevo_to_lytics.BrevoToLyticsOperator"
+    brevo_conn_id: str = _CONN
+    lists: list[str] = Field(
+        min_length=1,
+        description="List(s): the Brevo lists (ids or exact names) whose contacts are imported into "
+        "brevo_users.",
+    )
+    import_activity: bool = Field(
+        default=True, description="Import transactional email events (into brevo_activity)."
+    )
+    import_sms_activity: bool = Field(
+        default=True, description="Import transactional SMS events (into brevo_sms_activity)."
     )

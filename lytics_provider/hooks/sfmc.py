@@ -37,6 +37,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import requests
+
 from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Credentials, HostOAuth2ClientCredentials, OAuth2Token
@@ -175,7 +177,7 @@ class SfmcHook(RestHook):
     credentials_fix = (
         "the installed package's Client ID (Login) and Client Secret (Password), the Authentication Base "
         "URI (Host), and that the package has the permissions the job needs (Data Extensions read/write, "
-        "Journeys execute)."
+        "Journeys execute; for the import List and Subscribers read and Tracking Events read)."
     )
     default_headers = JSON_HEADERS
     error_text = staticmethod(sfmc_error)
@@ -256,47 +258,44 @@ class SfmcHook(RestHook):
         client = self.get_conn()
         assert self.token is not None
         url = f"{str(self.token.answer.get('soap_instance_url') or '').rstrip('/')}/Service.asmx"
-        for attempt in (1, 2):
-            envelope = ET.Element(f"{{{ENVELOPE_NS}}}Envelope")
-            ET.SubElement(
-                ET.SubElement(envelope, f"{{{ENVELOPE_NS}}}Header"), f"{{{TOKEN_NS}}}fueloauth"
-            ).text = self.token.token()
-            ET.SubElement(envelope, f"{{{ENVELOPE_NS}}}Body").append(request)
-            body = ET.tostring(envelope, encoding="utf-8", xml_declaration=True, default_namespace=SOAP_NS)
-            try:
-                response = client.request(
-                    "POST",
-                    url,
-                    data=body,
-                    headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": action},
-                )
-            except AuthError as exc:
-                if attempt == 2 or exc.status != 401:
-                    raise
-                continue
-            break
+        try:
+            response = self._post_envelope(client, url, action, request)
+        except AuthError as exc:
+            if exc.status != 401:
+                raise
+            response = self._post_envelope(client, url, action, request)
         found = next((e for e in ET.fromstring(response.content).iter() if local_name(e) == "Body"), None)
         if found is None or not len(found):
             raise PermanentServiceError(f"SOAP {action}: the answer has no body", response.status_code)
         return found[0]
 
+    def _post_envelope(
+        self, client: HttpClient, url: str, action: str, request: ET.Element
+    ) -> requests.Response:
+        """POST ``request`` in an envelope carrying the current token; the response."""
+        assert self.token is not None
+        envelope = ET.Element(f"{{{ENVELOPE_NS}}}Envelope")
+        header = ET.SubElement(envelope, f"{{{ENVELOPE_NS}}}Header")
+        ET.SubElement(header, f"{{{TOKEN_NS}}}fueloauth").text = self.token.token()
+        ET.SubElement(envelope, f"{{{ENVELOPE_NS}}}Body").append(request)
+        return client.request(
+            "POST",
+            url,
+            data=ET.tostring(envelope, encoding="utf-8", xml_declaration=True, default_namespace=SOAP_NS),
+            headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": action},
+        )
+
     def retrieve_pages(
-        self,
-        object_type: str,
-        properties: Sequence[str],
-        where: DateFilter | JoinedFilter,
-        resume: str | None = None,
+        self, object_type: str, properties: Sequence[str], where: DateFilter | JoinedFilter
     ) -> Iterator[tuple[list[dict[str, str]], str | None]]:
         """SOAP ``Retrieve`` of ``object_type``: each page's results and the next page's ``RequestID``.
 
         :param object_type: the object retrieved (``Subscriber``, ``SentEvent``, ...).
         :param properties: the properties answered.
         :param where: the filter.
-        :param resume: a ``RequestID`` whose following page to read (``ContinueRequest``) instead of
-            starting the retrieve.
         :returns: ``(results, request_id)`` per page; ``request_id`` is ``None`` after the last page.
         """
-        following = resume
+        following: str | None = None
         while True:
             message = ET.Element(f"{{{SOAP_NS}}}RetrieveRequestMsg")
             request = add(message, "RetrieveRequest")

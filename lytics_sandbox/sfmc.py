@@ -23,6 +23,22 @@ copied):
   ``POST /Service.asmx`` on the SOAP instance URL with a ``fueloauth`` header; the stand-in reads
   ``CustomerKey``, ``Name`` and the ``Fields`` (``Name``, ``FieldType``, ``IsPrimaryKey``) and
   answers a ``CreateResponse`` with ``OverallStatus`` ``OK`` (``Error`` when the key exists);
+* subscribers and tracking events (SOAP ``Retrieve``), "Retrieve a Subscriber"
+  (https://developer.salesforce.com/docs/marketing/marketing-cloud/guide/retrieve_a_subscriber_via_the_web_service_api.html),
+  the ``Subscriber`` object (.../guide/subscriber_appex.html), the tracking articles
+  (.../guide/soap_tech_articles_tracking.html: ``SentEvent``, ``OpenEvent``, ``BounceEvent``
+  details) and "Retrieve More than 2500 Records Using the ContinueRequest Property"
+  (.../guide/continuerequest_2500records.html): a
+  ``RetrieveRequestMsg`` names the ``ObjectType``, its ``Properties`` and a ``Filter``
+  (``SimpleFilterPart`` with ``DateValue``s or ``Value``s, ``ComplexFilterPart`` with ``AND`` /
+  ``OR``); the answer holds at most 2,500 ``Results`` (:attr:`SfmcSandbox.retrieve_limit`) and an
+  ``OverallStatus`` of ``OK``, or ``MoreDataAvailable`` with the ``RequestID`` a following
+  ``RetrieveRequest`` holding only ``ContinueRequest`` reads on from. A property the object does
+  not have answers ``OverallStatus`` ``Error: The Request Property(s) ... do not match with the
+  fields of ... retrieve``. Dates in a filter are normalized as "Incoming Date Normalization"
+  (.../guide/incoming_date_normalization.html) says (``Z`` is UTC, an offset is honoured, no offset
+  is server time); answered dates are server time, Central Standard Time without daylight saving
+  (UTC-6), without an offset;
 * journey entry events, ``postEvent`` under
   https://developer.salesforce.com/docs/marketing/marketing-cloud/references/mc_rest_interaction/ :
   ``POST /interaction/v1/events`` with ``ContactKey``, ``EventDefinitionKey`` and ``Data``; 201
@@ -44,6 +60,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lytics_sandbox.faults import FaultRule
@@ -53,6 +70,28 @@ ROWSET_LIMIT = 50
 TOKEN_LIFETIME = 1079
 DOC = "https://developer.salesforce.com/docs/atlas.en-us.mc-apis.meta/mc-apis/error-handling.htm"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+RETRIEVE_LIMIT = 2500
+PARTNER_NS = "http://exacttarget.com/wsdl/partnerAPI"
+SERVER_TIME = timedelta(hours=-6)
+MEMBER_ID = "5150"
+SUBSCRIBER_PROPERTIES = frozenset(
+    {"ID", "CreatedDate", "Client.ID", "EmailAddress", "SubscriberKey", "UnsubscribedDate", "Status",
+     "EmailTypePreference"}
+)  # fmt: skip
+EVENT_PROPERTIES = frozenset(
+    {"Client.ID", "SendID", "SubscriberKey", "EventDate", "EventType", "BatchID",
+     "TriggeredSendDefinitionObjectID"}
+)  # fmt: skip
+TRACKING_PROPERTIES = {
+    "SentEvent": EVENT_PROPERTIES | {"ListID"},
+    "OpenEvent": EVENT_PROPERTIES,
+    "ClickEvent": EVENT_PROPERTIES | {"URL", "URLID"},
+    "BounceEvent": EVENT_PROPERTIES | {"BounceCategory", "BounceType", "SMTPCode", "SMTPReason"},
+    "UnsubEvent": EVENT_PROPERTIES,
+    "ForwardedEmailEvent": EVENT_PROPERTIES,
+    "ForwardedEmailOptInEvent": EVENT_PROPERTIES,
+    "SurveyEvent": EVENT_PROPERTIES,
+}
 
 
 def rest_error(message: str, status: int, code: int = 10000, extra: list[str] | None = None) -> Response:
@@ -81,9 +120,41 @@ class SfmcData:
     data_extensions: dict[str, DataExtension] = field(default_factory=dict)
     event_definitions: set[str] = field(default_factory=set)
     journey_events: list[dict[str, Any]] = field(default_factory=list)
+    subscribers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Subscribers by SubscriberKey: their properties, dates as UTC datetimes."""
+    tracking: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Tracking events by object type (``SentEvent``, ...): their properties, dates as UTC datetimes."""
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
+
+    def add_subscriber(
+        self, key: str, email: str, created: datetime, status: str = "Active"
+    ) -> dict[str, Any]:
+        """A subscriber (``created`` in UTC)."""
+        with self.lock:
+            subscriber = self.subscribers.setdefault(
+                key, {"ID": str(len(self.subscribers) + 1), "SubscriberKey": key, "Client.ID": MEMBER_ID}
+            )
+            subscriber.update(
+                EmailAddress=email, CreatedDate=created, Status=status, EmailTypePreference="HTML"
+            )
+            return subscriber
+
+    def unsubscribe(self, key: str, when: datetime) -> None:
+        """The subscriber unsubscribes from every list at ``when`` (UTC)."""
+        with self.lock:
+            self.subscribers[key].update(Status="Unsubscribed", UnsubscribedDate=when)
+
+    def add_event(self, object_type: str, key: str, when: datetime, send_id: int = 1, **extra: Any) -> None:
+        """A tracking event of ``object_type`` for the subscriber ``key`` at ``when`` (UTC)."""
+        kind = {"SentEvent": "Sent", "OpenEvent": "Open", "ClickEvent": "Click", "UnsubEvent": "Unsubscribe"}
+        event = {
+            "Client.ID": MEMBER_ID, "SendID": str(send_id), "SubscriberKey": key, "EventDate": when,
+            "EventType": kind.get(object_type, object_type.removesuffix("Event")), "BatchID": "1", **extra,
+        }  # fmt: skip
+        with self.lock:
+            self.tracking.setdefault(object_type, []).append(event)
 
     def add_data_extension(
         self, key: str, columns: dict[str, str], primary_keys: list[str], name: str | None = None
@@ -107,6 +178,8 @@ class SfmcSandbox(SandboxHTTPServer):
         self.client_secret = "sandbox-secret"
         self.token_lifetime = TOKEN_LIFETIME
         self.rowset_limit = ROWSET_LIMIT
+        self.retrieve_limit = RETRIEVE_LIMIT
+        self.continuations: dict[str, list[ET.Element]] = {}
         self.tokens: dict[str, float] = {}
         self.tokens_issued = 0
         self.add_route("POST", r"/v2/token", self._token, "token")
@@ -121,6 +194,8 @@ class SfmcSandbox(SandboxHTTPServer):
         self.client_id, self.client_secret = "sandbox-client", "sandbox-secret"
         self.token_lifetime = TOKEN_LIFETIME
         self.rowset_limit = ROWSET_LIMIT
+        self.retrieve_limit = RETRIEVE_LIMIT
+        self.continuations.clear()
         self.tokens.clear()
         self.tokens_issued = 0
         self.faults.clear()
@@ -140,7 +215,7 @@ class SfmcSandbox(SandboxHTTPServer):
         if request.route == "token":
             return None
         if request.route == "soap":
-            match = re.search(rb"<fueloauth[^>]*>([^<]+)</fueloauth>", request.body)
+            match = re.search(rb"<(?:\w+:)?fueloauth[^>]*>([^<]+)</(?:\w+:)?fueloauth>", request.body)
             token = match.group(1).decode() if match else ""
         else:
             header = request.header("Authorization") or ""
@@ -246,9 +321,12 @@ class SfmcSandbox(SandboxHTTPServer):
                 de.rows.setdefault(key, {}).update({k: v for k, v in values.items()})
         return json_response([{"keys": r.get("keys"), "values": r.get("values")} for r in rows])
 
-    # -- SOAP: create a data extension ---------------------------------------------------------
+    # -- SOAP: create a data extension, retrieve subscribers and tracking events ----------------
     def _soap(self, request: Request) -> Response:
         root = ET.fromstring(request.body)
+        retrieve = next((e for e in root.iter() if _local(e) == "RetrieveRequest"), None)
+        if retrieve is not None:
+            return self._retrieve(retrieve)
         objects = [e for e in root.iter() if e.tag.endswith("}Objects") or e.tag == "Objects"]
         if not objects:
             return _soap_response("Error", "Only Create of DataExtension is served here.", "")
@@ -274,6 +352,45 @@ class SfmcSandbox(SandboxHTTPServer):
             return _soap_response("Error", f"A data extension with CustomerKey {key} already exists.", key)
         self.data.add_data_extension(key, columns, primary, name or key)
         return _soap_response("OK", "Created DataExtension", key)
+
+    def _retrieve(self, request: ET.Element) -> Response:
+        following = _text(request, "ContinueRequest")
+        if following:
+            with self.data.lock:
+                rest = self.continuations.pop(following, None)
+            if rest is None:
+                return _retrieve_response(
+                    "Error: The ContinueRequest is unknown or has expired.", [], following
+                )
+            return self._page(rest)
+        object_type = _text(request, "ObjectType")
+        properties = [(e.text or "").strip() for e in request if _local(e) == "Properties"]
+        if object_type == "Subscriber":
+            known, rows = SUBSCRIBER_PROPERTIES, list(self.data.subscribers.values())
+        elif object_type in TRACKING_PROPERTIES:
+            known, rows = TRACKING_PROPERTIES[object_type], list(self.data.tracking.get(object_type, []))
+        else:
+            return _retrieve_response(f"Error: Unable to retrieve objects of type {object_type}.", [], "")
+        unknown = [p for p in properties if p not in known]
+        if unknown or not properties:
+            return _retrieve_response(
+                f"Error: The Request Property(s) {','.join(unknown)} do not match with the fields of "
+                f"{object_type} retrieve",
+                [],
+                "",
+            )
+        where = next((e for e in request if _local(e) == "Filter"), None)
+        matched = [row for row in rows if where is None or _matches(where, row)]
+        return self._page([_result(object_type, row, properties) for row in matched])
+
+    def _page(self, results: list[ET.Element]) -> Response:
+        request_id = str(uuid.uuid4())
+        page, rest = results[: self.retrieve_limit], results[self.retrieve_limit :]
+        if not rest:
+            return _retrieve_response("OK", page, request_id)
+        with self.data.lock:
+            self.continuations[request_id] = rest
+        return _retrieve_response("MoreDataAvailable", page, request_id)
 
     # -- journeys ------------------------------------------------------------------------------
     def _event(self, request: Request) -> Response:
@@ -307,3 +424,83 @@ def _soap_response(status: str, message: str, key: str) -> Response:
         f"</Results><OverallStatus>{status}</OverallStatus></CreateResponse></soap:Body></soap:Envelope>"
     )
     return Response(200, xml.encode(), "text/xml; charset=utf-8")
+
+
+def _local(element: ET.Element) -> str:
+    return element.tag.rsplit("}", 1)[-1]
+
+
+def _text(element: ET.Element, name: str) -> str:
+    found = next((e for e in element if _local(e) == name), None)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def _parse_date(text: str) -> datetime:
+    """A filter's date as UTC: ``Z`` or an offset as given, no offset in server time."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC) - SERVER_TIME
+    return moment.astimezone(UTC)
+
+
+def _server_time(moment: datetime) -> str:
+    return (moment.astimezone(UTC) + SERVER_TIME).replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def _matches(part: ET.Element, row: dict[str, Any]) -> bool:
+    """Whether ``row`` passes a ``SimpleFilterPart`` or ``ComplexFilterPart``."""
+    if _text(part, "LogicalOperator"):
+        left = next(e for e in part if _local(e) == "LeftOperand")
+        right = next(e for e in part if _local(e) == "RightOperand")
+        if _text(part, "LogicalOperator").upper() == "OR":
+            return _matches(left, row) or _matches(right, row)
+        return _matches(left, row) and _matches(right, row)
+    value = row.get(_text(part, "Property"))
+    operator = _text(part, "SimpleOperator")
+    dates = [_parse_date(e.text or "") for e in part if _local(e) == "DateValue"]
+    if dates:
+        if not isinstance(value, datetime):
+            return False
+        compare = {
+            "equals": lambda: value == dates[0],
+            "greaterThan": lambda: value > dates[0],
+            "greaterThanOrEqual": lambda: value >= dates[0],
+            "lessThan": lambda: value < dates[0],
+            "lessThanOrEqual": lambda: value <= dates[0],
+            "between": lambda: dates[0] <= value <= dates[-1],
+        }
+        return bool(compare[operator]())
+    values = [(e.text or "").strip() for e in part if _local(e) == "Value"]
+    if operator in ("equals", "IN"):
+        return str(value) in values
+    return operator == "notEquals" and str(value) not in values
+
+
+def _result(object_type: str, row: dict[str, Any], properties: list[str]) -> ET.Element:
+    """A ``Results`` element holding the asked ``properties`` of ``row`` (nested when dotted)."""
+    result = ET.Element(f"{{{PARTNER_NS}}}Results")
+    result.set("{http://www.w3.org/2001/XMLSchema-instance}type", object_type)
+    for name in properties:
+        value = row.get(name)
+        if value is None:
+            continue
+        parent = result
+        *path, leaf = name.split(".")
+        for step in path:
+            found = next((e for e in parent if _local(e) == step), None)
+            parent = found if found is not None else ET.SubElement(parent, f"{{{PARTNER_NS}}}{step}")
+        ET.SubElement(parent, f"{{{PARTNER_NS}}}{leaf}").text = (
+            _server_time(value) if isinstance(value, datetime) else str(value)
+        )
+    return result
+
+
+def _retrieve_response(status: str, results: list[ET.Element], request_id: str) -> Response:
+    envelope = ET.Element("{http://schemas.xmlsoap.org/soap/envelope/}Envelope")
+    body = ET.SubElement(envelope, "{http://schemas.xmlsoap.org/soap/envelope/}Body")
+    message = ET.SubElement(body, f"{{{PARTNER_NS}}}RetrieveResponseMsg")
+    ET.SubElement(message, f"{{{PARTNER_NS}}}OverallStatus").text = status
+    ET.SubElement(message, f"{{{PARTNER_NS}}}RequestID").text = request_id
+    message.extend(results)
+    xml = ET.tostring(envelope, encoding="utf-8", xml_declaration=True, default_namespace=PARTNER_NS)
+    return Response(200, xml, "text/xml; charset=utf-8")

@@ -12,7 +12,16 @@ it expires and once on a 401.
   with a 400 names the rows at fault; the sync engine splits the batch to find them;
 * a new data extension: SOAP ``Create`` of a ``DataExtension`` (the REST API has no call for it);
 * journeys: ``POST /interaction/v1/events`` (``ContactKey``, ``EventDefinitionKey``, ``Data``), one
-  entry event per call.
+  entry event per call;
+* subscribers and tracking events (``SentEvent``, ``OpenEvent``, ``ClickEvent``, ``BounceEvent``,
+  ``UnsubEvent``, ...): SOAP ``Retrieve`` with a filter on a date (the REST API has no general
+  export of them), at most 2,500 results a call; ``OverallStatus`` ``MoreDataAvailable`` names a
+  ``RequestID`` whose next page a ``RetrieveRequest`` holding only ``ContinueRequest`` reads. Dates
+  are sent in UTC (``Z``); the answers' dates are in the server's time, Central Standard Time
+  without daylight saving (UTC-6), and :func:`server_time_to_utc` converts them.
+
+SOAP envelopes are built and read with :mod:`xml.etree.ElementTree`; the access token travels in
+the ``fueloauth`` header of each envelope.
 
 Errors: ``{"message", "errorcode", "documentation"}``; 429 (``errorcode`` 50100) carries
 ``Retry-After``, honoured by the REST hook base.
@@ -22,16 +31,19 @@ from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
-from xml.sax.saxutils import escape
+
+import requests
 
 from lytics_provider.hooks.field_mapping import mapped_values
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
 from lytics_provider.hooks.rest_auth import Credentials, HostOAuth2ClientCredentials, OAuth2Token
 from lytics_provider.hooks.rest_errors import error_reader
-from lytics_provider.pipeline.http import HttpClient, PermanentServiceError
+from lytics_provider.pipeline.http import AuthError, HttpClient, PermanentServiceError
 from lytics_provider.sync.act import RowLevelBatchError
 from lytics_provider.sync.destination import SyncDestination
 from lytics_provider.sync.events import AudienceEvent, EventDestination
@@ -45,6 +57,11 @@ ROWSET_LIMIT = 50
 TOKEN_MARGIN = 60.0
 UPSERTED, REJECTED = "upserted", "Rejected"
 SOAP_NS = "http://exacttarget.com/wsdl/partnerAPI"
+ENVELOPE_NS = "http://schemas.xmlsoap.org/soap/envelope/"
+TOKEN_NS = "http://exacttarget.com"
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
+SERVER_TIME = timedelta(hours=-6)
+"""The SOAP API's server time: Central Standard Time, without daylight saving."""
 FIELD_TYPES = ("Text", "Number", "Date", "Boolean", "EmailAddress", "Phone", "Decimal", "Locale")
 
 
@@ -58,6 +75,83 @@ def sfmc_error(body: dict[str, Any]) -> str | None:
         if isinstance(extra, dict) and extra.get("message"):
             parts.append(f"- {extra['message']}")
     return " ".join(p for p in parts if p)[:800]
+
+
+def local_name(element: ET.Element) -> str:
+    """An element's tag without its namespace."""
+    return element.tag.rsplit("}", 1)[-1]
+
+
+def child_text(element: ET.Element, name: str) -> str:
+    """The text of ``element``'s first child called ``name`` (any namespace); empty when missing."""
+    found = next((c for c in element if local_name(c) == name), None)
+    return (found.text or "").strip() if found is not None else ""
+
+
+def add(parent: ET.Element, name: str, text: str | None = None, xsi_type: str | None = None) -> ET.Element:
+    """A child of ``parent`` in the partner API's namespace."""
+    element = ET.SubElement(parent, f"{{{SOAP_NS}}}{name}")
+    if xsi_type:
+        element.set(XSI_TYPE, xsi_type)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def flat_result(element: ET.Element, prefix: str = "") -> dict[str, str]:
+    """A ``Results`` object as ``{property: text}``; nested objects' properties dotted (``Client.ID``)."""
+    found: dict[str, str] = {}
+    for child in element:
+        name = f"{prefix}{local_name(child)}"
+        if len(child):
+            found.update(flat_result(child, f"{name}."))
+        elif (child.text or "").strip():
+            found[name] = child.text.strip()  # type: ignore[union-attr]
+    return found
+
+
+def server_time_to_utc(text: str) -> str:
+    """A date of a SOAP answer (server time when it names no offset) as UTC ISO 8601 (``Z``)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    utc = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment - SERVER_TIME
+    return utc.isoformat(timespec="milliseconds") + "Z"
+
+
+@dataclass(frozen=True)
+class DateFilter:
+    """``SimpleFilterPart``: ``property`` compared by ``operator`` with one date (UTC ISO 8601)."""
+
+    property: str
+    operator: str
+    date: str
+
+    def render(self, parent: ET.Element, tag: str) -> None:
+        part = add(parent, tag, xsi_type="SimpleFilterPart")
+        add(part, "Property", self.property)
+        add(part, "SimpleOperator", self.operator)
+        add(part, "DateValue", self.date)
+
+
+@dataclass(frozen=True)
+class JoinedFilter:
+    """``ComplexFilterPart``: two filter parts joined by ``AND`` or ``OR``."""
+
+    left: DateFilter | JoinedFilter
+    logical: str
+    right: DateFilter | JoinedFilter
+
+    def render(self, parent: ET.Element, tag: str) -> None:
+        part = add(parent, tag, xsi_type="ComplexFilterPart")
+        self.left.render(part, "LeftOperand")
+        add(part, "LogicalOperator", self.logical)
+        self.right.render(part, "RightOperand")
+
+
+def date_window(prop: str, since: str, until: str) -> JoinedFilter:
+    """``since <= prop < until``: consecutive windows neither overlap nor leave a gap."""
+    return JoinedFilter(
+        DateFilter(prop, "greaterThanOrEqual", since), "AND", DateFilter(prop, "lessThan", until)
+    )
 
 
 class SfmcHook(RestHook):
@@ -83,7 +177,7 @@ class SfmcHook(RestHook):
     credentials_fix = (
         "the installed package's Client ID (Login) and Client Secret (Password), the Authentication Base "
         "URI (Host), and that the package has the permissions the job needs (Data Extensions read/write, "
-        "Journeys execute)."
+        "Journeys execute; for the import List and Subscribers read and Tracking Events read)."
     )
     default_headers = JSON_HEADERS
     error_text = staticmethod(sfmc_error)
@@ -132,42 +226,94 @@ class SfmcHook(RestHook):
         :param columns: ``(name, FieldType, is_primary_key)`` of each column.
         :param sendable_column: the column related to Subscriber Key (a sendable data extension).
         """
+        request = ET.Element(f"{{{SOAP_NS}}}CreateRequest")
+        obj = add(request, "Objects", xsi_type="DataExtension")
+        add(obj, "CustomerKey", key)
+        add(obj, "Name", name)
+        if sendable_column:
+            add(obj, "IsSendable", "true")
+            add(add(obj, "SendableDataExtensionField"), "Name", sendable_column)
+            add(add(obj, "SendableSubscriberField"), "Name", "Subscriber Key")
+        fields = add(obj, "Fields")
+        for column, kind, primary in columns:
+            field = add(fields, "Field")
+            add(field, "CustomerKey", column)
+            add(field, "Name", column)
+            add(field, "FieldType", kind)
+            if kind in ("Text", "EmailAddress"):
+                add(field, "MaxLength", "254")
+            add(field, "IsPrimaryKey", str(primary).lower())
+            add(field, "IsRequired", str(primary).lower())
+        answer = self.soap_call("Create", request)
+        result = next((r for r in answer if local_name(r) == "Results"), answer)
+        return child_text(answer, "OverallStatus") == "OK", child_text(result, "StatusMessage")
+
+    # -- SOAP ----------------------------------------------------------------------------------
+    def soap_call(self, action: str, request: ET.Element) -> ET.Element:
+        """Send ``request`` as the body of a SOAP ``action`` call; the answer's body element.
+
+        The token is written into the envelope, so an envelope refused with a 401 (a token that
+        expired in between; the client renewed it) is built again and sent once more.
+        """
         client = self.get_conn()
         assert self.token is not None
-        soap = str(self.token.answer.get("soap_instance_url") or "").rstrip("/")
-        fields = "".join(
-            "<Field>"
-            f"<CustomerKey>{escape(c)}</CustomerKey><Name>{escape(c)}</Name><FieldType>{t}</FieldType>"
-            + ("<MaxLength>254</MaxLength>" if t in ("Text", "EmailAddress") else "")
-            + f"<IsPrimaryKey>{str(pk).lower()}</IsPrimaryKey><IsRequired>{str(pk).lower()}</IsRequired>"
-            "</Field>"
-            for c, t, pk in columns
-        )
-        sendable = (
-            f"<IsSendable>true</IsSendable><SendableDataExtensionField><Name>{escape(sendable_column)}</Name>"
-            "</SendableDataExtensionField><SendableSubscriberField><Name>Subscriber Key</Name>"
-            "</SendableSubscriberField>"
-            if sendable_column
-            else ""
-        )
-        envelope = (
-            '<?xml version="1.0" encoding="UTF-8"?>'
-            '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
-            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-            f"<s:Header><fueloauth>{self.token.token()}</fueloauth></s:Header>"
-            f'<s:Body><CreateRequest xmlns="{SOAP_NS}"><Objects xsi:type="DataExtension">'
-            f"<CustomerKey>{escape(key)}</CustomerKey><Name>{escape(name)}</Name>{sendable}"
-            f"<Fields>{fields}</Fields></Objects></CreateRequest></s:Body></s:Envelope>"
-        )
-        response = client.request(
+        url = f"{str(self.token.answer.get('soap_instance_url') or '').rstrip('/')}/Service.asmx"
+        try:
+            response = self._post_envelope(client, url, action, request)
+        except AuthError as exc:
+            if exc.status != 401:
+                raise
+            response = self._post_envelope(client, url, action, request)
+        found = next((e for e in ET.fromstring(response.content).iter() if local_name(e) == "Body"), None)
+        if found is None or not len(found):
+            raise PermanentServiceError(f"SOAP {action}: the answer has no body", response.status_code)
+        return found[0]
+
+    def _post_envelope(
+        self, client: HttpClient, url: str, action: str, request: ET.Element
+    ) -> requests.Response:
+        """POST ``request`` in an envelope carrying the current token; the response."""
+        assert self.token is not None
+        envelope = ET.Element(f"{{{ENVELOPE_NS}}}Envelope")
+        header = ET.SubElement(envelope, f"{{{ENVELOPE_NS}}}Header")
+        ET.SubElement(header, f"{{{TOKEN_NS}}}fueloauth").text = self.token.token()
+        ET.SubElement(envelope, f"{{{ENVELOPE_NS}}}Body").append(request)
+        return client.request(
             "POST",
-            f"{soap}/Service.asmx",
-            data=envelope.encode(),
-            headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": "Create"},
+            url,
+            data=ET.tostring(envelope, encoding="utf-8", xml_declaration=True, default_namespace=SOAP_NS),
+            headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": action},
         )
-        root = ET.fromstring(response.content)
-        found = {e.tag.split("}")[-1]: (e.text or "") for e in root.iter()}
-        return found.get("OverallStatus") == "OK", found.get("StatusMessage", "")
+
+    def retrieve_pages(
+        self, object_type: str, properties: Sequence[str], where: DateFilter | JoinedFilter
+    ) -> Iterator[tuple[list[dict[str, str]], str | None]]:
+        """SOAP ``Retrieve`` of ``object_type``: each page's results and the next page's ``RequestID``.
+
+        :param object_type: the object retrieved (``Subscriber``, ``SentEvent``, ...).
+        :param properties: the properties answered.
+        :param where: the filter.
+        :returns: ``(results, request_id)`` per page; ``request_id`` is ``None`` after the last page.
+        """
+        following: str | None = None
+        while True:
+            message = ET.Element(f"{{{SOAP_NS}}}RetrieveRequestMsg")
+            request = add(message, "RetrieveRequest")
+            if following is None:
+                add(request, "ObjectType", object_type)
+                for name in properties:
+                    add(request, "Properties", name)
+                where.render(request, "Filter")
+            else:
+                add(request, "ContinueRequest", following)
+            answer = self.soap_call("Retrieve", message)
+            status = child_text(answer, "OverallStatus")
+            if status not in ("OK", "MoreDataAvailable"):
+                raise PermanentServiceError(f"SOAP Retrieve of {object_type}: {status}", 400, status)
+            following = child_text(answer, "RequestID") if status == "MoreDataAvailable" else None
+            yield [flat_result(r) for r in answer if local_name(r) == "Results"], following
+            if following is None:
+                return
 
     # -- journeys ------------------------------------------------------------------------------
     def fire_entry_event(self, contact_key: str, event_definition_key: str, data: Mapping[str, Any]) -> str:

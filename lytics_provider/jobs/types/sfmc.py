@@ -1,10 +1,13 @@
-"""Salesforce Marketing Cloud job types: Export Audience To Existing / New Data Extension, Trigger Journey.
+"""Salesforce Marketing Cloud job types: Export Audience To Existing / New Data Extension, Trigger Journey,
+Import Subscriber and Activity.
 
 The seed names the options it captured: the Marketing Cloud **subscriber key** chosen from the
 Lytics fields ("usually email or the Marketing Cloud subscriber key"), the Lytics fields mapped to
 data extension fields (no default fields), and for Trigger Journey the required **ContactKey** and
 **EventDefinitionKey** plus mapped journey data fields, sent when a member **enters**; "Existing
-Users" is the real-time exports' backfill option.
+Users" is the real-time exports' backfill option. Import Subscriber and Activity selects
+**Subscribers** and/or **Activity** (the streams ``sfmc_subscribers`` and ``sfmc_events``); its
+advanced options were not captured.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from lytics_provider.jobs.api_import import ChangesImportJob
 from lytics_provider.jobs.fields import connection_field
 from lytics_provider.jobs.mapped_export import MappedFieldsExport
 
@@ -101,3 +105,28 @@ class SfmcTriggerJourneyJob(MappedFieldsExport):
         if "ContactKey" in self.field_mapping.values():
             raise ValueError("field_mapping writes ContactKey; it comes from contact_key_field, remove it")
         return self
+
+
+TrackingEvent = Literal[
+    "SentEvent", "OpenEvent", "ClickEvent", "BounceEvent", "UnsubEvent", "ForwardedEmailEvent",
+    "ForwardedEmailOptInEvent", "SurveyEvent",
+]  # fmt: skip
+
+
+class SfmcImportJob(ChangesImportJob):
+    """Import Subscriber and Activity: subscribers into ``sfmc_subscribers``, tracking events into
+    ``sfmc_events``."""
+
+    type: Literal["sfmc_import"]
+    task_operator: ClassVar[str] = "lytics_provider.transfers.sfmc_to_lytics.SfmcToLyticsOperator"
+    selection_fields: ClassVar[tuple[str, ...]] = ("import_subscribers", "import_activity")
+    sfmc_conn_id: str = _CONN
+    import_subscribers: bool = Field(
+        default=True, description="Import subscribers created or unsubscribed (into sfmc_subscribers)."
+    )
+    import_activity: bool = Field(default=True, description="Import tracking events (into sfmc_events).")
+    event_types: list[TrackingEvent] = Field(
+        default_factory=lambda: ["SentEvent", "OpenEvent", "ClickEvent", "BounceEvent", "UnsubEvent"],
+        min_length=1,
+        description="Tracking event objects read with SOAP Retrieve.",
+    )

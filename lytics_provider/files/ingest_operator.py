@@ -15,17 +15,21 @@ files may sit in any of them. Each run:
 3. after each acknowledged batch commits ``in_progress = {key, rows_done}`` in the job state, and
    after the last one the file as the new ``last_file``. A retried task resumes inside the file
    where the last acknowledged batch ended: nothing is sent twice, nothing skipped.
+
+A store whose continuous sequence ends when the next file is missing (S3, as Lytics documents
+it) sets ``stops_without_next_file``: :mod:`lytics_provider.files.sequence_stop`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from airflow.sdk import BaseOperator, Context
 
-from lytics_provider.files.ingest import StateCheckpoint, StreamWriter, ingest_file
+from lytics_provider.files.field_selection import check_selected_fields
+from lytics_provider.files.ingest import FileResult, StateCheckpoint, StreamWriter, ingest_file
 from lytics_provider.files.listing import (
     PREFIX_TIMESTAMP_JSON,
     STORE_KINDS,
@@ -38,6 +42,7 @@ from lytics_provider.files.listing import (
     select_objects,
 )
 from lytics_provider.files.readers import Decrypt, ReadOptions
+from lytics_provider.files.sequence_stop import SEQUENCE_OPTIONS, SequenceStop
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
@@ -77,6 +82,8 @@ class ObjectFilesToLyticsOperator(BaseOperator):
     :param batch_size: records per ``/collect/json`` request (also bounded to 8 MB).
     :param delimiter: CSV delimiter.
     :param csv_rows: ``lenient`` (default) or ``strict`` CSV row rules (see ``CsvRows``).
+    :param fields: the columns (CSV) or keys (JSON) to import; empty or ``None``: every one. A
+        selected field a file does not have is reported (a warning naming the file and the field).
     :param lytics_conn_id: Lytics connection.
     """
 
@@ -84,6 +91,8 @@ class ObjectFilesToLyticsOperator(BaseOperator):
     store_name = "objects"
     #: how the files of a continuous import are named in this store
     sequence_naming: SequenceNaming = PREFIX_TIMESTAMP_JSON
+    #: a continuous run that finds no next file stops the import until it is configured anew
+    stops_without_next_file: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -101,11 +110,14 @@ class ObjectFilesToLyticsOperator(BaseOperator):
         batch_size: int = 5000,
         delimiter: str = ",",
         csv_rows: CsvRows = "lenient",
+        fields: Sequence[str] | None = None,
         lytics_conn_id: str = LyticsHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
+        self.fields = list(fields or [])
+        check_selected_fields(self.fields, timestamp_field)
         if file_type not in ("csv", "json"):
             raise ValueError(
                 f"file_type {file_type!r} is not supported; "
@@ -121,14 +133,20 @@ class ObjectFilesToLyticsOperator(BaseOperator):
     def read_options(self) -> ReadOptions:
         """The reader's rules for this job's files."""
         fmt = "csv" if self.file_type == "csv" else "jsonl"
+        fields = tuple(self.fields)
         if self.csv_rows == "strict":
-            return ReadOptions(fmt, self.delimiter)
-        return ReadOptions(fmt, self.delimiter, row_width="no_extra", empty_cells="drop", numbering="row")
+            return ReadOptions(fmt, self.delimiter, fields=fields)
+        return ReadOptions(
+            fmt, self.delimiter, row_width="no_extra", empty_cells="drop", numbering="row", fields=fields
+        )
 
     # -- run -----------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         since = parse_since(self.since)
         state = JobState(self.job_id)
+        stop = self._sequence_stop(state)
+        if stop is not None:
+            stop.check()
         saved = state.load()
         store = self.store()
         ordered, skipped = select_objects(
@@ -157,10 +175,15 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             "rows": 0,
             "rejected": 0,
             "rejected_by_lytics": 0,
+            "fields_found": {},
+            "missing_fields": {},
             "dry_run": as_bool((context.get("params") or {}).get("dry_run")),
         }
         if report["dry_run"]:
             return report
+        last_key = (saved.get("last_file") or {}).get("key")
+        if stop is not None and not ordered and last_key:
+            stop.stop(last_key)
         if self.continuous and not ordered:
             self.log.warning(
                 "No next file after %s: the continuous sequence has stopped until a newer %s file arrives",
@@ -170,18 +193,29 @@ class ObjectFilesToLyticsOperator(BaseOperator):
         hook = LyticsHook(self.lytics_conn_id)
         work = run_dir(self.job_id, context["run_id"])
         for obj in ordered:
-            sent, rejected, by_lytics = self._import_file(store, obj, state, hook, work)
-            report["rows"] += sent
-            report["rejected"] += rejected
-            report["rejected_by_lytics"] += by_lytics
+            result = self._import_file(store, obj, state, hook, work)
+            report["rows"] += result.sent
+            report["rejected"] += result.rejected
+            report["rejected_by_lytics"] += result.lytics_rejected
+            report["fields_found"][obj.key] = result.fields_found
+            if result.missing_fields:
+                report["missing_fields"][obj.key] = result.missing_fields
         report["api_calls"] = hook.calls
-        self.log.info("Import done: %s", {k: v for k, v in report.items() if k != "files"})
+        shown = {k: v for k, v in report.items() if k not in ("files", "fields_found")}
+        self.log.info("Import done: %s", shown)
         prune_job_runs(self.job_id, context["run_id"])
         return report
 
+    def _sequence_stop(self, state: JobState) -> SequenceStop | None:
+        """The stop rule of this import's continuous sequence, if it has one."""
+        if not (self.continuous and self.stops_without_next_file):
+            return None
+        options = {name: getattr(self, name) for name in SEQUENCE_OPTIONS}
+        return SequenceStop(state, options, self.sequence_naming, self.log)
+
     def _import_file(
         self, store: FileStore, obj: ObjectInfo, state: JobState, hook: LyticsHook, work: Path
-    ) -> tuple[int, int, int]:
+    ) -> FileResult:
         local = work / "downloads" / safe_name(obj.key)
         local.parent.mkdir(parents=True, exist_ok=True)
         store.download(obj.key, local)
@@ -205,7 +239,7 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             )
         state.update(last_file={"key": obj.key, "updated": obj.updated.isoformat()}, in_progress=None)
         local.unlink(missing_ok=True)
-        return result.sent, result.rejected, result.lytics_rejected
+        return result
 
 
 class StorageFilesToLyticsOperator(ObjectFilesToLyticsOperator):

@@ -17,6 +17,7 @@ from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields
 from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.fields import check_listing_since, check_rfc3339
 from lytics_provider.jobs.file_name import FileNameTemplate
+from lytics_provider.jobs.import_fields import ImportFieldSelection
 from lytics_provider.jobs.one_task import OneTaskJob, build_task
 from lytics_provider.pipeline.db_url import check_db_url
 
@@ -386,7 +387,7 @@ class _FileImport(OneTaskJob, JobConfig):
         return self
 
 
-class S3ImportJob(_FileImport):
+class S3ImportJob(_FileImport, ImportFieldSelection):
     """Amazon S3 Import Audiences & Activity Data (CSV) / Custom Data (JSON)."""
 
     type: Literal["s3_import"]
@@ -396,7 +397,7 @@ class S3ImportJob(_FileImport):
     task_operator: ClassVar[str] = "lytics_provider.transfers.s3_to_lytics.S3ToLyticsOperator"
 
 
-class GCSImportJob(_FileImport):
+class GCSImportJob(_FileImport, ImportFieldSelection):
     """Google Cloud Storage Import Files; default stream gcs_files."""
 
     type: Literal["gcs_import"]

@@ -46,6 +46,8 @@ def test_every_warehouse_job_type_has_an_example_that_builds_its_dag() -> None:
         else:
             assert len(tasks) == 1
         assert "dry_run" in dag.params
+        if job.config.type == "s3_import":  # the selected fields reach the operator
+            assert dag.get_task("import").fields == ["email", "first_name", "plan", "signup_date"]
 
 
 def test_bad_configs_name_the_field_and_the_fix() -> None:

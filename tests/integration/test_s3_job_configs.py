@@ -63,7 +63,7 @@ def test_bad_configs_name_the_field_and_the_fix() -> None:
         S3ImportJob(type="s3_import", bucket="b", stream="s", pgp_encrypted=True)
     with pytest.raises(ValidationError, match="since"):
         S3ImportJob(type="s3_import", bucket="b", stream="s", since="yesterday")
-    with pytest.raises(ValidationError, match="timestamp_field 'ts' is not in fields.*add 'ts' to fields"):
+    with pytest.raises(ValidationError, match=r"timestamp_field 'ts' is not in fields.*add 'ts' to fields"):
         S3ImportJob(type="s3_import", bucket="b", stream="s", fields=["email"], timestamp_field="ts")
     with pytest.raises(ValidationError, match="fields names email more than once"):
         S3ImportJob(type="s3_import", bucket="b", stream="s", fields=["email", "email"])

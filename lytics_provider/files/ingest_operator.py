@@ -77,7 +77,8 @@ class ObjectFilesToLyticsOperator(BaseOperator):
     :param since: Since, ``yyyy/mm/dd HH:MM/SS``: oldest file date to import.
     :param starting_file: Starting File: this file and newer ones are imported.
     :param continuous: Continuous Import of the store's sequence (``prefix_timestamp.json``
-        files for S3 and GCS), in name-timestamp order.
+        files for S3), in name-timestamp order; a store without a sequence (GCS) takes its
+        files as without it, the job's schedule being its continuous import.
     :param pgp_conn_id: connection with ``private_key`` extra (and the passphrase as password).
     :param batch_size: records per ``/collect/json`` request (also bounded to 8 MB).
     :param delimiter: CSV delimiter.
@@ -89,8 +90,9 @@ class ObjectFilesToLyticsOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("bucket", "prefix", "stream", "since", "starting_file")
     store_name = "objects"
-    #: how the files of a continuous import are named in this store
-    sequence_naming: SequenceNaming = PREFIX_TIMESTAMP_JSON
+    #: how the files of a continuous import are named in this store (``None``: a store whose
+    #: continuous import is only the job's schedule, files taken as without it)
+    sequence_naming: ClassVar[SequenceNaming | None] = PREFIX_TIMESTAMP_JSON
     #: a continuous run that finds no next file stops the import until it is configured anew
     stops_without_next_file: ClassVar[bool] = False
 
@@ -130,6 +132,11 @@ class ObjectFilesToLyticsOperator(BaseOperator):
         """Where the files are."""
         raise NotImplementedError
 
+    @property
+    def naming(self) -> SequenceNaming | None:
+        """The naming of the continuous sequence this import reads, if it reads one."""
+        return self.sequence_naming if self.continuous else None
+
     def read_options(self) -> ReadOptions:
         """The reader's rules for this job's files."""
         fmt = "csv" if self.file_type == "csv" else "jsonl"
@@ -155,8 +162,8 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             since=since,
             starting_file=self.starting_file,
             last_file=saved.get("last_file"),
-            continuous=self.continuous,
-            naming=self.sequence_naming,
+            continuous=self.naming is not None,
+            naming=self.naming or PREFIX_TIMESTAMP_JSON,
         )
         for reason in skipped[:20]:
             self.log.warning("Skipped %s", reason)
@@ -184,11 +191,11 @@ class ObjectFilesToLyticsOperator(BaseOperator):
         last_key = (saved.get("last_file") or {}).get("key")
         if stop is not None and not ordered and last_key:
             stop.stop(last_key)
-        if self.continuous and not ordered:
+        if self.naming is not None and not ordered:
             self.log.warning(
                 "No next file after %s: the continuous sequence has stopped until a newer %s file arrives",
-                (saved.get("last_file") or {}).get("key", "the start"),
-                self.sequence_naming.label,
+                last_key or "the start",
+                self.naming.label,
             )
         hook = LyticsHook(self.lytics_conn_id)
         work = run_dir(self.job_id, context["run_id"])
@@ -208,10 +215,10 @@ class ObjectFilesToLyticsOperator(BaseOperator):
 
     def _sequence_stop(self, state: JobState) -> SequenceStop | None:
         """The stop rule of this import's continuous sequence, if it has one."""
-        if not (self.continuous and self.stops_without_next_file):
+        if self.naming is None or not self.stops_without_next_file:
             return None
         options = {name: getattr(self, name) for name in SEQUENCE_OPTIONS}
-        return SequenceStop(state, options, self.sequence_naming, self.log)
+        return SequenceStop(state, options, self.naming, self.log)
 
     def _import_file(
         self, store: FileStore, obj: ObjectInfo, state: JobState, hook: LyticsHook, work: Path

@@ -187,24 +187,16 @@ def test_gcs_import_files_with_starting_file_and_resume(lytics_env, google) -> N
 
 
 def test_gcs_continuous_import_takes_new_files_by_date_in_the_jobs_project(lytics_env, google) -> None:
+    from lytics_provider.jobs.operator_args import operator_kwargs
     from lytics_provider.jobs.types.warehouses import GCSImportJob
 
     bucket = _storage().bucket(google)
     bucket.blob("orders-latest.json").upload_from_string(b'{"n": 1}\n')
     bucket.blob("orders_20260101000000.json").upload_from_string(b'{"n": 2}\n')
-    job = GCSImportJob.model_validate(
-        {"type": "gcs_import", "bucket": google, "prefix": "orders", "file_type": "json", "continuous": True}
-    )
+    options = {"bucket": google, "prefix": "orders", "file_type": "json", "project": "import-project"}
+    job = GCSImportJob.model_validate({"type": "gcs_import", "continuous": True, **options})
     assert job.keep_updated  # Continuous Import: the job looks for new files on its schedule
-    op = GCSToLyticsOperator(
-        task_id="import",
-        job_id="gcs_continuous",
-        bucket=google,
-        prefix="orders",
-        file_type="json",
-        continuous=True,
-        project="import-project",
-    )
+    op = GCSToLyticsOperator(**operator_kwargs(job, GCSToLyticsOperator, task_id="import", job_id="gcs_c"))
     assert op.store().client().project == "import-project"
     first = run_task(op, make_context(run_id="r1"))
     assert first["skipped"] == [] and sorted(first["files"]) == [

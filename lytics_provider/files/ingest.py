@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lytics_provider.files.field_selection import FieldsFound
 from lytics_provider.files.readers import Decrypt, ReadOptions, open_plain, read_rows, valid_records
 from lytics_provider.hooks.lytics import MAX_BATCH_BYTES, LyticsHook
 from lytics_provider.pipeline.progress import Progress
@@ -201,6 +202,8 @@ class FileResult:
     rejected: int = 0  # rows rejected here, with reasons in the rejects file
     accepted: int = 0  # records Lytics accepted (over all attempts when the checkpoint keeps counts)
     lytics_rejected: int = 0
+    fields_found: list[str] = field(default_factory=list)  # the file's columns / record keys
+    missing_fields: list[str] = field(default_factory=list)  # selected fields the file does not have
 
 
 def ingest_file(
@@ -221,6 +224,7 @@ def ingest_file(
     The checkpoint holds ``{"key": scope, "rows_done": n}`` (plus Lytics' running counts with
     ``keep_counts``) after every acknowledged batch; a retry with the same ``scope`` (default
     ``name``) skips the first ``n`` data rows. The caller clears it once the file is done.
+    Selected fields (``options.fields``) the file does not have are logged as a warning.
     """
     scope = scope or name
     saved = checkpoint.load() or {}
@@ -240,8 +244,10 @@ def ingest_file(
 
     writer.on_ack = acknowledged
     progress = Progress(logger, f"{name}: records")
+    found = FieldsFound()
     with open_plain(path, name, decrypt) as stream:
-        for item in valid_records(read_rows(stream, options, name), rejects, options.max_record_bytes):
+        rows = read_rows(stream, options, name, found)
+        for item in valid_records(rows, rejects, options.max_record_bytes):
             result.rows += 1
             progress.advance(1)
             if item.ordinal <= resume:
@@ -250,6 +256,14 @@ def ingest_file(
             result.sent += 1
         writer.flush()
     progress.finish()
+    result.fields_found = found.names
+    result.missing_fields = found.missing(options.fields)
+    if result.missing_fields:
+        logger.warning(
+            "%s has no field %s of the selected fields: its records are sent without it",
+            name,
+            ", ".join(result.missing_fields),
+        )
     result.rejected = rejects.count
     result.accepted = totals.get("accepted", 0) + writer.accepted - before[0]
     result.lytics_rejected = totals.get("lytics_rejected", 0) + writer.rejected - before[1]

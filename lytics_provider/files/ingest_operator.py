@@ -15,17 +15,21 @@ files may sit in any of them. Each run:
 3. after each acknowledged batch commits ``in_progress = {key, rows_done}`` in the job state, and
    after the last one the file as the new ``last_file``. A retried task resumes inside the file
    where the last acknowledged batch ended: nothing is sent twice, nothing skipped.
+
+A store whose continuous sequence ends when the next file is missing (S3, as Lytics documents
+it) sets ``stops_without_next_file``: :mod:`lytics_provider.files.sequence_stop`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from airflow.sdk import BaseOperator, Context
 
-from lytics_provider.files.ingest import StateCheckpoint, StreamWriter, ingest_file
+from lytics_provider.files.field_selection import check_selected_fields
+from lytics_provider.files.ingest import FileResult, StateCheckpoint, StreamWriter, ingest_file
 from lytics_provider.files.listing import (
     PREFIX_TIMESTAMP_JSON,
     STORE_KINDS,
@@ -38,6 +42,7 @@ from lytics_provider.files.listing import (
     select_objects,
 )
 from lytics_provider.files.readers import Decrypt, ReadOptions
+from lytics_provider.files.sequence_stop import SEQUENCE_OPTIONS, SequenceStop
 from lytics_provider.hooks.lytics import LyticsHook
 from lytics_provider.jobs.operator_args import keep_arguments
 from lytics_provider.operators.lytics import as_bool
@@ -72,18 +77,24 @@ class ObjectFilesToLyticsOperator(BaseOperator):
     :param since: Since, ``yyyy/mm/dd HH:MM/SS``: oldest file date to import.
     :param starting_file: Starting File: this file and newer ones are imported.
     :param continuous: Continuous Import of the store's sequence (``prefix_timestamp.json``
-        files for S3 and GCS), in name-timestamp order.
+        files for S3), in name-timestamp order; a store without a sequence (GCS) takes its
+        files as without it, the job's schedule being its continuous import.
     :param pgp_conn_id: connection with ``private_key`` extra (and the passphrase as password).
     :param batch_size: records per ``/collect/json`` request (also bounded to 8 MB).
     :param delimiter: CSV delimiter.
     :param csv_rows: ``lenient`` (default) or ``strict`` CSV row rules (see ``CsvRows``).
+    :param fields: the columns (CSV) or keys (JSON) to import; empty or ``None``: every one. A
+        selected field a file does not have is reported (a warning naming the file and the field).
     :param lytics_conn_id: Lytics connection.
     """
 
     template_fields: Sequence[str] = ("bucket", "prefix", "stream", "since", "starting_file")
     store_name = "objects"
-    #: how the files of a continuous import are named in this store
-    sequence_naming: SequenceNaming = PREFIX_TIMESTAMP_JSON
+    #: how the files of a continuous import are named in this store (``None``: a store whose
+    #: continuous import is only the job's schedule, files taken as without it)
+    sequence_naming: ClassVar[SequenceNaming | None] = PREFIX_TIMESTAMP_JSON
+    #: a continuous run that finds no next file stops the import until it is configured anew
+    stops_without_next_file: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -101,11 +112,14 @@ class ObjectFilesToLyticsOperator(BaseOperator):
         batch_size: int = 5000,
         delimiter: str = ",",
         csv_rows: CsvRows = "lenient",
+        fields: Sequence[str] | None = None,
         lytics_conn_id: str = LyticsHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
+        self.fields = list(fields or [])
+        check_selected_fields(self.fields, timestamp_field)
         if file_type not in ("csv", "json"):
             raise ValueError(
                 f"file_type {file_type!r} is not supported; "
@@ -118,17 +132,28 @@ class ObjectFilesToLyticsOperator(BaseOperator):
         """Where the files are."""
         raise NotImplementedError
 
+    @property
+    def naming(self) -> SequenceNaming | None:
+        """The naming of the continuous sequence this import reads, if it reads one."""
+        return self.sequence_naming if self.continuous else None
+
     def read_options(self) -> ReadOptions:
         """The reader's rules for this job's files."""
         fmt = "csv" if self.file_type == "csv" else "jsonl"
+        fields = tuple(self.fields)
         if self.csv_rows == "strict":
-            return ReadOptions(fmt, self.delimiter)
-        return ReadOptions(fmt, self.delimiter, row_width="no_extra", empty_cells="drop", numbering="row")
+            return ReadOptions(fmt, self.delimiter, fields=fields)
+        return ReadOptions(
+            fmt, self.delimiter, row_width="no_extra", empty_cells="drop", numbering="row", fields=fields
+        )
 
     # -- run -----------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         since = parse_since(self.since)
         state = JobState(self.job_id)
+        stop = self._sequence_stop(state)
+        if stop is not None:
+            stop.check()
         saved = state.load()
         store = self.store()
         ordered, skipped = select_objects(
@@ -137,8 +162,8 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             since=since,
             starting_file=self.starting_file,
             last_file=saved.get("last_file"),
-            continuous=self.continuous,
-            naming=self.sequence_naming,
+            continuous=self.naming is not None,
+            naming=self.naming or PREFIX_TIMESTAMP_JSON,
         )
         for reason in skipped[:20]:
             self.log.warning("Skipped %s", reason)
@@ -157,31 +182,47 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             "rows": 0,
             "rejected": 0,
             "rejected_by_lytics": 0,
+            "fields_found": {},
+            "missing_fields": {},
             "dry_run": as_bool((context.get("params") or {}).get("dry_run")),
         }
         if report["dry_run"]:
             return report
-        if self.continuous and not ordered:
+        last_key = (saved.get("last_file") or {}).get("key")
+        if stop is not None and not ordered and last_key:
+            stop.stop(last_key)
+        if self.naming is not None and not ordered:
             self.log.warning(
                 "No next file after %s: the continuous sequence has stopped until a newer %s file arrives",
-                (saved.get("last_file") or {}).get("key", "the start"),
-                self.sequence_naming.label,
+                last_key or "the start",
+                self.naming.label,
             )
         hook = LyticsHook(self.lytics_conn_id)
         work = run_dir(self.job_id, context["run_id"])
         for obj in ordered:
-            sent, rejected, by_lytics = self._import_file(store, obj, state, hook, work)
-            report["rows"] += sent
-            report["rejected"] += rejected
-            report["rejected_by_lytics"] += by_lytics
+            result = self._import_file(store, obj, state, hook, work)
+            report["rows"] += result.sent
+            report["rejected"] += result.rejected
+            report["rejected_by_lytics"] += result.lytics_rejected
+            report["fields_found"][obj.key] = result.fields_found
+            if result.missing_fields:
+                report["missing_fields"][obj.key] = result.missing_fields
         report["api_calls"] = hook.calls
-        self.log.info("Import done: %s", {k: v for k, v in report.items() if k != "files"})
+        shown = {k: v for k, v in report.items() if k not in ("files", "fields_found")}
+        self.log.info("Import done: %s", shown)
         prune_job_runs(self.job_id, context["run_id"])
         return report
 
+    def _sequence_stop(self, state: JobState) -> SequenceStop | None:
+        """The stop rule of this import's continuous sequence, if it has one."""
+        if self.naming is None or not self.stops_without_next_file:
+            return None
+        options = {name: getattr(self, name) for name in SEQUENCE_OPTIONS}
+        return SequenceStop(state, options, self.naming, self.log)
+
     def _import_file(
         self, store: FileStore, obj: ObjectInfo, state: JobState, hook: LyticsHook, work: Path
-    ) -> tuple[int, int, int]:
+    ) -> FileResult:
         local = work / "downloads" / safe_name(obj.key)
         local.parent.mkdir(parents=True, exist_ok=True)
         store.download(obj.key, local)
@@ -205,7 +246,7 @@ class ObjectFilesToLyticsOperator(BaseOperator):
             )
         state.update(last_file={"key": obj.key, "updated": obj.updated.isoformat()}, in_progress=None)
         local.unlink(missing_ok=True)
-        return result.sent, result.rejected, result.lytics_rejected
+        return result
 
 
 class StorageFilesToLyticsOperator(ObjectFilesToLyticsOperator):

@@ -7,7 +7,7 @@ time) and downloads one to a local path, through the official hooks (``S3Hook``,
 orders a listing the way the Lytics file imports do: only keys under **Prefix**, modified at or
 after **Since**, from **Starting File** on (inclusive), sorted by date (ties by name) and never
 older than the last file already imported. With a continuous sequence (:class:`SequenceNaming`:
-``prefix_timestamp.json`` for S3 and GCS, ``timestamp.csv`` for Azure) the order is the
+``prefix_timestamp.json`` for S3 and the presets' stores, ``timestamp.csv`` for Azure) the order is the
 timestamp in the name.
 """
 
@@ -43,7 +43,7 @@ class SequenceNaming:
         return match.group("ts") if match else None
 
 
-#: S3 and GCS: ``prefix_timestamp.json`` (also ``.jsonl``, ``.gz``).
+#: S3 (and the presets' object stores): ``prefix_timestamp.json`` (also ``.jsonl``, ``.gz``).
 PREFIX_TIMESTAMP_JSON = SequenceNaming(
     "prefix_timestamp.json", re.compile(rf"^(?P<prefix>.*)_{_STAMP}\.json(?:l)?(?:\.gz)?$")
 )
@@ -109,14 +109,27 @@ class GCSStore:
 
     scheme = "gs"
 
-    def __init__(self, bucket: str, gcp_conn_id: str = "google_cloud_default") -> None:
+    def __init__(
+        self, bucket: str, gcp_conn_id: str = "google_cloud_default", project: str | None = None
+    ) -> None:
         self.bucket = bucket
         self.gcp_conn_id = gcp_conn_id
+        self.project = project
 
-    def _bucket(self) -> Any:
+    def client(self) -> Any:
+        """The storage client: the connection's, in ``project`` when one is given (else the
+        connection's project)."""
         from airflow.providers.google.cloud.hooks.gcs import GCSHook
 
-        return GCSHook(gcp_conn_id=self.gcp_conn_id).get_conn().bucket(self.bucket, user_project=None)
+        hook = GCSHook(gcp_conn_id=self.gcp_conn_id)
+        if not self.project:
+            return hook.get_conn()
+        from google.cloud import storage
+
+        return storage.Client(project=self.project, credentials=hook.get_credentials())
+
+    def _bucket(self) -> Any:
+        return self.client().bucket(self.bucket, user_project=None)
 
     def list_objects(self, prefix: str) -> Iterable[ObjectInfo]:
         for blob in self._bucket().list_blobs(prefix=prefix):

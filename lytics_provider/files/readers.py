@@ -16,6 +16,10 @@ CSV rules (:class:`ReadOptions`), the default being what the Lytics CSV import d
 
 JSON lines: one object per line; blank lines are skipped; malformed lines and lines that are not
 objects are rejected. Records over the 16 KB Lytics limit are rejected for both formats.
+
+``fields`` selects the columns / keys sent (:mod:`lytics_provider.files.field_selection`); a row
+holding none of them is passed over like a blank line. The names a file has are noted in a
+:class:`~lytics_provider.files.field_selection.FieldsFound` given to :func:`read_rows`.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from lytics_provider.files.field_selection import FieldsFound, select_fields
 from lytics_provider.hooks.lytics import MAX_RECORD_BYTES
 from lytics_provider.pipeline.compression import open_decompressed
 from lytics_provider.pipeline.pgp import strip_pgp_suffix
@@ -58,6 +63,8 @@ class ReadOptions:
     empty_cells: Literal["keep", "drop"] = "keep"
     numbering: Literal["line", "row"] = "line"
     max_record_bytes: int = MAX_RECORD_BYTES
+    #: the columns / keys sent to Lytics; empty: every one
+    fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.file_format not in FORMATS:
@@ -124,14 +131,20 @@ def open_plain(path: Path, name: str, decrypt: Decrypt | None = None) -> Iterato
             plain.unlink(missing_ok=True)
 
 
-def read_rows(stream: IO[bytes], options: ReadOptions, name: str) -> Iterator[Row]:
-    """Every data row of a plain file, in order (see :class:`ReadOptions`)."""
+def read_rows(
+    stream: IO[bytes], options: ReadOptions, name: str, found: FieldsFound | None = None
+) -> Iterator[Row]:
+    """Every data row of a plain file, in order (see :class:`ReadOptions`).
+
+    :param found: notes the file's field names (the CSV header, the JSON records' keys).
+    """
+    found = found if found is not None else FieldsFound()
     if options.file_format == "csv":
-        return _csv_rows(stream, options, name)
-    return _jsonl_rows(stream)
+        return _csv_rows(stream, options, name, found)
+    return _jsonl_rows(stream, options.fields, found)
 
 
-def _csv_rows(stream: IO[bytes], options: ReadOptions, name: str) -> Iterator[Row]:
+def _csv_rows(stream: IO[bytes], options: ReadOptions, name: str, found: FieldsFound) -> Iterator[Row]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text, delimiter=options.delimiter, strict=False)
     try:
@@ -143,6 +156,7 @@ def _csv_rows(stream: IO[bytes], options: ReadOptions, name: str) -> Iterator[Ro
             raise FileImportError(
                 f"{name}: the header row has empty or repeated column names {header!r}; fix the header"
             )
+        found.add(header)
         width = len(header)
         drop_empty = options.empty_cells == "drop"
         for ordinal, cells in enumerate(reader, start=1):
@@ -158,14 +172,16 @@ def _csv_rows(stream: IO[bytes], options: ReadOptions, name: str) -> Iterator[Ro
             else:
                 pairs = zip(header, cells, strict=False)
                 record = {k: v for k, v in pairs if v != ""} if drop_empty else dict(pairs)
-                yield Row(ordinal, number, record, None, cells)
+                record = select_fields(record, options.fields)
+                if record or not options.fields:
+                    yield Row(ordinal, number, record, None, cells)
     except UnicodeDecodeError as exc:
         raise FileImportError(f"{name}: not UTF-8 text ({exc.reason}); save it as UTF-8") from None
     except csv.Error as exc:
         raise FileImportError(f"{name}: unreadable CSV at line {reader.line_num}: {exc}") from None
 
 
-def _jsonl_rows(stream: IO[bytes]) -> Iterator[Row]:
+def _jsonl_rows(stream: IO[bytes], fields: tuple[str, ...], found: FieldsFound) -> Iterator[Row]:
     for number, line in enumerate(stream, start=1):
         if not line.strip():
             continue
@@ -182,7 +198,10 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[Row]:
         if not isinstance(value, dict):
             yield Row(number, number, None, f"not a JSON object (a {type(value).__name__})", value)
             continue
-        yield Row(number, number, value, None, value)
+        found.add(value)
+        record = select_fields(value, fields)
+        if record or not fields:
+            yield Row(number, number, record, None, value)
 
 
 def json_size(record: dict[str, Any], limit: int) -> int:

@@ -3,7 +3,9 @@
 The file-import engine shared with GCS is
 :class:`~lytics_provider.files.ingest_operator.ObjectFilesToLyticsOperator` (order, Since,
 Starting File, continuous sequence, gzip/zip, PGP, rejects, resume inside a file); this module
-names the store: the bucket, read with the official ``S3Hook``.
+names the store: the bucket, read with the official ``S3Hook``. A continuous import stops when
+the next ``prefix_timestamp.json`` file is missing, as Lytics documents
+(:mod:`lytics_provider.files.sequence_stop`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class S3ToLyticsOperator(ObjectFilesToLyticsOperator):
     """
 
     store_name = "s3"
+    stops_without_next_file = True
 
     def __init__(self, *, aws_conn_id: str | None = "aws_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -15,6 +15,12 @@ the rejects file with its reason, and let the import checkpoint after every ackn
 of sending the file again. A file is recorded as imported in the job state only after its last
 batch was acknowledged.
 
+``fields`` selects the columns (CSV) or keys (JSON) sent; the others are left out. A selected
+field that a file does not have is a warning naming the file and the field (the selection is made
+from one file's fields, and JSON lines carry no fixed set of keys), and the report lists, per
+file, the fields it has (``fields``) and the selected ones it lacks (``missing_fields``): a dry
+run reads the files and so lists their fields without sending anything.
+
 Bad rows (malformed JSON lines, lines that are not JSON objects, CSV rows with the wrong number
 of columns, records over the 16 KB Lytics limit) go to ``rejects-<file>.jsonl`` in the run
 directory; the rest is imported. A file that cannot be read at all (bad header, wrong key,
@@ -31,6 +37,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from lytics_provider.files.field_selection import check_selected_fields
 from lytics_provider.files.ingest import FileCheckpoint, StreamWriter, ingest_file
 from lytics_provider.files.ingest_operator import pgp_decrypt
 from lytics_provider.files.listing import ObjectInfo, SFTPStore
@@ -64,6 +71,7 @@ class SFTPToLyticsOperator(BaseOperator):
     :param delimiter: CSV delimiter.
     :param max_files: import at most this many files per run (oldest first); the rest wait.
     :param batch_bytes: upper bound of one ``/collect/json`` request body.
+    :param fields: the columns (CSV) or keys (JSON) to import; empty or ``None``: every one.
     """
 
     template_fields: Sequence[str] = ("folder", "pattern", "stream")
@@ -85,12 +93,15 @@ class SFTPToLyticsOperator(BaseOperator):
         delimiter: str = ",",
         max_files: int | None = None,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
+        fields: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         keep_arguments(self, locals())
         if format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+        self.fields = list(fields or [])
+        check_selected_fields(self.fields, timestamp_field)
         self.batch_bytes = min(int(batch_bytes), 8 * 1024 * 1024)
 
     # -- planning ------------------------------------------------------------------------------
@@ -158,6 +169,7 @@ class SFTPToLyticsOperator(BaseOperator):
             "lytics_rejected": sum(f["lytics_rejected"] for f in files),
             "bytes": sum(f["bytes"] for f in files),
             "rejects_files": [f["rejects_file"] for f in files if f["rejected"]],
+            "missing_fields": {f["name"]: f["missing_fields"] for f in files if f["missing_fields"]},
             "api_calls": lytics.calls,
             "dry_run": dry_run,
         }
@@ -211,7 +223,7 @@ class SFTPToLyticsOperator(BaseOperator):
                 writer,
                 checkpoint,
                 rejects,
-                ReadOptions(self.format, self.delimiter),  # type: ignore[arg-type]
+                ReadOptions(self.format, self.delimiter, fields=tuple(self.fields)),  # type: ignore[arg-type]
                 scope=f"{name}@{fingerprint['size']}:{fingerprint['mtime']}",
                 decrypt=pgp_decrypt(self.pgp_conn_id),
                 keep_counts=True,
@@ -228,4 +240,6 @@ class SFTPToLyticsOperator(BaseOperator):
             "rejected": result.rejected,
             "accepted": result.accepted,
             "lytics_rejected": result.lytics_rejected,
+            "fields": result.fields_found,
+            "missing_fields": result.missing_fields,
         }

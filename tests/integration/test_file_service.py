@@ -237,6 +237,31 @@ def test_dry_run_import_sends_and_records_nothing(env: Any, lytics_sandbox: Lyti
     assert real["files_imported"] == 1 and lytics_sandbox.collected("file_contacts") == GOOD_CSV
 
 
+def test_dry_run_lists_the_fields_and_only_selected_fields_are_imported(
+    env: Any, lytics_sandbox: LyticsSandbox, capfd: pytest.CaptureFixture[str]
+) -> None:
+    incoming = env.root / "incoming"
+    write_csv_file(incoming / "contacts_1.csv", GOOD_CSV[:5])
+    write_jsonl_gz(incoming / "events_1.jsonl.gz", [{"email": "j@example.com", "n": 1, "tags": ["a"]}])
+    dry = run_task(importer(pattern="contacts_*"), make_context(params={"dry_run": True}))
+    assert dry["files"][0]["fields"] == ["email", "plan"] and lytics_sandbox.collect_requests == []
+
+    report = run_task(importer(pattern="contacts_*", fields=["email", "city"]), make_context(run_id="r1"))
+    assert lytics_sandbox.collected("file_contacts") == [{"email": row["email"]} for row in GOOD_CSV[:5]]
+    assert report["missing_fields"] == {"contacts_1.csv": ["city"]}
+    assert "contacts_1.csv has no field city of the selected fields" in capfd.readouterr().out
+
+    # the 16 KB limit counts what is sent: the huge record's blob is not selected
+    jsonl = importer(pattern="events_*", format="jsonl", fields=["email", "tags"], job_id="fs_json")
+    report = run_task(jsonl, make_context(run_id="r2"))
+    assert (report["missing_fields"], report["rejected"]) == ({}, 2)
+    assert report["files"][0]["fields"] == ["email", "n", "tags", "blob"]
+    assert lytics_sandbox.collected("file_contacts")[-2:] == [
+        {"email": "j@example.com", "tags": ["a"]},
+        {"email": "huge@example.com"},
+    ]
+
+
 def test_an_unreadable_file_fails_the_task_after_importing_the_others(
     env: Any, lytics_sandbox: LyticsSandbox
 ) -> None:
@@ -280,4 +305,14 @@ def test_import_pattern_must_not_hold_a_path() -> None:
     with pytest.raises(ValidationError, match="put the directory in `folder`"):
         FileServiceImportJob.model_validate(
             {"type": "file_service_import", "sftp_conn_id": "s", "stream": "x", "pattern": "in/*.csv"}
+        )
+    with pytest.raises(ValidationError, match="timestamp_field 'updated_at' is not in fields"):
+        FileServiceImportJob.model_validate(
+            {
+                "type": "file_service_import",
+                "sftp_conn_id": "s",
+                "stream": "x",
+                "fields": ["email"],
+                "timestamp_field": "updated_at",
+            }
         )

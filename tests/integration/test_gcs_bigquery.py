@@ -186,6 +186,31 @@ def test_gcs_import_files_with_starting_file_and_resume(lytics_env, google) -> N
     assert report["rows"] == 15
 
 
+def test_gcs_continuous_import_takes_new_files_by_date_in_the_jobs_project(lytics_env, google) -> None:
+    from lytics_provider.jobs.operator_args import operator_kwargs
+    from lytics_provider.jobs.types.warehouses import GCSImportJob
+
+    bucket = _storage().bucket(google)
+    bucket.blob("orders-latest.json").upload_from_string(b'{"n": 1}\n')
+    bucket.blob("orders_20260101000000.json").upload_from_string(b'{"n": 2}\n')
+    options = {"bucket": google, "prefix": "orders", "file_type": "json", "project": "import-project"}
+    job = GCSImportJob.model_validate({"type": "gcs_import", "continuous": True, **options})
+    assert job.keep_updated  # Continuous Import: the job looks for new files on its schedule
+    op = GCSToLyticsOperator(**operator_kwargs(job, GCSToLyticsOperator, task_id="import", job_id="gcs_c"))
+    assert op.store().client().project == "import-project"
+    first = run_task(op, make_context(run_id="r1"))
+    assert first["skipped"] == [] and sorted(first["files"]) == [
+        "orders-latest.json",
+        "orders_20260101000000.json",
+    ]
+    assert run_task(op, make_context(run_id="r2"))["files"] == []  # nothing new: no stop, no error
+    bucket.blob("orders-next.json").upload_from_string(b'{"n": 3}\n')
+    assert run_task(op, make_context(run_id="r3"))["files"] == ["orders-next.json"]
+    assert sorted(r["n"] for r in lytics_env.collected("gcs_files")) == [1, 2, 3]
+    default = GCSToLyticsOperator(task_id="import", job_id="x", bucket=google)
+    assert default.store().client().project == "test-project"  # the connection's
+
+
 def test_bigquery_export_scalar_and_non_scalar_tables(lytics_env, google, monkeypatch) -> None:
     bq = FakeBigQuery()
     bq.install(monkeypatch)

@@ -1,5 +1,6 @@
 # ruff: noqa: F811 - pytest fixtures imported from conftest_warehouse
-"""S3 file imports against a moto server: order, gzip, PGP, rejects, resume, continuous sequence."""
+"""S3 file imports against a moto server: order, gzip, PGP, rejects, resume, continuous sequence
+(and its stop when the next file is missing), field selection."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from lytics_provider.pipeline.http import ServiceError
 from lytics_provider.pipeline.workarea import JobState
@@ -129,10 +131,69 @@ def test_continuous_prefix_timestamp_sequence(lytics_env, s3_bucket, moto_endpoi
     assert report["skipped"] == [
         "feed/orders-latest.json: not named prefix_timestamp.json (continuous import)"
     ]
-    assert run_task(op, make_context(run_id="r2"))["rows"] == 0  # no next file yet: nothing, no error
     _put(moto_endpoint, s3_bucket, "feed/orders_20260103000000.json", body % 3)
-    run_task(op, make_context(run_id="r3"))
+    run_task(op, make_context(run_id="r2"))
     assert _ns(lytics_env) == [1, 2, 3]
+
+
+def test_continuous_sequence_stops_when_the_next_file_is_missing(lytics_env, s3_bucket, moto_endpoint):
+    body = b'{"n": %d}\n'
+    op = _op(s3_bucket, prefix="feed/orders", file_type="json", continuous=True)
+    assert run_task(op, make_context(run_id="r0"))["files"] == []  # the sequence has not started
+    _put(moto_endpoint, s3_bucket, "feed/orders_20260101000000.json", body % 1)
+    run_task(op, make_context(run_id="r1"))
+    expected = (
+        "no next file after feed/orders_20260101000000.json "
+        "(expected feed/orders_<timestamp after 20260101000000>.json); to restart, configure a new "
+        "import: set starting_file to the next file"
+    )
+    with pytest.raises(AirflowFailException, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        run_task(op, make_context(run_id="r2"))
+    assert JobState("s3_import").get("continuous_stopped")["after"] == "feed/orders_20260101000000.json"
+    # stopped: a file arriving later is not read, by this run or a retry of the one that stopped
+    _put(moto_endpoint, s3_bucket, "feed/orders_20260102000000.json", body % 2)
+    _put(moto_endpoint, s3_bucket, "feed/orders_20260103000000.json", body % 3)
+    for run_id in ("r2", "r3"):
+        with pytest.raises(AirflowSkipException, match="Continuous import stopped: no next file"):
+            run_task(op, make_context(run_id=run_id))
+    assert _ns(lytics_env) == [1]
+    # a new configuration (the next Starting File) restarts the sequence there
+    restarted = _op(
+        s3_bucket,
+        prefix="feed/orders",
+        file_type="json",
+        continuous=True,
+        starting_file="orders_20260103000000.json",
+    )
+    report = run_task(restarted, make_context(run_id="r4"))
+    assert report["files"] == ["feed/orders_20260103000000.json"] and _ns(lytics_env) == [1, 3]
+    assert JobState("s3_import").get("continuous_stopped") is None
+
+
+def test_selected_fields_only_reach_the_stream_and_missing_ones_are_reported(
+    lytics_env, s3_bucket, moto_endpoint, capfd
+):
+    _put(moto_endpoint, s3_bucket, "drops/new-users-a.csv", _csv(range(3)))
+    _put(moto_endpoint, s3_bucket, "drops/new-users-b.csv", b"email,city\r\nb@example.com,Lyon\r\n")
+    report = run_task(_op(s3_bucket, fields=["email", "n"]), make_context())
+    assert lytics_env.collected("s3_users") == [
+        *({"email": f"u{i}@example.com", "n": str(i)} for i in range(3)),
+        {"email": "b@example.com"},
+    ]
+    assert report["fields_found"] == {
+        "drops/new-users-a.csv": ["email", "n", "city"],
+        "drops/new-users-b.csv": ["email", "city"],
+    }
+    assert report["missing_fields"] == {"drops/new-users-b.csv": ["n"]}
+    assert "drops/new-users-b.csv has no field n of the selected fields" in capfd.readouterr().out
+
+    lines = [{"id": 1, "n": 5, "extra": "x"}, {"other": True}, {"n": 6}]
+    _put(moto_endpoint, s3_bucket, "json/e.json", "".join(json.dumps(r) + "\n" for r in lines).encode())
+    json_op = _op(s3_bucket, prefix="json/", file_type="json", fields=["id", "n"], job_id="json_fields")
+    report = run_task(json_op, make_context(run_id="r2"))
+    assert lytics_env.collected("s3_users")[-2:] == [{"id": 1, "n": 5}, {"n": 6}]  # {"other"} has neither
+    assert report["rows"] == 2 and report["missing_fields"] == {}
+    assert report["fields_found"] == {"json/e.json": ["id", "n", "extra", "other"]}
 
 
 def test_bad_since_names_the_format(lytics_env, s3_bucket):

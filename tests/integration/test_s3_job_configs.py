@@ -46,6 +46,8 @@ def test_every_warehouse_job_type_has_an_example_that_builds_its_dag() -> None:
         else:
             assert len(tasks) == 1
         assert "dry_run" in dag.params
+        if job.config.type == "s3_import":  # the selected fields reach the operator
+            assert dag.get_task("import").fields == ["email", "first_name", "plan", "signup_date"]
 
 
 def test_bad_configs_name_the_field_and_the_fix() -> None:
@@ -61,3 +63,7 @@ def test_bad_configs_name_the_field_and_the_fix() -> None:
         S3ImportJob(type="s3_import", bucket="b", stream="s", pgp_encrypted=True)
     with pytest.raises(ValidationError, match="since"):
         S3ImportJob(type="s3_import", bucket="b", stream="s", since="yesterday")
+    with pytest.raises(ValidationError, match=r"timestamp_field 'ts' is not in fields.*add 'ts' to fields"):
+        S3ImportJob(type="s3_import", bucket="b", stream="s", fields=["email"], timestamp_field="ts")
+    with pytest.raises(ValidationError, match="fields names email more than once"):
+        S3ImportJob(type="s3_import", bucket="b", stream="s", fields=["email", "email"])

@@ -53,3 +53,14 @@ def test_object_store_by_name() -> None:
     assert isinstance(azure, AzureBlobStore) and (azure.container, azure.wasb_conn_id) == ("c", "braze_azure")
     with pytest.raises(ValueError, match="storage 'ftp' is not supported; use one of s3, gcs, azure_blob"):
         object_store("ftp", "b")  # type: ignore[arg-type]
+
+
+def test_the_expected_next_file_of_a_sequence_names_its_timestamp() -> None:
+    from lytics_provider.files.listing import PREFIX_TIMESTAMP_JSON, TIMESTAMP_CSV
+    from lytics_provider.files.sequence_stop import expected_next
+
+    assert (
+        expected_next("feed/orders_20260101000000.json.gz", PREFIX_TIMESTAMP_JSON)
+        == "feed/orders_<timestamp after 20260101000000>.json.gz"
+    )
+    assert expected_next("1764201600.csv", TIMESTAMP_CSV) == "<timestamp after 1764201600>.csv"

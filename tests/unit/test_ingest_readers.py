@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lytics_provider.files.field_selection import FieldsFound
 from lytics_provider.files.readers import (
     FileImportError,
     ReadOptions,
@@ -43,6 +44,21 @@ def test_lenient_csv_keeps_short_rows_drops_empty_cells_and_numbers_by_data_row(
         (3, 3, None, "too many cells: 4 for 3 header columns"),
         (5, 5, {"email": "d@x.io", "plan": "gold", "city": "Oslo"}, None),
     ]
+
+
+def test_selected_fields_keep_row_positions_and_note_every_field_found() -> None:
+    found = FieldsFound()
+    options = ReadOptions(
+        "csv", row_width="no_extra", empty_cells="drop", numbering="row", fields=("city", "zip")
+    )
+    selected = [(r.ordinal, r.record) for r in read_rows(io.BytesIO(CSV), options, "f.csv", found)]
+    # rows without a selected value are passed over; the others keep their ordinal (resume position)
+    assert selected == [(3, None), (5, {"city": "Oslo"})]
+    assert found.names == ["email", "plan", "city"] and found.missing(options.fields) == ["zip"]
+    lines = b'{"a": 1, "b": 2}\n{"c": 3}\n{"b": 4}\n'
+    found = FieldsFound()
+    jsonl = [r.record for r in read_rows(io.BytesIO(lines), ReadOptions("jsonl", fields=("b",)), "f", found)]
+    assert jsonl == [{"b": 2}, {"b": 4}] and found.names == ["a", "b", "c"]
 
 
 def test_delimiter_and_header_errors_name_the_file_and_the_fix() -> None:

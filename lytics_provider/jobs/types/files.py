@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.base import AudienceExportConfig, JobConfig
+from lytics_provider.jobs.import_fields import ImportFieldSelection
 from lytics_provider.jobs.one_task import OneTaskJob
 from lytics_provider.jobs.operator_args import operator_kwargs
 
@@ -114,7 +115,7 @@ class FileServiceExportJob(_SftpExportFields):
 
 
 # A dry run lists and validates the new files without sending or recording them.
-class FileServiceImportJob(OneTaskJob, JobConfig):
+class FileServiceImportJob(OneTaskJob, JobConfig, ImportFieldSelection):
     """Lytics File Service import: CSV or JSON-lines files from an SFTP folder into a stream."""
 
     type: Literal["file_service_import"]

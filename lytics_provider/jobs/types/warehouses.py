@@ -17,6 +17,7 @@ from lytics_provider.jobs.deferrable_wait import DeferrableWaitFields
 from lytics_provider.jobs.exit_guard import ExitGuardFields
 from lytics_provider.jobs.fields import check_listing_since, check_rfc3339
 from lytics_provider.jobs.file_name import FileNameTemplate
+from lytics_provider.jobs.import_fields import ImportFieldSelection
 from lytics_provider.jobs.one_task import OneTaskJob, build_task
 from lytics_provider.pipeline.db_url import check_db_url
 
@@ -386,25 +387,52 @@ class _FileImport(OneTaskJob, JobConfig):
         return self
 
 
-class S3ImportJob(_FileImport):
+class S3ImportJob(_FileImport, ImportFieldSelection):
     """Amazon S3 Import Audiences & Activity Data (CSV) / Custom Data (JSON)."""
 
     type: Literal["s3_import"]
     stream: str = Field(min_length=1, pattern=_STREAM, description="Lytics stream to import into.")
     aws_conn_id: str = Field(default="aws_default", description="Airflow AWS connection.")
+    continuous: bool = Field(
+        default=False,
+        description="Continuous import of prefix_timestamp.json files, in name-timestamp order; a run "
+        "that finds no next file stops it until starting_file, prefix, since or bucket changes.",
+    )
 
     task_operator: ClassVar[str] = "lytics_provider.transfers.s3_to_lytics.S3ToLyticsOperator"
 
 
-class GCSImportJob(_FileImport):
+class GCSImportJob(_FileImport, ImportFieldSelection):
     """Google Cloud Storage Import Files; default stream gcs_files."""
 
     type: Literal["gcs_import"]
-    project: str | None = Field(default=None, description="Project: the Google Project ID.")
+    project: str | None = Field(
+        default=None,
+        description="Project: the Google Project ID to import from (the storage client's project); "
+        "default the connection's.",
+    )
     stream: str = Field(default="gcs_files", pattern=_STREAM, description="Stream; default gcs_files.")
     gcp_conn_id: str = Field(default="google_cloud_default", description="Airflow Google Cloud connection.")
+    continuous: bool = Field(
+        default=False,
+        description="Continuous Import: import continuously, looking for new files every frequency "
+        "(keep_updated); the files are taken by date whatever their names.",
+    )
 
     task_operator: ClassVar[str] = "lytics_provider.transfers.gcs_to_lytics.GCSToLyticsOperator"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _continuous_keeps_updated(cls, data: Any) -> Any:
+        """Continuous Import runs the job on its schedule: it sets keep_updated."""
+        if not isinstance(data, dict) or not data.get("continuous"):
+            return data
+        if data.get("keep_updated") is False:
+            raise ValueError(
+                "continuous imports look for new files every frequency: remove keep_updated: false "
+                "(continuous: true sets it), or set continuous: false to import once"
+            )
+        return {**data, "keep_updated": True}
 
 
 #: The object-store import options (Bucket, Prefix, Since, Starting File, PGP, Continuous) for

@@ -44,23 +44,24 @@ SPAN = timedelta(days=31)
 Convert = Callable[[dict[str, str]], dict[str, Any]]
 
 
-def iso_time(moment: str | int) -> str:
-    """ISO 8601 UTC (``2024-01-31T00:00:00Z``) of epoch milliseconds or an ISO date / date-time."""
-    if isinstance(moment, int):
-        parsed = datetime.fromtimestamp(moment / 1000, UTC)
-    else:
-        parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+def utc(moment: str) -> datetime:
+    """An ISO date or date-time (UTC when it has no offset) as an aware datetime."""
+    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def stamp(at: datetime) -> str:
+    """``at`` as Marketo's filters take it: ISO 8601 in UTC to the second (``2024-01-31T00:00:00Z``)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def spans(since: str, until: str) -> list[tuple[str, str]]:
     """``[since, until)`` cut into consecutive ranges of at most 31 days."""
-    start, end = (datetime.fromisoformat(t.replace("Z", "+00:00")) for t in (since, until))
+    start, end = utc(since), utc(until)
     ranges = []
     while start < end:
         stop = min(start + SPAN, end)
-        ranges.append((iso_time(start.isoformat()), iso_time(stop.isoformat())))
+        ranges.append((stamp(start), stamp(stop)))
         start = stop
     return ranges
 
@@ -123,7 +124,7 @@ class MarketoToLyticsOperator(WindowedImportOperator):
         return MarketoHook(self.marketo_conn_id)
 
     def window_end(self, now_ms: int) -> str:
-        return iso_time(now_ms)
+        return stamp(datetime.fromtimestamp(now_ms / 1000, UTC))
 
     def request(self, kind: str, start: str, end: str) -> dict[str, Any]:
         """The Bulk Extract request of ``kind`` for ``[start, end)``."""
@@ -150,7 +151,7 @@ class MarketoToLyticsOperator(WindowedImportOperator):
                 kind,
                 STREAMS[kind],
                 partial(extract.pages, convert),
-                first=iso_time(self.initial_since),
+                first=stamp(utc(self.initial_since)),
                 mark_key=f"{kind}_since",
                 timestamp_field="activityDate" if kind == "activities" else None,
             )

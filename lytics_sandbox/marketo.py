@@ -22,15 +22,32 @@ copied):
   https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/lead-database/static-lists :
   ``GET /rest/v1/lists.json`` (``name``), ``POST`` / ``DELETE /rest/v1/lists/{listId}/leads.json``
   with ``input: [{"id"}]`` (at most 300; result ``added`` / ``removed`` / ``skipped`` with reason
-  1004 when the lead is not there), ``GET /rest/v1/lists/{listId}/leads.json``.
+  1004 when the lead is not there), ``GET /rest/v1/lists/{listId}/leads.json``;
+* Bulk Extract, https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/bulk-extract/bulk-lead-extract
+  and ``.../bulk-extract/bulk-activity-extract`` (their OpenAPI description in the
+  ``api-evangelist/marketo`` repository, ``openapi/marketo-bulk-export-leads-api-openapi.yml``):
+  ``POST /bulk/v1/{leads|activities}/export/create.json`` (``format`` CSV, lead ``fields``, a
+  ``filter`` of ``createdAt`` or ``updatedAt`` for leads, ``createdAt`` and ``activityTypeIds`` for
+  activities, ``startAt`` / ``endAt`` ISO 8601 at most 31 days apart; 1003 otherwise, 1035 where the
+  subscription lacks the ``updatedAt`` filter), ``{exportId}/enqueue.json`` (only a ``Created``
+  job; 1029 when the day's export quota, 500 MB by default, is spent or 10 jobs are queued),
+  ``{exportId}/status.json`` (``Created``, ``Queued``, ``Processing``, ``Completed`` with
+  ``fileSize`` and ``numberOfRecords``), ``{exportId}/file.json`` (the CSV of a completed job; the
+  activity columns ``marketoGUID``, ``leadId``, ``activityDate``, ``activityTypeId``, ``campaignId``,
+  ``primaryAttributeValueId``, ``primaryAttributeValue``, ``attributes`` as JSON). The stand-in
+  takes a range as ``[startAt, endAt)``.
 
-The 20-second window (:attr:`MarketoSandbox.window`) and the daily quota are settable, so a
-benchmark can run the same limit faster.
+The 20-second window (:attr:`MarketoSandbox.window`), the daily quota and the daily export quota
+(:attr:`MarketoSandbox.export_quota`, bytes) are settable, so a benchmark can run the same limit
+faster.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import json
 import re
 import secrets
 import threading
@@ -38,10 +55,19 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
 from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
+
+EXPORT_QUOTA = 500 * 1024 * 1024
+QUEUE_LIMIT = 10
+LONGEST_RANGE = timedelta(days=31)
+ACTIVITY_COLUMNS = (
+    "marketoGUID", "leadId", "activityDate", "activityTypeId", "campaignId", "primaryAttributeValueId",
+    "primaryAttributeValue", "attributes",
+)  # fmt: skip
 
 BATCH_LIMIT = 300
 CALLS_PER_WINDOW = 100
@@ -80,6 +106,7 @@ class MarketoData:
     lists: dict[int, dict[str, Any]] = field(default_factory=dict)
     members: dict[int, set[int]] = field(default_factory=dict)
     fields: set[str] = field(default_factory=lambda: {"email", "firstName", "lastName", "company", "city"})
+    activities: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -92,6 +119,32 @@ class MarketoData:
             self.lists[list_id] = {"id": list_id, "name": name}
             self.members[list_id] = set()
             return list_id
+
+    def put_lead(self, email: str, created: str, updated: str | None = None, **fields: Any) -> int:
+        """Create or change a lead by email (``createdAt`` / ``updatedAt`` ISO 8601); its id."""
+        with self.lock:
+            email = email.lower()
+            lead_id = self.by_email.get(email)
+            if lead_id is None:
+                lead_id = next(self._ids)
+                self.by_email[email] = lead_id
+                self.leads[lead_id] = {"id": lead_id, "createdAt": created}
+            self.leads[lead_id].update({**fields, "email": email, "updatedAt": updated or created})
+            return lead_id
+
+    def add_activity(self, lead_id: int, type_id: int, at: str, **attributes: Any) -> str:
+        """Record an activity of a lead at ``at`` (ISO 8601); its ``marketoGUID``."""
+        with self.lock:
+            guid = str(uuid.uuid4())
+            self.activities.append(
+                {
+                    "marketoGUID": guid, "leadId": lead_id, "activityDate": at, "activityTypeId": type_id,
+                    "campaignId": attributes.pop("campaignId", ""), "primaryAttributeValueId": "",
+                    "primaryAttributeValue": attributes.pop("primary", ""),
+                    "attributes": json.dumps(attributes) if attributes else "",
+                }
+            )  # fmt: skip
+            return guid
 
     def list_emails(self, list_id: int) -> set[str]:
         return {self.leads[i]["email"] for i in self.members.get(list_id, set())}
@@ -115,6 +168,11 @@ class MarketoSandbox(SandboxHTTPServer):
         self._rate_lock = threading.Lock()
         self.history: list[float] = []
         """When each call within the limit was served (``time.monotonic``), for peak-rate readings."""
+        self.export_quota = EXPORT_QUOTA
+        self.exported = 0
+        self.updated_at_filter = True
+        self.polls_to_complete = 2
+        self.exports: dict[str, dict[str, Any]] = {}
         self.add_route("GET", r"/identity/oauth/token", self._token, "token")
         self.add_route("POST", r"/identity/oauth/token", self._token, "token")
         self.add_route("POST", r"/rest/v1/leads\.json", self._sync_leads, "leads")
@@ -122,6 +180,13 @@ class MarketoSandbox(SandboxHTTPServer):
         self.add_route("GET", r"/rest/v1/lists\.json", self._lists, "lists")
         self.add_route("POST", r"/rest/v1/lists/(?P<list>\d+)/leads\.json", self._add, "list_add")
         self.add_route("DELETE", r"/rest/v1/lists/(?P<list>\d+)/leads\.json", self._remove, "list_remove")
+        kinds = r"/bulk/v1/(?P<kind>leads|activities)/export"
+        self.add_route("POST", kinds + r"/create\.json", self._create_export, "export_create")
+        self.add_route(
+            "POST", kinds + r"/(?P<id>[\w-]+)/enqueue\.json", self._enqueue_export, "export_enqueue"
+        )
+        self.add_route("GET", kinds + r"/(?P<id>[\w-]+)/status\.json", self._export_status, "export_status")
+        self.add_route("GET", kinds + r"/(?P<id>[\w-]+)/file\.json", self._export_file, "export_file")
 
     def reset(self) -> None:
         self.data = MarketoData()
@@ -132,6 +197,9 @@ class MarketoSandbox(SandboxHTTPServer):
         self.recent.clear()
         self.history.clear()
         self.counted = self.rate_limited = 0
+        self.export_quota, self.exported, self.updated_at_filter = EXPORT_QUOTA, 0, True
+        self.polls_to_complete = 2
+        self.exports.clear()
         self.faults.clear()
         self.reset_counters()
 
@@ -285,6 +353,108 @@ class MarketoSandbox(SandboxHTTPServer):
 
     def _remove(self, request: Request) -> Response:
         return self._membership(request, add=False)
+
+    # -- bulk extract --------------------------------------------------------------------------
+    def _create_export(self, request: Request) -> Response:
+        kind, body = request.params["kind"], request.json() or {}
+        where = dict(body.get("filter") or {})
+        allowed = {"createdAt", "updatedAt"} if kind == "leads" else {"createdAt"}
+        ranges = [name for name in where if name in allowed]
+        if body.get("format", "CSV") != "CSV" or len(ranges) != 1:
+            return envelope_error("1003", f"filter must hold one of {', '.join(sorted(allowed))}")
+        if ranges[0] == "updatedAt" and not self.updated_at_filter:
+            return envelope_error("1035", "Unsupported filter type for target subscription: updatedAt")
+        if kind == "leads" and not body.get("fields"):
+            return envelope_error("1003", "fields is required")
+        try:
+            start, end = (_moment(where[ranges[0]][edge]) for edge in ("startAt", "endAt"))
+        except (KeyError, TypeError, ValueError):
+            return envelope_error("1003", f"{ranges[0]} needs startAt and endAt in ISO 8601")
+        if not start < end <= start + LONGEST_RANGE:
+            return envelope_error("1003", "the date range must be at most 31 days")
+        export_id = str(uuid.uuid4())
+        job = {"exportId": export_id, "format": "CSV", "status": "Created", "createdAt": _now()}
+        self.exports[export_id] = {
+            **job, "kind": kind, "field": ranges[0], "range": (start, end), "polls": 0,
+            "fields": list(body.get("fields") or ()), "types": set(where.get("activityTypeIds") or ()),
+        }  # fmt: skip
+        return ok([job])
+
+    def _job(self, request: Request) -> dict[str, Any] | None:
+        job = self.exports.get(request.params["id"])
+        return job if job is not None and job["kind"] == request.params["kind"] else None
+
+    def _shown(self, job: dict[str, Any]) -> Response:
+        public = ("exportId", "format", "status", "createdAt", "queuedAt", "fileSize", "numberOfRecords")
+        return ok([{key: job[key] for key in public if key in job}])
+
+    def _enqueue_export(self, request: Request) -> Response:
+        job = self._job(request)
+        if job is None:
+            return envelope_error("1003", "Export job not found")
+        if job["status"] != "Created":
+            return envelope_error("1003", f"Export job is {job['status']}, not Created")
+        if self.exported >= self.export_quota:
+            return envelope_error(
+                "1029", f"Export daily quota {self.export_quota // (1024 * 1024)} MB exceeded"
+            )
+        if sum(1 for j in self.exports.values() if j["status"] in ("Queued", "Processing")) >= QUEUE_LIMIT:
+            return envelope_error("1029", f"Too many jobs ({QUEUE_LIMIT}) in queue")
+        job.update(status="Queued", queuedAt=_now())
+        return self._shown(job)
+
+    def _export_status(self, request: Request) -> Response:
+        job = self._job(request)
+        if job is None:
+            return envelope_error("1003", "Export job not found")
+        if job["status"] in ("Queued", "Processing"):
+            job["polls"] += 1
+            if job["polls"] >= self.polls_to_complete:
+                job["csv"], job["numberOfRecords"] = self._extract(job)
+                job.update(status="Completed", fileSize=len(job["csv"]))
+                self.exported += len(job["csv"])
+            else:
+                job["status"] = "Processing"
+        return self._shown(job)
+
+    def _export_file(self, request: Request) -> Response:
+        job = self._job(request)
+        if job is None or job["status"] != "Completed":
+            return envelope_error("1003", "Export job not completed")
+        return Response(body=job["csv"], content_type="text/csv")
+
+    def _extract(self, job: dict[str, Any]) -> tuple[bytes, int]:
+        """The CSV of what the job's range selects, and its number of rows."""
+        start, end = job["range"]
+        with self.data.lock:
+            if job["kind"] == "leads":
+                columns = job["fields"]
+                rows = [
+                    {name: lead.get(name, "") for name in columns}
+                    for lead in self.data.leads.values()
+                    if lead.get(job["field"]) and start <= _moment(lead[job["field"]]) < end
+                ]
+            else:
+                columns = list(ACTIVITY_COLUMNS)
+                rows = [
+                    dict(item)
+                    for item in self.data.activities
+                    if start <= _moment(item["activityDate"]) < end
+                    and (not job["types"] or item["activityTypeId"] in job["types"])
+                ]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue().encode(), len(rows)
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _skipped(code: str, message: str) -> dict[str, Any]:

@@ -5,11 +5,16 @@ Auth: an API user's Client ID (Login) and Client Secret (Password), exchanged at
 ``://`` and ``/rest``, e.g. ``123-ABC-456.mktorest.com``). Leads are written with
 ``POST /rest/v1/leads.json`` (``createOrUpdate`` on ``email``, at most 300 records a call), static
 list memberships with ``POST`` / ``DELETE /rest/v1/lists/{id}/leads.json`` (at most 300 ids).
+Bulk Extract jobs (``/bulk/v1/{leads|activities}/export/``): ``create.json`` with a ``filter`` of
+at most 31 days, ``{id}/enqueue.json``, ``{id}/status.json`` until it is ``Completed``, then the
+CSV from ``{id}/file.json``.
 
 Errors: Marketo answers HTTP 200 with ``success: false`` and ``errors[].code``. 601 / 602 (token
 invalid / expired) renew the token and send the call again once; 606 (more than 100 calls in 20
 seconds) pauses every task of the connection for one window and sends again; 615 (concurrency) is
-retried; 607 (daily quota) fails the task, naming the reset; any other code fails it at once.
+retried; 607 (daily quota), 1029 (the Bulk Extract's daily export quota, 500 MB by default, or its
+queue full) and 1035 (no ``updatedAt`` filter) fail the task saying what to do (:data:`ADVICE`);
+any other code fails it at once.
 Every task of one connection draws on one client-side budget of 100 calls per 20 seconds (the
 window widened by 5% for clock skew; extras ``calls_per_window`` and ``window_seconds``), so
 606 is not expected at all.
@@ -18,10 +23,15 @@ window widened by 5% for clock skew; extras ``calls_per_window`` and ``window_se
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import requests
+
 from lytics_provider.hooks.batched_lookup import lookup_in_batches
+from lytics_provider.hooks.bulk_jobs import wait_for_answer
 from lytics_provider.hooks.email_lists import EmailListDestination
 from lytics_provider.hooks.list_lookup import list_choices
 from lytics_provider.hooks.rest import JSON_HEADERS, RestHook
@@ -37,7 +47,17 @@ CALLS_PER_WINDOW = 100
 WINDOW_SECONDS = 20.0
 TOKEN_CODES = frozenset({"601", "602"})
 RETRIED_CODES = frozenset({"604", "606", "608", "611", "615", "713"})
-QUOTA_CODE = "607"
+ADVICE = {
+    "607": "The daily API quota of connection {conn!r} is spent; it resets at midnight US Central time. "
+    "Run the job again after the reset.",
+    "1029": "The Bulk Extract's daily export quota (500 MB by default) of connection {conn!r} is spent, or "
+    "its queue is full; it resets at midnight US Central time. Run the task again after the reset: it "
+    "continues where it stopped. Marketo raises the limit on request.",
+    "1035": "This Marketo subscription does not offer the updatedAt filter; set lead_filter: createdAt "
+    "(updates to existing leads are then not imported) or ask Marketo support for updatedAt.",
+}
+"""Response-level codes that fail the task at once, and what to do about each."""
+EXPORT_PENDING = ("Queued", "Processing")
 ADDED, REMOVED, NOT_IN_LIST, NOT_FOUND, REJECTED = "added", "removed", "not_in_list", "not_found", "Rejected"
 
 
@@ -106,12 +126,8 @@ class MarketoHook(RestHook):
                     self.sleep(self.retry_policy.backoff(attempts))
                 log.warning("%s; sending again", shown)
                 continue
-            if code == QUOTA_CODE:
-                raise self.errors.permanent(
-                    f"{shown}. The daily API quota of connection {self.marketo_conn_id!r} is spent; it "
-                    "resets at midnight US Central time. Run the job again after the reset.",
-                    200,
-                )
+            if code in ADVICE:
+                raise self.errors.permanent(f"{shown}. {ADVICE[code].format(conn=self.marketo_conn_id)}", 200)
             if code in TOKEN_CODES:
                 raise self.errors.auth(f"{shown}. {self.auth_fix()}", 401)
             raise self.errors.permanent(f"{shown} (not retried: the request itself is wrong)", 200, body)
@@ -143,6 +159,59 @@ class MarketoHook(RestHook):
         for lead in body.get("result") or []:
             yield normalize_email(lead.get("email")), str(lead["id"])
 
+    # -- bulk extract --------------------------------------------------------------------------
+    def create_export(self, kind: str, request: Mapping[str, Any]) -> str:
+        """Create a Bulk Extract job (``kind``: ``leads`` or ``activities``); its ``exportId``.
+
+        :param kind: what is extracted, ``leads`` or ``activities``.
+        :param request: the job's ``fields`` / ``filter`` / ``format``.
+        """
+        body = self.call("POST", f"/bulk/v1/{kind}/export/create.json", json=dict(request))
+        return str(body["result"][0]["exportId"])
+
+    def export_status(self, kind: str, export_id: str) -> dict[str, Any]:
+        """The job's status answer (``status``, ``fileSize``, ``numberOfRecords``, ``errorMsg``)."""
+        return dict(self.call("GET", f"/bulk/v1/{kind}/export/{export_id}/status.json")["result"][0])
+
+    def run_export(
+        self,
+        kind: str,
+        export_id: str,
+        poll_interval: float = 5.0,
+        timeout: float = 3600.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, Any]:
+        """Enqueue the job when it is still ``Created``, wait until it ends; its last status answer.
+
+        :param kind: ``leads`` or ``activities``.
+        :param export_id: the job's id.
+        :param poll_interval: seconds between status reads.
+        :param timeout: the longest wait, in seconds.
+        :param sleep: how the wait sleeps.
+        """
+        if self.export_status(kind, export_id).get("status") == "Created":
+            self.call("POST", f"/bulk/v1/{kind}/export/{export_id}/enqueue.json")
+        answer = wait_for_answer(
+            lambda: self.export_status(kind, export_id), EXPORT_PENDING, poll_interval, timeout,
+            f"Marketo {kind} export {export_id}", sleep,
+        )  # fmt: skip
+        if answer.get("status") != "Completed":
+            raise self.errors.permanent(
+                f"Marketo {kind} export {export_id} ended {answer.get('status')}: {answer.get('errorMsg')}",
+                200,
+            )
+        return answer
+
+    def download_export(self, kind: str, export_id: str, target: Path) -> int:
+        """Save a completed job's CSV to ``target`` (written whole or not at all); its bytes."""
+        partial = target.with_name(f"{target.name}.part")
+        size = self.get_conn().fetch(
+            "GET", f"/bulk/v1/{kind}/export/{export_id}/file.json",
+            lambda response: _save_bytes(response, partial), stream=True,
+        )  # fmt: skip
+        partial.replace(target)
+        return size
+
     # -- static lists --------------------------------------------------------------------------
     def resolve_list(self, ref: str) -> dict[str, Any]:
         """A static list by id or exact name; ``ValueError`` naming the lists found when none matches."""
@@ -165,6 +234,16 @@ class MarketoHook(RestHook):
             json={"input": [{"id": int(i)} for i in lead_ids]},
         )
         return {str(r.get("id")): r for r in body.get("result") or []}
+
+
+def _save_bytes(response: requests.Response, target: Path) -> int:
+    """Write an answer's body to ``target``; how many bytes."""
+    size = 0
+    with target.open("wb") as out:
+        for chunk in response.iter_content(65536):
+            out.write(chunk)
+            size += len(chunk)
+    return size
 
 
 def reasons_text(result: Mapping[str, Any]) -> str:

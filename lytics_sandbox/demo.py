@@ -464,25 +464,27 @@ def _azurite(stands: DemoStands, needs: JobNeeds) -> None:
     if not npx:
         raise RuntimeError("npx is not on PATH (Azurite, the Azure Blob stand-in, runs on Node)")
     port = free_port()
-    folder = stands.root / "azurite"
-    folder.mkdir(parents=True, exist_ok=True)
     log = open(stands.root / "azurite.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [
             npx,
             "--yes",
-            "azurite-blob",
+            "azurite@3",
+            "--silent",
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
             "--blobHost",
             "127.0.0.1",
             "--blobPort",
             str(port),
-            "--location",
-            str(folder),
-            "--skipApiVersionCheck",
-            "--loose",
+            "--queuePort",
+            "0",
+            "--tablePort",
+            "0",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     log.close()
@@ -493,17 +495,15 @@ def _azurite(stands: DemoStands, needs: JobNeeds) -> None:
         f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};"
         f"BlobEndpoint=http://127.0.0.1:{port}/{account};"
     )
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"npx azurite-blob exited ({proc.returncode}); see {stands.root / 'azurite.log'}"
-            )
+            raise RuntimeError(f"npx azurite@3 exited ({proc.returncode}); see {stands.root / 'azurite.log'}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             break
         time.sleep(1)
     else:
-        raise RuntimeError("Azurite did not listen within 90 s")
+        raise RuntimeError("Azurite did not listen within 180 s")
     from azure.storage.blob import BlobServiceClient
 
     service = BlobServiceClient.from_connection_string(conn_str)

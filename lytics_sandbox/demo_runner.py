@@ -16,7 +16,6 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,10 +144,21 @@ class AirflowApi:
         headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
         return requests.request(method, f"{self.url}/api/v2{path}", headers=headers, timeout=60, **kwargs)
 
-    def json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.call(method, path, **kwargs)
-        response.raise_for_status()
-        return response.json()
+    def json(self, method: str, path: str, attempts: int = 5, **kwargs: Any) -> Any:
+        """The JSON answer of a call; a 5xx or a timeout (SQLite busy under load) is tried again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self.call(method, path, **kwargs)
+            except requests.RequestException:
+                if attempt == attempts:
+                    raise
+                time.sleep(attempt)
+                continue
+            if response.status_code < 500 or attempt == attempts:
+                response.raise_for_status()
+                return response.json()
+            time.sleep(attempt)
+        raise AssertionError("unreachable")
 
 
 @dataclass
@@ -227,8 +237,7 @@ def run_all(
             rows[dag_id] = Row(
                 dag_id, "not parsed", note="the DAG is not in Airflow (see the DAG import errors)"
             )
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        triggered = list(pool.map(lambda d: _trigger_or_row(api, d), [d for d in dag_ids if d in parsed]))
+    triggered = [_trigger_or_row(api, d) for d in dag_ids if d in parsed]
     pending = [r for r in triggered if isinstance(r, DemoRun)]
     rows.update({r.dag_id: r for r in triggered if isinstance(r, Row)})
     progress(f"    triggered {len(pending)} runs")
@@ -237,12 +246,15 @@ def run_all(
         time.sleep(3)
         still = []
         for run in pending:
-            state = api.json("GET", f"/dags/{run.dag_id}/dagRuns/{run.run_id}")["state"]
-            if state in TERMINAL:
-                rows[run.dag_id] = finish(api, run, state)
-                progress(f"    {run.dag_id}: {state}")
-            else:
-                still.append(run)
+            try:
+                state = api.json("GET", f"/dags/{run.dag_id}/dagRuns/{run.run_id}")["state"]
+                if state in TERMINAL:
+                    rows[run.dag_id] = finish(api, run, state)
+                    progress(f"    {len(rows):>3}/{len(dag_ids)} {run.dag_id}: {state}")
+                    continue
+            except requests.RequestException as exc:
+                progress(f"    {run.dag_id}: {exc} (asking again)")
+            still.append(run)
         pending = still
     for run in pending:
         rows[run.dag_id] = Row(

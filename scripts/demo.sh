@@ -56,6 +56,8 @@ for name, why in sorted(described["skipped"].items()):
     print("echo " + shlex.quote(line))' "$STANDS/env.json")"
 
 export AIRFLOW_HOME="$DEMO/airflow"
+# SQLite waits up to a minute for a lock (77 DAGs' runs write at once) instead of failing at 5 s
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db?timeout=60"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW_PARALLELISM:-8}"

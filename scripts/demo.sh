@@ -60,12 +60,25 @@ export AIRFLOW_HOME="$DEMO/airflow"
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db?timeout=60"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__CORE__PARALLELISM="${AIRFLOW_PARALLELISM:-8}"
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW_PARALLELISM:-4}"
+export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False  # only the demo's own runs; unpausing adds no scheduled run
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=60  # tasks wait for a busy API server instead of failing
 export AIRFLOW__API__PORT="$AIRFLOW_PORT"
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5
 export AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC=2
 export LYTICS_JOBS_DIR="$JOBS"
 export PYTHONWARNINGS=ignore
+
+# A fresh metadata DB each time (a migrated copy is kept), so no run of an earlier demo is left to schedule
+mkdir -p "$AIRFLOW_HOME"
+rm -f "$AIRFLOW_HOME"/airflow.db*
+if [[ -f "$DEMO/airflow.template.db" ]]; then
+  cp "$DEMO/airflow.template.db" "$AIRFLOW_HOME/airflow.db"
+else
+  echo "==> creating the Airflow metadata DB (once)"
+  "$BIN/airflow" db migrate >"$DEMO/airflow-migrate.log" 2>&1
+  cp "$AIRFLOW_HOME/airflow.db" "$DEMO/airflow.template.db"
+fi
 
 echo "==> starting airflow standalone on SQLite (logs: $DEMO/airflow.log)"
 setsid "$BIN/airflow" standalone >"$DEMO/airflow.log" 2>&1 &

@@ -11,7 +11,7 @@ DEMO="$ROOT/.demo"
 BIN="$ROOT/.venv/bin"
 AIRFLOW_PORT="${AIRFLOW_PORT:-8080}"
 DEMO_AUDIENCE_SIZE="${DEMO_AUDIENCE_SIZE:-300}"
-DEMO_TIMEOUT="${DEMO_TIMEOUT:-600}"
+DEMO_TIMEOUT="${DEMO_TIMEOUT:-900}"
 JOBS="$ROOT/include/jobs"
 STANDS="$DEMO/stands"
 
@@ -71,7 +71,7 @@ export PYTHONWARNINGS=ignore
 
 # A fresh metadata DB each time (a migrated copy is kept), so no run of an earlier demo is left to schedule
 mkdir -p "$AIRFLOW_HOME"
-rm -f "$AIRFLOW_HOME"/airflow.db*
+rm -rf "$AIRFLOW_HOME"/airflow.db* "$AIRFLOW_HOME/logs"
 if [[ -f "$DEMO/airflow.template.db" ]]; then
   cp "$DEMO/airflow.template.db" "$AIRFLOW_HOME/airflow.db"
 else
@@ -94,7 +94,8 @@ done
 echo "==> triggering every example DAG through the REST API"
 status=0
 "$BIN/python" -m lytics_sandbox.demo_runner --url "http://127.0.0.1:$AIRFLOW_PORT" --password-file "$PASSWORDS" \
-  --jobs-dir "$JOBS" --stands "$STANDS/env.json" --out "$DEMO/demo-table.md" --timeout "$DEMO_TIMEOUT" || status=$?
+  --jobs-dir "$JOBS" --stands "$STANDS/env.json" --out "$DEMO/demo-table.md" --timeout "$DEMO_TIMEOUT" \
+  --max-active "$AIRFLOW__CORE__PARALLELISM" || status=$?
 
 echo
 echo "Airflow UI:   http://127.0.0.1:$AIRFLOW_PORT  (user admin, password in $PASSWORDS)"

@@ -178,6 +178,10 @@ def _lytics(stands: DemoStands, needs: JobNeeds) -> None:
     audiences = {slug: stands.audience_size for slug in sorted(needs.audiences)}
     audiences["all_users"] = stands.audience_size * 2
     server = LyticsSandbox(SyntheticAccount(audiences=audiences))
+    for stream in sorted(needs.named("stream")):  # events for the stream exports to read
+        server.add_stream_events(
+            stream, [{"email": f"e{i}@example.com", "event": "view", "n": i} for i in range(50)]
+        )
     server.start()
     url = server.base_url
     stands.keep(
@@ -341,6 +345,17 @@ def _http_stand_ins(stands: DemoStands, needs: JobNeeds) -> None:
     for kind, server in simple:
         server.start()
         stands.keep(server, kind, server.connection)
+    servers = dict(simple)
+    seeds: list[tuple[Callable[[str], Any], tuple[str, ...]]] = [
+        (servers["brevo"].data.add_list, ("list",)),
+        (servers["mailchimp"].add_audience, ("mailchimp_list",)),
+        (servers["marketo"].data.add_list, ("static_list",)),
+        (servers["sendgrid"].add_list, ("sendgrid_list", "import_lists")),
+        (servers["icontact"].data.add_list, ("destination_list",)),
+    ]
+    for add, keys in seeds:  # the lists the example jobs name exist at the vendor, as in an account
+        for name in sorted(needs.named(*keys)):
+            add(name)
     keyed: list[tuple[str, Any]] = [
         ("braze", braze.BrazeSandbox()),
         ("iterable", iterable.IterableSandbox()),
@@ -362,6 +377,8 @@ def _dotdigital(stands: DemoStands, needs: JobNeeds) -> None:
 
     server = DotdigitalSandbox()
     server.start()
+    for name in sorted(needs.named("address_book")):
+        server.add_address_book(name)
     stands.keep(server, "dotdigital", lambda: json.loads(connection_json(server)))
 
 
@@ -406,8 +423,18 @@ def _databricks(stands: DemoStands, needs: JobNeeds) -> None:
     server = DatabricksSandbox(s3_endpoint=stands.urls.get("moto"))
     server.start()
     server.token = SECRET
-    for schema in needs.named("database", "schema_name"):
-        server.create_schema("lytics", schema)
+    for catalog in {"main", *needs.named("catalog")}:
+        for schema in needs.named("database", "schema_name"):
+            server.create_schema(catalog, schema)
+    for source in needs.named("source"):
+        parts = source.split(".")
+        if len(parts) == 3:  # a table an import reads: a few rows, modified in the last hour
+            server.create_schema(parts[0], parts[1])
+            server.query(
+                f'CREATE TABLE IF NOT EXISTS "{parts[0]}"."{parts[1]}"."{parts[2]}" AS '
+                "SELECT i AS order_id, 'buyer' || i || '@example.com' AS email, i * 1.5 AS amount, "
+                "now() - INTERVAL 30 MINUTE AS modified_at FROM range(1, 51) t(i)"
+            )
     stands.keep(server, "databricks", lambda: server.connection(SECRET))
 
 

@@ -196,18 +196,43 @@ def finish(api: AirflowApi, run: DemoRun, state: str) -> Row:
         failed = [ti for ti in instances if ti.get("state") == "failed"]
         if failed:
             ti = failed[0]
-            log = api.call(
-                "GET",
-                f"{base}/taskInstances/{ti['task_id']}/logs/{max(1, ti.get('try_number') or 1)}",
-                params={"full_content": "true"},
-                headers={"Accept": "application/json"},
-            )
-            error = first_error(log.json()) if log.status_code == 200 else f"log: HTTP {log.status_code}"
+            error = task_error(api, base, ti["task_id"], max(1, ti.get("try_number") or 1))
             note = f"{ti['task_id']}: {error}"
         else:
             states = sorted({str(ti.get("state")) for ti in instances})
             note = f"task states {states}"
     return Row(run.dag_id, state, members, delivered, rejected, seconds, note)
+
+
+def stop_if_stuck(api: AirflowApi, run: DemoRun, run_timeout: float) -> Row | None:
+    """Stop a run whose task waits for a retry (its first try failed) or that is still running after
+    ``run_timeout`` seconds: the run is set to failed and its row says which it was and why."""
+    base = f"/dags/{run.dag_id}/dagRuns/{run.run_id}"
+    instances = api.json("GET", f"{base}/taskInstances")["task_instances"]
+    retrying = [ti for ti in instances if ti.get("state") == "up_for_retry"]
+    overdue = time.monotonic() - run.started > run_timeout
+    if not retrying and not overdue:
+        return None
+    api.json("PATCH", base, json={"state": "failed"})
+    if retrying:
+        ti = retrying[0]
+        error = task_error(api, base, ti["task_id"], max(1, ti.get("try_number") or 1))
+        note = f"{ti['task_id']}: {error}"
+        return Row(run.dag_id, "up_for_retry", seconds=time.monotonic() - run.started, note=note)
+    busy = sorted(ti["task_id"] for ti in instances if ti.get("state") in ("running", "deferred", "queued"))
+    note = f"still in {', '.join(busy) or 'the queue'} after {run_timeout:.0f} s; the demo stopped the run"
+    return Row(run.dag_id, "timed out", seconds=time.monotonic() - run.started, note=note)
+
+
+def task_error(api: AirflowApi, base: str, task_id: str, try_number: int) -> str:
+    """The first line of the error in one task try's log."""
+    log = api.call(
+        "GET",
+        f"{base}/taskInstances/{task_id}/logs/{try_number}",
+        params={"full_content": "true"},
+        headers={"Accept": "application/json"},
+    )
+    return first_error(log.json()) if log.status_code == 200 else f"log: HTTP {log.status_code}"
 
 
 def wait_for_dags(api: AirflowApi, dag_ids: Sequence[str], timeout: float) -> set[str]:
@@ -228,6 +253,7 @@ def run_all(
     dag_ids: Sequence[str],
     timeout: float,
     max_active: int = 4,
+    run_timeout: float = 180,
     progress: Callable[[str], None] = print,
 ) -> list[Row]:
     """Trigger the DAGs, ``max_active`` runs in flight at a time, and return the rows in ``dag_ids`` order.
@@ -260,6 +286,11 @@ def run_all(
                 if state in TERMINAL:
                     rows[run.dag_id] = finish(api, run, state)
                     progress(f"    {len(rows):>3}/{len(dag_ids)} {run.dag_id}: {state}")
+                    continue
+                stopped = stop_if_stuck(api, run, run_timeout)
+                if stopped is not None:
+                    rows[run.dag_id] = stopped
+                    progress(f"    {len(rows):>3}/{len(dag_ids)} {run.dag_id}: {stopped.state}")
                     continue
             except requests.RequestException as exc:
                 progress(f"    {run.dag_id}: {exc} (asking again)")
@@ -299,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path(".demo/demo-table.md"))
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the runs")
     p.add_argument("--max-active", type=int, default=4, help="runs in flight at a time")
+    p.add_argument("--run-timeout", type=float, default=180, help="seconds one run may take")
     return p
 
 
@@ -309,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     api = AirflowApi(args.url, args.username, password)
     dag_ids = example_dag_ids(args.jobs_dir)
     started = time.monotonic()
-    rows = run_all(api, dag_ids, args.timeout, args.max_active)
+    rows = run_all(api, dag_ids, args.timeout, args.max_active, args.run_timeout)
     table = markdown_table(rows, skipped)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table)

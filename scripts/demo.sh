@@ -95,7 +95,7 @@ echo "==> triggering every example DAG through the REST API"
 status=0
 "$BIN/python" -m lytics_sandbox.demo_runner --url "http://127.0.0.1:$AIRFLOW_PORT" --password-file "$PASSWORDS" \
   --jobs-dir "$JOBS" --stands "$STANDS/env.json" --out "$DEMO/demo-table.md" --timeout "$DEMO_TIMEOUT" \
-  --max-active "$AIRFLOW__CORE__PARALLELISM" || status=$?
+  --max-active "$AIRFLOW__CORE__PARALLELISM" --run-timeout "${DEMO_RUN_TIMEOUT:-180}" || status=$?
 
 echo
 echo "Airflow UI:   http://127.0.0.1:$AIRFLOW_PORT  (user admin, password in $PASSWORDS)"

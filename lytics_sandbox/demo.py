@@ -59,14 +59,20 @@ class JobNeeds:
     values: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, config: Mapping[str, Any]) -> None:
-        """Record one config (its ``model_dump()``)."""
+        """Record one config (its ``model_dump()``); a value is kept under its key and under
+        ``<job type>:<key>``, a list of strings as its items."""
+        job_type = str(config.get("type") or "")
         for key, value in _walk(dict(config)):
             if key.endswith("_conn_id") and isinstance(value, str) and value:
                 self.conn_ids.setdefault(key.removesuffix("_conn_id"), set()).add(value)
             elif key in ("audience", "audiences", "audience_slug") and value:
                 self.audiences.update([value] if isinstance(value, str) else _slugs(value))
-            elif isinstance(value, str) and value:
-                self.values.setdefault(key, set()).add(value)
+            else:
+                items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+                for item in items:
+                    if isinstance(item, str) and item:
+                        self.values.setdefault(key, set()).add(item)
+                        self.values.setdefault(f"{job_type}:{key}", set()).add(item)
 
     def named(self, *keys: str) -> set[str]:
         """Every value the configs give under one of ``keys``."""
@@ -178,7 +184,9 @@ def _lytics(stands: DemoStands, needs: JobNeeds) -> None:
     audiences = {slug: stands.audience_size for slug in sorted(needs.audiences)}
     audiences["all_users"] = stands.audience_size * 2
     server = LyticsSandbox(SyntheticAccount(audiences=audiences))
-    for stream in sorted(needs.named("stream")):  # events for the stream exports to read
+    for stream in sorted(
+        needs.named("stream", "data_streams_to_export")
+    ):  # events for the stream exports to read
         server.add_stream_events(
             stream, [{"email": f"e{i}@example.com", "event": "view", "n": i} for i in range(50)]
         )
@@ -266,6 +274,10 @@ def _google(stands: DemoStands, needs: JobNeeds) -> None:
     pubsub = PubSubSandbox()
     address = pubsub.start()
     stands.keep(pubsub, "pubsub")
+    from google.pubsub_v1 import types
+
+    for topic in sorted(needs.named("pubsub_import_events:topic")):  # the topic its publishers write to
+        pubsub._create_topic(types.Topic(name=f"projects/{PROJECT}/topics/{topic}"))
     stands.urls["pubsub"] = address
     tokens = SandboxHTTPServer()
     tokens.add_route(
@@ -351,11 +363,15 @@ def _http_stand_ins(stands: DemoStands, needs: JobNeeds) -> None:
         (servers["mailchimp"].add_audience, ("mailchimp_list",)),
         (servers["marketo"].data.add_list, ("static_list",)),
         (servers["sendgrid"].add_list, ("sendgrid_list", "import_lists")),
-        (servers["icontact"].data.add_list, ("destination_list",)),
     ]
     for add, keys in seeds:  # the lists the example jobs name exist at the vendor, as in an account
         for name in sorted(needs.named(*keys)):
             add(name)
+    sfmc_data = servers["sfmc"].data
+    for key in sorted(needs.named("sfmc_export_data_extension:data_extension_key")):
+        columns = {"SubscriberKey": "Text", "FirstName": "Text", "LastName": "Text", "EmailAddress": "Text"}
+        sfmc_data.add_data_extension(key, columns, ["SubscriberKey"])
+    sfmc_data.event_definitions.update(needs.named("event_definition_key"))
     keyed: list[tuple[str, Any]] = [
         ("braze", braze.BrazeSandbox()),
         ("iterable", iterable.IterableSandbox()),
@@ -385,13 +401,20 @@ def _dotdigital(stands: DemoStands, needs: JobNeeds) -> None:
 def _tls_stand_ins(stands: DemoStands, needs: JobNeeds) -> None:
     """Salesforce, Zendesk, the Event Hubs and the webhook receiver, over HTTPS with local CAs."""
     from lytics_sandbox.azure_event_hub import AccessRule, EventHubSandbox
-    from lytics_sandbox.salesforce import SalesforceSandbox
+    from lytics_sandbox.salesforce import SalesforceSandbox, SObject
     from lytics_sandbox.tls import local_tls
     from lytics_sandbox.webhooks import WebhookReceiver, connection_json, make_tls
     from lytics_sandbox.zendesk import ZendeskSandbox
 
     tls_root = stands.root / "tls"
     salesforce = SalesforceSandbox(tls_root / "salesforce")
+    for name in sorted(needs.named("membership_field")):  # the org's audience checkbox on its objects
+        for sobject in salesforce.objects.values():
+            sobject.fields.setdefault(name, "boolean")
+    for name in sorted(needs.named("salesforce_custom_object_import:salesforce_object")):
+        fields = {"Id": "id", "CreatedDate": "datetime", "SystemModstamp": "datetime"}
+        fields.update({f: "string" for f in needs.named("salesforce_custom_object_import:fields")})
+        salesforce.objects.setdefault(name, SObject(name, fields))
     salesforce.start()
     stands.keep(salesforce, "salesforce", salesforce.connection)
 

@@ -2,6 +2,11 @@
 
 ``python -m lytics_sandbox --lytics-port 8765 --sftp-port 2222 --sftp-root ./.demo/sftp
 --audience high_value=5000`` prints one JSON line with the endpoints, then serves.
+
+``python -m lytics_sandbox --demo include/jobs --demo-root .demo`` starts every stand-in the job
+configs in that folder need instead (:mod:`lytics_sandbox.demo`) and prints one JSON line (also
+written to ``<demo-root>/env.json`` once every stand-in is up): the ``AIRFLOW_CONN_*`` environment
+(``env``), the stand-ins that could not start (``skipped``) and their URLs.
 """
 
 from __future__ import annotations
@@ -38,7 +43,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sftp-user", default="lytics")
     p.add_argument("--sftp-password", default="sandbox-pass")
     p.add_argument("--sftp-host-key", type=Path, default=None, help="host key file (created if missing)")
+    p.add_argument(
+        "--demo", type=Path, default=None, metavar="JOBS_DIR", help="start every stand-in these jobs need"
+    )
+    p.add_argument(
+        "--demo-root", type=Path, default=Path(".demo/stands"), help="files of the --demo stand-ins"
+    )
+    p.add_argument("--demo-audience-size", type=int, default=300, help="members of each audience in --demo")
     return p
+
+
+def serve_demo(args: argparse.Namespace, stop: threading.Event) -> int:
+    """Start every stand-in the jobs in ``args.demo`` need, print their environment, serve until stopped."""
+    from lytics_sandbox.demo import DemoStands
+
+    stands = DemoStands(args.demo_root.resolve(), args.demo.resolve(), audience_size=args.demo_audience_size)
+    try:
+        stands.start()
+        described = json.dumps(stands.describe())
+        ready = stands.root / "env.json"
+        ready.with_suffix(".tmp").write_text(described)
+        ready.with_suffix(".tmp").replace(ready)
+        print(described, flush=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        stands.stop()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.demo is not None:
+        return serve_demo(args, stop)
     from lytics_sandbox.lytics import LyticsSandbox
     from lytics_sandbox.synth import SyntheticAccount
 

@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# The embedded default: Lytics sandbox + SFTP server on loopback, `airflow standalone` on SQLite,
-# the example jobs from include/jobs, and one Mapp SFTP export run end to end.
+# The embedded default, every example job: the stand-ins of lytics_sandbox (Lytics, SFTP, moto, the
+# GCS and Pub/Sub emulators, the vendors' stand-ins, Azurite when npx is on PATH) in one process,
+# `airflow standalone` on SQLite with their connections, then every DAG of include/jobs triggered
+# once through the REST API and a table of what each run did (.demo/demo-table.md).
 # Usage: scripts/demo.sh [stop]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"  # the stand-ins (lytics_sandbox) are imported from the checkout, not the installed package
 DEMO="$ROOT/.demo"
 BIN="$ROOT/.venv/bin"
-LYTICS_PORT="${LYTICS_PORT:-8765}"
-SFTP_PORT="${SFTP_PORT:-2222}"
 AIRFLOW_PORT="${AIRFLOW_PORT:-8080}"
-DEMO_DAG="${DEMO_DAG:-lytics_mapp_high_value_daily}"
-DEMO_AUDIENCE_SIZE="${DEMO_AUDIENCE_SIZE:-5000}"
+DEMO_AUDIENCE_SIZE="${DEMO_AUDIENCE_SIZE:-300}"
+DEMO_TIMEOUT="${DEMO_TIMEOUT:-900}"
+JOBS="$ROOT/include/jobs"
+STANDS="$DEMO/stands"
 
 stop() {
   for name in airflow sandbox; do
     if [[ -f "$DEMO/$name.pid" ]]; then
-      kill -- "-$(cat "$DEMO/$name.pid")" 2>/dev/null || kill "$(cat "$DEMO/$name.pid")" 2>/dev/null || true
+      pid="$(cat "$DEMO/$name.pid")"
+      kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+      for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+      kill -9 -- "-$pid" 2>/dev/null || true
       rm -f "$DEMO/$name.pid"
     fi
   done
@@ -25,67 +30,74 @@ stop() {
 if [[ "${1:-}" == "stop" ]]; then stop; echo "demo stopped"; exit 0; fi
 
 stop
-mkdir -p "$DEMO/sftp/upload" "$DEMO/data"  # /upload is the Mapp example job's folder
+rm -rf "$STANDS"  # fresh stand-ins, so every run starts from an empty baseline
+mkdir -p "$STANDS"
 export PATH="$ROOT/.venv/bin:$PATH"  # airflow standalone starts its components as `airflow ...`
-export AIRFLOW_HOME="$DEMO/airflow"
-export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
-export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__API__PORT="$AIRFLOW_PORT"
-export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5
-export LYTICS_JOBS_DIR="$ROOT/include/jobs"
-export LYTICS_DATA_DIR="$DEMO/data"
-export AIRFLOW_CONN_LYTICS_DEFAULT="{\"conn_type\":\"lytics\",\"host\":\"http://127.0.0.1:$LYTICS_PORT\",\"password\":\"sandbox-token\",\"extra\":{\"bulk_url\":\"http://127.0.0.1:$LYTICS_PORT\"}}"
-SFTP_CONN="{\"conn_type\":\"sftp\",\"host\":\"127.0.0.1\",\"port\":$SFTP_PORT,\"login\":\"lytics\",\"password\":\"sandbox-pass\",\"extra\":{\"no_host_key_check\":true}}"
-export AIRFLOW_CONN_MAPP_SFTP="$SFTP_CONN"
-export AIRFLOW_CONN_LYTICS_SFTP="$SFTP_CONN"
-
-echo "==> starting the Lytics sandbox (:$LYTICS_PORT) and the SFTP server (:$SFTP_PORT)"
-setsid "$BIN/python" -m lytics_sandbox --lytics-port "$LYTICS_PORT" --sftp-port "$SFTP_PORT" \
-  --sftp-root "$DEMO/sftp" --audience "high_value=$DEMO_AUDIENCE_SIZE" --audience "all_users=$((DEMO_AUDIENCE_SIZE * 4))" \
-  >"$DEMO/sandbox.log" 2>&1 &
-echo $! >"$DEMO/sandbox.pid"
 
 echo "==> checking the job configs"
-"$BIN/lytics-airflow" validate "$LYTICS_JOBS_DIR"
+"$BIN/lytics-airflow" validate "$JOBS"
+
+echo "==> starting every stand-in the jobs need (log: $DEMO/sandbox.log)"
+setsid "$BIN/python" -m lytics_sandbox --demo "$JOBS" --demo-root "$STANDS" \
+  --demo-audience-size "$DEMO_AUDIENCE_SIZE" >"$DEMO/sandbox.log" 2>&1 &
+echo $! >"$DEMO/sandbox.pid"
+for _ in $(seq 180); do
+  [[ -f "$STANDS/env.json" ]] && break
+  kill -0 "$(cat "$DEMO/sandbox.pid")" 2>/dev/null || { echo "the stand-ins exited; see $DEMO/sandbox.log" >&2; exit 1; }
+  sleep 1
+done
+[[ -f "$STANDS/env.json" ]] || { echo "the stand-ins did not start; see $DEMO/sandbox.log" >&2; exit 1; }
+eval "$("$BIN/python" -c 'import json, shlex, sys
+described = json.load(open(sys.argv[1]))
+for name, value in sorted(described["env"].items()):
+    print(f"export {name}={shlex.quote(value)}")
+for name, why in sorted(described["skipped"].items()):
+    line = "    not running: %s (%s)" % (name, why)
+    print("echo " + shlex.quote(line))' "$STANDS/env.json")"
+
+export AIRFLOW_HOME="$DEMO/airflow"
+# SQLite waits up to a minute for a lock (77 DAGs' runs write at once) instead of failing at 5 s
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db?timeout=60"
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW_PARALLELISM:-4}"
+export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False  # only the demo's own runs; unpausing adds no scheduled run
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=60  # tasks wait for a busy API server instead of failing
+export AIRFLOW__API__PORT="$AIRFLOW_PORT"
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5
+export AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC=2
+export LYTICS_JOBS_DIR="$JOBS"
+export PYTHONWARNINGS=ignore
+
+# A fresh metadata DB each time (a migrated copy is kept), so no run of an earlier demo is left to schedule
+mkdir -p "$AIRFLOW_HOME"
+rm -rf "$AIRFLOW_HOME"/airflow.db* "$AIRFLOW_HOME/logs"
+if [[ -f "$DEMO/airflow.template.db" ]]; then
+  cp "$DEMO/airflow.template.db" "$AIRFLOW_HOME/airflow.db"
+else
+  echo "==> creating the Airflow metadata DB (once)"
+  "$BIN/airflow" db migrate >"$DEMO/airflow-migrate.log" 2>&1
+  cp "$AIRFLOW_HOME/airflow.db" "$DEMO/airflow.template.db"
+fi
 
 echo "==> starting airflow standalone on SQLite (logs: $DEMO/airflow.log)"
 setsid "$BIN/airflow" standalone >"$DEMO/airflow.log" 2>&1 &
 echo $! >"$DEMO/airflow.pid"
 
-wait_for() {  # wait_for <seconds> <description> <command...>
-  local limit=$1 what=$2; shift 2
-  for _ in $(seq "$limit"); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    if ! kill -0 "$(cat "$DEMO/airflow.pid")" 2>/dev/null; then
-      echo "airflow standalone exited; see $DEMO/airflow.log" >&2
-      exit 1
-    fi
-    sleep 1
-  done
-  echo "timed out waiting for $what; see $DEMO/airflow.log" >&2
-  exit 1
-}
-wait_for 240 "the Airflow API server" curl -sf "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health"
-wait_for 240 "DAG $DEMO_DAG to be parsed" bash -c "'$BIN/airflow' dags list -o plain 2>/dev/null | grep -q '$DEMO_DAG'"
-
-echo "==> triggering $DEMO_DAG"
-"$BIN/airflow" dags unpause "$DEMO_DAG" >/dev/null
-RUN_ID="demo__$(date -u +%Y%m%dT%H%M%S)"
-"$BIN/airflow" dags trigger "$DEMO_DAG" --run-id "$RUN_ID" >/dev/null
-state=""
-for _ in $(seq 300); do
-  state=$("$BIN/airflow" dags list-runs "$DEMO_DAG" -o json 2>/dev/null \
-    | "$BIN/python" "$ROOT/scripts/run_state.py" "$RUN_ID" || true)
-  [[ "$state" == "success" || "$state" == "failed" ]] && break
-  sleep 2
-done
-echo "    run $RUN_ID: ${state:-unknown}"
-[[ "$state" == "success" ]] || { echo "the demo run did not succeed; see $DEMO/airflow.log" >&2; exit 1; }
-
-"$BIN/python" "$ROOT/scripts/demo_check.py" --sftp-root "$DEMO/sftp" --lytics-url "http://127.0.0.1:$LYTICS_PORT" \
-  --audience high_value --job "$ROOT/include/jobs/mapp_high_value_daily.yaml"
-
 PASSWORDS="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+for _ in $(seq 300); do
+  curl -sf "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null 2>&1 && [[ -f "$PASSWORDS" ]] && break
+  kill -0 "$(cat "$DEMO/airflow.pid")" 2>/dev/null || { echo "airflow standalone exited; see $DEMO/airflow.log" >&2; exit 1; }
+  sleep 1
+done
+
+echo "==> triggering every example DAG through the REST API"
+status=0
+"$BIN/python" -m lytics_sandbox.demo_runner --url "http://127.0.0.1:$AIRFLOW_PORT" --password-file "$PASSWORDS" \
+  --jobs-dir "$JOBS" --stands "$STANDS/env.json" --out "$DEMO/demo-table.md" --timeout "$DEMO_TIMEOUT" \
+  --max-active "$AIRFLOW__CORE__PARALLELISM" --run-timeout "${DEMO_RUN_TIMEOUT:-180}" || status=$?
+
 echo
 echo "Airflow UI:   http://127.0.0.1:$AIRFLOW_PORT  (user admin, password in $PASSWORDS)"
 echo "Stop it with: make demo-stop"
+exit "$status"

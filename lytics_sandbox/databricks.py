@@ -58,6 +58,9 @@ _TYPE_NAMES = {
 }
 
 
+DEFAULT_CATALOG = "main"
+
+
 class SqlError(Exception):
     """A statement the warehouse refuses: ``error_code`` and ``sql_state`` as the API reports them."""
 
@@ -109,6 +112,7 @@ class DatabricksSandbox(SandboxHTTPServer):
         self.s3_endpoint = s3_endpoint
         self.chunk_rows = chunk_rows
         self.db = duckdb.connect(":memory:")
+        self.default_db = str(self.db.execute("SELECT current_database()").fetchone()[0])
         self.db_lock = threading.RLock()
         self.statements: dict[str, dict[str, Any]] = {}
         self.executed: list[str] = []
@@ -141,7 +145,9 @@ class DatabricksSandbox(SandboxHTTPServer):
     def create_schema(self, catalog: str, schema: str) -> None:
         """A catalog (attached DuckDB database) and a schema in it."""
         with self.db_lock:
-            if catalog not in self.catalogs:
+            # Databricks' default catalog is "main"; DuckDB reserves that name for its own default
+            # database, which already answers to it, so only other catalogs are attached.
+            if catalog not in self.catalogs and catalog != DEFAULT_CATALOG:
                 self.db.execute(f"ATTACH ':memory:' AS \"{catalog}\"")
                 self.catalogs.add(catalog)
             self.db.execute(f'CREATE SCHEMA IF NOT EXISTS "{catalog}"."{schema}"')
@@ -155,9 +161,13 @@ class DatabricksSandbox(SandboxHTTPServer):
         """The tables of ``catalog.schema``."""
         rows = self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ?",
-            [catalog, schema],
+            [self.db_name(catalog), schema],
         )
         return sorted(r[0] for r in rows)
+
+    def db_name(self, catalog: str) -> str:
+        """The DuckDB database holding ``catalog``."""
+        return self.default_db if catalog == DEFAULT_CATALOG else catalog
 
     # -- routes ----------------------------------------------------------------------------------
     def authenticate(self, request: Request) -> Response | None:

@@ -167,6 +167,17 @@ def test_export_copies_into_a_placeholder_with_inferred_schema_then_replaces(
     assert s3_client(moto_endpoint).list_objects_v2(Bucket=s3_bucket).get("KeyCount") == 0
 
 
+def test_export_into_the_default_catalog_main(lytics_env, databricks_stand, warehouse, s3_bucket) -> None:
+    _, database = warehouse
+    databricks_stand.create_schema("main", database)
+    operator = _export(s3_bucket, database)
+    operator.catalog = "main"
+    report = run_task(operator, scanned_context("high_value"))
+    assert report["rows"] == 500 and report["table"] == f"`main`.`{database}`.`users_high_value`"
+    assert databricks_stand.tables("main", database) == ["users_high_value"]
+    assert databricks_stand.tables("lytics", database) == []
+
+
 def test_a_failure_before_the_swap_leaves_the_table_and_the_retry_loads_once(
     lytics_env, databricks_stand, warehouse, s3_bucket, monkeypatch
 ) -> None:

@@ -11,6 +11,11 @@ it expires and once on a 401.
   primary key; Salesforce's published best practice is at most 50 rows a call). A call refused
   with a 400 names the rows at fault; the sync engine splits the batch to find them;
 * a new data extension: SOAP ``Create`` of a ``DataExtension`` (the REST API has no call for it);
+* subscribers on a list: SOAP ``Create`` (``SaveOption`` ``UpdateAdd``: created or updated) and
+  ``Update`` of ``Subscriber`` objects whose ``Lists`` name the list and the ``SubscriberList``
+  ``Action``; every object gets its own ``Results`` entry (``StatusCode``, ``StatusMessage``,
+  ``OrdinalID``), read by :meth:`SfmcHook.save_objects`. A list is looked up with a ``Retrieve``
+  of ``List`` by ``ID``;
 * journeys: ``POST /interaction/v1/events`` (``ContactKey``, ``EventDefinitionKey``, ``Data``), one
   entry event per call;
 * subscribers and tracking events (``SentEvent``, ``OpenEvent``, ``ClickEvent``, ``BounceEvent``,
@@ -130,6 +135,21 @@ class DateFilter:
         add(part, "Property", self.property)
         add(part, "SimpleOperator", self.operator)
         add(part, "DateValue", self.date)
+
+
+@dataclass(frozen=True)
+class ValueFilter:
+    """``SimpleFilterPart``: ``property`` compared by ``operator`` with one value."""
+
+    property: str
+    operator: str
+    value: str
+
+    def render(self, parent: ET.Element, tag: str) -> None:
+        part = add(parent, tag, xsi_type="SimpleFilterPart")
+        add(part, "Property", self.property)
+        add(part, "SimpleOperator", self.operator)
+        add(part, "Value", self.value)
 
 
 @dataclass(frozen=True)
@@ -285,8 +305,37 @@ class SfmcHook(RestHook):
             headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": action},
         )
 
+    def save_objects(
+        self, action: str, objects: Sequence[ET.Element], update_add: bool = False
+    ) -> list[dict[str, str]]:
+        """SOAP ``Create`` or ``Update`` of ``objects``; each object's result, in the request's order.
+
+        :param action: ``Create`` or ``Update``.
+        :param objects: ``Objects`` elements (:func:`add` under any parent, or built alone).
+        :param update_add: ``SaveOption`` ``UpdateAdd`` on every property: an object that exists is
+            updated instead of refused.
+        :returns: per object its flattened ``Results`` (``StatusCode`` ``OK`` or ``Error``,
+            ``StatusMessage``, ``ErrorCode``, ``OrdinalID``).
+        """
+        request = ET.Element(f"{{{SOAP_NS}}}{action}Request")
+        if update_add:
+            option = add(add(add(request, "Options"), "SaveOptions"), "SaveOption")
+            add(option, "PropertyName", "*")
+            add(option, "SaveAction", "UpdateAdd")
+        request.extend(objects)
+        answer = self.soap_call(action, request)
+        results = [flat_result(r) for r in answer if local_name(r) == "Results"]
+        if len(results) != len(objects):
+            status = child_text(answer, "OverallStatus")
+            raise PermanentServiceError(
+                f"SOAP {action}: {status or 'no status'} ({len(results)} results for {len(objects)} objects)",
+                400,
+                status,
+            )
+        return sorted(results, key=lambda r: int(r.get("OrdinalID") or 0))
+
     def retrieve_pages(
-        self, object_type: str, properties: Sequence[str], where: DateFilter | JoinedFilter
+        self, object_type: str, properties: Sequence[str], where: DateFilter | JoinedFilter | ValueFilter
     ) -> Iterator[tuple[list[dict[str, str]], str | None]]:
         """SOAP ``Retrieve`` of ``object_type``: each page's results and the next page's ``RequestID``.
 

@@ -26,7 +26,7 @@ def sfmc_stand() -> Iterator[Any]:
         yield sandbox
 
 
-def _connect(stands: Stands) -> tuple[Any, str, Callable[[], None]]:
+def connect(stands: Stands) -> tuple[Any, str, Callable[[], None]]:
     sandbox = stands.sfmc_stand
     sandbox.reset()
     secret = f"sfmc-secret-{stands.name}"
@@ -53,7 +53,7 @@ def _interrupt(sandbox: Any, path: str) -> Callable[[], Any]:
 
 
 def data_extension(stands: Stands) -> Target:
-    sandbox, secret, break_credentials = _connect(stands)
+    sandbox, secret, break_credentials = connect(stands)
     key = f"Lytics_{stands.name}"
     rows = count_bodies(sandbox, "rowset", lambda request: len(request.json() or []))
 
@@ -79,7 +79,7 @@ def data_extension(stands: Stands) -> Target:
 
 
 def trigger_journey(stands: Stands) -> Target:
-    sandbox, secret, break_credentials = _connect(stands)
+    sandbox, secret, break_credentials = connect(stands)
     definition = f"APIEvent-{stands.name}"
     sandbox.data.event_definitions.add(definition)
 

@@ -39,7 +39,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import requests
@@ -123,42 +123,35 @@ def server_time_to_utc(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class DateFilter:
-    """``SimpleFilterPart``: ``property`` compared by ``operator`` with one date (UTC ISO 8601)."""
-
-    property: str
-    operator: str
-    date: str
-
-    def render(self, parent: ET.Element, tag: str) -> None:
-        part = add(parent, tag, xsi_type="SimpleFilterPart")
-        add(part, "Property", self.property)
-        add(part, "SimpleOperator", self.operator)
-        add(part, "DateValue", self.date)
-
-
-@dataclass(frozen=True)
 class ValueFilter:
     """``SimpleFilterPart``: ``property`` compared by ``operator`` with one value."""
 
     property: str
     operator: str
     value: str
+    value_element: ClassVar[str] = "Value"
 
     def render(self, parent: ET.Element, tag: str) -> None:
         part = add(parent, tag, xsi_type="SimpleFilterPart")
         add(part, "Property", self.property)
         add(part, "SimpleOperator", self.operator)
-        add(part, "Value", self.value)
+        add(part, self.value_element, self.value)
+
+
+@dataclass(frozen=True)
+class DateFilter(ValueFilter):
+    """``SimpleFilterPart`` comparing with one date (UTC ISO 8601), a ``DateValue``."""
+
+    value_element: ClassVar[str] = "DateValue"
 
 
 @dataclass(frozen=True)
 class JoinedFilter:
     """``ComplexFilterPart``: two filter parts joined by ``AND`` or ``OR``."""
 
-    left: DateFilter | JoinedFilter
+    left: ValueFilter | JoinedFilter
     logical: str
-    right: DateFilter | JoinedFilter
+    right: ValueFilter | JoinedFilter
 
     def render(self, parent: ET.Element, tag: str) -> None:
         part = add(parent, tag, xsi_type="ComplexFilterPart")
@@ -335,7 +328,7 @@ class SfmcHook(RestHook):
         return sorted(results, key=lambda r: int(r.get("OrdinalID") or 0))
 
     def retrieve_pages(
-        self, object_type: str, properties: Sequence[str], where: DateFilter | JoinedFilter | ValueFilter
+        self, object_type: str, properties: Sequence[str], where: ValueFilter | JoinedFilter
     ) -> Iterator[tuple[list[dict[str, str]], str | None]]:
         """SOAP ``Retrieve`` of ``object_type``: each page's results and the next page's ``RequestID``.
 

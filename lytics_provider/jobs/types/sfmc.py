@@ -27,14 +27,19 @@ from lytics_provider.jobs.mapped_export import MappedFieldsExport
 _CONN = connection_field("sfmc_default", "Marketing Cloud connection (installed package).")
 
 
-class _SfmcDataExtensionExport(MappedFieldsExport):
-    deliver_operator: ClassVar[str] = (
-        "lytics_provider.transfers.lytics_to_sfmc.LyticsToSfmcDataExtensionOperator"
-    )
+class _SfmcSubscriberExport(MappedFieldsExport):
+    """Members keyed by ``subscriber_key_field``, carrying ``field_mapping``, over an ``sfmc`` connection."""
+
     key_field_option: ClassVar[str] = "subscriber_key_field"
     mapping_option: ClassVar[str] = "field_mapping"
 
     sfmc_conn_id: str = _CONN
+
+
+class _SfmcDataExtensionExport(_SfmcSubscriberExport):
+    deliver_operator: ClassVar[str] = (
+        "lytics_provider.transfers.lytics_to_sfmc.LyticsToSfmcDataExtensionOperator"
+    )
     data_extension_key: str = Field(
         min_length=1, max_length=200, description="External key (CustomerKey) of the data extension."
     )
@@ -111,16 +116,13 @@ class SfmcTriggerJourneyJob(MappedFieldsExport):
         return self
 
 
-class SfmcExportListsJob(MappedFieldsExport):
+class SfmcExportListsJob(_SfmcSubscriberExport):
     """Export Lists: members kept as subscribers on a Marketing Cloud list (SOAP)."""
 
     type: Literal["sfmc_export_lists"]
     deliver_operator: ClassVar[str] = (
         "lytics_provider.transfers.lytics_to_sfmc_lists.LyticsToSfmcListOperator"
     )
-    key_field_option: ClassVar[str] = "subscriber_key_field"
-    mapping_option: ClassVar[str] = "field_mapping"
-    sfmc_conn_id: str = _CONN
     list_id: str = Field(
         min_length=1,
         pattern=r"^[0-9]+$",

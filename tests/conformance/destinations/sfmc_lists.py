@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
 
-from tests.conformance.destinations import AUDIENCE, Destination, Stands, Target, count_bodies, valid_email
-from tests.conformance.destinations.sfmc import connect
+from tests.conformance.destinations import Destination, Stands, Target, count_bodies, valid_email
+from tests.conformance.destinations.sfmc import connect, interrupter, job_config
 
 LIST_ID = "4321"
 
@@ -34,27 +31,10 @@ def export_lists(stands: Stands) -> Target:
     def state() -> dict[str, bytes]:
         return {"list": json.dumps(sorted(sandbox.data.list_members.get(LIST_ID, {}).items())).encode()}
 
-    @contextmanager
-    def interrupt() -> Iterator[None]:
-        # the list lookup and the first batch are answered, then the SOAP endpoint fails
-        sandbox.faults.add(
-            "5xx", status=503, path_regex=r"/Service\.asmx", method="POST", after=2, times=None
-        )
-        try:
-            yield
-        finally:
-            sandbox.faults.clear()
-
-    interrupter: Callable[[], Any] = interrupt
-    config = {
-        "type": "sfmc_export_lists",
-        "audience": AUDIENCE,
-        "sfmc_conn_id": "sfmc_conformance",
-        "list_id": LIST_ID,
-        "field_mapping": {"first_name": "First Name"},
-        "batch_size": 50,
-    }
-    return Target(config, secret, held, lambda: sum(created), state, break_credentials, interrupter)
+    # the list lookup and the first batch are answered, then the SOAP endpoint fails
+    interrupt = interrupter(sandbox, r"/Service\.asmx", after=2)
+    config = job_config("sfmc_export_lists", list_id=LIST_ID, batch_size=50)
+    return Target(config, secret, held, lambda: sum(created), state, break_credentials, interrupt)
 
 
 DESTINATION = Destination(

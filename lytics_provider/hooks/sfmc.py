@@ -190,7 +190,8 @@ class SfmcHook(RestHook):
     credentials_fix = (
         "the installed package's Client ID (Login) and Client Secret (Password), the Authentication Base "
         "URI (Host), and that the package has the permissions the job needs (Data Extensions read/write, "
-        "Journeys execute; for the import List and Subscribers read and Tracking Events read)."
+        "Journeys execute; for Export Lists List and Subscribers read/write; for the import List and "
+        "Subscribers read and Tracking Events read)."
     )
     default_headers = JSON_HEADERS
     error_text = staticmethod(sfmc_error)

@@ -151,10 +151,12 @@ class SfmcListDestination(SfmcMembers, SyncDestination):
 
     def add(self, target: str, rows: list[Work]) -> Iterable[Outcome]:
         """``Create`` (``UpdateAdd``) of the subscribers with the list upserted."""
-        objects = [
-            subscriber_object(w.ident, target, "Upsert", None, w.fields()["email"], w.fields()["attributes"])
-            for w in rows
-        ]
+        objects = []
+        for work in rows:
+            fields = work.fields()
+            objects.append(
+                subscriber_object(work.ident, target, "Upsert", None, fields["email"], fields["attributes"])
+            )
         return self._save("add", "Create", target, rows, objects)
 
     def remove(self, target: str, rows: list[Work]) -> Iterable[Outcome]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.api_import import ChangesImportJob
 from lytics_provider.jobs.fields import connection_field
@@ -125,7 +125,6 @@ class SfmcExportListsJob(_SfmcSubscriberExport):
     )
     list_id: str = Field(
         min_length=1,
-        pattern=r"^[0-9]+$",
         description="ID of the Marketing Cloud list, digits only (Email Studio > Subscribers > Lists, the "
         "list's properties).",
     )
@@ -146,6 +145,17 @@ class SfmcExportListsJob(_SfmcSubscriberExport):
         "(taken off the list), unsubscribe (left on the list as Unsubscribed from it alone) or ignore.",
     )
     batch_size: int = Field(default=100, ge=1, le=100, description="Subscribers per SOAP call (at most 100).")
+
+    @field_validator("list_id", mode="before")
+    @classmethod
+    def _numeric_list_id(cls, value: Any) -> str:
+        value = str(value).strip()
+        if not value.isdigit():
+            raise ValueError(
+                f"{value!r} is not a list ID; use the list's numeric ID (Email Studio > Subscribers > Lists, "
+                "the list's properties), not its name"
+            )
+        return value
 
     def key_fields(self) -> list[str]:
         """The subscriber key, then the email."""

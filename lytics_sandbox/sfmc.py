@@ -39,6 +39,24 @@ copied):
   (.../guide/incoming_date_normalization.html) says (``Z`` is UTC, an offset is honoured, no offset
   is server time); answered dates are server time, Central Standard Time without daylight saving
   (UTC-6), without an offset;
+* subscribers on lists (SOAP ``Create`` / ``Update`` of ``Subscriber``), "Create a Subscriber"
+  (https://developer.salesforce.com/docs/marketing/marketing-cloud/guide/creating_a_subscriber.html),
+  "Update a Subscriber" with ``SaveOption`` ``UpdateAdd``
+  (.../guide/updating_an_existing_subscriber_using_the_create_method_with_updateadd.html),
+  "Add Subscribers to a List" (.../guide/adding_subscribers_to_a_list.html), "Manage Subscribers
+  On Lists" (.../guide/managing_subscribers_on_lists.html) and "Manage Subscriber Status for One
+  or All Lists" (.../guide/managing_subscriber_status_for_one_or_all_lists.html): a
+  ``Subscriber`` carries ``SubscriberKey``, ``EmailAddress``, ``Attributes`` (``Name``, ``Value``)
+  and ``Lists`` (``SubscriberList``: ``ID`` of the list, ``Status`` ``Active`` / ``Unsubscribed``,
+  ``Action`` ``Create`` / ``Update`` / ``Delete`` / ``Upsert``). ``Create`` of a subscriber that
+  exists is refused unless ``UpdateAdd`` is set; ``Update`` of one that does not exist is refused.
+  ``Delete`` takes the subscriber off the list; ``Update`` with ``Status`` ``Unsubscribed``
+  unsubscribes them from that list alone. Where the articles are silent the stand-in reads an
+  ``Upsert`` without ``Status`` as "a new member is ``Active``, an existing one keeps its status".
+  Each object gets its own ``Results`` entry (``StatusCode`` ``OK`` / ``Error``, ``StatusMessage``,
+  ``OrdinalID``, ``ErrorCode`` on an error) and ``OverallStatus`` is ``OK``, ``Has Errors`` or
+  ``Error``. Lists are read with ``Retrieve`` of ``List`` (``ID``, ``ListName``) and a ``Value``
+  filter;
 * journey entry events, ``postEvent`` under
   https://developer.salesforce.com/docs/marketing/marketing-cloud/references/mc_rest_interaction/ :
   ``POST /interaction/v1/events`` with ``ContactKey``, ``EventDefinitionKey`` and ``Data``; 201
@@ -72,6 +90,7 @@ DOC = "https://developer.salesforce.com/docs/atlas.en-us.mc-apis.meta/mc-apis/er
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 RETRIEVE_LIMIT = 2500
 PARTNER_NS = "http://exacttarget.com/wsdl/partnerAPI"
+XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 SERVER_TIME = timedelta(hours=-6)
 MEMBER_ID = "5150"
 SUBSCRIBER_PROPERTIES = frozenset(
@@ -82,6 +101,7 @@ EVENT_PROPERTIES = frozenset(
     {"Client.ID", "SendID", "SubscriberKey", "EventDate", "EventType", "BatchID",
      "TriggeredSendDefinitionObjectID"}
 )  # fmt: skip
+LIST_PROPERTIES = frozenset({"ID", "ListName"})
 TRACKING_PROPERTIES = {
     "SentEvent": EVENT_PROPERTIES | {"ListID"},
     "OpenEvent": EVENT_PROPERTIES,
@@ -124,6 +144,15 @@ class SfmcData:
     """Subscribers by SubscriberKey: their properties, dates as UTC datetimes."""
     tracking: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Tracking events by object type (``SentEvent``, ...): their properties, dates as UTC datetimes."""
+    lists: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Lists by ID: ``ID``, ``ListName``."""
+    list_members: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per list ID, the status (``Active``, ``Unsubscribed``) of each SubscriberKey on it."""
+
+    def add_list(self, list_id: str, name: str) -> None:
+        with self.lock:
+            self.lists[str(list_id)] = {"ID": str(list_id), "ListName": name}
+            self.list_members.setdefault(str(list_id), {})
 
     def __post_init__(self) -> None:
         self.lock = threading.RLock()
@@ -330,6 +359,12 @@ class SfmcSandbox(SandboxHTTPServer):
         objects = [e for e in root.iter() if e.tag.endswith("}Objects") or e.tag == "Objects"]
         if not objects:
             return _soap_response("Error", "Only Create of DataExtension is served here.", "")
+        if all(o.get(XSI_TYPE) == "Subscriber" for o in objects):
+            request_tag = next(_local(e) for e in root.iter() if _local(e).endswith("Request"))
+            update_add = any(
+                _text(o, "SaveAction") == "UpdateAdd" for o in root.iter() if _local(o) == "SaveOption"
+            )
+            return self._save_subscribers(request_tag.removesuffix("Request"), objects, update_add)
         obj = objects[0]
 
         def text(element: ET.Element, name: str) -> str:
@@ -353,6 +388,59 @@ class SfmcSandbox(SandboxHTTPServer):
         self.data.add_data_extension(key, columns, primary, name or key)
         return _soap_response("OK", "Created DataExtension", key)
 
+    def _save_subscribers(self, method: str, objects: list[ET.Element], update_add: bool) -> Response:
+        """``Create`` or ``Update`` of ``Subscriber`` objects, each with its own result."""
+        results: list[tuple[str, str, str]] = []
+        with self.data.lock:
+            for obj in objects:
+                try:
+                    results.append(("OK", self._save_subscriber(method, obj, update_add), ""))
+                except SubscriberError as exc:
+                    results.append(("Error", exc.message, exc.code))
+        return _save_response(method, results)
+
+    def _save_subscriber(self, method: str, obj: ET.Element, update_add: bool) -> str:
+        key = _text(obj, "SubscriberKey")
+        email = _text(obj, "EmailAddress")
+        if not key:
+            raise SubscriberError("SubscriberKey is required.", "12000")
+        existing = self.data.subscribers.get(key)
+        if method == "Create" and existing is not None and not update_add:
+            raise SubscriberError("The subscriber already exists.", "12014")
+        if method == "Update" and existing is None:
+            raise SubscriberError("The subscriber was not found.", "12001")
+        if (existing is None or email) and not _EMAIL.match(email):
+            raise SubscriberError("Invalid Email Address.", "12002")
+        changes: list[tuple[str, str, str]] = []
+        for entry in (e for e in obj if _local(e) == "Lists"):
+            list_id, action, status = (
+                _text(entry, "ID"),
+                _text(entry, "Action") or "Create",
+                _text(entry, "Status"),
+            )
+            members = self.data.list_members.get(list_id)
+            if members is None:
+                raise SubscriberError(f"List {list_id} was not found.", "12010")
+            on_list = key in members
+            if (action == "Create" and on_list) or (action in ("Update", "Delete") and not on_list):
+                raise SubscriberError(
+                    f"{action} of list {list_id}: the subscriber is {'' if on_list else 'not '}on it.",
+                    "12011",
+                )
+            changes.append((list_id, action, status))
+        subscriber = existing or self.data.add_subscriber(key, email, datetime.now(UTC))
+        if email:
+            subscriber["EmailAddress"] = email
+        for attribute in (e for e in obj if _local(e) == "Attributes"):
+            subscriber.setdefault("Attributes", {})[_text(attribute, "Name")] = _text(attribute, "Value")
+        for list_id, action, status in changes:
+            members = self.data.list_members[list_id]
+            if action == "Delete":
+                del members[key]
+            else:
+                members[key] = status or members.get(key) or "Active"
+        return "Created Subscriber." if existing is None else "Updated Subscriber."
+
     def _retrieve(self, request: ET.Element) -> Response:
         following = _text(request, "ContinueRequest")
         if following:
@@ -367,6 +455,8 @@ class SfmcSandbox(SandboxHTTPServer):
         properties = [(e.text or "").strip() for e in request if _local(e) == "Properties"]
         if object_type == "Subscriber":
             known, rows = SUBSCRIBER_PROPERTIES, list(self.data.subscribers.values())
+        elif object_type == "List":
+            known, rows = LIST_PROPERTIES, list(self.data.lists.values())
         elif object_type in TRACKING_PROPERTIES:
             known, rows = TRACKING_PROPERTIES[object_type], list(self.data.tracking.get(object_type, []))
         else:
@@ -412,6 +502,34 @@ class SfmcSandbox(SandboxHTTPServer):
                 }
             )
         return json_response({"eventInstanceId": instance}, 201)
+
+
+class SubscriberError(Exception):
+    """One subscriber object refused: its ``StatusMessage`` and ``ErrorCode``."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+def _save_response(method: str, results: list[tuple[str, str, str]]) -> Response:
+    """A ``CreateResponse`` / ``UpdateResponse``: one ``Results`` per object, then ``OverallStatus``."""
+    envelope = ET.Element("{http://schemas.xmlsoap.org/soap/envelope/}Envelope")
+    body = ET.SubElement(envelope, "{http://schemas.xmlsoap.org/soap/envelope/}Body")
+    message = ET.SubElement(body, f"{{{PARTNER_NS}}}{method}Response")
+    for ordinal, (status, text, code) in enumerate(results):
+        result = ET.SubElement(message, f"{{{PARTNER_NS}}}Results")
+        ET.SubElement(result, f"{{{PARTNER_NS}}}StatusCode").text = status
+        ET.SubElement(result, f"{{{PARTNER_NS}}}StatusMessage").text = text
+        ET.SubElement(result, f"{{{PARTNER_NS}}}OrdinalID").text = str(ordinal)
+        if code:
+            ET.SubElement(result, f"{{{PARTNER_NS}}}ErrorCode").text = code
+    failed = sum(1 for status, _, _ in results if status != "OK")
+    overall = "OK" if not failed else "Error" if failed == len(results) else "Has Errors"
+    ET.SubElement(message, f"{{{PARTNER_NS}}}RequestID").text = str(uuid.uuid4())
+    ET.SubElement(message, f"{{{PARTNER_NS}}}OverallStatus").text = overall
+    xml = ET.tostring(envelope, encoding="utf-8", xml_declaration=True, default_namespace=PARTNER_NS)
+    return Response(200, xml, "text/xml; charset=utf-8")
 
 
 def _soap_response(status: str, message: str, key: str) -> Response:

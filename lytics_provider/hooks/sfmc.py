@@ -11,6 +11,11 @@ it expires and once on a 401.
   primary key; Salesforce's published best practice is at most 50 rows a call). A call refused
   with a 400 names the rows at fault; the sync engine splits the batch to find them;
 * a new data extension: SOAP ``Create`` of a ``DataExtension`` (the REST API has no call for it);
+* subscribers on a list: SOAP ``Create`` (``SaveOption`` ``UpdateAdd``: created or updated) and
+  ``Update`` of ``Subscriber`` objects whose ``Lists`` name the list and the ``SubscriberList``
+  ``Action``; every object gets its own ``Results`` entry (``StatusCode``, ``StatusMessage``,
+  ``OrdinalID``), read by :meth:`SfmcHook.save_objects`. A list is looked up with a ``Retrieve``
+  of ``List`` by ``ID``;
 * journeys: ``POST /interaction/v1/events`` (``ContactKey``, ``EventDefinitionKey``, ``Data``), one
   entry event per call;
 * subscribers and tracking events (``SentEvent``, ``OpenEvent``, ``ClickEvent``, ``BounceEvent``,
@@ -34,7 +39,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import requests
@@ -118,27 +123,35 @@ def server_time_to_utc(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class DateFilter:
-    """``SimpleFilterPart``: ``property`` compared by ``operator`` with one date (UTC ISO 8601)."""
+class ValueFilter:
+    """``SimpleFilterPart``: ``property`` compared by ``operator`` with one value."""
 
     property: str
     operator: str
-    date: str
+    value: str
+    value_element: ClassVar[str] = "Value"
 
     def render(self, parent: ET.Element, tag: str) -> None:
         part = add(parent, tag, xsi_type="SimpleFilterPart")
         add(part, "Property", self.property)
         add(part, "SimpleOperator", self.operator)
-        add(part, "DateValue", self.date)
+        add(part, self.value_element, self.value)
+
+
+@dataclass(frozen=True)
+class DateFilter(ValueFilter):
+    """``SimpleFilterPart`` comparing with one date (UTC ISO 8601), a ``DateValue``."""
+
+    value_element: ClassVar[str] = "DateValue"
 
 
 @dataclass(frozen=True)
 class JoinedFilter:
     """``ComplexFilterPart``: two filter parts joined by ``AND`` or ``OR``."""
 
-    left: DateFilter | JoinedFilter
+    left: ValueFilter | JoinedFilter
     logical: str
-    right: DateFilter | JoinedFilter
+    right: ValueFilter | JoinedFilter
 
     def render(self, parent: ET.Element, tag: str) -> None:
         part = add(parent, tag, xsi_type="ComplexFilterPart")
@@ -177,7 +190,8 @@ class SfmcHook(RestHook):
     credentials_fix = (
         "the installed package's Client ID (Login) and Client Secret (Password), the Authentication Base "
         "URI (Host), and that the package has the permissions the job needs (Data Extensions read/write, "
-        "Journeys execute; for the import List and Subscribers read and Tracking Events read)."
+        "Journeys execute; for Export Lists List and Subscribers read/write; for the import List and "
+        "Subscribers read and Tracking Events read)."
     )
     default_headers = JSON_HEADERS
     error_text = staticmethod(sfmc_error)
@@ -285,8 +299,37 @@ class SfmcHook(RestHook):
             headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": action},
         )
 
+    def save_objects(
+        self, action: str, objects: Sequence[ET.Element], update_add: bool = False
+    ) -> list[dict[str, str]]:
+        """SOAP ``Create`` or ``Update`` of ``objects``; each object's result, in the request's order.
+
+        :param action: ``Create`` or ``Update``.
+        :param objects: ``Objects`` elements (:func:`add` under any parent, or built alone).
+        :param update_add: ``SaveOption`` ``UpdateAdd`` on every property: an object that exists is
+            updated instead of refused.
+        :returns: per object its flattened ``Results`` (``StatusCode`` ``OK`` or ``Error``,
+            ``StatusMessage``, ``ErrorCode``, ``OrdinalID``).
+        """
+        request = ET.Element(f"{{{SOAP_NS}}}{action}Request")
+        if update_add:
+            option = add(add(add(request, "Options"), "SaveOptions"), "SaveOption")
+            add(option, "PropertyName", "*")
+            add(option, "SaveAction", "UpdateAdd")
+        request.extend(objects)
+        answer = self.soap_call(action, request)
+        results = [flat_result(r) for r in answer if local_name(r) == "Results"]
+        if len(results) != len(objects):
+            status = child_text(answer, "OverallStatus")
+            raise PermanentServiceError(
+                f"SOAP {action}: {status or 'no status'} ({len(results)} results for {len(objects)} objects)",
+                400,
+                status,
+            )
+        return sorted(results, key=lambda r: int(r.get("OrdinalID") or 0))
+
     def retrieve_pages(
-        self, object_type: str, properties: Sequence[str], where: DateFilter | JoinedFilter
+        self, object_type: str, properties: Sequence[str], where: ValueFilter | JoinedFilter
     ) -> Iterator[tuple[list[dict[str, str]], str | None]]:
         """SOAP ``Retrieve`` of ``object_type``: each page's results and the next page's ``RequestID``.
 

@@ -27,9 +27,13 @@ class MappedFieldsExport(AudienceExportConfig):
     mapping_option: ClassVar[str]
     """The option mapping Lytics fields to the destination's."""
 
-    def identifier_fields(self) -> list[str]:
-        """The key field keys members after ``_uid``."""
+    def key_fields(self) -> list[str]:
+        """The fields a member is sent under: the key field (a destination may add others it needs)."""
         return [getattr(self, self.key_field_option)]
+
+    def identifier_fields(self) -> list[str]:
+        """The key fields key members after ``_uid``."""
+        return self.key_fields()
 
     def deliver_arguments(self) -> dict[str, Any]:
         """``deliver`` arguments that are not config fields of the same name (default none)."""
@@ -37,7 +41,7 @@ class MappedFieldsExport(AudienceExportConfig):
 
     def add_tasks(self, job: JobContext) -> None:
         """``scan`` -> ``deliver`` -> ``report``."""
-        mapped = field_roots([getattr(self, self.key_field_option), *getattr(self, self.mapping_option)])
+        mapped = field_roots([*self.key_fields(), *getattr(self, self.mapping_option)])
         fields = list(dict.fromkeys([*mapped, *(self.fields or [])]))
         operator = import_operator(self.deliver_operator)
         add_deliver_tasks(self, job, operator, fields, mapped, **self.deliver_arguments())

@@ -188,6 +188,7 @@ def test_example_configs_load() -> None:
     assert errors == []
     assert {job.config.type for job in loaded} == {
         "sfmc_export_data_extension",
+        "sfmc_export_lists",
         "sfmc_export_new_data_extension",
         "sfmc_import",
         "sfmc_trigger_journey",

@@ -1,11 +1,15 @@
-"""Salesforce Marketing Cloud job types: Export Audience To Existing / New Data Extension, Trigger Journey,
-Import Subscriber and Activity.
+"""Salesforce Marketing Cloud job types: Export Audience To Existing / New Data Extension, Export Lists,
+Trigger Journey, Import Subscriber and Activity.
 
 The seed names the options it captured: the Marketing Cloud **subscriber key** chosen from the
 Lytics fields ("usually email or the Marketing Cloud subscriber key"), the Lytics fields mapped to
 data extension fields (no default fields), and for Trigger Journey the required **ContactKey** and
 **EventDefinitionKey** plus mapped journey data fields, sent when a member **enters**; "Existing
-Users" is the real-time exports' backfill option. Import Subscriber and Activity selects
+Users" is the real-time exports' backfill option. Export Lists packages each member as a Marketing
+Cloud **Subscriber** ("Ensure the user has an email field"; mapped fields become subscriber
+attributes) added to the list with a SOAP "CREATE" on enter; on exit it does "one of the
+following", options the seed did not capture: here ``on_exit`` chooses ``remove`` (from the list),
+``unsubscribe`` (from the list alone) or ``ignore``. Import Subscriber and Activity selects
 **Subscribers** and/or **Activity** (the streams ``sfmc_subscribers`` and ``sfmc_events``); its
 advanced options were not captured.
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from lytics_provider.jobs.api_import import ChangesImportJob
 from lytics_provider.jobs.fields import connection_field
@@ -23,14 +27,19 @@ from lytics_provider.jobs.mapped_export import MappedFieldsExport
 _CONN = connection_field("sfmc_default", "Marketing Cloud connection (installed package).")
 
 
-class _SfmcDataExtensionExport(MappedFieldsExport):
-    deliver_operator: ClassVar[str] = (
-        "lytics_provider.transfers.lytics_to_sfmc.LyticsToSfmcDataExtensionOperator"
-    )
+class _SfmcSubscriberExport(MappedFieldsExport):
+    """Members keyed by ``subscriber_key_field``, carrying ``field_mapping``, over an ``sfmc`` connection."""
+
     key_field_option: ClassVar[str] = "subscriber_key_field"
     mapping_option: ClassVar[str] = "field_mapping"
 
     sfmc_conn_id: str = _CONN
+
+
+class _SfmcDataExtensionExport(_SfmcSubscriberExport):
+    deliver_operator: ClassVar[str] = (
+        "lytics_provider.transfers.lytics_to_sfmc.LyticsToSfmcDataExtensionOperator"
+    )
     data_extension_key: str = Field(
         min_length=1, max_length=200, description="External key (CustomerKey) of the data extension."
     )
@@ -105,6 +114,52 @@ class SfmcTriggerJourneyJob(MappedFieldsExport):
         if "ContactKey" in self.field_mapping.values():
             raise ValueError("field_mapping writes ContactKey; it comes from contact_key_field, remove it")
         return self
+
+
+class SfmcExportListsJob(_SfmcSubscriberExport):
+    """Export Lists: members kept as subscribers on a Marketing Cloud list (SOAP)."""
+
+    type: Literal["sfmc_export_lists"]
+    deliver_operator: ClassVar[str] = (
+        "lytics_provider.transfers.lytics_to_sfmc_lists.LyticsToSfmcListOperator"
+    )
+    list_id: str = Field(
+        min_length=1,
+        description="ID of the Marketing Cloud list, digits only (Email Studio > Subscribers > Lists, the "
+        "list's properties).",
+    )
+    subscriber_key_field: str = Field(
+        default="email", min_length=1, description="Lytics field used as the subscriber's SubscriberKey."
+    )
+    email_field: str = Field(
+        default="email", min_length=1, description="Lytics field holding the subscriber's EmailAddress."
+    )
+    field_mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="Lytics field -> subscriber attribute (the attribute must exist in Marketing Cloud), "
+        "written on enter and when a mapped field changes.",
+    )
+    on_exit: Literal["remove", "unsubscribe", "ignore"] = Field(
+        default="remove",
+        description="What a member who leaves the audience gets (only members this job added): remove "
+        "(taken off the list), unsubscribe (left on the list as Unsubscribed from it alone) or ignore.",
+    )
+    batch_size: int = Field(default=100, ge=1, le=100, description="Subscribers per SOAP call (at most 100).")
+
+    @field_validator("list_id", mode="before")
+    @classmethod
+    def _numeric_list_id(cls, value: Any) -> str:
+        value = str(value).strip()
+        if not value.isdigit():
+            raise ValueError(
+                f"{value!r} is not a list ID; use the list's numeric ID (Email Studio > Subscribers > Lists, "
+                "the list's properties), not its name"
+            )
+        return value
+
+    def key_fields(self) -> list[str]:
+        """The subscriber key, then the email."""
+        return list(dict.fromkeys([self.subscriber_key_field, self.email_field]))
 
 
 TrackingEvent = Literal[

@@ -26,7 +26,7 @@ def sfmc_stand() -> Iterator[Any]:
         yield sandbox
 
 
-def _connect(stands: Stands) -> tuple[Any, str, Callable[[], None]]:
+def connect(stands: Stands) -> tuple[Any, str, Callable[[], None]]:
     sandbox = stands.sfmc_stand
     sandbox.reset()
     secret = f"sfmc-secret-{stands.name}"
@@ -40,10 +40,23 @@ def _connect(stands: Stands) -> tuple[Any, str, Callable[[], None]]:
     return sandbox, secret, break_credentials
 
 
-def _interrupt(sandbox: Any, path: str) -> Callable[[], Any]:
+def job_config(job_type: str, **options: Any) -> dict[str, Any]:
+    """A job of ``job_type`` on the conformance audience and connection, mapping ``first_name``."""
+    return {
+        "type": job_type,
+        "audience": AUDIENCE,
+        "sfmc_conn_id": "sfmc_conformance",
+        "field_mapping": {"first_name": "FirstName"},
+        **options,
+    }
+
+
+def interrupter(sandbox: Any, path: str, after: int = 1) -> Callable[[], Any]:
+    """Delivery fails once ``after`` POSTs to ``path`` were answered."""
+
     @contextmanager
     def interrupt() -> Iterator[None]:
-        sandbox.faults.add("5xx", status=503, path_regex=path, method="POST", after=1, times=None)
+        sandbox.faults.add("5xx", status=503, path_regex=path, method="POST", after=after, times=None)
         try:
             yield
         finally:
@@ -53,7 +66,7 @@ def _interrupt(sandbox: Any, path: str) -> Callable[[], Any]:
 
 
 def data_extension(stands: Stands) -> Target:
-    sandbox, secret, break_credentials = _connect(stands)
+    sandbox, secret, break_credentials = connect(stands)
     key = f"Lytics_{stands.name}"
     rows = count_bodies(sandbox, "rowset", lambda request: len(request.json() or []))
 
@@ -65,21 +78,14 @@ def data_extension(stands: Stands) -> Target:
         de = sandbox.data.data_extension(key)
         return {"rows": json.dumps(sorted(map(list, de.rows)) if de else []).encode()}
 
-    config = {
-        "type": "sfmc_export_new_data_extension",
-        "audience": AUDIENCE,
-        "sfmc_conn_id": "sfmc_conformance",
-        "data_extension_key": key,
-        "field_mapping": {"first_name": "FirstName"},
-        "batch_size": 50,
-    }
+    config = job_config("sfmc_export_new_data_extension", data_extension_key=key, batch_size=50)
     return Target(
-        config, secret, held, lambda: sum(rows), state, break_credentials, _interrupt(sandbox, r"/hub/v1/.*")
+        config, secret, held, lambda: sum(rows), state, break_credentials, interrupter(sandbox, r"/hub/v1/.*")
     )
 
 
 def trigger_journey(stands: Stands) -> Target:
-    sandbox, secret, break_credentials = _connect(stands)
+    sandbox, secret, break_credentials = connect(stands)
     definition = f"APIEvent-{stands.name}"
     sandbox.data.event_definitions.add(definition)
 
@@ -89,13 +95,7 @@ def trigger_journey(stands: Stands) -> Target:
     def state() -> dict[str, bytes]:
         return {"events": json.dumps(sorted(e["ContactKey"] for e in events())).encode()}
 
-    config = {
-        "type": "sfmc_trigger_journey",
-        "audience": AUDIENCE,
-        "sfmc_conn_id": "sfmc_conformance",
-        "event_definition_key": definition,
-        "field_mapping": {"first_name": "FirstName"},
-    }
+    config = job_config("sfmc_trigger_journey", event_definition_key=definition)
     return Target(
         config,
         secret,
@@ -103,7 +103,7 @@ def trigger_journey(stands: Stands) -> Target:
         lambda: len(events()),
         state,
         break_credentials,
-        _interrupt(sandbox, r"/interaction/v1/events"),
+        interrupter(sandbox, r"/interaction/v1/events"),
     )
 
 

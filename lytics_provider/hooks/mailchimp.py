@@ -195,6 +195,13 @@ class MailchimpHook(RestHook):
 
 
 # -- the audience-sync adapter -----------------------------------------------------------------
+def _audience_gone(results: dict[str, dict[str, Any]]) -> bool:
+    """Whether a member upsert answered 404: only an audience that no longer exists does."""
+    return any(
+        key.endswith(":member") and int(r.get("status_code") or 0) == 404 for key, r in results.items()
+    )
+
+
 TRANSIENT = frozenset({429, 500, 502, 503, 504})
 RESUBMIT_ROUNDS = 3
 
@@ -213,6 +220,9 @@ class MailchimpAudienceDestination(EmailListMembers, PlannedJobs, SyncDestinatio
     :param hook: the Mailchimp hook.
     :param list_id: the Mailchimp audience.
     :param tag: the tag that marks the Lytics audience's members.
+    :param relocate: looks the audience up again when a member upsert answers 404 (the audience id
+        was kept from an earlier run and the audience is gone); returns its id now. The batch is
+        sent again to the audience found.
     :param wait: ``poll_interval``, ``timeout`` and ``sleep`` of a batch's wait
         (:class:`~lytics_provider.hooks.bulk_jobs.PlannedJobs`).
     """
@@ -230,6 +240,7 @@ class MailchimpAudienceDestination(EmailListMembers, PlannedJobs, SyncDestinatio
         list_id: str,
         tag: str,
         *,
+        relocate: Callable[[], str] | None = None,
         email_field: str = "email",
         on_exit: str = "remove_tag",
         status_if_new: str = "subscribed",
@@ -240,6 +251,7 @@ class MailchimpAudienceDestination(EmailListMembers, PlannedJobs, SyncDestinatio
         self.hook = hook
         self.list_id = list_id
         self.tag = tag
+        self.relocate = relocate
         self.email_field = email_field
         self.on_exit = on_exit
         self.status_if_new = status_if_new
@@ -272,12 +284,20 @@ class MailchimpAudienceDestination(EmailListMembers, PlannedJobs, SyncDestinatio
 
     def send_mixed(self, target: str, rows: list[tuple[str, Work]]) -> list[Outcome]:
         """One Batch-endpoint request for enters and exits together; one outcome per member."""
-        ops = [op for kind, row in rows for op in self._operations(kind, target, row)]
-        results = self._run(f"{target}:{rows[0][1].seq}:{rows[-1][1].seq}", ops)
+        span = f"{rows[0][1].seq}:{rows[-1][1].seq}"
+        results = self._run(f"{self.list_id}:{span}", self._all_operations(rows))
+        if self.relocate is not None and _audience_gone(results):
+            moved, self.relocate = self.relocate(), None
+            if moved != self.list_id:
+                self.list_id = moved
+                results = self._run(f"{self.list_id}:{span}", self._all_operations(rows))
         return [self._outcome(kind, target, row, results) for kind, row in rows]
 
-    def _operations(self, kind: str, target: str, row: Work) -> list[dict[str, Any]]:
-        path = f"/lists/{target}/members/{member_hash(row.ident)}"
+    def _all_operations(self, rows: list[tuple[str, Work]]) -> list[dict[str, Any]]:
+        return [op for kind, row in rows for op in self._operations(kind, row)]
+
+    def _operations(self, kind: str, row: Work) -> list[dict[str, Any]]:
+        path = f"/lists/{self.list_id}/members/{member_hash(row.ident)}"
         if kind == "remove":
             untag = {"tags": [{"name": self.tag, "status": "inactive"}]}
             return [_op("POST", f"{path}/tags", untag, f"{row.seq}:untag")]

@@ -203,6 +203,11 @@ def field_chunks(ids: list[str], max_chars: int) -> list[str]:
     return [*chunks, current] if current else chunks or [""]
 
 
+def stale_field(error: str) -> bool:
+    """Whether an upsert's 400 says a contact's custom field id does not exist."""
+    return ".custom_fields" in error and "does not exist" in error
+
+
 class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination):
     """Members as SendGrid contacts whose ``lytics_segments`` lists their Lytics audience ids.
 
@@ -218,6 +223,9 @@ class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination)
     :param slug_ids: Lytics audience slug -> id (to map ``segments_field``).
     :param add_field: creates an overflow field and returns its id (the segment is updated).
     :param custom_ids: every custom field's name -> id (export fields that are custom fields).
+    :param refresh: looks the fields up again when an upsert answers that a custom field id no
+        longer exists (ids kept from an earlier run); returns the ``lytics_segments`` fields and
+        every custom field. The upsert is then rebuilt with the new ids and sent once more.
     :param wait: ``poll_interval``, ``timeout`` and ``sleep`` of an upsert job's wait
         (:class:`~lytics_provider.hooks.bulk_jobs.PlannedJobs`).
     """
@@ -240,6 +248,7 @@ class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination)
         *,
         list_ids: list[str] | None = None,
         custom_ids: dict[str, str] | None = None,
+        refresh: Callable[[], tuple[dict[str, str], dict[str, str]]] | None = None,
         email_field: str = "email",
         segments_field: str = "segments",
         export_fields: dict[str, str] | None = None,
@@ -257,6 +266,7 @@ class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination)
         # enters and exits share an upsert unless a list is set (its list_ids would add the exits)
         self.mixed_kinds = () if self.list_ids else ("add", "remove")
         self.custom_ids = custom_ids or {}
+        self.refresh = refresh
         self.email_field = email_field
         self.segments_field = segments_field
         self.export_fields = (
@@ -322,11 +332,19 @@ class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination)
                 reserved[name] = value
         return {"email": row.ident, **reserved, "custom_fields": custom}
 
-    def _start(self, contacts: list[dict[str, Any]], adds: bool) -> str:
-        """Start the upsert job of ``contacts`` (added to the lists when any is an enter); its id."""
+    def _start(self, rows: list[tuple[str, Work]], contacts: list[dict[str, Any]], adds: bool) -> str:
+        """Start the upsert job of ``rows`` (added to the lists when any is an enter); its id.
+
+        A custom field id SendGrid answers does not exist (kept from an earlier run, deleted since)
+        is looked up again with ``refresh`` and the upsert rebuilt and sent once more.
+        """
         try:
             return self.hook.upsert_contacts(contacts, self.list_ids if adds else [])
         except PermanentServiceError as exc:
+            if exc.status == 400 and self.refresh is not None and stale_field(str(exc)):
+                self.field_ids, self.custom_ids = self.refresh()
+                self.refresh = None
+                return self._start(rows, [self._contact(row, kind == "add") for kind, row in rows], adds)
             if exc.status == 400 and "contacts[" in str(exc):
                 raise RowLevelBatchError(str(exc).split(": 400 ", 1)[-1]) from None
             raise
@@ -345,7 +363,7 @@ class SendGridSegmentDestination(EmailListMembers, PlannedJobs, SyncDestination)
                     return [(row.ident, target, kind, row.uid, "Rejected", None, reason)]
                 middle = len(rows) // 2
                 return [*self._upsert(target, rows[:middle]), *self._upsert(target, rows[middle:])]
-        job_id = self.planned_job(step, lambda: self._start(contacts, adds))
+        job_id = self.planned_job(step, lambda: self._start(rows, contacts, adds))
         status = self.hook.wait_for_job(job_id, self.poll_interval, self.timeout, self.sleep)
         if status.get("status") != "completed":
             raise ServiceError(f"SendGrid upsert job {job_id} ended {status.get('status')!r}")

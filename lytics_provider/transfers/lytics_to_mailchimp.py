@@ -3,7 +3,9 @@
 The ``deliver`` task of the export DAG (``scan`` → ``deliver`` → ``report``): members who enter
 are added to (or found in) the Mailchimp audience and tagged; members who exit lose the tag. The
 sync engine plans, guards exits, checkpoints each acknowledged batch and writes the rejects; the
-adapter is :class:`~lytics_provider.hooks.mailchimp.MailchimpAudienceDestination`.
+adapter is :class:`~lytics_provider.hooks.mailchimp.MailchimpAudienceDestination`. The audience's
+id is looked up on the first run and kept in the job's state; later runs reuse it, and look it up
+again when Mailchimp answers 404 for it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Literal
 
 from lytics_provider.hooks.mailchimp import MAX_CONNECTIONS, MailchimpAudienceDestination, MailchimpHook
 from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.sync.kept_setup import KeptSetup
 from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
 
 OnExit = Literal["remove_tag", "ignore"]
@@ -61,7 +64,17 @@ class LyticsToMailchimpOperator(AudienceSyncOperator):
 
     def make_destination(self, inputs: SyncRunInputs) -> MailchimpAudienceDestination:
         hook = MailchimpHook(self.mailchimp_conn_id, max_connections=self.max_connections)
-        audience = hook.resolve_list(self.mailchimp_list)
+        kept = KeptSetup(self.job_id, f"mailchimp:{self.mailchimp_conn_id}")
+        key = f"audience:{self.mailchimp_list}"
+        audience = None if inputs.dry_run else kept.get(key)
+        if audience is None:
+            audience = self._look_up(hook, kept, key, inputs.dry_run)
+
+        def relocate() -> str:
+            kept.forget(key)
+            self.log.info("Mailchimp audience %s no longer exists; looking it up again", audience["id"])
+            return str(self._look_up(hook, kept, key, inputs.dry_run)["id"])
+
         tag = self.tag or str(inputs.audience.get("name") or inputs.audience.get("slug") or "").strip()
         if not tag:
             raise ValueError("set tag: the scan named no audience to take the Mailchimp tag's name from")
@@ -76,6 +89,7 @@ class LyticsToMailchimpOperator(AudienceSyncOperator):
             hook,
             str(audience["id"]),
             tag,
+            relocate=relocate,
             email_field=self.email_field,
             on_exit=self.on_exit,
             batch_size=self.batch_size,
@@ -83,3 +97,11 @@ class LyticsToMailchimpOperator(AudienceSyncOperator):
             timeout=self.batch_timeout,
             sleep=self.sleep,
         )
+
+    def _look_up(self, hook: MailchimpHook, kept: KeptSetup, key: str, dry_run: bool) -> dict[str, Any]:
+        """The audience ``mailchimp_list`` names (id and name), kept for the next runs."""
+        found = hook.resolve_list(self.mailchimp_list)
+        audience = {"id": str(found["id"]), "name": found.get("name")}
+        if not dry_run:
+            kept.keep(key, audience)
+        return audience

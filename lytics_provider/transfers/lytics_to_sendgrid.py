@@ -6,11 +6,13 @@ makes sure the custom field ``lytics_segments`` (Text) exists and that the audie
 segment, named after the audience, defined as "``lytics_segments`` contains the audience id"
 (on the selected list, else on All Contacts). Members are upserted as contacts by the adapter,
 :class:`~lytics_provider.hooks.sendgrid.SendGridSegmentDestination`; contacts are never deleted
-or taken off a list. A dry run creates nothing.
+or taken off a list. A dry run creates nothing. The field and segment ids found on the first run
+are kept in the job's state and reused (:class:`SendGridSetup`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -25,6 +27,8 @@ from lytics_provider.hooks.sendgrid import (
     segment_query,
 )
 from lytics_provider.jobs.operator_args import keep_arguments
+from lytics_provider.pipeline.http import PermanentServiceError
+from lytics_provider.sync.kept_setup import KeptSetup
 from lytics_provider.sync.operator import AudienceSyncOperator, SyncRunInputs
 
 _FIELD_NAME = re.compile(rf"^{SEGMENTS_FIELD}(_\d+)?$")
@@ -90,47 +94,24 @@ class LyticsToSendGridOperator(AudienceSyncOperator):
             if s.get("slug_name")
         }
         list_ids = [str(hook.resolve_list(self.sendgrid_list)["id"])] if self.sendgrid_list else []
-        custom_ids = hook.custom_fields()
-        fields = {n: i for n, i in custom_ids.items() if _FIELD_NAME.match(n)}
-        if SEGMENTS_FIELD not in fields:
-            fields[SEGMENTS_FIELD] = (
-                "(created on delivery)" if inputs.dry_run else hook.create_field(SEGMENTS_FIELD)
-            )
-        names = sorted(fields, key=_field_order)
-        segment = next((s for s in hook.segments() if s.get("name") == name), None)
-        query = segment_query(names, audience_id)
-        if inputs.dry_run:
-            pass
-        elif segment is None:
-            segment = hook.create_segment(name, query, list_ids)
-            self.log.info("Created SendGrid segment %r (%s): %s", name, segment.get("id"), query)
-        elif segment.get("query_dsl") != query:
-            hook.update_segment(str(segment["id"]), query)
-        segment_id = str((segment or {}).get("id") or "")
-
-        def add_field(field_name: str) -> str:
-            field_id = hook.create_field(field_name)
-            names.append(field_name)
-            if segment_id:
-                hook.update_segment(segment_id, segment_query(names, audience_id))
-            self.log.info("Created overflow field %s and widened segment %r", field_name, name)
-            return field_id
-
+        setup = SendGridSetup(hook, self.job_id, name, audience_id, list_ids, inputs.dry_run, self.log)
+        setup.find()
         self.log.info(
             "SendGrid segment %r for audience %s over %s; %s",
             name,
             audience_id,
-            names,
+            setup.names,
             "members who entered or exited since the last run" if inputs.previous else "every member",
         )
         return SendGridSegmentDestination(
             hook,
             audience_id,
-            fields,
+            setup.fields(),
             slug_ids,
-            add_field,
+            setup.add_field,
             list_ids=list_ids,
-            custom_ids=custom_ids,
+            custom_ids=setup.custom_ids,
+            refresh=setup.refresh,
             email_field=self.email_field,
             segments_field=self.segments_field,
             export_fields=self.export_fields,
@@ -140,3 +121,111 @@ class LyticsToSendGridOperator(AudienceSyncOperator):
             timeout=self.job_timeout,
             sleep=self.sleep,
         )
+
+
+class SendGridSetup:
+    """The custom field ``lytics_segments`` (and its overflow fields) and the audience's segment.
+
+    Looked up (and created when missing) on the first run and kept in the job's state
+    (:class:`~lytics_provider.sync.kept_setup.KeptSetup`); later runs reuse the kept ids. A field
+    SendGrid no longer has (the upsert answers that it does not exist) or a segment it answers 404
+    for is looked up again. A dry run creates and keeps nothing.
+
+    :param hook: the SendGrid hook.
+    :param job_id: the job whose state keeps the ids.
+    :param name: the segment's name.
+    :param audience_id: the Lytics audience's id (what the segment matches).
+    :param list_ids: the list the segment is on (none: All Contacts).
+    :param dry_run: create nothing.
+    :param log: where set-up changes are logged.
+    """
+
+    def __init__(
+        self,
+        hook: SendGridHook,
+        job_id: str,
+        name: str,
+        audience_id: str,
+        list_ids: list[str],
+        dry_run: bool,
+        log: logging.Logger,
+    ) -> None:
+        self.hook = hook
+        self.kept = KeptSetup(job_id, f"sendgrid:{hook.conn_id}")
+        self.key = f"segment:{name}:{audience_id}:{','.join(list_ids)}"
+        self.name = name
+        self.audience_id = audience_id
+        self.list_ids = list_ids
+        self.dry_run = dry_run
+        self.log = log
+        self.custom_ids: dict[str, str] = {}
+        self.names: list[str] = []
+        self.segment_id = ""
+
+    def fields(self) -> dict[str, str]:
+        """``lytics_segments`` field name -> id."""
+        return {n: self.custom_ids[n] for n in self.names}
+
+    def find(self) -> None:
+        """The kept ids, else look them up (creating what is missing) and keep them."""
+        kept = None if self.dry_run else self.kept.get(self.key)
+        if kept is None:
+            self.look_up()
+        else:
+            self.custom_ids = dict(kept["custom_ids"])
+            self.segment_id = str(kept["segment_id"])
+            self.names = sorted((n for n in self.custom_ids if _FIELD_NAME.match(n)), key=_field_order)
+
+    def look_up(self) -> None:
+        """Read the custom fields and segments; create the field and segment when missing; keep them."""
+        self.custom_ids = self.hook.custom_fields()
+        if SEGMENTS_FIELD not in self.custom_ids:
+            self.custom_ids[SEGMENTS_FIELD] = (
+                "(created on delivery)" if self.dry_run else self.hook.create_field(SEGMENTS_FIELD)
+            )
+        self.names = sorted((n for n in self.custom_ids if _FIELD_NAME.match(n)), key=_field_order)
+        segment = next((s for s in self.hook.segments() if s.get("name") == self.name), None)
+        query = segment_query(self.names, self.audience_id)
+        if self.dry_run:
+            pass
+        elif segment is None:
+            segment = self.hook.create_segment(self.name, query, self.list_ids)
+            self.log.info("Created SendGrid segment %r (%s): %s", self.name, segment.get("id"), query)
+        elif segment.get("query_dsl") != query:
+            self.hook.update_segment(str(segment["id"]), query)
+        self.segment_id = str((segment or {}).get("id") or "")
+        self.keep()
+
+    def keep(self) -> None:
+        if not self.dry_run:
+            self.kept.keep(self.key, {"custom_ids": self.custom_ids, "segment_id": self.segment_id})
+
+    def refresh(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Forget the kept ids and look them up again.
+
+        :return: the ``lytics_segments`` fields and every custom field, name -> id.
+        """
+        self.kept.forget(self.key)
+        self.log.info(
+            "SendGrid answered that a kept custom field no longer exists; looking the fields up again"
+        )
+        self.look_up()
+        return self.fields(), dict(self.custom_ids)
+
+    def add_field(self, field_name: str) -> str:
+        """Create an overflow field and widen the segment to it; its id."""
+        field_id = self.hook.create_field(field_name)
+        self.custom_ids[field_name] = field_id
+        self.names.append(field_name)
+        if self.segment_id:
+            query = segment_query(self.names, self.audience_id)
+            try:
+                self.hook.update_segment(self.segment_id, query)
+            except PermanentServiceError as exc:
+                if exc.status != 404:
+                    raise
+                self.log.info("SendGrid segment %s no longer exists; looking it up again", self.segment_id)
+                self.look_up()
+        self.keep()
+        self.log.info("Created overflow field %s and widened segment %r", field_name, self.name)
+        return field_id

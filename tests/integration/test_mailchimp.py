@@ -121,6 +121,37 @@ def test_export_tags_members_never_resubscribes_and_untags_exits(
     assert "outsider@example.com" in {m.email_address for m in audience.members.values()}
 
 
+def test_churn_run_reuses_the_kept_audience_id(mc: MailchimpSandbox, lytics: LyticsSandbox) -> None:
+    audience = mc.add_audience("Newsletter")
+    JobRun(export_config("Newsletter", tag="VIP"), job_id="mc_kept").run()
+    lytics.set_churn(AUDIENCE, exits=3, enters=2, changes=0)
+    lytics.set_version(AUDIENCE, 1)
+    mc.reset_counters()
+    JobRun(export_config("Newsletter", tag="VIP"), job_id="mc_kept", day=24).run()
+    assert not list(mc.logged("GET", r"/3\.0/lists"))
+    assert mc.tagged(audience.id, "VIP") == valid_emails(lytics)
+
+
+def test_deleted_audience_is_looked_up_again(mc: MailchimpSandbox, lytics: LyticsSandbox) -> None:
+    old = mc.add_audience("Newsletter")
+    JobRun(export_config("Newsletter", tag="VIP"), job_id="mc_gone").run()
+    del mc.audiences[old.id]
+    new = mc.add_audience("Newsletter")
+    lytics.set_churn(AUDIENCE, exits=3, enters=2, changes=0)
+    lytics.set_version(AUDIENCE, 1)
+    mc.reset_counters()
+    JobRun(export_config("Newsletter", tag="VIP"), job_id="mc_gone", day=24).run()
+    assert len(list(mc.logged("GET", r"/3\.0/lists"))) == 1
+    assert mc.calls_to("batch_post") == 2  # sent to the kept id (404), then to the audience found
+    assert mc.tagged(new.id, "VIP") == valid_emails(lytics) & {m.email_address for m in new.members.values()}
+    assert mc.tagged(new.id, "VIP")
+
+    mc.reset_counters()
+    lytics.set_version(AUDIENCE, 2)
+    JobRun(export_config("Newsletter", tag="VIP"), job_id="mc_gone", day=25).run()
+    assert not list(mc.logged("GET", r"/3\.0/lists"))  # the id found is kept
+
+
 def test_retry_reattaches_to_the_submitted_batch(mc: MailchimpSandbox, lytics: LyticsSandbox) -> None:
     audience = mc.add_audience("Newsletter")
     run = JobRun(export_config(audience.id, tag="VIP", batch_size=20), job_id="mc_retry")

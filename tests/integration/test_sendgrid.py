@@ -139,6 +139,43 @@ def test_overflow_field_widens_the_segment(sg: SendGridSandbox, lytics: LyticsSa
     assert field_chunks(["a" * 32, "b" * 32, "c" * 32], 65) == ["a" * 32 + "," + "b" * 32, "c" * 32]
 
 
+def set_up_reads(sg: SendGridSandbox) -> list[str]:
+    return [e["path"] for e in sg.logged("GET", r"/field_definitions|/segments")]
+
+
+def test_churn_run_reuses_the_kept_field_and_segment_ids(sg: SendGridSandbox, lytics: LyticsSandbox) -> None:
+    JobRun(export_config(), job_id="sg_kept").run()
+    lytics.set_churn(AUDIENCE, exits=4, enters=3, changes=0)
+    lytics.set_version(AUDIENCE, 1)
+    sg.reset_counters()
+    JobRun(export_config(), job_id="sg_kept", day=24).run()
+    assert set_up_reads(sg) == [] and not list(sg.logged(path_regex="/segments|/field_definitions"))
+    assert [e["method"] for e in sg.logged(path_regex="/marketing/contacts")] == ["PUT", "GET"]
+    assert sg.segment_members(segment_id(sg, "VIP")) == valid_emails(lytics)
+
+
+def test_deleted_field_and_segment_are_looked_up_again(sg: SendGridSandbox, lytics: LyticsSandbox) -> None:
+    JobRun(export_config(), job_id="sg_gone").run()
+    sg.custom_fields.clear()
+    sg.segments.clear()
+    lytics.set_churn(AUDIENCE, exits=4, enters=3, changes=0)
+    lytics.set_version(AUDIENCE, 1)
+    sg.reset_counters()
+    JobRun(export_config(), job_id="sg_gone", day=24).run()
+    assert len(set_up_reads(sg)) == 2  # the upsert answered the field does not exist: fields and segments read
+    assert [f["name"] for f in sg.custom_fields.values()] == ["lytics_segments"]
+    members = sg.segment_members(segment_id(sg, "VIP"))
+    assert members and members <= valid_emails(lytics)  # the recreated field holds the churn run's enters
+
+    sg.reset_counters()
+    lytics.set_churn(AUDIENCE, exits=0, enters=0, changes=0)
+    lytics.set_version(AUDIENCE, 2)
+    sg.segments.clear()  # gone again; an overflow field makes its PATCH answer 404
+    JobRun(export_config(max_field_chars=33), job_id="sg_gone", day=25).run()
+    assert [e["status"] for e in sg.logged("PATCH", "/segments")] == [404]
+    assert "lytics_segments_1 LIKE" in sg.segments[segment_id(sg, "VIP")]["query_dsl"]
+
+
 def test_dry_run_creates_nothing(sg: SendGridSandbox, lytics: LyticsSandbox) -> None:
     report = JobRun(export_config(), job_id="sg_dry", dry_run=True).run()["report"]
     assert report["dry_run"] is True

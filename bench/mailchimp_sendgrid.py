@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
                 "Mailchimp 1% churn run: API calls",
                 str(calls),
                 f"{ratio(calls, sent, MAILCHIMP_MAX_BATCH)} for {sent:,} members; audience id kept from "
-                f"the first sync (no look-up); {report['batches']} batches (submit + poll) of up to 1,000 members, "
-                "enters and exits together",
+                f"the first sync (no look-up); {report['batches']} batches (submit + poll) of up to "
+                "1,000 members, enters and exits together",
             )
         )
         assert mc.tagged(audience.id, "Bench") == {
@@ -189,8 +189,8 @@ def main(argv: list[str] | None = None) -> None:
                 "SendGrid 1% churn run: API calls",
                 str(calls),
                 f"{ratio(calls, sent, SENDGRID_MAX_BATCH)} for {sent:,} contacts; field and segment ids "
-                "kept from the first sync (no look-ups); one upsert job carrying enters and exits: the PUT + the poll "
-                "of its job. The ideal counts the PUT only, but the PUT only queues the import: the job "
+                "kept from the first sync (no look-ups); one upsert job carrying enters and exits: "
+                "the PUT + the poll of its job. The ideal counts the PUT only, but the PUT only queues the import: the job "
                 "status is SendGrid's confirmation that the contacts were written (exactly-once depends "
                 "on it), so 2 calls is the least for one job",
             )

@@ -162,7 +162,7 @@ def test_deleted_field_and_segment_are_looked_up_again(sg: SendGridSandbox, lyti
     lytics.set_version(AUDIENCE, 1)
     sg.reset_counters()
     JobRun(export_config(), job_id="sg_gone", day=24).run()
-    assert len(set_up_reads(sg)) == 2  # the upsert answered the field does not exist: fields and segments read
+    assert len(set_up_reads(sg)) == 2  # the upsert answered the field does not exist: fields, segments read
     assert [f["name"] for f in sg.custom_fields.values()] == ["lytics_segments"]
     members = sg.segment_members(segment_id(sg, "VIP"))
     assert members and members <= valid_emails(lytics)  # the recreated field holds the churn run's enters

@@ -190,9 +190,9 @@ def main(argv: list[str] | None = None) -> None:
                 str(calls),
                 f"{ratio(calls, sent, SENDGRID_MAX_BATCH)} for {sent:,} contacts; field and segment ids "
                 "kept from the first sync (no look-ups); one upsert job carrying enters and exits: "
-                "the PUT + the poll of its job. The ideal counts the PUT only, but the PUT only queues the import: the job "
-                "status is SendGrid's confirmation that the contacts were written (exactly-once depends "
-                "on it), so 2 calls is the least for one job",
+                "the PUT + the poll of its job. The ideal counts the PUT only, but the PUT only queues "
+                "the import: the job status is SendGrid's confirmation that the contacts were written "
+                "(exactly-once depends on it), so 2 calls is the least for one job",
             )
         )
         rows.append(

@@ -1,7 +1,7 @@
 """Set-up ids a job found on an earlier run: a destination's list, field or segment ids.
 
 A delivery that must find its destination's objects before it sends (the audience to write to,
-the custom field and segment it maintains) looks them up on its first run and keeps what it
+the custom field and segment it maintains) looks them up once and keeps what it
 found in the job's :class:`~lytics_provider.sync.refs.RefStore`; later runs reuse the ids
 without looking them up. The adapter forgets a kept value when the vendor answers that the id
 no longer exists, and the next look-up keeps the new one. Values are JSON.

@@ -4,8 +4,8 @@ The ``deliver`` task of the export DAG (``scan`` → ``deliver`` → ``report``)
 are added to (or found in) the Mailchimp audience and tagged; members who exit lose the tag. The
 sync engine plans, guards exits, checkpoints each acknowledged batch and writes the rejects; the
 adapter is :class:`~lytics_provider.hooks.mailchimp.MailchimpAudienceDestination`. The audience's
-id is looked up on the first run and kept in the job's state; later runs reuse it, and look it up
-again when Mailchimp answers 404 for it.
+id is looked up by every run that sends all members and kept in the job's state; the runs that
+send changes reuse it, and look it up again when Mailchimp answers 404 for it.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class LyticsToMailchimpOperator(AudienceSyncOperator):
         hook = MailchimpHook(self.mailchimp_conn_id, max_connections=self.max_connections)
         kept = KeptSetup(self.job_id, f"mailchimp:{self.mailchimp_conn_id}")
         key = f"audience:{self.mailchimp_list}"
-        audience = None if inputs.dry_run else kept.get(key)
+        reuse = inputs.previous is not None and not inputs.dry_run  # a full run looks the audience up
+        audience = kept.get(key) if reuse else None
         if audience is None:
             audience = self._look_up(hook, kept, key, inputs.dry_run)
 

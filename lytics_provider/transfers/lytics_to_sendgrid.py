@@ -6,8 +6,8 @@ makes sure the custom field ``lytics_segments`` (Text) exists and that the audie
 segment, named after the audience, defined as "``lytics_segments`` contains the audience id"
 (on the selected list, else on All Contacts). Members are upserted as contacts by the adapter,
 :class:`~lytics_provider.hooks.sendgrid.SendGridSegmentDestination`; contacts are never deleted
-or taken off a list. A dry run creates nothing. The field and segment ids found on the first run
-are kept in the job's state and reused (:class:`SendGridSetup`).
+or taken off a list. A dry run creates nothing. The field and segment ids found by a full run
+are kept in the job's state and reused by the runs that send changes (:class:`SendGridSetup`).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class LyticsToSendGridOperator(AudienceSyncOperator):
         }
         list_ids = [str(hook.resolve_list(self.sendgrid_list)["id"])] if self.sendgrid_list else []
         setup = SendGridSetup(hook, self.job_id, name, audience_id, list_ids, inputs.dry_run, self.log)
-        setup.find()
+        setup.find(reuse=inputs.previous is not None)
         self.log.info(
             "SendGrid segment %r for audience %s over %s; %s",
             name,
@@ -126,8 +126,9 @@ class LyticsToSendGridOperator(AudienceSyncOperator):
 class SendGridSetup:
     """The custom field ``lytics_segments`` (and its overflow fields) and the audience's segment.
 
-    Looked up (and created when missing) on the first run and kept in the job's state
-    (:class:`~lytics_provider.sync.kept_setup.KeptSetup`); later runs reuse the kept ids. A field
+    Looked up (and created when missing) by a run that sends every member and kept in the job's
+    state (:class:`~lytics_provider.sync.kept_setup.KeptSetup`); the runs that send changes reuse
+    the kept ids. A field
     SendGrid no longer has (the upsert answers that it does not exist) or a segment it answers 404
     for is looked up again. A dry run creates and keeps nothing.
 
@@ -166,9 +167,13 @@ class SendGridSetup:
         """``lytics_segments`` field name -> id."""
         return {n: self.custom_ids[n] for n in self.names}
 
-    def find(self) -> None:
-        """The kept ids, else look them up (creating what is missing) and keep them."""
-        kept = None if self.dry_run else self.kept.get(self.key)
+    def find(self, reuse: bool = True) -> None:
+        """The kept ids, else look them up (creating what is missing) and keep them.
+
+        :param reuse: use kept ids (a run that sends every member looks them up again, so a segment
+            deleted or edited in SendGrid is put back).
+        """
+        kept = self.kept.get(self.key) if reuse and not self.dry_run else None
         if kept is None:
             self.look_up()
         else:

@@ -24,7 +24,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,8 +137,8 @@ class CallLedger:
     def _connect(self) -> sqlite3.Connection:
         return ledger_connection(self.path)
 
-    def _try(self, db: sqlite3.Connection, now: float) -> float:
-        """Record one call if the budget allows (0.0), else return the seconds to wait."""
+    def _try(self, db: sqlite3.Connection, now: float) -> tuple[float, int]:
+        """Record one call if the budget allows (0.0 and its row), else the seconds to wait."""
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("DELETE FROM calls WHERE ts <= ?", (now - self.window,))
@@ -145,17 +146,17 @@ class CallLedger:
             paused = float(row[0]) if row else 0.0
             if paused > now:
                 db.execute("COMMIT")
-                return paused - now
+                return paused - now, 0
             used = db.execute("SELECT count(*) FROM calls").fetchone()[0]
             if used < self.limit:
-                db.execute("INSERT INTO calls VALUES (?)", (now,))
+                row_id = db.execute("INSERT INTO calls VALUES (?)", (now,)).lastrowid or 0
                 db.execute("COMMIT")
-                return 0.0
+                return 0.0, row_id
             oldest = db.execute(
                 "SELECT ts FROM calls ORDER BY ts LIMIT 1 OFFSET ?", (used - self.limit,)
             ).fetchone()[0]
             db.execute("COMMIT")
-            return max(0.001, oldest + self.window - now)
+            return max(0.001, oldest + self.window - now), 0
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -166,14 +167,37 @@ class CallLedger:
         Raises :class:`RateLimitWaitTooLong` (without taking a call) when the wait would pass
         ``max_wait`` (default: the ledger's ``max_wait``).
         """
+        return self._acquire(max_wait)[0]
+
+    @contextmanager
+    def held(self, max_wait: float | None = None) -> Iterator[float]:
+        """Take one call for the length of one request; it counts from the request's end.
+
+        A server counts a call when it arrives, at some moment between the send and the answer,
+        so a call counted from its send could leave this window before it left the server's
+        (a slow send, then a quick one a window later). Counted from the answer, every call
+        leaves this window after it left the server's. Yields the seconds waited; raises like
+        :meth:`acquire`.
+
+        :param max_wait: longest wait for the budget (default: the ledger's ``max_wait``).
+        """
+        waited, row_id, sent = self._acquire(max_wait)
+        try:
+            yield waited
+        finally:
+            self._answered(row_id, sent)
+
+    def _acquire(self, max_wait: float | None) -> tuple[float, int, float]:
+        """The seconds waited, the call's row and the time it was recorded at."""
         limit = self.max_wait if max_wait is None else max_wait
         waited = 0.0
         db = self._connect()
         while True:
-            wait = self._try(db, self.clock())
+            now = self.clock()
+            wait, row_id = self._try(db, now)
             if wait <= 0:
                 self.waited += waited
-                return waited
+                return waited, row_id, now
             if waited + wait > limit:
                 raise RateLimitWaitTooLong(
                     f"the call budget ({self.limit} calls per {self.window:.0f}s) frees up in "
@@ -181,6 +205,23 @@ class CallLedger:
                 )
             self.sleep(wait)
             waited += wait
+
+    def _answered(self, row_id: int, sent: float) -> None:
+        """Move a call's time to now (recording it again if it already left the window: its row
+        may then belong to another call, hence the match on the time too)."""
+        db = self._connect()
+        now = self.clock()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            moved = db.execute(
+                "UPDATE calls SET ts = max(ts, ?) WHERE rowid = ? AND ts = ?", (now, row_id, sent)
+            ).rowcount
+            if not moved:
+                db.execute("INSERT INTO calls VALUES (?)", (now,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def try_acquire(self) -> bool:
         """Take one call if the budget allows it right now."""

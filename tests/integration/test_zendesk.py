@@ -91,6 +91,21 @@ def test_429_is_waited_out_by_retry_after(zendesk) -> None:
     assert hook.throttled == 1 and hook.calls == 2
 
 
+def test_a_call_that_arrives_late_does_not_let_a_window_later_one_through(
+    zendesk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zendesk counts a call on arrival: the budget counts it from its answer, never earlier."""
+    monkeypatch.setattr(zendesk, "per_minute", 2)
+    monkeypatch.setattr(zendesk, "window", 1.0)
+    monkeypatch.setattr(zendesk, "_calls", type(zendesk._calls)())
+    monkeypatch.setattr(ZendeskApiHook, "budget_window", 1.0)
+    zendesk.faults.add(FaultRule("slow", path_regex=r"/users/me", delay=0.5, times=1))
+    hook = ZendeskApiHook(requests_per_minute=2)
+    for _ in range(3):
+        assert hook.request("GET", "/api/v2/users/me.json")["user"]["id"] == 1
+    assert hook.throttled == 0 and hook.calls == 3
+
+
 def test_export_sets_member_of_lytics_group_in_batches_of_100_and_rejects_bad_emails(
     lytics_env, zendesk
 ) -> None:

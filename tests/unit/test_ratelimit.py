@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
+
 from lytics_provider.pipeline.ratelimit import CallLedger, RateLimitWaitTooLong, ledger_key, reset_time
 
 
@@ -103,3 +105,24 @@ def test_reset_header_is_read_as_epoch_or_as_seconds_until_the_reset() -> None:
     assert reset_time("1800000060", now) == 1_800_000_060.0
     assert reset_time("soon", now) is None
     assert reset_time("-5", now) is None
+
+
+def test_a_held_call_counts_from_its_answer(tmp_path) -> None:
+    clock = FakeClock()
+    ledger = CallLedger(tmp_path / "l.db", limit=1, window=10, clock=clock, sleep=clock.sleep)
+    with ledger.held() as waited:
+        assert waited == 0.0
+        clock.now += 0.5  # the request is in transit; the server counts it somewhere in here
+    clock.now += 9.7
+    assert ledger.acquire() == pytest.approx(0.3)  # a window after the answer, not after the send
+    assert clock.slept == [pytest.approx(0.3)]
+
+
+def test_a_call_held_longer_than_the_window_is_counted_again_at_its_answer(tmp_path) -> None:
+    clock = FakeClock()
+    ledger = CallLedger(tmp_path / "l.db", limit=2, window=10, clock=clock, sleep=clock.sleep)
+    with ledger.held():
+        clock.now += 11
+        assert ledger.try_acquire()  # drops the held call's row: it left the window
+    assert ledger.usage().used == 2
+    assert not ledger.try_acquire()

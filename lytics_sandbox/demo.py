@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lytics_sandbox.azurite import connection_string, start_azurite
+
 PROJECT = "lytics-demo"
 AWS_REGION = "us-east-1"
 SECRET = "demo-secret"
@@ -516,37 +518,9 @@ def _azurite(stands: DemoStands, needs: JobNeeds) -> None:
     if not npx:
         raise RuntimeError("npx is not on PATH (Azurite, the Azure Blob stand-in, runs on Node)")
     port = free_port()
-    log = open(stands.root / "azurite.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            npx,
-            "--yes",
-            "azurite@3",
-            "--silent",
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--queuePort",
-            "0",
-            "--tablePort",
-            "0",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    log.close()
+    proc = start_azurite(npx, port, stands.root / "azurite.log")
     stands._processes.append(proc)
-    account = "devstoreaccount1"
-    key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-    conn_str = (
-        f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};"
-        f"BlobEndpoint=http://127.0.0.1:{port}/{account};"
-    )
+    conn_str = connection_string(port)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -16,16 +16,14 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-ACCOUNT = "devstoreaccount1"
-# Azurite's published development key (the same in every Azurite install; not a secret).
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+from lytics_sandbox.azurite import connection_string, start_azurite
+
 START_SECONDS = 180
 _RUNNING: list[Azurite] = []
 
@@ -38,10 +36,7 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.port}/{ACCOUNT};"
-        )
+        return connection_string(self.port)
 
     @property
     def conn_json(self) -> str:
@@ -76,29 +71,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
         pytest.skip("Azurite needs Node's npx, which is not installed")
     port = _free_port()
     log = tmp_path_factory.mktemp("azurite") / "azurite.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                npx,
-                "--yes",
-                "azurite@3",
-                "--silent",
-                "--inMemoryPersistence",
-                "--skipApiVersionCheck",
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(port),
-                "--queuePort",
-                "0",
-                "--tablePort",
-                "0",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = start_azurite(npx, port, log)
     try:
         deadline = time.monotonic() + START_SECONDS
         while not _listening(port):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lytics_sandbox.azurite import ACCOUNT_KEY
 from tests.conformance.destinations import (
     AUDIENCE,
     Destination,
@@ -14,7 +15,7 @@ from tests.conformance.destinations import (
     failing,
     uid,
 )
-from tests.integration.azurite import ACCOUNT_KEY, azurite  # noqa: F401 - the session stand-in
+from tests.integration.azurite import azurite  # noqa: F401 - the session stand-in
 
 
 def azure_blob(stands: Stands) -> Target:

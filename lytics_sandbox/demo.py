@@ -361,7 +361,7 @@ def _http_stand_ins(stands: DemoStands, needs: JobNeeds) -> None:
         stands.keep(server, kind, server.connection)
     servers = dict(simple)
     seeds: list[tuple[Callable[[str], Any], tuple[str, ...]]] = [
-        (servers["brevo"].data.add_list, ("list",)),
+        (servers["brevo"].data.add_list, ("list", "brevo_import:lists")),
         (servers["mailchimp"].add_audience, ("mailchimp_list",)),
         (servers["marketo"].data.add_list, ("static_list",)),
         (servers["sendgrid"].add_list, ("sendgrid_list", "import_lists")),
@@ -374,6 +374,8 @@ def _http_stand_ins(stands: DemoStands, needs: JobNeeds) -> None:
         columns = {"SubscriberKey": "Text", "FirstName": "Text", "LastName": "Text", "EmailAddress": "Text"}
         sfmc_data.add_data_extension(key, columns, ["SubscriberKey"])
     sfmc_data.event_definitions.update(needs.named("event_definition_key"))
+    for list_id in sorted(needs.named("sfmc_export_lists:list_id")):
+        sfmc_data.add_list(list_id, f"Demo list {list_id}")
     keyed: list[tuple[str, Any]] = [
         ("braze", braze.BrazeSandbox()),
         ("iterable", iterable.IterableSandbox()),
@@ -448,14 +450,12 @@ def _databricks(stands: DemoStands, needs: JobNeeds) -> None:
     server = DatabricksSandbox(s3_endpoint=stands.urls.get("moto"))
     server.start()
     server.token = SECRET
-    # DuckDB, under the stand-in, reserves the name ``main``: a job on that catalog (the default)
-    # fails at the stand-in with DuckDB's error, which its row shows.
-    for catalog in needs.named("catalog") - {"main"}:
+    for catalog in needs.named("catalog"):
         for schema in needs.named("database", "schema_name"):
             server.create_schema(catalog, schema)
     for source in needs.named("source"):
         parts = source.split(".")
-        if len(parts) == 3 and parts[0] != "main":  # a table an import reads: rows of the last hour
+        if len(parts) == 3:  # a table an import reads: rows of the last hour
             server.create_schema(parts[0], parts[1])
             server.query(
                 f'CREATE TABLE IF NOT EXISTS "{parts[0]}"."{parts[1]}"."{parts[2]}" AS '

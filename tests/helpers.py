@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from lytics_provider.pipeline import http
 
 
 class FakeTaskInstance:
@@ -54,3 +58,22 @@ def lytics_conn(base_url: str, token: str = "sandbox-token", **extra: Any) -> st
     return json.dumps(
         {"conn_type": "lytics", "host": base_url, "password": token, "extra": {"bulk_url": base_url, **extra}}
     )
+
+
+def serve_connection(monkeypatch: Any, tmp_path: Path, conn_id: str, connection: Mapping[str, Any]) -> None:
+    """For one test: ``conn_id`` is ``connection`` (a stand-in's), the jobs keep their state in the
+    test's own data directory, and retries skip their backoff waits."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+
+
+def audience_emails(lytics: Any, slug: str) -> tuple[set[str], set[str]]:
+    """The lower-cased emails of ``slug``'s members: well formed (an ``@`` and a dot in the domain),
+    and the rest."""
+    valid: set[str] = set()
+    invalid: set[str] = set()
+    for member in lytics.expected_members(slug):
+        email = str(member.get("email") or "").lower()
+        (valid if "@" in email and "." in email.split("@")[-1] else invalid).add(email)
+    return valid, invalid

@@ -24,6 +24,7 @@ from lytics_provider.pipeline import http
 from lytics_sandbox.braze import BrazeSandbox
 from lytics_sandbox.synth import SyntheticAccount
 from tests.conformance.runner import JobRun
+from tests.helpers import serve_connection
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "include" / "jobs" / "braze_export.yaml"
@@ -49,9 +50,7 @@ def stand(
     braze_stand: BrazeSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[BrazeSandbox]:
     braze_stand.reset()
-    monkeypatch.setenv("AIRFLOW_CONN_BRAZE_DEFAULT", json.dumps(braze_stand.connection(KEY)))
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+    serve_connection(monkeypatch, tmp_path, "braze_default", braze_stand.connection(KEY))
     yield braze_stand
     braze_stand.faults.clear()
     braze_stand.rate_limit = None

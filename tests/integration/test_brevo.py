@@ -7,7 +7,6 @@ Lytics stand-in.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,12 @@ from airflow.sdk.exceptions import AirflowFailException
 from lytics_provider.hooks.brevo import BrevoHook
 from lytics_provider.integrations.catalog import read_integration, todo_entries
 from lytics_provider.jobs.loader import load_job_files
-from lytics_provider.pipeline import http
 from lytics_provider.transfers.brevo_to_lytics import date_ranges
 from lytics_sandbox.brevo import BrevoData, BrevoSandbox
 from lytics_sandbox.lytics import LyticsSandbox
 from lytics_sandbox.synth import SyntheticAccount
 from tests.conformance.runner import JobRun
+from tests.helpers import audience_emails, serve_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_800_000_000_000  # 2027-01-15
@@ -46,18 +45,8 @@ def lytics_account() -> SyntheticAccount:
 @pytest.fixture
 def brevo(brevo_server: BrevoSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> BrevoSandbox:
     brevo_server.reset()
-    monkeypatch.setenv("AIRFLOW_CONN_BREVO_DEFAULT", json.dumps(brevo_server.connection()))
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+    serve_connection(monkeypatch, tmp_path, "brevo_default", brevo_server.connection())
     return brevo_server
-
-
-def vip_emails(lytics: Any) -> tuple[set[str], set[str]]:
-    valid, invalid = set(), set()
-    for member in lytics.expected_members("vip"):
-        email = str(member.get("email") or "").lower()
-        (valid if "@" in email and "." in email.split("@")[-1] else invalid).add(email)
-    return valid, invalid
 
 
 def test_test_button_and_a_wrong_key(brevo: BrevoSandbox) -> None:
@@ -83,7 +72,7 @@ def test_export_imports_members_with_attributes_and_removes_exits(brevo: BrevoSa
     list_id = brevo.data.add_list("VIP")
     config = {"type": "brevo_export", "audience": "vip", "list": "VIP", "batch_size": 40}
     report = JobRun(config, "brevo_vip").run()["report"]
-    valid, invalid = vip_emails(lytics)
+    valid, invalid = audience_emails(lytics, "vip")
     assert invalid and brevo.data.members(list_id) == valid
     assert report["delivery"]["rejected"] == len(invalid)
     assert brevo.rate_limited == 0

@@ -29,6 +29,7 @@ from lytics_provider.sync.plan import SyncPlan
 from lytics_sandbox.customerio import CustomerIOSandbox
 from lytics_sandbox.synth import SyntheticAccount
 from tests.conformance.runner import JobRun
+from tests.helpers import serve_connection
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "include" / "jobs" / "customerio_export.yaml"
@@ -52,9 +53,7 @@ def stand(
     cio_stand: CustomerIOSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[CustomerIOSandbox]:
     cio_stand.reset()
-    monkeypatch.setenv("AIRFLOW_CONN_CUSTOMERIO_DEFAULT", json.dumps(cio_stand.connection()))
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+    serve_connection(monkeypatch, tmp_path, "customerio_default", cio_stand.connection())
     yield cio_stand
     cio_stand.faults.clear()
 

@@ -22,7 +22,7 @@ from lytics_provider.sync.changes import plan_changes
 from lytics_provider.sync.plan import SyncPlan
 from lytics_sandbox.ga4 import GA4Sandbox
 from tests.conformance.runner import JobRun
-from tests.helpers import lytics_conn
+from tests.helpers import lytics_conn, serve_connection
 from tests.integration.test_sync_engine import member, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,9 +54,7 @@ def stand(ga4_stand: GA4Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     ga4_stand.dropped.clear()
     ga4_stand.add_stream(WEB, SECRET)
     ga4_stand.add_stream(APP, SECRET)
-    monkeypatch.setenv("AIRFLOW_CONN_GA4_DEFAULT", json.dumps(ga4_stand.connection(SECRET)))
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+    serve_connection(monkeypatch, tmp_path, "ga4_default", ga4_stand.connection(SECRET))
     yield ga4_stand
     ga4_stand.faults.clear()
 

@@ -22,6 +22,7 @@ from lytics_provider.pipeline import http
 from lytics_sandbox.iterable import IterableSandbox
 from lytics_sandbox.synth import SyntheticAccount
 from tests.conformance.runner import JobRun
+from tests.helpers import serve_connection
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "include" / "jobs" / "iterable_export.yaml"
@@ -47,9 +48,7 @@ def stand(
     iterable_stand: IterableSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[IterableSandbox]:
     iterable_stand.reset()
-    monkeypatch.setenv("AIRFLOW_CONN_ITERABLE_DEFAULT", json.dumps(iterable_stand.connection(KEY)))
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+    serve_connection(monkeypatch, tmp_path, "iterable_default", iterable_stand.connection(KEY))
     yield iterable_stand
     iterable_stand.faults.clear()
 

@@ -21,6 +21,7 @@ from lytics_provider.pipeline import http
 from lytics_provider.transfers.iterable_to_lytics import DATA_TYPES, STREAMS
 from lytics_sandbox.iterable import IterableSandbox
 from tests.conformance.runner import JobRun
+from tests.helpers import serve_connection
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "include" / "jobs" / "iterable_import.yaml"
@@ -51,9 +52,7 @@ def stand(
     iterable_stand.reset_counters()
     iterable_stand.export_limit = (1000, 60.0)
     connection = iterable_stand.connection(KEY, export_calls_per_minute=1000)
-    monkeypatch.setenv("AIRFLOW_CONN_ITERABLE_DEFAULT", json.dumps(connection))
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+    serve_connection(monkeypatch, tmp_path, "iterable_default", connection)
     monkeypatch.setattr("time.time", lambda: NOW)
     yield iterable_stand
     iterable_stand.faults.clear()

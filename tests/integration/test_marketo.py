@@ -15,10 +15,10 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from lytics_provider.hooks.marketo import MarketoHook
 from lytics_provider.jobs.loader import load_job_files
-from lytics_provider.pipeline import http
 from lytics_sandbox.marketo import MarketoSandbox
 from lytics_sandbox.synth import SyntheticAccount
 from tests.conformance.runner import JobRun
+from tests.helpers import audience_emails, serve_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,18 +39,8 @@ def mkto(marketo_server: MarketoSandbox, monkeypatch: pytest.MonkeyPatch, tmp_pa
     marketo_server.reset()
     connection = {**marketo_server.connection(), "extra": {"window_seconds": 1, "calls_per_window": 10}}
     marketo_server.window, marketo_server.calls_per_window = 1.0, 10
-    monkeypatch.setenv("AIRFLOW_CONN_MARKETO_DEFAULT", json.dumps(connection))
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+    serve_connection(monkeypatch, tmp_path, "marketo_default", connection)
     return marketo_server
-
-
-def vip_emails(lytics: Any) -> tuple[set[str], set[str]]:
-    valid, invalid = set(), set()
-    for member in lytics.expected_members("vip"):
-        email = str(member.get("email") or "").lower()
-        (valid if "@" in email and "." in email.split("@")[-1] else invalid).add(email)
-    return valid, invalid
 
 
 def test_test_button_and_refused_credentials(mkto: MarketoSandbox) -> None:
@@ -90,7 +80,7 @@ def test_export_leads_list_rejects_and_exits_without_lookups(mkto: MarketoSandbo
     list_id = mkto.data.add_list("VIP")
     config = {"type": "marketo_export", "audience": "vip", "static_list": "VIP", "batch_size": 50}
     report = JobRun(config, "mkto_vip").run()["report"]
-    valid, invalid = vip_emails(lytics)
+    valid, invalid = audience_emails(lytics, "vip")
     assert invalid and mkto.data.list_emails(list_id) == valid
     assert report["delivery"]["rejected"] == len(invalid)
     assert mkto.rate_limited == 0  # 10 calls a second: the budget kept every call within it

@@ -29,7 +29,7 @@ from lytics_provider.sync.events import event_id
 from lytics_provider.sync.plan import SyncPlan
 from lytics_sandbox.segment import MAX_BATCH_BYTES, SegmentSandbox
 from tests.conformance.runner import JobRun
-from tests.helpers import lytics_conn
+from tests.helpers import lytics_conn, serve_connection
 from tests.integration.test_sync_engine import member, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,9 +61,7 @@ def stand(
     segment_stand.sources[KEY].events.clear()
     segment_stand.dropped.clear()
     segment_stand.duplicates = 0
-    monkeypatch.setenv("AIRFLOW_CONN_SEGMENT_DEFAULT", json.dumps(segment_stand.connection(KEY)))
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+    serve_connection(monkeypatch, tmp_path, "segment_default", segment_stand.connection(KEY))
     yield segment_stand
     segment_stand.faults.clear()
 

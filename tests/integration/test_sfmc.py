@@ -26,6 +26,7 @@ from lytics_sandbox.sfmc import SfmcSandbox
 from lytics_sandbox.synth import SyntheticAccount
 from tests.conformance.destinations import count_bodies
 from tests.conformance.runner import JobRun
+from tests.helpers import audience_emails, serve_connection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,19 +47,8 @@ def sfmc(
     sfmc_server: SfmcSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, lytics: Any
 ) -> SfmcSandbox:
     sfmc_server.reset()
-    monkeypatch.setenv("AIRFLOW_CONN_SFMC_DEFAULT", json.dumps(sfmc_server.connection()))
-    monkeypatch.setenv("LYTICS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(http.RetryPolicy, "backoff", lambda self, attempt: 0.0)
+    serve_connection(monkeypatch, tmp_path, "sfmc_default", sfmc_server.connection())
     return sfmc_server
-
-
-def vip_emails(lytics: Any, valid: bool = True) -> set[str]:
-    found = set()
-    for member in lytics.expected_members("vip"):
-        email = str(member.get("email") or "").lower()
-        if ("@" in email and "." in email.split("@")[-1]) == valid:
-            found.add(email)
-    return found
 
 
 def test_token_from_json_body_and_calls_on_the_rest_instance(sfmc: SfmcSandbox) -> None:
@@ -110,7 +100,7 @@ def test_existing_data_extension_rows_in_rowsets_of_50_with_rejects(sfmc: SfmcSa
     sizes = count_bodies(sfmc, "rowset", lambda request: len(request.json()))
     report = JobRun(config, "sfmc_vip").run()["report"]
     de = sfmc.data.data_extension("VIP")
-    valid, invalid = vip_emails(lytics), vip_emails(lytics, valid=False)
+    valid, invalid = audience_emails(lytics, "vip")
     assert invalid, "the synthetic audience holds invalid emails"
     assert {row["Email"] for row in de.rows.values()} == valid
     assert report["delivery"]["rejected"] == len(invalid)
@@ -145,7 +135,7 @@ def test_new_data_extension_is_created_once_and_a_foreign_key_is_refused(
     JobRun(config, "sfmc_new").run()
     de = sfmc.data.data_extension("Lytics_VIP")
     assert de.columns == {"SubscriberKey": "EmailAddress", "FirstName": "Text"}
-    assert {k[0] for k in de.rows} == vip_emails(lytics)
+    assert {k[0] for k in de.rows} == audience_emails(lytics, "vip")[0]
     JobRun(config, "sfmc_new", day=24).run()  # the job's own data extension: found again, nothing resent
     assert sfmc.calls_to("soap") == 2
     with pytest.raises(ValueError, match="did not create data extension 'Lytics_VIP'"):
@@ -162,8 +152,8 @@ def test_trigger_journey_sends_enters_only_with_mapped_data(sfmc: SfmcSandbox, l
     }
     report = JobRun(config, "sfmc_journey").run()["report"]
     events = sfmc.data.journey_events
-    assert {e["ContactKey"] for e in events} == vip_emails(lytics)
-    assert len(events) == len(vip_emails(lytics)) == sfmc.calls_to("event")
+    assert {e["ContactKey"] for e in events} == audience_emails(lytics, "vip")[0]
+    assert len(events) == len(audience_emails(lytics, "vip")[0]) == sfmc.calls_to("event")
     assert all(set(e["Data"]) <= {"FirstName"} for e in events)
     assert report["delivery"]["entry_events"] == len(events)
 
@@ -180,7 +170,7 @@ def test_a_429_waits_for_retry_after_and_sends_again(sfmc: SfmcSandbox, lytics: 
     sfmc.faults.add("429", path_regex=r"/interaction/v1/events", retry_after=0, times=2)
     config = {"type": "sfmc_trigger_journey", "audience": "vip", "event_definition_key": "APIEvent-1"}
     JobRun(config, "sfmc_429").run()
-    assert len(sfmc.data.journey_events) == len(vip_emails(lytics))
+    assert len(sfmc.data.journey_events) == len(audience_emails(lytics, "vip")[0])
 
 
 def test_example_configs_load() -> None:

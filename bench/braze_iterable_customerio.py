@@ -34,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.snapshots import write_snapshot
 
 DESTINATION_BENCH = "Braze / Iterable / Customer.io"
 
@@ -43,16 +44,6 @@ def members(start: int, count: int) -> list[dict[str, Any]]:
         {"_uid": f"u{i}", "email": f"user{i}@example.com", "user_id": f"id{i}", "first_name": f"F{i}"}
         for i in range(start, start + count)
     ]
-
-
-def write_snapshot(path: Path, rows: list[dict[str, Any]]) -> Path:
-    from lytics_provider.pipeline.snapshot import Snapshot
-
-    with Snapshot(path) as snap:
-        for offset in range(0, len(rows), 5000):
-            snap.add_page(rows[offset : offset + 5000], "", total=None)
-        snap.mark_complete()
-    return path
 
 
 def run(

@@ -28,6 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.snapshots import write_snapshot
+
 DESTINATION_BENCH = "Mailchimp / SendGrid"
 MAILCHIMP_MAX_BATCH = 500
 SENDGRID_MAX_BATCH = 30_000
@@ -44,16 +46,6 @@ def members(start: int, count: int, audience_id: str) -> list[dict[str, Any]]:
         }
         for i in range(start, start + count)
     ]
-
-
-def write_snapshot(path: Path, rows: list[dict[str, Any]]) -> Path:
-    from lytics_provider.pipeline.snapshot import Snapshot
-
-    with Snapshot(path) as snap:
-        for offset in range(0, len(rows), 5000):
-            snap.add_page(rows[offset : offset + 5000], "", total=None)
-        snap.mark_complete()
-    return path
 
 
 def run(

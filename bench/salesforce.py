@@ -28,6 +28,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.snapshots import write_snapshot
+
 DESTINATION_BENCH = "Salesforce"
 CALLS_PER_JOB = 6
 UPLOAD_LIMIT = 100 * 1024 * 1024
@@ -38,16 +40,6 @@ def members(start: int, count: int) -> list[dict[str, Any]]:
         {"_uid": f"u{i}", "email": f"user{i}@example.com", "first_name": f"F{i}"}
         for i in range(start, start + count)
     ]
-
-
-def write_snapshot(path: Path, rows: list[dict[str, Any]]) -> Path:
-    from lytics_provider.pipeline.snapshot import Snapshot
-
-    with Snapshot(path) as snap:
-        for offset in range(0, len(rows), 5000):
-            snap.add_page(rows[offset : offset + 5000], "", total=None)
-        snap.mark_complete()
-    return path
 
 
 def deliver(work: Path, snapshot: Path, previous: Path | None, run_id: str) -> tuple[dict[str, Any], float]:

@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
+from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response, most_in_window
 
 REMOVE_LIMIT = 150
 IMPORT_BODY_LIMIT = 10 * 1024 * 1024
@@ -159,13 +159,7 @@ class BrevoSandbox(SandboxHTTPServer):
 
     def peak(self, window: float | None = None) -> int:
         """The most calls served within any ``window`` seconds (default the rate-limit window)."""
-        span = self.window if window is None else window
-        times, best, start = sorted(self.history), 0, 0
-        for end, moment in enumerate(times):
-            while times[start] <= moment - span:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return most_in_window(self.history, self.window if window is None else window)
 
     def connection(self) -> dict[str, Any]:
         """An Airflow connection (JSON form): Host = API URL, Password = API key."""

@@ -23,7 +23,7 @@ import ssl
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -89,6 +89,16 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def most_in_window(times: Iterable[float], span: float) -> int:
+    """The most of ``times`` (call times, seconds) that fall within any ``span`` seconds."""
+    ordered, best, start = sorted(times), 0, 0
+    for end, moment in enumerate(ordered):
+        while ordered[start] <= moment - span:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

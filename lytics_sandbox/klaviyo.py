@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer
+from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, most_in_window
 
 JOB_LIMIT = 10_000
 JOB_BYTES = 5 * 1024 * 1024
@@ -167,12 +167,7 @@ class TierLimits:
 
     def peak(self, window: float) -> int:
         """Most calls accepted in any ``window`` seconds (unscaled)."""
-        times, best, start = self.history, 0, 0
-        for end, moment in enumerate(times):
-            while times[start] <= moment - window * self.scale:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return most_in_window(self.history, window * self.scale)
 
     def take(self) -> float | None:
         """None when the call is allowed, else the seconds to wait (``Retry-After``)."""

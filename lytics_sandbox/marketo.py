@@ -59,7 +59,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response
+from lytics_sandbox.httpserver import Request, Response, SandboxHTTPServer, json_response, most_in_window
 
 EXPORT_QUOTA = 500 * 1024 * 1024
 QUEUE_LIMIT = 10
@@ -205,13 +205,7 @@ class MarketoSandbox(SandboxHTTPServer):
 
     def peak(self, window: float | None = None) -> int:
         """The most calls served within any ``window`` seconds (default the rate-limit window)."""
-        span = self.window if window is None else window
-        times, best, start = sorted(self.history), 0, 0
-        for end, moment in enumerate(times):
-            while times[start] <= moment - span:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return most_in_window(self.history, self.window if window is None else window)
 
     def connection(self) -> dict[str, Any]:
         """An Airflow connection (JSON form): Host = the REST URL."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lytics_sandbox.azurite import connection_string, start_azurite
+from lytics_sandbox.google_keys import service_account_key
 
 PROJECT = "lytics-demo"
 AWS_REGION = "us-east-1"
@@ -290,7 +291,7 @@ def _google(stands: DemoStands, needs: JobNeeds) -> None:
     )
     tokens.start()
     stands.keep(tokens, "google_oauth")
-    key = _service_account_key(tokens.base_url)
+    key = service_account_key(PROJECT, f"{tokens.base_url}/token", "demo")
     conn = {
         "conn_type": "google_cloud_platform",
         "extra": {"project": PROJECT, "keyfile_dict": json.dumps(key)},
@@ -305,26 +306,6 @@ def _google(stands: DemoStands, needs: JobNeeds) -> None:
     for bucket in needs.named("bucket", "gcs_bucket"):
         with contextlib.suppress(Exception):
             client.create_bucket(bucket)
-
-
-def _service_account_key(token_host: str) -> dict[str, str]:
-    """A service-account key (a new RSA key) whose token endpoint is a local route."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": PROJECT,
-        "private_key_id": "demo",
-        "private_key": pem,
-        "client_email": f"lytics@{PROJECT}.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": f"{token_host}/token",
-    }
 
 
 def _http_stand_ins(stands: DemoStands, needs: JobNeeds) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from lytics_sandbox.google_keys import service_account_key
 from tests.conformance.destinations import AUDIENCE, Destination, Stands, Target, uid
 from tests.conformance.destinations._event_readback import held_members
 
@@ -24,32 +25,13 @@ def pubsub_stand() -> Iterator[Any]:
         yield stand
 
 
-def service_account_key() -> dict[str, str]:
-    """A service-account key file's JSON (a new RSA key); the emulator client never signs with it."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {
-        "type": "service_account",
-        "project_id": PROJECT,
-        "private_key_id": "conformance",
-        "private_key": pem,
-        "client_email": f"lytics@{PROJECT}.iam.gserviceaccount.com",
-        "client_id": "1",
-        "token_uri": "https://oauth2.googleapis.com/token",
-    }
-
-
 def pubsub(stands: Stands) -> Target:
     import grpc
 
     stand = stands.pubsub_stand
     stand.clear()
-    key = service_account_key()
+    # the emulator client never signs with the key
+    key = service_account_key(PROJECT, "https://oauth2.googleapis.com/token", "conformance")
     secret = key["private_key"].splitlines()[5]  # one line of the private key
     stands.monkeypatch.setenv("PUBSUB_EMULATOR_HOST", stand.address)
     conn = {

@@ -20,11 +20,11 @@ from lytics_provider.sync.plan import Work
 from lytics_sandbox.sfmc import SfmcSandbox
 from tests.conformance.destinations import count_bodies
 from tests.conformance.runner import JobRun
+from tests.helpers import audience_emails
 from tests.integration import test_sfmc
 
 # the Marketing Cloud stand-in's fixtures, shared with test_sfmc.py
 sfmc_server, sfmc, lytics_account = test_sfmc.sfmc_server, test_sfmc.sfmc, test_sfmc.lytics_account
-vip_emails = test_sfmc.vip_emails
 
 LIST_ID = "77"
 
@@ -45,10 +45,10 @@ def on_list(sandbox: SfmcSandbox) -> dict[str, str]:
 
 def churn(lytics: Any) -> tuple[set[str], set[str]]:
     """Move ``vip`` on a step (10 exits, 5 enters); the valid emails that left and that came."""
-    before = vip_emails(lytics)
+    before = audience_emails(lytics, "vip")[0]
     lytics.set_churn("vip", exits=10, enters=5, changes=0)
     lytics.set_version("vip", 1)
-    after = vip_emails(lytics)
+    after = audience_emails(lytics, "vip")[0]
     return before - after, after - before
 
 
@@ -56,7 +56,7 @@ def test_enters_become_active_subscribers_on_the_list_with_attributes(sfmc: Sfmc
     sfmc.data.add_list(LIST_ID, "VIP")
     sizes = count_bodies(sfmc, "soap", lambda request: request.body.count(b"<SubscriberKey>"))
     report = JobRun(lists_config(batch_size=40), "sfmc_list").run()["report"]
-    valid, invalid = vip_emails(lytics), vip_emails(lytics, valid=False)
+    valid, invalid = audience_emails(lytics, "vip")
     assert invalid, "the synthetic audience holds invalid emails"
     assert on_list(sfmc) == dict.fromkeys(valid, "Active")
     assert all("First Name" in sfmc.data.subscribers[key]["Attributes"] for key in valid)
@@ -90,7 +90,7 @@ def test_an_enter_never_resubscribes_someone_unsubscribed_from_the_list(
     sfmc: SfmcSandbox, lytics: Any
 ) -> None:
     sfmc.data.add_list(LIST_ID, "VIP")
-    member = sorted(vip_emails(lytics))[0]
+    member = sorted(audience_emails(lytics, "vip")[0])[0]
     sfmc.data.add_subscriber(member, member, sfmc_created())
     sfmc.data.list_members[LIST_ID][member] = "Unsubscribed"
     JobRun(lists_config(), "sfmc_no_resubscribe").run()
